@@ -1,0 +1,1 @@
+"""The HTTP shell: routers, request/response schemas, auth and error rendering."""

@@ -1,0 +1,130 @@
+"""Scoped bearer tokens: `push` (ingest), `read` (query), `admin` (everything).
+
+Tokens arrive as `Authorization: Bearer <token>` or as HTTP basic auth with the token as the
+password (what Pushgateway clients send). With no admin token configured the service runs
+open, which `app.cli` only allows on a loopback address.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.api.context import AppContext, get_context
+from app.errors import Forbidden, Unauthorized
+from app.store.tokens import find_by_secret, hash_secret
+
+__all__ = ["Principal", "RequireAdmin", "RequirePush", "RequireRead", "require"]
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ciuic", Basic realm="ciuic"'}
+_CACHE_TTL_S = 5.0  # a revoked token stops working on other replicas within this
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: str  # "admin" for the bootstrap token, "anonymous" in open mode
+    scope: str
+
+    def allows(self, scope: str) -> bool:
+        return self.scope == "admin" or self.scope == scope
+
+
+def _secret_from(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    kind, _, value = header.partition(" ")
+    value = value.strip()
+    if kind.lower() == "bearer" and value:
+        return value
+    if kind.lower() == "basic" and value:
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or user or None
+    return None
+
+
+class TokenCache:
+    """Short-lived memory of token look-ups, so a push costs no extra query."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+
+    def get(self, key: str) -> tuple[bool, Principal | None]:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, principal: Principal | None) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + _CACHE_TTL_S, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def token_cache(ctx: AppContext) -> TokenCache:
+    cache = ctx.extras.get("token_cache")
+    if not isinstance(cache, TokenCache):
+        cache = TokenCache()
+        ctx.extras["token_cache"] = cache
+    return cache
+
+
+async def authenticate(ctx: AppContext, request: Request) -> Principal:
+    if not ctx.settings.auth_enabled:
+        return Principal("anonymous", "admin")
+    secret = _secret_from(request)
+    if secret is None:
+        raise Unauthorized("a bearer token is required", headers=_CHALLENGE)
+    admin = ctx.settings.admin_token
+    if admin is not None and hmac.compare_digest(
+        secret.encode(), admin.get_secret_value().encode()
+    ):
+        return Principal("admin", "admin")
+    cache = token_cache(ctx)
+    key = hash_secret(secret)
+    hit, principal = cache.get(key)
+    if not hit:
+        async with ctx.db.read() as conn:
+            stored = await find_by_secret(conn, secret)
+        principal = (
+            Principal(stored.id, stored.scope)
+            if stored is not None and stored.revoked_us is None
+            else None
+        )
+        cache.put(key, principal)
+    if principal is None:
+        raise Unauthorized("the token is unknown or revoked", headers=_CHALLENGE)
+    return principal
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    async def dependency(request: Request) -> Principal:
+        ctx = get_context(request)
+        principal = await authenticate(ctx, request)
+        if not principal.allows(scope):
+            raise Forbidden(
+                f"this token has scope {principal.scope!r}; the operation needs {scope!r}",
+                details={"scope": principal.scope, "required": scope},
+            )
+        request.state.principal = principal
+        return principal
+
+    return dependency
+
+
+RequirePush = Annotated[Principal, Depends(require("push"))]
+RequireRead = Annotated[Principal, Depends(require("read"))]
+RequireAdmin = Annotated[Principal, Depends(require("admin"))]

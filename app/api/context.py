@@ -1,0 +1,37 @@
+"""What every request can reach: settings, the database, stores, the clock, our own metrics.
+
+Built once in the app's lifespan (app.main) and handed to routes through `Ctx`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.clock import Clock
+from app.settings import Settings
+from app.store.db import Database
+from app.store.series import SeriesStore
+from app.telemetry import Telemetry
+
+__all__ = ["AppContext", "Ctx", "get_context"]
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    series: SeriesStore
+    clock: Clock
+    telemetry: Telemetry
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]

@@ -1,0 +1,88 @@
+"""Rendering every failure as `{"error": {"code", "message", "details"}}`.
+
+A database that cannot be reached is a 503 with Retry-After, never a 500; request validation
+failures are 422 with one entry per field.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import ApiError
+from app.store.db import is_unavailable
+
+__all__ = ["error_body", "install_error_handlers"]
+
+log = logging.getLogger("ciuic.api")
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _retry_after(request: Request) -> str:
+    ctx = getattr(request.app.state, "ctx", None)
+    return str(ctx.settings.db_retry_after_s if ctx is not None else 5)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is not None and exc.status < 500:
+        ctx.telemetry.rejects.labels(exc.code).inc()
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return JSONResponse(
+        error_body("invalid", f"{len(details)} invalid field(s) in the request", details),
+        status_code=422,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_unavailable(exc):
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse(
+            error_body(
+                "database_unavailable",
+                "the database is unavailable; nothing was written, retry later",
+            ),
+            status_code=503,
+            headers={"Retry-After": _retry_after(request)},
+        )
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal", "internal error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(SQLAlchemyError, _unexpected)
+    app.add_exception_handler(OSError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

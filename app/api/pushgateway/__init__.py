@@ -1,0 +1,1 @@
+"""The Pushgateway protocol: routes, the grouping key in the URL, and the pushed text."""

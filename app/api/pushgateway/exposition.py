@@ -1,0 +1,93 @@
+"""Parse and check a pushed body (text exposition format 0.0.4).
+
+prometheus_client's parser does the tokenising; it does not check what the Pushgateway
+rejects, so that is done here: samples with timestamps, duplicate series, bad label names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.api.pushgateway.grouping import LABEL_NAME
+from app.errors import BadRequest
+
+__all__ = ["PushedFamily", "PushedSample", "parse_push_body"]
+
+
+@dataclass(frozen=True, slots=True)
+class PushedSample:
+    name: str  # the sample's own name: x_total, x_bucket, x_sum, ...
+    labels: dict[str, str]  # body labels overridden by the grouping key
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class PushedFamily:
+    name: str
+    type: str  # gauge, counter, histogram, summary, untyped, ...
+    help: str
+    samples: tuple[PushedSample, ...]
+
+
+def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
+    """Raises BadRequest with the Pushgateway's reason when the body is not acceptable."""
+    try:
+        parsed = list(text_string_to_metric_families(text))
+    except Exception as exc:  # the parser raises ValueError, IndexError, KeyError, ...
+        raise BadRequest(
+            f"text format parsing error: {exc or type(exc).__name__}", code="parse_error"
+        ) from exc
+    families: dict[str, PushedFamily] = {}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for metric in parsed:
+        kind = "untyped" if metric.type == "unknown" else metric.type
+        name = metric.name
+        if kind == "counter" and metric.samples and not name.endswith("_total"):
+            name += "_total"  # the parser strips it; the Pushgateway keeps the name as sent
+        if name in families and families[name].type != kind:
+            raise BadRequest(
+                f"metric {name!r} is declared with two types in one push",
+                code="type_clash",
+            )
+        pushed: list[PushedSample] = []
+        for sample in metric.samples:
+            if sample.timestamp is not None:
+                raise BadRequest(
+                    f"pushed metrics must not have timestamps (sample {sample.name!r})",
+                    code="timestamp_not_allowed",
+                )
+            for label in sample.labels:
+                if not LABEL_NAME.match(label) or label.startswith("__"):
+                    raise BadRequest(f"improper label name {label!r}", code="invalid_label")
+            labels = {**sample.labels, **grouping}
+            identity = (sample.name, tuple(sorted(labels.items())))
+            if identity in seen:
+                raise BadRequest(
+                    f"duplicate series {sample.name}{_render(labels)} in the pushed metrics",
+                    code="duplicate_series",
+                )
+            seen.add(identity)
+            pushed.append(PushedSample(sample.name, labels, float(sample.value)))
+        previous = families.get(name)
+        samples = (previous.samples if previous else ()) + tuple(pushed)
+        families[name] = PushedFamily(name, kind, metric.documentation, samples)
+    return list(families.values())
+
+
+def _render(labels: dict[str, str]) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return "{" + inner + "}"
+
+
+def format_value(value: float) -> str:
+    """Render a value as the Pushgateway's JSON API does (Go's shortest form)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)

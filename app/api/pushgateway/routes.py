@@ -1,0 +1,208 @@
+"""Pushgateway-compatible routes: PUT/POST/DELETE /metrics/job/<job>{/<label>/<value>}.
+
+A push is answered only after its group and its samples are committed. The catch-all path
+parameter means no request here is ever redirected (prometheus_client treats a 307 as failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from app.api.auth import RequirePush, RequireRead
+from app.api.body import read_body
+from app.api.context import Ctx
+from app.api.pushgateway.exposition import PushedFamily, format_value, parse_push_body
+from app.api.pushgateway.grouping import parse_grouping_key
+from app.errors import BadRequest, PayloadTooLarge
+from app.store import pushgroups
+from app.store.series import SampleRow, SeriesKey
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["pushgateway"])
+
+_PROTOBUF = "application/vnd.google.protobuf"
+_BIG_BODY = 64 * 1024  # parse bodies above this off the event loop
+_TEXT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "description": "Text exposition format 0.0.4; may be gzip-compressed.",
+    }
+}
+
+
+def _grouping(request: Request) -> dict[str, str]:
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    prefix = request.scope.get("root_path", "") + "/metrics/"
+    if not path.startswith(prefix):
+        prefix = "/metrics/"
+    return parse_grouping_key(path[len(prefix) :])
+
+
+async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
+    protocol = "pushgateway"
+    grouping = _grouping(request)
+    if request.headers.get("content-type", "").startswith(_PROTOBUF):
+        raise BadRequest(
+            "the protobuf exposition format is not supported; push the text format",
+            code="unsupported_format",
+        )
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the body is not valid UTF-8", code="parse_error") from exc
+    if len(text) > _BIG_BODY:
+        families = await asyncio.to_thread(parse_push_body, text, grouping)
+    else:
+        families = parse_push_body(text, grouping)
+    count = sum(len(f.samples) for f in families)
+    if count > ctx.settings.max_samples_per_push:
+        raise PayloadTooLarge(
+            f"the push has {count} samples; the limit (CIUIC_MAX_SAMPLES_PER_PUSH) is "
+            f"{ctx.settings.max_samples_per_push}",
+            code="too_many_samples",
+            details={"samples": count, "limit": ctx.settings.max_samples_per_push},
+        )
+    now_us = ctx.clock.stamp_us()
+    rows = [
+        SampleRow(SeriesKey.of(s.name, s.labels), now_us, s.value)
+        for f in families
+        for s in f.samples
+    ]
+    async with ctx.db.transaction() as conn:
+        await pushgroups.push(
+            conn, grouping, _to_group(families), replace_all=replace_all, now_us=now_us
+        )
+        written = await ctx.series.write(conn, rows, now_us=now_us)
+    ctx.series.remember(written)
+    ctx.telemetry.pushes.labels(protocol, "accepted").inc()
+    ctx.telemetry.samples.labels(protocol).inc(written.samples)
+    return Response(status_code=200)
+
+
+def _to_group(families: list[PushedFamily]) -> list[pushgroups.GroupFamily]:
+    return [
+        pushgroups.GroupFamily(
+            f.name, f.type, f.help, [(s.name, s.labels, s.value) for s in f.samples]
+        )
+        for f in families
+    ]
+
+
+@router.put(
+    "/metrics/{grouping:path}",
+    operation_id="push_replace_group",
+    summary="Replace a group's metrics (Pushgateway PUT, prometheus_client push_to_gateway)",
+    openapi_extra=_TEXT_BODY,
+)
+async def push_replace(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
+    return await _push(ctx, request, replace_all=True)
+
+
+@router.post(
+    "/metrics/{grouping:path}",
+    operation_id="push_add_to_group",
+    summary="Replace the families named in the body (Pushgateway POST, pushadd_to_gateway)",
+    openapi_extra=_TEXT_BODY,
+)
+async def push_add(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
+    return await _push(ctx, request, replace_all=False)
+
+
+@router.delete(
+    "/metrics/{grouping:path}",
+    status_code=202,
+    operation_id="push_delete_group",
+    summary="Delete a group (Pushgateway DELETE, delete_from_gateway)",
+)
+async def push_delete(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
+    labels = _grouping(request)
+    async with ctx.db.transaction() as conn:
+        await pushgroups.delete_group(conn, labels)
+    ctx.telemetry.pushes.labels("pushgateway", "deleted").inc()
+    return Response(status_code=202)
+
+
+def _rfc3339(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _family_json(family: pushgroups.StoredFamily, grouping: dict[str, str]) -> dict[str, Any]:
+    metrics: list[dict[str, Any]] = []
+    if family.type in ("histogram", "summary"):
+        by_labels: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for name, labels, value in family.samples:
+            own = {k: v for k, v in labels.items() if k not in ("le", "quantile")}
+            entry = by_labels.setdefault(tuple(sorted(own.items())), {"labels": own})
+            if name.endswith("_bucket"):
+                entry.setdefault("buckets", {})[labels.get("le", "")] = format_value(value)
+            elif name.endswith("_count"):
+                entry["count"] = format_value(value)
+            elif name.endswith("_sum"):
+                entry["sum"] = format_value(value)
+            else:
+                entry.setdefault("quantiles", {})[labels.get("quantile", "")] = format_value(value)
+        metrics = list(by_labels.values())
+    else:
+        metrics = [
+            {"labels": labels, "value": format_value(value)} for _, labels, value in family.samples
+        ]
+    for m in metrics:
+        m["labels"].setdefault("instance", "")
+        m["labels"].update(grouping)
+    return {
+        "time_stamp": _rfc3339(family.pushed_us),
+        "type": family.type.upper(),
+        "help": family.help,
+        "metrics": metrics,
+    }
+
+
+@router.get(
+    "/api/v1/metrics",
+    operation_id="list_push_groups",
+    summary="All pushed groups, in the Pushgateway's JSON shape",
+)
+async def list_groups(ctx: Ctx, _auth: RequireRead) -> dict[str, Any]:
+    async with ctx.db.read() as conn:
+        groups = await pushgroups.list_groups(conn)
+    data: list[dict[str, Any]] = []
+    for group in groups:
+        labels = {"instance": "", **group.labels}
+        entry: dict[str, Any] = {"labels": labels, "last_push_successful": True}
+        for family in group.families:
+            entry[family.name] = _family_json(family, labels)
+        stamp = _rfc3339(group.last_push_us)
+        for name, value in (
+            ("push_time_seconds", group.last_push_us / 1e6),
+            ("push_failure_time_seconds", 0.0),
+        ):
+            entry[name] = {
+                "time_stamp": stamp,
+                "type": "GAUGE",
+                "help": "Last Unix time when changing this group in the Pushgateway succeeded."
+                if name == "push_time_seconds"
+                else "Last Unix time when changing this group in the Pushgateway failed.",
+                "metrics": [{"labels": dict(labels), "value": format_value(value)}],
+            }
+        data.append(entry)
+    return {"status": "success", "data": data}
+
+
+@router.get("/-/healthy", response_class=PlainTextResponse, include_in_schema=False)
+async def pgw_healthy() -> str:
+    return "OK"
+
+
+@router.get("/-/ready", response_class=PlainTextResponse, include_in_schema=False)
+async def pgw_ready(ctx: Ctx) -> str:
+    await ctx.db.ping()
+    return "OK"

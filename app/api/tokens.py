@@ -1,0 +1,73 @@
+"""Token management (admin scope): create (secret shown once), list, revoke."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.auth import RequireAdmin, token_cache
+from app.api.context import Ctx
+from app.errors import NotFound
+from app.store import tokens as store
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    scope: Literal["push", "read", "admin"]
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scope: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret. Shown only in this response; store it now.")
+
+
+def _time(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
+
+
+def _out(t: store.StoredToken) -> TokenOut:
+    created = _time(t.created_us)
+    assert created is not None
+    return TokenOut(
+        id=t.id, name=t.name, scope=t.scope, created_at=created, revoked_at=_time(t.revoked_us)
+    )
+
+
+@router.post("", status_code=201, operation_id="create_token", response_model=TokenCreated)
+async def create_token(ctx: Ctx, body: TokenCreate, _auth: RequireAdmin) -> TokenCreated:
+    async with ctx.db.transaction() as conn:
+        stored, secret = await store.create_token(
+            conn, name=body.name, scope=body.scope, now_us=ctx.clock.stamp_us()
+        )
+    return TokenCreated(**_out(stored).model_dump(), token=secret)
+
+
+@router.get("", operation_id="list_tokens", response_model=list[TokenOut])
+async def list_tokens(ctx: Ctx, _auth: RequireAdmin) -> list[TokenOut]:
+    async with ctx.db.read() as conn:
+        return [_out(t) for t in await store.list_tokens(conn)]
+
+
+@router.delete("/{token_id}", status_code=204, operation_id="revoke_token")
+async def revoke_token(ctx: Ctx, token_id: str, _auth: RequireAdmin) -> Response:
+    async with ctx.db.transaction() as conn:
+        found = await store.revoke_token(conn, token_id, ctx.clock.stamp_us())
+    if found is None:
+        raise NotFound(f"no token with id {token_id!r}")
+    token_cache(ctx).clear()
+    return Response(status_code=204)

@@ -1,0 +1,98 @@
+"""`ciuic` command line: serve, migrate, openapi (and simulate, in app.cli.simulate)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.logs import configure_logging
+    from app.main import create_app
+    from app.settings import get_settings
+    from app.store.migrate import upgrade
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    settings = settings.model_copy(update={"host": host, "port": port})
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    if not settings.auth_enabled and not settings.bind_is_loopback(host):
+        print(
+            f"ciuic: refusing to serve on {host}: no CIUIC_ADMIN_TOKEN is set, so the API would "
+            "be open to the network. Set CIUIC_ADMIN_TOKEN, or bind to 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(upgrade(settings.database_url))
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from app.settings import get_settings
+    from app.store.migrate import downgrade, upgrade
+
+    url = get_settings().database_url
+    if args.downgrade:
+        asyncio.run(downgrade(url, args.downgrade))
+    else:
+        asyncio.run(upgrade(url, args.revision))
+    print(f"ciuic: database at {args.downgrade or args.revision}", file=sys.stderr)
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from app.openapi import export_openapi
+
+    text = json.dumps(export_openapi(), indent=2, sort_keys=True) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ciuic", description="Predictive GPU autoscaler")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (applies pending migrations first)")
+    serve.add_argument("--host", help="bind address (default CIUIC_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default CIUIC_PORT or 8080)")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply the database migrations and exit")
+    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION")
+    migrate.set_defaults(func=_migrate)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", "-o", default="openapi/openapi.json")
+    openapi.set_defaults(func=_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""The application factory: where every request enters (routers below) and where the
+background workers start (lifespan)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api import ops, query, samples, tokens
+from app.api.context import AppContext
+from app.api.errors import install_error_handlers
+from app.api.pushgateway import routes as pushgateway
+from app.clock import Clock, SystemClock
+from app.settings import Settings, get_settings
+from app.store.db import Database
+from app.store.series import SeriesStore
+from app.telemetry import Telemetry
+from app.workers.rollups import rollup_loop
+from app.workers.supervisor import Supervisor
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("ciuic")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        ctx = AppContext(
+            settings=settings,
+            db=db,
+            series=SeriesStore(
+                max_series_per_job=settings.max_series_per_job,
+                lateness_us=int(settings.rollup_lateness_s * 1e6),
+            ),
+            clock=clock or SystemClock(),
+            telemetry=Telemetry(),
+        )
+        app.state.ctx = ctx
+        supervisor = Supervisor()
+        if settings.run_workers:
+            supervisor.start("rollups", rollup_loop(db, settings, ctx.clock, ctx.telemetry))
+        if not settings.auth_enabled:
+            log.warning(
+                "no CIUIC_ADMIN_TOKEN set: the API is open to anyone who can reach %s",
+                settings.host,
+            )
+        try:
+            yield
+        finally:
+            await supervisor.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Ciuic",
+        version="0.1.0",
+        summary="Predictive autoscaler for GPU inference on Kubernetes",
+        lifespan=lifespan,
+        redirect_slashes=False,  # a redirected push fails in prometheus_client
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        ctx: AppContext | None = getattr(request.app.state, "ctx", None)
+        if ctx is not None:
+            ctx.telemetry.latency.labels(request.method, path).observe(
+                time.perf_counter() - started
+            )
+        return response
+
+    for module in (ops, pushgateway, samples, query, tokens):
+        app.include_router(module.router)
+    return app

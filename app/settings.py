@@ -1,0 +1,73 @@
+"""Service settings, read once from the environment (prefix `CIUIC_`) or a `.env` file.
+
+Nothing else in the code base reads `os.environ`: everything configurable is a field here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIUIC_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./ciuic.db"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    admin_token: SecretStr | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Limits on ingestion; each breach answers 413 or 429 and names the limit.
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_samples_per_push: int = Field(50_000, ge=1)
+    max_series_per_job: int = Field(10_000, ge=1)
+    max_future_skew_s: float = Field(300.0, ge=0)  # JSON samples further ahead are rejected
+
+    # Retention of the time series and its rollups, in days.
+    raw_retention_days: float = Field(14.0, gt=0)
+    rollup_1m_retention_days: float = Field(90.0, gt=0)
+    rollup_1h_retention_days: float = Field(800.0, gt=0)
+    rollup_interval_s: float = Field(30.0, gt=0)
+    rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
+
+    db_retry_after_s: int = Field(5, ge=1)  # Retry-After on 503 when the database is down
+    run_workers: bool = True  # background loops (rollups, retention, ...) in this process
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
+            return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.admin_token is not None and bool(self.admin_token.get_secret_value())
+
+    def bind_is_loopback(self, host: str | None = None) -> bool:
+        host = host or self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

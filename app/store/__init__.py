@@ -1,0 +1,1 @@
+"""Persistence: the schema, the time-series store, push groups, tokens, rollups, migrations."""

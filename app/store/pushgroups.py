@@ -1,0 +1,140 @@
+"""Pushgateway groups, persisted so that every replica of the service sees the same state.
+
+A push locks its group's row for the length of its transaction (the upsert does that), so
+concurrent pushes to one group apply one after another: the last committed write wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.errors import BadRequest
+from app.store.series import canonical_labels
+from app.store.tables import push_families, push_groups
+
+__all__ = ["GroupFamily", "StoredFamily", "StoredGroup", "delete_group", "list_groups", "push"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFamily:
+    """A family as it is written: samples as (sample name, labels, value)."""
+
+    name: str
+    type: str
+    help: str
+    samples: Sequence[tuple[str, dict[str, str], float]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFamily:
+    name: str
+    type: str
+    help: str
+    samples: list[tuple[str, dict[str, str], float]]
+    pushed_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGroup:
+    labels: dict[str, str]
+    last_push_us: int
+    families: list[StoredFamily]
+
+
+def group_key(labels: dict[str, str]) -> str:
+    return hashlib.blake2b(canonical_labels(labels).encode(), digest_size=16).hexdigest()
+
+
+async def push(
+    conn: AsyncConnection,
+    grouping: dict[str, str],
+    families: Sequence[GroupFamily],
+    *,
+    replace_all: bool,
+    now_us: int,
+) -> None:
+    """PUT (`replace_all`) replaces the group; POST replaces only the families named."""
+    values = {
+        "key": group_key(grouping),
+        "labels": canonical_labels(grouping),
+        "last_push_us": now_us,
+    }
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        push_groups
+    )
+    group_id = await conn.scalar(
+        insert.values(values)
+        .on_conflict_do_update(index_elements=["key"], set_={"last_push_us": now_us})
+        .returning(push_groups.c.id)
+    )
+    assert group_id is not None
+    await _check_types(conn, group_id, families)
+    delete = sa.delete(push_families).where(push_families.c.group_id == group_id)
+    if not replace_all:
+        delete = delete.where(push_families.c.name.in_([f.name for f in families]))
+    await conn.execute(delete)
+    if families:
+        await conn.execute(
+            sa.insert(push_families),
+            [
+                {
+                    "group_id": group_id,
+                    "name": f.name,
+                    "type": f.type,
+                    "help": f.help,
+                    "samples": json.dumps([[n, lab, v] for n, lab, v in f.samples]),
+                    "pushed_us": now_us,
+                }
+                for f in families
+            ],
+        )
+
+
+async def _check_types(
+    conn: AsyncConnection, group_id: int, families: Sequence[GroupFamily]
+) -> None:
+    if not families:
+        return
+    wanted = {f.name: f.type for f in families}
+    rows = await conn.execute(
+        sa.select(push_families.c.name, push_families.c.type, push_groups.c.labels)
+        .join(push_groups, push_groups.c.id == push_families.c.group_id)
+        .where(push_families.c.name.in_(list(wanted)), push_families.c.group_id != group_id)
+    )
+    for name, kind, labels in rows.all():
+        if kind != wanted[name]:
+            raise BadRequest(
+                f"metric {name!r} is pushed as {wanted[name]} but is a {kind} in group "
+                f"{labels}; a metric name must keep one type across groups",
+                code="type_clash",
+            )
+
+
+async def delete_group(conn: AsyncConnection, grouping: dict[str, str]) -> None:
+    await conn.execute(sa.delete(push_groups).where(push_groups.c.key == group_key(grouping)))
+
+
+async def list_groups(conn: AsyncConnection) -> list[StoredGroup]:
+    groups = (await conn.execute(sa.select(push_groups).order_by(push_groups.c.id))).all()
+    fams = (
+        await conn.execute(
+            sa.select(push_families).order_by(push_families.c.group_id, push_families.c.name)
+        )
+    ).all()
+    by_group: dict[int, list[StoredFamily]] = {}
+    for f in fams:
+        samples = [(str(n), dict(lab), float(v)) for n, lab, v in json.loads(f.samples)]
+        by_group.setdefault(int(f.group_id), []).append(
+            StoredFamily(f.name, f.type, f.help, samples, int(f.pushed_us))
+        )
+    return [
+        StoredGroup(json.loads(g.labels), int(g.last_push_us), by_group.get(int(g.id), []))
+        for g in groups
+    ]

@@ -1,0 +1,165 @@
+"""Rollups (1-minute and 1-hour count/sum/min/max) and retention, run by a background loop.
+
+Each resolution keeps a watermark: buckets below it are final. A pass aggregates from the
+watermark up to `now - lateness`, in bounded chunks so no transaction runs long, and
+re-aggregates any range a backfill marked dirty. Recomputing a bucket replaces it, so a pass
+that is interrupted and repeated gives the same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.store.db import Database
+from app.store.tables import rollup_dirty, rollup_state, rollups_1h, rollups_1m, samples
+
+__all__ = ["RetentionPolicy", "RollupReport", "apply_retention", "roll_up"]
+
+MINUTE_US = 60_000_000
+HOUR_US = 3_600_000_000
+CHUNK_US = 6 * HOUR_US
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    raw_us: int
+    rollup_1m_us: int
+    rollup_1h_us: int
+
+
+@dataclass(slots=True)
+class RollupReport:
+    minute_buckets: int = 0
+    hour_buckets: int = 0
+    dirty_ranges: int = 0
+    deleted_samples: int = 0
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+async def _upsert_buckets(
+    conn: AsyncConnection, target: sa.Table, start_us: int, end_us: int, width_us: int
+) -> int:
+    """Recompute `target`'s buckets in [start, end) from the next finer table."""
+    if end_us <= start_us:
+        return 0
+    if target is rollups_1m:
+        b = (samples.c.ts // width_us) * width_us
+        source = sa.select(
+            samples.c.series_id,
+            b.label("bucket"),
+            sa.func.count().label("count"),
+            sa.func.sum(samples.c.value).label("sum"),
+            sa.func.min(samples.c.value).label("min"),
+            sa.func.max(samples.c.value).label("max"),
+        ).where(samples.c.ts >= start_us, samples.c.ts < end_us)
+        source = source.group_by(samples.c.series_id, sa.text("bucket"))
+    else:
+        fine = rollups_1m
+        b = (fine.c.bucket // width_us) * width_us
+        source = sa.select(
+            fine.c.series_id,
+            b.label("bucket"),
+            sa.func.sum(fine.c.count).label("count"),
+            sa.func.sum(fine.c.sum).label("sum"),
+            sa.func.min(fine.c.min).label("min"),
+            sa.func.max(fine.c.max).label("max"),
+        ).where(fine.c.bucket >= start_us, fine.c.bucket < end_us)
+        source = source.group_by(fine.c.series_id, sa.text("bucket"))
+    stmt = _insert(conn, target).from_select(
+        ["series_id", "bucket", "count", "sum", "min", "max"], source
+    )
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["series_id", "bucket"],
+        set_={
+            "count": excluded["count"],
+            "sum": excluded["sum"],
+            "min": excluded["min"],
+            "max": excluded["max"],
+        },
+    )
+    result = await conn.execute(stmt)
+    return max(int(result.rowcount or 0), 0)
+
+
+async def _get_watermark(conn: AsyncConnection, resolution: str) -> int | None:
+    value = await conn.scalar(
+        sa.select(rollup_state.c.watermark_us).where(rollup_state.c.resolution == resolution)
+    )
+    return None if value is None else int(value)
+
+
+async def _set_watermark(conn: AsyncConnection, resolution: str, value: int) -> None:
+    stmt = _insert(conn, rollup_state).values(resolution=resolution, watermark_us=value)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["resolution"], set_={"watermark_us": value})
+    )
+
+
+async def _advance(
+    db: Database, resolution: str, target: sa.Table, width: int, until_us: int, first_us: int
+) -> int:
+    done = 0
+    async with db.read() as conn:
+        mark = await _get_watermark(conn, resolution)
+    mark = first_us - first_us % width if mark is None else mark
+    while mark < until_us:
+        upto = min(until_us, mark + max(CHUNK_US, width))
+        upto -= upto % width
+        if upto <= mark:
+            break
+        async with db.transaction() as conn:
+            done += await _upsert_buckets(conn, target, mark, upto, width)
+            await _set_watermark(conn, resolution, upto)
+        mark = upto
+    return done
+
+
+async def roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupReport:
+    report = RollupReport()
+    async with db.read() as conn:
+        first = await conn.scalar(sa.select(sa.func.min(samples.c.ts)))
+        dirty = (await conn.execute(sa.select(rollup_dirty))).all()
+    if first is None:
+        return report
+    settled = now_us - lateness_us
+    minute_until = settled - settled % MINUTE_US
+    report.minute_buckets = await _advance(
+        db, "1m", rollups_1m, MINUTE_US, minute_until, int(first)
+    )
+    hour_until = minute_until - minute_until % HOUR_US
+    report.hour_buckets = await _advance(db, "1h", rollups_1h, HOUR_US, hour_until, int(first))
+    for row in dirty:
+        start = int(row.start_us) - int(row.start_us) % HOUR_US
+        end = int(row.end_us) + (-int(row.end_us)) % HOUR_US
+        async with db.transaction() as conn:
+            report.minute_buckets += await _upsert_buckets(
+                conn, rollups_1m, start, min(end, minute_until), MINUTE_US
+            )
+            report.hour_buckets += await _upsert_buckets(
+                conn, rollups_1h, start, min(end, hour_until), HOUR_US
+            )
+            await conn.execute(sa.delete(rollup_dirty).where(rollup_dirty.c.id == row.id))
+        report.dirty_ranges += 1
+    return report
+
+
+async def apply_retention(db: Database, *, now_us: int, policy: RetentionPolicy) -> int:
+    async with db.transaction() as conn:
+        deleted = await conn.execute(
+            sa.delete(samples).where(samples.c.ts < now_us - policy.raw_us)
+        )
+        await conn.execute(
+            sa.delete(rollups_1m).where(rollups_1m.c.bucket < now_us - policy.rollup_1m_us)
+        )
+        await conn.execute(
+            sa.delete(rollups_1h).where(rollups_1h.c.bucket < now_us - policy.rollup_1h_us)
+        )
+    return max(int(deleted.rowcount or 0), 0)

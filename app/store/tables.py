@@ -1,0 +1,128 @@
+"""The schema, as SQLAlchemy Core tables. Alembic's history in migrations/ creates the same.
+
+Times are integer microseconds since the epoch: exact, index-friendly, and the same on
+PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "metadata",
+    "push_families",
+    "push_groups",
+    "rollup_dirty",
+    "rollup_state",
+    "rollups_1h",
+    "rollups_1m",
+    "samples",
+    "series",
+    "tokens",
+]
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+series = sa.Table(
+    "series",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False, index=True),
+    sa.Column("labels", sa.Text, nullable=False),  # canonical JSON object, sorted keys
+    sa.Column("job", sa.String(255), nullable=False, index=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("series_id", BigId, primary_key=True),
+    sa.Column("ts", sa.BigInteger, primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Index("ix_samples_ts", "ts"),  # retention and rollups scan by time across series
+)
+
+
+def _rollup_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("series_id", BigId, primary_key=True),
+        sa.Column("bucket", sa.BigInteger, primary_key=True),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.Column("sum", sa.Double, nullable=False),
+        sa.Column("min", sa.Double, nullable=False),
+        sa.Column("max", sa.Double, nullable=False),
+        sa.Index(f"ix_{name}_bucket", "bucket"),
+    )
+
+
+rollups_1m = _rollup_table("rollups_1m")
+rollups_1h = _rollup_table("rollups_1h")
+
+# How far each rollup has been computed; everything below the watermark is final unless a
+# late write marked its range dirty.
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    sa.Column("resolution", sa.String(8), primary_key=True),
+    sa.Column("watermark_us", sa.BigInteger, nullable=False),
+)
+
+# Time ranges that received samples behind the watermark (backfills); re-aggregated later.
+rollup_dirty = sa.Table(
+    "rollup_dirty",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("start_us", sa.BigInteger, nullable=False),
+    sa.Column("end_us", sa.BigInteger, nullable=False),
+)
+
+# Pushgateway groups: one row per grouping key, one row per metric family in it.
+push_groups = sa.Table(
+    "push_groups",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),  # hash of the grouping labels
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("last_push_us", sa.BigInteger, nullable=False),
+)
+
+push_families = sa.Table(
+    "push_families",
+    metadata,
+    sa.Column(
+        "group_id",
+        BigId,
+        sa.ForeignKey("push_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("help", sa.Text, nullable=False),
+    sa.Column("samples", sa.Text, nullable=False),  # JSON [[name, {labels}, value], ...]
+    sa.Column("pushed_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_push_families_name", "name"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("revoked_us", sa.BigInteger, nullable=True),
+)
