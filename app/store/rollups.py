@@ -53,25 +53,25 @@ async def _upsert_buckets(
         b = (samples.c.ts // width_us) * width_us
         source = sa.select(
             samples.c.series_id,
-            b.label("bucket"),
+            b.label("b"),
             sa.func.count().label("count"),
             sa.func.sum(samples.c.value).label("sum"),
             sa.func.min(samples.c.value).label("min"),
             sa.func.max(samples.c.value).label("max"),
         ).where(samples.c.ts >= start_us, samples.c.ts < end_us)
-        source = source.group_by(samples.c.series_id, sa.text("bucket"))
+        source = source.group_by(samples.c.series_id, sa.text("b"))
     else:
         fine = rollups_1m
         b = (fine.c.bucket // width_us) * width_us
         source = sa.select(
             fine.c.series_id,
-            b.label("bucket"),
+            b.label("b"),
             sa.func.sum(fine.c.count).label("count"),
             sa.func.sum(fine.c.sum).label("sum"),
             sa.func.min(fine.c.min).label("min"),
             sa.func.max(fine.c.max).label("max"),
         ).where(fine.c.bucket >= start_us, fine.c.bucket < end_us)
-        source = source.group_by(fine.c.series_id, sa.text("bucket"))
+        source = source.group_by(fine.c.series_id, sa.text("b"))
     stmt = _insert(conn, target).from_select(
         ["series_id", "bucket", "count", "sum", "min", "max"], source
     )

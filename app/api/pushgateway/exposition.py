@@ -34,6 +34,7 @@ class PushedFamily:
 
 def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
     """Raises BadRequest with the Pushgateway's reason when the body is not acceptable."""
+    declared = _declared_types(text)
     try:
         parsed = list(text_string_to_metric_families(text))
     except Exception as exc:  # the parser raises ValueError, IndexError, KeyError, ...
@@ -45,7 +46,7 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
     for metric in parsed:
         kind = "untyped" if metric.type == "unknown" else metric.type
         name = metric.name
-        if kind == "counter" and metric.samples and not name.endswith("_total"):
+        if kind == "counter" and name not in declared and f"{name}_total" in declared:
             name += "_total"  # the parser strips it; the Pushgateway keeps the name as sent
         if name in families and families[name].type != kind:
             raise BadRequest(
@@ -75,6 +76,22 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
         samples = (previous.samples if previous else ()) + tuple(pushed)
         families[name] = PushedFamily(name, kind, metric.documentation, samples)
     return list(families.values())
+
+
+def _declared_types(text: str) -> set[str]:
+    # prometheus_client's parser silently merges a family declared twice; the Pushgateway
+    # (Go's parser) refuses it, and so do we.
+    declared: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) >= 3:
+                if parts[2] in declared:
+                    raise BadRequest(
+                        f"second TYPE line for metric name {parts[2]!r}", code="type_clash"
+                    )
+                declared.add(parts[2])
+    return declared
 
 
 def _render(labels: dict[str, str]) -> str:

@@ -23,7 +23,9 @@ def _decode_b64(name: str, raw: str) -> str:
         return ""
     padded = raw + "=" * (-len(raw) % 4)
     try:
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode(
+            "utf-8"
+        )
     except (binascii.Error, ValueError, UnicodeError) as exc:
         raise BadRequest(
             f"invalid base64 encoding in label value for {name!r}: {raw!r}",
