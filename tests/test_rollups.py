@@ -1,4 +1,4 @@
-"""Rollups and retention: the same answers as raw samples, backfills re-aggregated, old data gone."""
+"""Rollups and retention: answers equal to raw samples, backfills redone, old data gone."""
 
 from __future__ import annotations
 

@@ -1,0 +1,48 @@
+"""Operations endpoints and the service's own metrics."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import LiveServer
+
+
+def own_metrics(server: LiveServer) -> dict[str, float]:
+    text = httpx.get(f"{server.url}/metrics").text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+            out[key] = s.value
+    return out
+
+
+def test_health_and_readiness(server: LiveServer) -> None:
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready", "database": "ok"}
+
+
+def test_own_metrics_count_pushes_samples_rejects_and_latency(server: LiveServer) -> None:
+    before = own_metrics(server)
+    httpx.put(f"{server.url}/metrics/job/a", content=b"x 1\ny 2\n")
+    httpx.put(f"{server.url}/metrics/job/a", content=b"x 1 5\n")
+    after = own_metrics(server)
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("ciuic_pushes_total|outcome=accepted|protocol=pushgateway") == 1
+    assert delta("ciuic_samples_ingested_total|protocol=pushgateway") == 2
+    assert delta("ciuic_rejects_total|code=timestamp_not_allowed") == 1
+    assert (
+        delta("ciuic_request_duration_seconds_count|method=PUT|route=/metrics/{grouping:path}") == 2
+    )
+
+
+def test_unknown_routes_and_methods_answer_json(server: LiveServer) -> None:
+    missing = httpx.get(f"{server.url}/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = httpx.patch(f"{server.url}/metrics/job/a")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
