@@ -14,7 +14,9 @@ State carried in `ScalerState`: `trigger_since` (trigger key -> first over), `bu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from app.policy.codes import Code
 from app.policy.spec import ScalerSpec
@@ -23,12 +25,14 @@ from app.policy.types import Observation, Reason, ScalerState
 __all__ = ["EmergencyResult", "emergency_step", "trigger_key"]
 
 
-@dataclass(frozen=True, slots=True)
-class EmergencyResult:
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+class EmergencyResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
     floor: int | None  # burst capacity, while bursting
     bursting: bool  # no scale-down below current while True
     reason: Reason
-    trigger_since: dict[str, float] = field(default_factory=dict)
+    trigger_since: Mapping[str, float] = _EMPTY
     burst_until: float | None = None
     burst_base: int | None = None
 

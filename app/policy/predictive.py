@@ -16,7 +16,7 @@ The forecast is assumed to be of `capacity.signal` (requests/s by default), in u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.policy.codes import Code
 from app.policy.spec import DEFAULT_COLD_START_S, ScalerSpec
@@ -25,8 +25,7 @@ from app.policy.types import LoadForecast, Observation, Reason
 __all__ = ["PredictiveResult", "cold_start_s", "forecast_floor", "peak_between"]
 
 
-@dataclass(frozen=True, slots=True)
-class PredictiveResult:
+class PredictiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
     floor: float | None  # pods the forecast asks for; None when unused
     reason: Reason
 

@@ -23,7 +23,8 @@ spec's fallback holds the current count or goes to a fixed count.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from app.policy.codes import Code
 from app.policy.spec import MetricSpec, ScalerSpec
@@ -34,8 +35,7 @@ __all__ = ["ReactiveResult", "hpa_replicas", "reactive_need"]
 _EPS = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class ReactiveResult:
+class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
     need: float
     has_data: bool  # at least one metric had fresh data
     reason: Reason
@@ -82,6 +82,11 @@ def hpa_replicas(
     return need
 
 
+@lru_cache(maxsize=1024)
+def _keys(name: str) -> tuple[str, str, str]:
+    return f"{name}.value", f"{name}.target", f"{name}.need"
+
+
 def _fresh(reading: MetricReading | None, stale_after: float) -> float | None:
     if reading is None or reading.value is None or reading.age_s > stale_after:
         return None
@@ -99,7 +104,7 @@ def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Obser
         if current > 0 and abs(1.0 - value / (target * current)) <= tolerance:
             return float(current)
         return value / target
-    ready = max(obs.ready_pods, 0)
+    ready = obs.ready_pods if obs.ready_pods > 0 else 0
     reporting = reading.pods_reporting if reading.pods_reporting > 0 else ready
     if reporting <= 0:
         # Samples but no Ready pod to attribute them to (all starting): HPA has no answer;
@@ -108,13 +113,13 @@ def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Obser
         ready = reporting
         unready = 0
     else:
-        unready = max(obs.starting_pods, 0)
+        unready = obs.starting_pods if obs.starting_pods > 0 else 0
     return hpa_replicas(
         value,
         target,
         current=current,
         reporting=reporting,
-        ready=max(ready, reporting),
+        ready=ready if ready > reporting else reporting,
         unready=unready,
         tolerance=tolerance,
     )
@@ -125,7 +130,6 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
     current = obs.current_replicas
     stale_after = spec.fallback.stale_after
     values: dict[str, float] = {"current": float(current)}
-    weights = spec.weights
     total_w = 0.0
     weighted = 0.0
     best = -1.0
@@ -137,13 +141,16 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
             continue
         need = _metric_need(m, value, reading, obs, spec.tolerance)
         valid += 1
-        values[f"{m.name}.value"] = value
-        values[f"{m.name}.target"] = m.target.value
-        values[f"{m.name}.need"] = need
-        w = weights[m.name]
+        k_value, k_target, k_need = _keys(m.name)
+        values[k_value] = value
+        values[k_target] = m.target.value
+        values[k_need] = need
+        # No weights given means equal shares: weight 1 each, normalised below.
+        w = 1.0 if m.weight is None else m.weight
         total_w += w
         weighted += w * need
-        best = max(best, need)
+        if need > best:
+            best = need
 
     n = len(spec.metrics)
     values["metrics_valid"] = float(valid)

@@ -14,8 +14,8 @@ inside a known interval costs a dict lookup.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from croniter import croniter
 
@@ -29,8 +29,7 @@ _cache: dict[tuple[str, str], tuple[float, float]] = {}
 _CACHE_MAX = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleResult:
+class ScheduleResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
     floor: int | None
     cap: int | None
     reason: Reason
