@@ -70,16 +70,28 @@ def obs(
     )
 
 
-def flat_forecast(load: float, *, made_at: float = T0, q90: float | None = None,
-                  hours: int = 2, failed: str | None = None) -> LoadForecast:  # fmt: skip
+def flat_forecast(
+    load: float,
+    *,
+    made_at: float = T0,
+    q90: float | None = None,
+    hours: int = 2,
+    failed: str | None = None,
+) -> LoadForecast:
     """A constant forecast on a 5-minute grid from `made_at`."""
     n = hours * 12 + 1
     quantiles = {} if q90 is None else {0.9: (q90,) * n}
     return LoadForecast("test", made_at, made_at, 300.0, (load,) * n, quantiles, failed)
 
 
-def run(s: ScalerSpec, o: Observation, *, forecast: LoadForecast | None = None,
-        state: ScalerState | None = None, now: float = T0) -> Decision:  # fmt: skip
+def run(
+    s: ScalerSpec,
+    o: Observation,
+    *,
+    forecast: LoadForecast | None = None,
+    state: ScalerState | None = None,
+    now: float = T0,
+) -> Decision:
     return decide(s, o, forecast, state or ScalerState(), now)
 
 
