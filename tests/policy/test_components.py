@@ -260,7 +260,7 @@ def test_emergency_burst_lifecycle() -> None:
         (104, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
         # 45 + 60 s: over, scale down as behaviour allows
         (105, 2, Code.EMERGENCY_END, Code.BOUNDS_WITHIN),
-        (120, 2, Code.EMERGENCY_IDLE, Code.BOUNDS_WITHIN),
+        (120, 1, Code.EMERGENCY_IDLE, Code.BOUNDS_WITHIN),
     ]
     assert state.burst_until is None and state.burst_base is None
 
