@@ -765,6 +765,14 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
                     message=f"weights must sum to 1 with combine: weighted, got {total:g}",
                 )
     for i, entry in enumerate(spec.schedule):
+        if entry.max_replicas is not None and entry.max_replicas < spec.min_replicas:
+            yield SpecIssue(
+                field=f"schedule.{i}.max_replicas",
+                value=entry.max_replicas,
+                rule="below_min",
+                message=f"max_replicas ({entry.max_replicas}) is below the scaler's "
+                f"min_replicas ({spec.min_replicas})",
+            )
         if entry.min_replicas > spec.max_replicas:
             yield SpecIssue(
                 field=f"schedule.{i}.min_replicas",

@@ -368,6 +368,14 @@ BAD: list[Any] = [
         "below min_replicas (4)",
         id="schedule-min-gt-max",
     ),
+    # a cap below the scaler's own floor
+    pytest.param(
+        {**with_("schedule.1.max_replicas", 2), "min_replicas": 3},
+        "schedule.1.max_replicas",
+        "below_min",
+        "below the scaler's min_replicas (3)",
+        id="schedule-cap-below-min",
+    ),
     # a trigger on a metric the scaler does not collect
     pytest.param(
         with_("emergency.triggers.0.metric", "queue_len"),
