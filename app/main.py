@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import ops, query, samples, tokens
 from app.api.context import AppContext
@@ -26,6 +27,28 @@ from app.workers.supervisor import Supervisor
 __all__ = ["create_app"]
 
 log = logging.getLogger("ciuic")
+
+
+class LatencyMiddleware:
+    """Request latency per route template, as plain ASGI (no per-request task overhead)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            ctx: AppContext | None = getattr(scope["app"].state, "ctx", None)
+            if ctx is not None:
+                ctx.telemetry.latency.labels(
+                    scope["method"], getattr(route, "path", "unmatched")
+                ).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -75,21 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             allow_headers=["*"],
         )
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        ctx: AppContext | None = getattr(request.app.state, "ctx", None)
-        if ctx is not None:
-            ctx.telemetry.latency.labels(request.method, path).observe(
-                time.perf_counter() - started
-            )
-        return response
-
+    app.add_middleware(LatencyMiddleware)
     for module in (ops, pushgateway, samples, query, tokens):
         app.include_router(module.router)
     return app

@@ -20,6 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.errors import TooManyRequests
 from app.store.tables import rollup_dirty, samples, series
 
+_PG_INSERT = sa.text(
+    "INSERT INTO samples (series_id, ts, value) "
+    "SELECT * FROM unnest(CAST(:sids AS bigint[]), CAST(:ts AS bigint[]), "
+    "CAST(:vals AS double precision[])) "
+    "ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value"
+)
+
 __all__ = ["SampleRow", "SeriesKey", "SeriesStore", "WriteResult", "canonical_labels"]
 
 
@@ -29,8 +36,16 @@ def canonical_labels(labels: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
+    """A series' identity. Hashable and cheap to build: the JSON form and the fingerprint
+    are only computed for series the process has not seen yet."""
+
     name: str
-    labels: str  # canonical JSON
+    label_items: tuple[tuple[str, str], ...]  # sorted
+
+    @property
+    def labels(self) -> str:
+        """Canonical JSON of the label set."""
+        return json.dumps(dict(self.label_items), separators=(",", ":"), ensure_ascii=False)
 
     @property
     def fingerprint(self) -> str:
@@ -39,12 +54,11 @@ class SeriesKey:
 
     @property
     def job(self) -> str:
-        value = json.loads(self.labels).get("job", "")
-        return str(value)
+        return dict(self.label_items).get("job", "")
 
     @classmethod
     def of(cls, name: str, labels: Mapping[str, str]) -> SeriesKey:
-        return cls(name, canonical_labels(labels))
+        return cls(name, tuple(sorted(labels.items())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +71,7 @@ class SampleRow:
 @dataclass(slots=True)
 class WriteResult:
     samples: int = 0
-    new_series: dict[str, int] = field(default_factory=dict)  # fingerprint -> id, to cache
+    new_series: dict[SeriesKey, int] = field(default_factory=dict)  # to cache after commit
 
 
 class SeriesStore:
@@ -68,7 +82,7 @@ class SeriesStore:
     ) -> None:
         self.max_series_per_job = max_series_per_job
         self.lateness_us = lateness_us
-        self._ids: dict[str, int] = {}
+        self._ids: dict[SeriesKey, int] = {}
         self._cache_size = cache_size
 
     def remember(self, result: WriteResult) -> None:
@@ -90,50 +104,52 @@ class SeriesStore:
             return result
         ids = await self._resolve(conn, {r.key for r in rows}, now_us, result)
         # One value per (series, time): a batch repeating one keeps its last value.
-        latest = {(ids[r.key.fingerprint], r.ts_us): r.value for r in rows}
-        values: list[dict[str, object]] = [
-            {"series_id": sid, "ts": ts, "value": v} for (sid, ts), v in latest.items()
-        ]
-        await self._insert_samples(conn, values)
+        latest = {(ids[r.key], r.ts_us): r.value for r in rows}
+        await self._insert_samples(conn, latest)
         oldest = min(r.ts_us for r in rows)
         if oldest < now_us - self.lateness_us:
             # A backfill behind the rollup watermark: have those buckets re-aggregated.
             newest = max(r.ts_us for r in rows)
             await conn.execute(sa.insert(rollup_dirty).values(start_us=oldest, end_us=newest + 1))
-        result.samples = len(values)
+        result.samples = len(latest)
         return result
 
-    async def _insert_samples(self, conn: AsyncConnection, values: list[dict[str, object]]) -> None:
+    async def _insert_samples(
+        self, conn: AsyncConnection, latest: dict[tuple[int, int], float]
+    ) -> None:
         # The same (series, timestamp) sent twice (a retried request) keeps the last value.
         if conn.dialect.name == "postgresql":
-            stmt_pg = postgresql.insert(samples)
+            # One statement with three arrays: far cheaper than a multi-row VALUES list.
+            keys = list(latest)
             await conn.execute(
-                stmt_pg.on_conflict_do_update(
-                    index_elements=["series_id", "ts"], set_={"value": stmt_pg.excluded.value}
-                ),
-                values,
+                _PG_INSERT,
+                {
+                    "sids": [k[0] for k in keys],
+                    "ts": [k[1] for k in keys],
+                    "vals": list(latest.values()),
+                },
             )
-        else:
-            stmt_lite = sqlite.insert(samples)
-            await conn.execute(
-                stmt_lite.on_conflict_do_update(
-                    index_elements=["series_id", "ts"], set_={"value": stmt_lite.excluded.value}
-                ),
-                values,
-            )
+            return
+        stmt = sqlite.insert(samples)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["series_id", "ts"], set_={"value": stmt.excluded.value}
+            ),
+            [{"series_id": k[0], "ts": k[1], "value": v} for k, v in latest.items()],
+        )
 
     async def _resolve(
         self, conn: AsyncConnection, keys: set[SeriesKey], now_us: int, result: WriteResult
-    ) -> dict[str, int]:
-        by_fp = {k.fingerprint: k for k in keys}
-        ids = {fp: self._ids[fp] for fp in by_fp if fp in self._ids}
-        missing = [fp for fp in by_fp if fp not in ids]
-        if not missing:
+    ) -> dict[SeriesKey, int]:
+        cached = self._ids
+        ids = {k: cached[k] for k in keys if k in cached}
+        if len(ids) == len(keys):
             return ids
-        found = await self._lookup(conn, missing)
+        by_fp = {k.fingerprint: k for k in keys if k not in ids}
+        found = {by_fp[fp]: sid for fp, sid in (await self._lookup(conn, list(by_fp))).items()}
         ids.update(found)
         result.new_series.update(found)
-        to_create = [by_fp[fp] for fp in missing if fp not in found]
+        to_create = [k for k in by_fp.values() if k not in found]
         if not to_create:
             return ids
         await self._check_cardinality(conn, to_create)
@@ -147,18 +163,15 @@ class SeriesStore:
             }
             for k in to_create
         ]
-        if conn.dialect.name == "postgresql":
-            await conn.execute(
-                postgresql.insert(series).on_conflict_do_nothing(index_elements=["fingerprint"]),
-                rows,
-            )
-        else:
-            await conn.execute(
-                sqlite.insert(series).on_conflict_do_nothing(index_elements=["fingerprint"]), rows
-            )
-        created = await self._lookup(conn, [k.fingerprint for k in to_create])
-        ids.update(created)
-        result.new_series.update(created)
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        await conn.execute(
+            insert(series).on_conflict_do_nothing(index_elements=["fingerprint"]), rows
+        )
+        by_new_fp = {k.fingerprint: k for k in to_create}
+        created = await self._lookup(conn, list(by_new_fp))
+        for fp, sid in created.items():
+            ids[by_new_fp[fp]] = sid
+            result.new_series[by_new_fp[fp]] = sid
         return ids
 
     async def _lookup(self, conn: AsyncConnection, fingerprints: list[str]) -> dict[str, int]:

@@ -1,0 +1,275 @@
+"""Ingestion benchmark: JSON batches and Pushgateway text pushes against a running service.
+
+For each backend (PostgreSQL, SQLite) it migrates a fresh database, starts `ciuic serve` in its
+own process, and measures in one run, side by side:
+  - json:     samples/s, 1,000 samples a request, 4 concurrent clients
+  - text:     samples/s, 300 samples a push, 50 concurrent clients (one grouping key each)
+  - paced:    p50/p99 push latency at a steady 20 pushes/s (300 samples each)
+  - ceiling:  the store's own insert rate for the same rows, in process, no HTTP
+Targets (issue 2, PostgreSQL): json >= 50,000/s, text >= 25,000/s, paced p99 < 50 ms.
+
+    .venv/bin/python bench/ingest.py [--backend postgresql|sqlite|both] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.store.db import Database  # noqa: E402
+from app.store.migrate import upgrade  # noqa: E402
+from app.store.series import SampleRow, SeriesKey, SeriesStore  # noqa: E402
+
+PG_ADMIN = os.environ.get("CIUIC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TARGETS = {"json_samples_per_s": 50_000, "text_samples_per_s": 25_000, "paced_p99_ms": 50}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def text_body(pod: int, tick: int) -> bytes:
+    """300 samples: 3 gauges x 100 label sets, as a multi-model pod would push."""
+    lines = []
+    for metric in ("gpu_utilization", "gpu_memory", "request_queue"):
+        lines.append(f"# TYPE {metric} gauge")
+        for i in range(100):
+            lines.append(f'{metric}{{model="m{i}"}} {(pod * 7 + i + tick) % 100}')
+    return ("\n".join(lines) + "\n").encode()
+
+
+def json_body(batch: int) -> dict[str, object]:
+    now = time.time()
+    return {
+        "samples": [
+            {
+                "metric": "request_rate",
+                "labels": {"pod": f"p{i % 100}", "model": f"m{i // 100}"},
+                "value": random.random() * 10,
+                "timestamp": now - 0.001 * batch,
+            }
+            for i in range(1000)
+        ]
+    }
+
+
+async def closed_loop(
+    url: str, clients: int, seconds: float, make: object, method: str
+) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    sent = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker(w: int) -> None:
+            nonlocal sent
+            tick = 0
+            while time.perf_counter() < deadline:
+                path, kwargs, count = make(w, tick)  # type: ignore[operator]
+                started = time.perf_counter()
+                response = await client.request(method, path, **kwargs)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+                sent += count
+                tick += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(clients)))
+        elapsed = time.perf_counter() - started
+    return int(sent / elapsed), latencies
+
+
+async def paced(url: str, rate: float, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def one(i: int) -> None:
+            started = time.perf_counter()
+            response = await client.put(
+                f"/metrics/job/paced/pod/p{i % 50}", content=text_body(i, i)
+            )
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+async def ceiling(database_url: str, seconds: float) -> int:
+    db = Database(database_url)
+    store = SeriesStore(max_series_per_job=1_000_000, lateness_us=10**12)
+    keys = [
+        SeriesKey.of("ceiling", {"pod": f"p{i % 100}", "model": f"m{i // 100}"})
+        for i in range(1000)
+    ]
+    written = 0
+    ts = time.time_ns() // 1000
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        ts += 1
+        rows = [SampleRow(k, ts, 1.0) for k in keys]
+        async with db.transaction() as conn:
+            result = await store.write(conn, rows, now_us=ts)
+        store.remember(result)
+        written += len(rows)
+    elapsed = time.perf_counter() - started
+    await db.dispose()
+    return int(written / elapsed)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+async def fresh_database(backend: str, tmp: Path) -> tuple[str, object]:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        await upgrade(url)
+        return url, None
+    name = f"ciuic_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(PG_ADMIN)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    await upgrade(url)
+    return url, name
+
+
+async def drop_database(name: object) -> None:
+    if name:
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def start_service(url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CIUIC_DATABASE_URL": url,
+        "CIUIC_LOG_LEVEL": "WARNING",
+        "CIUIC_MAX_SERIES_PER_JOB": "1000000",
+    }
+    env.pop("CIUIC_ADMIN_TOKEN", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.terminate()
+    raise RuntimeError("the service did not become ready")
+
+
+async def load(base: str, seconds: float) -> dict[str, list[float] | int]:
+    def make_json(w: int, tick: int) -> tuple[str, dict[str, object], int]:
+        return "/v1/samples", {"json": json_body(tick * 10 + w)}, 1000
+
+    def make_text(w: int, tick: int) -> tuple[str, dict[str, object], int]:
+        return f"/metrics/job/bench/pod/p{w}", {"content": text_body(w, tick)}, 300
+
+    json_rate, json_lat = await closed_loop(base, 4, seconds, make_json, "POST")
+    text_rate, text_lat = await closed_loop(base, 50, seconds, make_text, "PUT")
+    paced_lat = await paced(base, 20.0, seconds)
+    return {
+        "json_rate": json_rate,
+        "json_lat": json_lat,
+        "text_rate": text_rate,
+        "text_lat": text_lat,
+        "paced_lat": paced_lat,
+    }
+
+
+def run_backend(backend: str, seconds: float) -> dict[str, object]:
+    tmp = Path(tempfile.mkdtemp())
+    url, name = asyncio.run(fresh_database(backend, tmp))
+    server, base = start_service(url)
+    try:
+        m = asyncio.run(load(base, seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    store_rate = asyncio.run(ceiling(url, seconds / 2))
+    asyncio.run(drop_database(name))
+    json_lat, text_lat, paced_lat = m["json_lat"], m["text_lat"], m["paced_lat"]
+    json_rate, text_rate = int(m["json_rate"]), int(m["text_rate"])  # type: ignore[call-overload]
+    assert isinstance(json_lat, list) and isinstance(text_lat, list)
+    assert isinstance(paced_lat, list)
+    return {
+        "backend": backend,
+        "json_samples_per_s": json_rate,
+        "json_p99_ms": pct(json_lat, 0.99),
+        "text_samples_per_s": text_rate,
+        "text_p50_ms": pct(text_lat, 0.5),
+        "text_p99_ms": pct(text_lat, 0.99),
+        "paced_p50_ms": pct(paced_lat, 0.5),
+        "paced_p99_ms": pct(paced_lat, 0.99),
+        "store_ceiling_samples_per_s": store_rate,
+        "json_vs_ceiling": round(json_rate / store_rate, 2),
+        "text_vs_ceiling": round(text_rate / store_rate, 2),
+        "mean_text_latency_ms": round(1000 * statistics.mean(text_lat), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=["postgresql", "sqlite", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
+    results = [run_backend(b, args.seconds) for b in backends]
+    for r in results:
+        print(json.dumps({"bench": "ingest", **r, "targets": TARGETS}))
+    cols = [
+        "backend",
+        "json_samples_per_s",
+        "text_samples_per_s",
+        "text_p99_ms",
+        "paced_p50_ms",
+        "paced_p99_ms",
+        "store_ceiling_samples_per_s",
+        "json_vs_ceiling",
+        "text_vs_ceiling",
+    ]
+    print("\n| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in results:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
