@@ -17,6 +17,8 @@ __all__ = [
     "rollups_1h",
     "rollups_1m",
     "samples",
+    "scaler_events",
+    "scalers",
     "series",
     "tokens",
 ]
@@ -125,4 +127,37 @@ tokens = sa.Table(
     sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("revoked_us", sa.BigInteger, nullable=True),
+)
+
+# Scalers: the spec as submitted (normalised), a generation for optimistic concurrency, the
+# policy's carried state and the last outcome, for status and for restarts.
+scalers = sa.Table(
+    "scalers",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),  # JSON, the brief's shape
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.Text, nullable=True),  # JSON ScalerState
+    sa.Column("last_decision", sa.Text, nullable=True),  # JSON
+    sa.Column("last_decision_us", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_us", sa.BigInteger, nullable=True),
+)
+
+# What happened to each scaler: decisions, actions (or what a dry run would have done),
+# errors and spec changes.
+scaler_events = sa.Table(
+    "scaler_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("scaler", sa.String(63), nullable=False),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("replicas", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON
+    sa.Index("ix_scaler_events_scaler_ts", "scaler", "ts_us"),
 )

@@ -1,0 +1,427 @@
+"""Scalers: create, replace, read (JSON or YAML), delete, validate; decisions and events.
+
+A spec arrives as JSON or, with `Content-Type: application/yaml`, as YAML (the brief's file
+verbatim). Every write bumps the generation, which is the ETag; `If-Match` makes a write
+conditional (412 when stale).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from app.api.auth import RequireAdmin, RequireRead
+from app.api.body import read_body
+from app.api.context import AppContext, Ctx
+from app.api.timeparams import parse_time
+from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
+from app.kube.cluster import Cluster, ClusterError, RecordingCluster
+from app.policy import ScalerSpec, SpecError, decide, parse_spec
+from app.policy.types import Observation
+from app.store import scalers as store
+from app.store.observations import read_metrics
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/scalers", tags=["scalers"])
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+_SPEC_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A scaler spec, as JSON or YAML (see the README's spec reference).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+class ScalerStatus(BaseModel):
+    generation: int
+    created_at: datetime
+    updated_at: datetime
+    paused: bool
+    last_decision: dict[str, Any] | None = None
+    last_decision_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+class ScalerOut(BaseModel):
+    name: str
+    spec: dict[str, Any] = Field(description="The spec in the brief's shape, as written")
+    status: ScalerStatus
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    name: str
+    spec: dict[str, Any] = Field(description="The spec with every default filled in")
+
+
+class DecisionOut(BaseModel):
+    scaler: str
+    time: datetime
+    replicas: int
+    need: float
+    plan: dict[str, Any]
+    reasons: list[dict[str, Any]]
+    valid: bool
+    observation: dict[str, Any]
+    cluster: dict[str, Any]
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    kind: str
+    replicas: int | None
+    message: str
+    payload: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page")
+
+
+def _time(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
+
+
+def _etag(generation: int) -> str:
+    return f'"{generation}"'
+
+
+def _out(s: store.StoredScaler) -> ScalerOut:
+    created, updated = _time(s.created_us), _time(s.updated_us)
+    assert created is not None and updated is not None
+    return ScalerOut(
+        name=s.name,
+        spec=s.document,
+        status=ScalerStatus(
+            generation=s.generation,
+            created_at=created,
+            updated_at=updated,
+            paused=s.paused,
+            last_decision=s.last_decision,
+            last_decision_at=_time(s.last_decision_us),
+            last_error=s.last_error,
+            last_error_at=_time(s.last_error_us),
+        ),
+    )
+
+
+def _wants_yaml(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return any(t in accept for t in YAML_TYPES)
+
+
+def _render(
+    request: Request, payload: BaseModel, *, status: int = 200, etag: int | None = None
+) -> Response:
+    headers = {"ETag": _etag(etag)} if etag is not None else {}
+    if _wants_yaml(request):
+        text = yaml.safe_dump(payload.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return Response(text, status_code=status, media_type="application/yaml", headers=headers)
+    return Response(
+        payload.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    try:
+        if content_type in YAML_TYPES:
+            document = yaml.safe_load(body.decode("utf-8"))
+        else:
+            document = json.loads(body)
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        kind = "YAML" if content_type in YAML_TYPES else "JSON"
+        raise BadRequest(f"the body is not valid {kind}: {exc}", code="invalid_body") from exc
+    if not isinstance(document, dict):
+        raise UnprocessableEntity(
+            "a scaler spec is a mapping of keys to values",
+            details=[
+                {
+                    "field": "",
+                    "value": type(document).__name__,
+                    "rule": "type",
+                    "message": "expected a mapping",
+                }
+            ],
+        )
+    return document
+
+
+def _parse(document: dict[str, Any]) -> ScalerSpec:
+    try:
+        return parse_spec(document)
+    except SpecError as exc:
+        raise UnprocessableEntity(
+            f"invalid scaler spec: {len(exc.issues)} problem(s)",
+            code="invalid_spec",
+            details=[dict(i) for i in exc.issues],
+        ) from exc
+
+
+def _check_match(if_match: str | None, existing: store.StoredScaler | None, name: str) -> None:
+    if if_match is None:
+        return
+    if existing is None:
+        raise PreconditionFailed(f"scaler {name!r} does not exist (If-Match: {if_match})")
+    wanted = {t.strip() for t in if_match.split(",")}
+    if "*" not in wanted and _etag(existing.generation) not in wanted:
+        raise PreconditionFailed(
+            f"scaler {name!r} is at generation {existing.generation}; If-Match was {if_match}",
+            details={"generation": existing.generation},
+        )
+
+
+async def _save(
+    ctx: AppContext, name: str, spec: ScalerSpec, *, create_only: bool, if_match: str | None
+) -> tuple[store.StoredScaler, bool]:
+    now_us = ctx.clock.stamp_us()
+    async with ctx.db.transaction() as conn:
+        existing = await store.get_scaler(conn, name, for_update=True)
+        if create_only and existing is not None:
+            raise Conflict(
+                f"scaler {name!r} already exists; PUT /v1/scalers/{name} replaces it",
+                details={"generation": existing.generation},
+            )
+        _check_match(if_match, existing, name)
+        document = spec.to_document()
+        saved = await store.upsert_scaler(conn, name, document, now_us=now_us)
+        await store.add_event(
+            conn,
+            name,
+            ts_us=now_us,
+            kind="spec",
+            message="created" if existing is None else f"replaced (generation {saved.generation})",
+            payload={"generation": saved.generation},
+        )
+    return saved, existing is None
+
+
+@router.post(
+    "",
+    status_code=201,
+    operation_id="create_scaler",
+    response_model=ScalerOut,
+    openapi_extra=_SPEC_BODY,
+    responses={
+        409: {"description": "A scaler of that name exists"},
+        422: {"description": "Invalid spec"},
+    },
+)
+async def create_scaler(ctx: Ctx, request: Request, _auth: RequireAdmin) -> Response:
+    spec = _parse(await _document(ctx, request))
+    saved, _ = await _save(ctx, spec.scaler_name, spec, create_only=True, if_match=None)
+    response = _render(request, _out(saved), status=201, etag=saved.generation)
+    response.headers["Location"] = f"/v1/scalers/{saved.name}"
+    return response
+
+
+@router.post(
+    "/validate",
+    operation_id="validate_scaler",
+    response_model=ValidationOut,
+    openapi_extra=_SPEC_BODY,
+    responses={422: {"description": "Invalid spec"}},
+)
+async def validate_scaler(ctx: Ctx, request: Request, _auth: RequireRead) -> Response:
+    spec = _parse(await _document(ctx, request))
+    out = ValidationOut(valid=True, name=spec.scaler_name, spec=spec.to_document(defaults=True))
+    return _render(request, out)
+
+
+@router.put(
+    "/{name}",
+    operation_id="put_scaler",
+    response_model=ScalerOut,
+    openapi_extra=_SPEC_BODY,
+    responses={
+        201: {"description": "Created"},
+        412: {"description": "If-Match did not match"},
+        422: {"description": "Invalid spec"},
+    },
+)
+async def put_scaler(
+    ctx: Ctx,
+    request: Request,
+    name: str,
+    _auth: RequireAdmin,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    document = await _document(ctx, request)
+    spec = _parse({**document, "name": document.get("name", name)})
+    if spec.scaler_name != name:
+        raise UnprocessableEntity(
+            f"the spec's name {spec.scaler_name!r} differs from the path's {name!r}",
+            code="invalid_spec",
+            details=[
+                {
+                    "field": "name",
+                    "value": spec.scaler_name,
+                    "rule": "matches_path",
+                    "message": f"must be {name!r} (the name in the path)",
+                }
+            ],
+        )
+    saved, created = await _save(ctx, name, spec, create_only=False, if_match=if_match)
+    return _render(request, _out(saved), status=201 if created else 200, etag=saved.generation)
+
+
+@router.get("", operation_id="list_scalers", response_model=list[ScalerOut])
+async def list_scalers(ctx: Ctx, request: Request, _auth: RequireRead) -> Response:
+    async with ctx.db.read() as conn:
+        found = await store.list_scalers(conn)
+
+    class _List(BaseModel):
+        scalers: list[ScalerOut]
+
+    if _wants_yaml(request):
+        return _render(request, _List(scalers=[_out(s) for s in found]))
+    body = json.dumps([_out(s).model_dump(mode="json") for s in found])
+    return Response(body, media_type="application/json")
+
+
+async def _get(ctx: AppContext, name: str) -> store.StoredScaler:
+    async with ctx.db.read() as conn:
+        found = await store.get_scaler(conn, name)
+    if found is None:
+        raise NotFound(f"no scaler named {name!r}")
+    return found
+
+
+@router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut)
+async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) -> Response:
+    found = await _get(ctx, name)
+    return _render(request, _out(found), etag=found.generation)
+
+
+@router.delete(
+    "/{name}",
+    status_code=204,
+    operation_id="delete_scaler",
+    responses={412: {"description": "If-Match did not match"}},
+)
+async def delete_scaler(
+    ctx: Ctx,
+    name: str,
+    _auth: RequireAdmin,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    async with ctx.db.transaction() as conn:
+        existing = await store.get_scaler(conn, name, for_update=True)
+        if existing is None:
+            raise NotFound(f"no scaler named {name!r}")
+        _check_match(if_match, existing, name)
+        await store.delete_scaler(conn, name)
+    return Response(status_code=204)
+
+
+def cluster_of(ctx: AppContext) -> Cluster:
+    cluster = ctx.extras.get("cluster")
+    if cluster is None:
+        cluster = RecordingCluster()
+        ctx.extras["cluster"] = cluster
+    return cluster  # type: ignore[return-value]
+
+
+@router.get("/{name}/decision", operation_id="get_scaler_decision", response_model=DecisionOut)
+async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
+    """What the policy decides now from the stored metrics; nothing is changed."""
+    found = await _get(ctx, name)
+    spec = _parse(found.document)
+    now = ctx.clock.now()
+    async with ctx.db.read() as conn:
+        view = await read_metrics(conn, spec, now)
+    cluster = cluster_of(ctx)
+    try:
+        state = await cluster.observe(spec.target)
+    except ClusterError as exc:
+        raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc
+    observation = Observation(
+        metrics=view.readings,
+        current_replicas=state.replicas,
+        ready_pods=state.ready,
+        starting_pods=state.starting,
+        load_rate=view.load_rate,
+    )
+    decision = decide(spec, observation, None, found.state, now)
+    rendered = store.decision_to_json(decision)
+    return DecisionOut(
+        scaler=name,
+        time=datetime.fromtimestamp(now, tz=UTC),
+        observation={
+            "metrics": {
+                k: {"value": r.value, "pods_reporting": r.pods_reporting, "age_s": r.age_s}
+                for k, r in view.readings.items()
+            },
+            "load_rate": view.load_rate,
+        },
+        cluster={
+            "source": cluster.name,
+            "replicas": state.replicas,
+            "ready": state.ready,
+            "starting": state.starting,
+        },
+        **rendered,
+    )
+
+
+@router.get("/{name}/events", operation_id="list_scaler_events", response_model=EventPage)
+async def list_events(
+    ctx: Ctx,
+    name: str,
+    _auth: RequireRead,
+    since: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
+    until: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
+    kind: Annotated[
+        list[str] | None, Query(description="decision, action, dry_run, error, spec")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+) -> EventPage:
+    await _get(ctx, name)
+    since_us = None if since is None else round(parse_time(since, "since") * 1e6)
+    until_us = None if until is None else round(parse_time(until, "until") * 1e6)
+    async with ctx.db.read() as conn:
+        events = await store.list_events(
+            conn,
+            name,
+            since_us=since_us,
+            until_us=until_us,
+            kinds=kind,
+            before_id=cursor,
+            limit=limit + 1,
+        )
+    more = len(events) > limit
+    events = events[:limit]
+    out = []
+    for e in events:
+        when = _time(e.ts_us)
+        assert when is not None
+        out.append(
+            EventOut(
+                id=e.id,
+                time=when,
+                kind=e.kind,
+                replicas=e.replicas,
+                message=e.message,
+                payload=e.payload,
+            )
+        )
+    return EventPage(events=out, next_cursor=events[-1].id if more and events else None)

@@ -1,0 +1,243 @@
+"""Scalers and their events, persisted.
+
+The spec is stored as the document the operator sent (normalised to the brief's shape), so
+what `GET` returns reads like what was written; `generation` counts replacements and is the
+ETag for optimistic concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.policy.types import Decision, ScalerState
+from app.store.tables import scaler_events, scalers
+
+__all__ = [
+    "StoredEvent",
+    "StoredScaler",
+    "add_event",
+    "decision_to_json",
+    "delete_scaler",
+    "get_scaler",
+    "list_events",
+    "list_scalers",
+    "record_outcome",
+    "state_from_json",
+    "state_to_json",
+    "upsert_scaler",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScaler:
+    name: str
+    document: dict[str, Any]
+    generation: int
+    created_us: int
+    updated_us: int
+    paused: bool
+    state: ScalerState
+    last_decision: dict[str, Any] | None
+    last_decision_us: int | None
+    last_error: str | None
+    last_error_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    scaler: str
+    ts_us: int
+    kind: str
+    replicas: int | None
+    message: str
+    payload: dict[str, Any]
+
+
+def state_to_json(state: ScalerState) -> str:
+    doc = asdict(state)
+    doc["trigger_since"] = dict(state.trigger_since)
+    return json.dumps(doc)
+
+
+def state_from_json(text: str | None) -> ScalerState:
+    if not text:
+        return ScalerState()
+    doc = json.loads(text)
+    return ScalerState(
+        recommendations=tuple((float(t), int(r)) for t, r in doc.get("recommendations", ())),
+        scale_events=tuple((float(t), int(d)) for t, d in doc.get("scale_events", ())),
+        trigger_since={str(k): float(v) for k, v in doc.get("trigger_since", {}).items()},
+        burst_until=doc.get("burst_until"),
+        burst_base=doc.get("burst_base"),
+    )
+
+
+def decision_to_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "need": decision.need,
+        "replicas": decision.replicas,
+        "valid": decision.valid,
+        "plan": {"full": decision.plan.full, "partial": decision.plan.partial},
+        "reasons": [
+            {"code": r.code, "message": r.message, "values": dict(r.values)}
+            for r in decision.reasons
+        ],
+    }
+
+
+def _scaler(row: sa.Row[Any]) -> StoredScaler:
+    m = row._mapping
+    return StoredScaler(
+        name=m["name"],
+        document=json.loads(m["document"]),
+        generation=int(m["generation"]),
+        created_us=int(m["created_us"]),
+        updated_us=int(m["updated_us"]),
+        paused=bool(m["paused"]),
+        state=state_from_json(m["state"]),
+        last_decision=None if m["last_decision"] is None else json.loads(m["last_decision"]),
+        last_decision_us=m["last_decision_us"],
+        last_error=m["last_error"],
+        last_error_us=m["last_error_us"],
+    )
+
+
+async def get_scaler(
+    conn: AsyncConnection, name: str, *, for_update: bool = False
+) -> StoredScaler | None:
+    query = sa.select(scalers).where(scalers.c.name == name)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return None if row is None else _scaler(row)
+
+
+async def list_scalers(conn: AsyncConnection) -> list[StoredScaler]:
+    rows = await conn.execute(sa.select(scalers).order_by(scalers.c.name))
+    return [_scaler(r) for r in rows.all()]
+
+
+async def upsert_scaler(
+    conn: AsyncConnection, name: str, document: dict[str, Any], *, now_us: int
+) -> StoredScaler:
+    """Create the scaler, or replace its spec and bump its generation (state is kept)."""
+    existing = await get_scaler(conn, name, for_update=True)
+    text = json.dumps(document)
+    if existing is None:
+        await conn.execute(
+            sa.insert(scalers).values(
+                name=name,
+                document=text,
+                generation=1,
+                created_us=now_us,
+                updated_us=now_us,
+                paused=False,
+            )
+        )
+    else:
+        await conn.execute(
+            sa.update(scalers)
+            .where(scalers.c.name == name)
+            .values(document=text, generation=existing.generation + 1, updated_us=now_us)
+        )
+    stored = await get_scaler(conn, name)
+    assert stored is not None
+    return stored
+
+
+async def delete_scaler(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(sa.delete(scalers).where(scalers.c.name == name))
+    await conn.execute(sa.delete(scaler_events).where(scaler_events.c.scaler == name))
+
+
+async def set_paused(conn: AsyncConnection, name: str, paused: bool, now_us: int) -> None:
+    await conn.execute(
+        sa.update(scalers).where(scalers.c.name == name).values(paused=paused, updated_us=now_us)
+    )
+
+
+async def record_outcome(
+    conn: AsyncConnection,
+    name: str,
+    *,
+    now_us: int,
+    state: ScalerState | None = None,
+    decision: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    values: dict[str, Any] = {}
+    if state is not None:
+        values["state"] = state_to_json(state)
+    if decision is not None:
+        values["last_decision"] = json.dumps(decision)
+        values["last_decision_us"] = now_us
+        values["last_error"] = None
+        values["last_error_us"] = None
+    if error is not None:
+        values["last_error"] = error
+        values["last_error_us"] = now_us
+    if values:
+        await conn.execute(sa.update(scalers).where(scalers.c.name == name).values(**values))
+
+
+async def add_event(
+    conn: AsyncConnection,
+    scaler: str,
+    *,
+    ts_us: int,
+    kind: str,
+    message: str,
+    replicas: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        sa.insert(scaler_events).values(
+            scaler=scaler,
+            ts_us=ts_us,
+            kind=kind,
+            replicas=replicas,
+            message=message,
+            payload=json.dumps(payload or {}),
+        )
+    )
+
+
+async def list_events(
+    conn: AsyncConnection,
+    scaler: str,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    kinds: list[str] | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    """Newest first; page with `before_id` = the last id of the previous page."""
+    query = sa.select(scaler_events).where(scaler_events.c.scaler == scaler)
+    if since_us is not None:
+        query = query.where(scaler_events.c.ts_us >= since_us)
+    if until_us is not None:
+        query = query.where(scaler_events.c.ts_us <= until_us)
+    if kinds:
+        query = query.where(scaler_events.c.kind.in_(kinds))
+    if before_id is not None:
+        query = query.where(scaler_events.c.id < before_id)
+    query = query.order_by(scaler_events.c.id.desc()).limit(limit)
+    return [
+        StoredEvent(
+            id=int(r.id),
+            scaler=r.scaler,
+            ts_us=int(r.ts_us),
+            kind=r.kind,
+            replicas=r.replicas,
+            message=r.message,
+            payload=json.loads(r.payload),
+        )
+        for r in (await conn.execute(query)).all()
+    ]
