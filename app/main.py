@@ -17,10 +17,12 @@ from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
 from app.clock import Clock, SystemClock
+from app.kube.cluster import RecordingCluster
 from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
+from app.workers.reconciler import reconcile_loop
 from app.workers.rollups import rollup_loop
 from app.workers.supervisor import Supervisor
 
@@ -66,11 +68,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ),
             clock=clock or SystemClock(),
             telemetry=Telemetry(),
+            cluster=RecordingCluster(),
         )
         app.state.ctx = ctx
         supervisor = Supervisor()
         if settings.run_workers:
             supervisor.start("rollups", rollup_loop(db, settings, ctx.clock, ctx.telemetry))
+            supervisor.start(
+                "reconciler",
+                reconcile_loop(db, ctx.cluster, settings, ctx.clock, ctx.telemetry),
+            )
         if not settings.auth_enabled:
             log.warning(
                 "no CIUIC_ADMIN_TOKEN set: the API is open to anyone who can reach %s",

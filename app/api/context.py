@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.clock import Clock
+from app.kube.cluster import Cluster
 from app.settings import Settings
 from app.store.db import Database
 from app.store.series import SeriesStore
@@ -26,6 +27,7 @@ class AppContext:
     series: SeriesStore
     clock: Clock
     telemetry: Telemetry
+    cluster: Cluster
     extras: dict[str, object] = field(default_factory=dict)
 
 

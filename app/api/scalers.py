@@ -20,7 +20,7 @@ from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.timeparams import parse_time
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
-from app.kube.cluster import Cluster, ClusterError, RecordingCluster
+from app.kube.cluster import ClusterError
 from app.policy import ScalerSpec, SpecError, decide, parse_spec
 from app.policy.types import Observation
 from app.store import scalers as store
@@ -332,14 +332,6 @@ async def delete_scaler(
     return Response(status_code=204)
 
 
-def cluster_of(ctx: AppContext) -> Cluster:
-    cluster = ctx.extras.get("cluster")
-    if cluster is None:
-        cluster = RecordingCluster()
-        ctx.extras["cluster"] = cluster
-    return cluster  # type: ignore[return-value]
-
-
 @router.get("/{name}/decision", operation_id="get_scaler_decision", response_model=DecisionOut)
 async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
     """What the policy decides now from the stored metrics; nothing is changed."""
@@ -348,7 +340,7 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
     now = ctx.clock.now()
     async with ctx.db.read() as conn:
         view = await read_metrics(conn, spec, now)
-    cluster = cluster_of(ctx)
+    cluster = ctx.cluster
     try:
         state = await cluster.observe(spec.target)
     except ClusterError as exc:

@@ -1,0 +1,124 @@
+"""The reconcile loop against the store and a cluster: act, dry-run, and errors on status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.kube.cluster import DeploymentState, RecordingCluster, TargetNotFound
+from app.policy.spec import TargetRef
+from app.store import scalers as store
+from app.store.db import Database
+from app.store.series import SampleRow, SeriesKey, SeriesStore
+from app.workers.reconciler import reconcile_once
+from tests.conftest import truncate_all
+
+BRIEF: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent / "policy" / "brief.yaml").read_text()
+)
+NOW = 1_800_000_000.0
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+    def stamp_us(self) -> int:
+        return round(self.t * 1e6)
+
+
+class MissingCluster(RecordingCluster):
+    name = "missing"
+
+    async def observe(self, target: TargetRef) -> DeploymentState:
+        raise TargetNotFound(f"deployments.apps {target.name!r} not found")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    await truncate_all(database_url)
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def add_scaler(db: Database, **changes: Any) -> None:
+    doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}, **changes}
+    async with db.transaction() as conn:
+        await store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+
+
+async def push(db: Database, at: float, util: float, queue: float) -> None:
+    series = SeriesStore(max_series_per_job=100, lateness_us=10**12)
+    rows = [
+        SampleRow(
+            SeriesKey.of("gpu_utilization", {"job": "m", "pod": "p0"}), round(at * 1e6), util
+        ),
+        SampleRow(SeriesKey.of("request_queue", {"job": "m", "pod": "p0"}), round(at * 1e6), queue),
+    ]
+    async with db.transaction() as conn:
+        await series.write(conn, rows, now_us=round(at * 1e6))
+
+
+async def events(db: Database) -> list[store.StoredEvent]:
+    async with db.read() as conn:
+        return await store.list_events(conn, "deepseek-service")
+
+
+async def test_overload_scales_up_and_records_why(db: Database) -> None:
+    await add_scaler(db)
+    await push(db, NOW - 2, util=170.0, queue=10.0)
+    cluster = RecordingCluster(initial_replicas=1)
+    assert await reconcile_once(db, cluster, FixedClock(NOW)) == 1
+    target = TargetRef(name="deepseek-service")
+    assert (await cluster.observe(target)).replicas == 2
+    [event] = await events(db)
+    assert event.kind == "action" and event.replicas == 2
+    assert event.message == "scaled deepseek-service from 1 to 2"
+    assert len(event.payload["reasons"]) == 8
+    async with db.read() as conn:
+        scaler = await store.get_scaler(conn, "deepseek-service")
+    assert scaler is not None and scaler.last_decision is not None
+    assert scaler.last_decision["replicas"] == 2
+    assert scaler.state.recommendations  # the policy's history is carried for the next tick
+    # A second tick with the same load keeps 2 replicas: no new event.
+    await reconcile_once(db, cluster, FixedClock(NOW + 5))
+    assert len(await events(db)) == 1
+
+
+async def test_dry_run_changes_nothing_and_says_what_it_would_do(db: Database) -> None:
+    await add_scaler(db, mode="dry_run")
+    await push(db, NOW - 2, util=170.0, queue=10.0)
+    cluster = RecordingCluster(initial_replicas=1)
+    await reconcile_once(db, cluster, FixedClock(NOW))
+    assert cluster.replicas == {}
+    [event] = await events(db)
+    assert event.kind == "dry_run" and event.replicas == 2
+    assert "would scale deepseek-service from 1 to 2" in event.message
+
+
+async def test_a_missing_target_is_an_error_on_status_once(db: Database) -> None:
+    await add_scaler(db)
+    for tick in range(3):
+        await reconcile_once(db, MissingCluster(), FixedClock(NOW + 5 * tick))
+    [event] = await events(db)
+    assert event.kind == "error" and "not found" in event.message
+    async with db.read() as conn:
+        scaler = await store.get_scaler(conn, "deepseek-service")
+    assert scaler is not None and scaler.last_error is not None
+    assert "not found" in scaler.last_error
+
+
+async def test_silence_never_scales_to_the_minimum(db: Database) -> None:
+    await add_scaler(db, min_replicas=1)
+    cluster = RecordingCluster(initial_replicas=5)
+    await reconcile_once(db, cluster, FixedClock(NOW))  # no metrics at all
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 5
+    assert await events(db) == []
