@@ -3,9 +3,10 @@ background workers start (lifespan)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -22,6 +23,7 @@ from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
+from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
 from app.workers.rollups import rollup_loop
 from app.workers.supervisor import Supervisor
@@ -73,11 +75,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.ctx = ctx
         supervisor = Supervisor()
         if settings.run_workers:
-            supervisor.start("rollups", rollup_loop(db, settings, ctx.clock, ctx.telemetry))
-            supervisor.start(
-                "reconciler",
-                reconcile_loop(db, ctx.cluster, settings, ctx.clock, ctx.telemetry),
-            )
+
+            def workers() -> dict[str, Callable[[asyncio.Event], Awaitable[None]]]:
+                return {
+                    "rollups": rollup_loop(db, settings, ctx.clock, ctx.telemetry),
+                    "reconciler": reconcile_loop(
+                        db, ctx.cluster, settings, ctx.clock, ctx.telemetry
+                    ),
+                }
+
+            leadership = Leadership(elector_for(db), workers, interval_s=settings.leader_interval_s)
+            ctx.extras["leadership"] = leadership
+            supervisor.start("leadership", leadership.run)
         if not settings.auth_enabled:
             log.warning(
                 "no CIUIC_ADMIN_TOKEN set: the API is open to anyone who can reach %s",

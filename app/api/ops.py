@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: the database answers",
     responses={503: {"description": "The database is unavailable"}},
 )
-async def readyz(ctx: Ctx) -> dict[str, str]:
+async def readyz(ctx: Ctx) -> dict[str, object]:
     try:
         await ctx.db.ping()
     except Exception as exc:
@@ -38,7 +38,12 @@ async def readyz(ctx: Ctx) -> dict[str, str]:
             ) from exc
         raise
     ctx.telemetry.db_up.set(1)
-    return {"status": "ready", "database": "ok"}
+    leadership = ctx.extras.get("leadership")
+    return {
+        "status": "ready",
+        "database": "ok",
+        "leader": bool(getattr(leadership, "is_leader", False)),
+    }
 
 
 @router.get(

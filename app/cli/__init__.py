@@ -33,6 +33,20 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     asyncio.run(upgrade(settings.database_url))
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment; only the elected
+        # leader among them runs the background loops.
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
+        return 0
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -75,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service (applies pending migrations first)")
     serve.add_argument("--host", help="bind address (default CIUIC_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default CIUIC_PORT or 8080)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
+    )
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="apply the database migrations and exit")
