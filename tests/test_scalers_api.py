@@ -244,3 +244,16 @@ def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
     assert future["events"] == []
     assert httpx.get(f"{server.url}/v1/scalers/nope/events").status_code == 404
     assert httpx.get(url, params={"since": "tomorrow"}).status_code == 400
+
+
+def test_pause_and_resume_are_recorded_with_who_did_it(server: LiveServer) -> None:
+    create_brief(server)
+    paused = httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause")
+    assert paused.status_code == 200 and paused.json()["status"]["paused"] is True
+    assert httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause").status_code == 200
+    resumed = httpx.post(f"{server.url}/v1/scalers/deepseek-service/resume")
+    assert resumed.json()["status"]["paused"] is False
+    events = httpx.get(f"{server.url}/v1/scalers/deepseek-service/events").json()["events"]
+    assert [e["message"].split(":")[0] for e in events] == ["resumed", "paused", "created"]
+    assert {e["payload"]["actor"] for e in events} == {"anonymous"}
+    assert httpx.post(f"{server.url}/v1/scalers/nope/pause").status_code == 404

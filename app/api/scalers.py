@@ -15,7 +15,7 @@ import yaml
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app.api.auth import RequireAdmin, RequireRead
+from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.timeparams import parse_time
@@ -190,7 +190,13 @@ def _check_match(if_match: str | None, existing: store.StoredScaler | None, name
 
 
 async def _save(
-    ctx: AppContext, name: str, spec: ScalerSpec, *, create_only: bool, if_match: str | None
+    ctx: AppContext,
+    name: str,
+    spec: ScalerSpec,
+    *,
+    create_only: bool,
+    if_match: str | None,
+    actor: Principal,
 ) -> tuple[store.StoredScaler, bool]:
     now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
@@ -209,7 +215,7 @@ async def _save(
             ts_us=now_us,
             kind="spec",
             message="created" if existing is None else f"replaced (generation {saved.generation})",
-            payload={"generation": saved.generation},
+            payload={"generation": saved.generation, "actor": actor.token_id},
         )
     return saved, existing is None
 
@@ -225,9 +231,9 @@ async def _save(
         422: {"description": "Invalid spec"},
     },
 )
-async def create_scaler(ctx: Ctx, request: Request, _auth: RequireAdmin) -> Response:
+async def create_scaler(ctx: Ctx, request: Request, auth: RequireAdmin) -> Response:
     spec = _parse(await _document(ctx, request))
-    saved, _ = await _save(ctx, spec.scaler_name, spec, create_only=True, if_match=None)
+    saved, _ = await _save(ctx, spec.scaler_name, spec, create_only=True, if_match=None, actor=auth)
     response = _render(request, _out(saved), status=201, etag=saved.generation)
     response.headers["Location"] = f"/v1/scalers/{saved.name}"
     return response
@@ -261,7 +267,7 @@ async def put_scaler(
     ctx: Ctx,
     request: Request,
     name: str,
-    _auth: RequireAdmin,
+    auth: RequireAdmin,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     document = await _document(ctx, request)
@@ -279,7 +285,7 @@ async def put_scaler(
                 }
             ],
         )
-    saved, created = await _save(ctx, name, spec, create_only=False, if_match=if_match)
+    saved, created = await _save(ctx, name, spec, create_only=False, if_match=if_match, actor=auth)
     return _render(request, _out(saved), status=201 if created else 200, etag=saved.generation)
 
 
@@ -330,6 +336,38 @@ async def delete_scaler(
         _check_match(if_match, existing, name)
         await store.delete_scaler(conn, name)
     return Response(status_code=204)
+
+
+async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal) -> ScalerOut:
+    now_us = ctx.clock.stamp_us()
+    async with ctx.db.transaction() as conn:
+        existing = await store.get_scaler(conn, name, for_update=True)
+        if existing is None:
+            raise NotFound(f"no scaler named {name!r}")
+        if existing.paused != paused:
+            await store.set_paused(conn, name, paused, now_us)
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="spec",
+                message="paused: the reconciler leaves the target alone" if paused else "resumed",
+                payload={"paused": paused, "actor": actor.token_id},
+            )
+        saved = await store.get_scaler(conn, name)
+    assert saved is not None
+    return _out(saved)
+
+
+@router.post("/{name}/pause", operation_id="pause_scaler", response_model=ScalerOut)
+async def pause_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
+    """Stop acting on the target (decisions are still computed on request)."""
+    return await _set_paused(ctx, name, True, auth)
+
+
+@router.post("/{name}/resume", operation_id="resume_scaler", response_model=ScalerOut)
+async def resume_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
+    return await _set_paused(ctx, name, False, auth)
 
 
 @router.get("/{name}/decision", operation_id="get_scaler_decision", response_model=DecisionOut)
