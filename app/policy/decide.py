@@ -21,7 +21,7 @@ from __future__ import annotations
 from app.policy.behavior import apply_behavior, prune_events
 from app.policy.bounds import apply_bounds
 from app.policy.emergency import emergency_step
-from app.policy.fractional import fractional_plan, pods_for
+from app.policy.fractional import fractional_plan, pods_for, split_need
 from app.policy.predictive import forecast_floor
 from app.policy.preheat import preheat_need
 from app.policy.reactive import reactive_need
@@ -58,7 +58,12 @@ def decide(
     need, preheat_reason = preheat_need(spec, need)  # 5
 
     events = prune_events(spec.behavior, state.scale_events, now)  # 6
-    desired = pods_for(spec.fractional, need)
+    if spec.fractional.enabled:
+        split = split_need(spec.fractional, need)
+        desired = split[0] + (1 if split[1] is not None else 0)
+    else:
+        split = None
+        desired = pods_for(spec.fractional, need)
     behaved = apply_behavior(spec.behavior, current, desired, state.recommendations, events, now)
 
     replicas, bounds_reason = apply_bounds(  # 7
@@ -71,7 +76,7 @@ def decide(
         burst.bursting,
     )
 
-    plan, plan_reason = fractional_plan(spec.fractional, need, replicas)  # 8
+    plan, plan_reason = fractional_plan(spec.fractional, need, replicas, split)  # 8
 
     if replicas != current:
         events = (*events, (now, replicas - current))

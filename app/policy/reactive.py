@@ -97,7 +97,7 @@ def _fresh(reading: MetricReading | None, stale_after: float) -> float | None:
 
 
 def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Observation,
-                 tolerance: float) -> float:  # fmt: skip
+                 tolerance: float) -> float | None:  # fmt: skip
     target = m.target.value
     current = obs.current_replicas
     if m.aggregation == "sum":
@@ -107,10 +107,12 @@ def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Obser
     ready = obs.ready_pods if obs.ready_pods > 0 else 0
     reporting = reading.pods_reporting if reading.pods_reporting > 0 else ready
     if reporting <= 0:
-        # Samples but no Ready pod to attribute them to (all starting): HPA has no answer;
-        # treat the starting pods as the reporters so a hot queue still scales up.
-        reporting = max(obs.starting_pods, 1)
-        ready = reporting
+        # Samples but no Ready pod to attribute them to. With pods starting, let them stand
+        # in as the reporters so a hot queue still scales up; with no pod at all a per-pod
+        # average means nothing (scale from zero on a `sum` metric or the forecast).
+        if obs.starting_pods <= 0:
+            return None
+        reporting = ready = obs.starting_pods
         unready = 0
     else:
         unready = obs.starting_pods if obs.starting_pods > 0 else 0
@@ -140,6 +142,8 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
         if value is None or reading is None:
             continue
         need = _metric_need(m, value, reading, obs, spec.tolerance)
+        if need is None:
+            continue
         valid += 1
         k_value, k_target, k_need = _keys(m.name)
         values[k_value] = value
