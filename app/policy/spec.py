@@ -32,6 +32,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -219,7 +220,19 @@ def _number(value: object, what: str) -> float:
     return out
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+_DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+(\.\d+)?$"},
+    ],
+    "description": "seconds, or a duration such as '30s', '5m', '1h30m'",
+}
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
 """Seconds; accepts "30s"-style strings; renders back as such."""
 
 
@@ -326,7 +339,19 @@ class MetricSpec(_Model):
     """One pushed metric the reactive step scales on (see `app.policy.reactive`)."""
 
     name: str = Field(pattern=rf"^{_METRIC_NAME}$", max_length=200)
-    target: MetricTarget
+    target: Annotated[
+        MetricTarget,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^\s*<?\s*\d+(\.\d+)?\s*%?\s*$"},
+                ],
+                "description": "per-pod target: '85%' (percent points), '<5', or a number",
+                "examples": ["85%", "<5", 5],
+            }
+        ),
+    ]
     weight: float | None = Field(default=None, ge=0)
     selector: dict[str, str] = Field(default_factory=dict)
     aggregation: Literal["avg", "sum", "max", "min"] = "avg"
@@ -656,7 +681,26 @@ class ScalerSpec(_Model):
     """A complete, validated scaler spec. Build it with `parse_spec`."""
 
     name: str | None = Field(default=None, max_length=63, pattern=rf"^{_DNS_LABEL}$")
-    target: TargetRef
+    target: Annotated[
+        TargetRef,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "description": "a Deployment in the default namespace"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"enum": ["Deployment", "StatefulSet"]},
+                            "namespace": {"type": "string"},
+                            "name": {"type": "string"},
+                        },
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    },
+                ]
+            }
+        ),
+    ]
     scaler: Literal["predictive", "reactive"] = "predictive"
     mode: Literal["apply", "dry_run"] = "apply"
     metrics: tuple[MetricSpec, ...] = Field(min_length=1, max_length=20)
@@ -666,11 +710,33 @@ class ScalerSpec(_Model):
     max_replicas: Count = Field(default=10, ge=1, le=10000)
     algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
     forecast: ForecastSpec = Field(default_factory=ForecastSpec)
-    capacity: CapacitySpec | None = None
+    capacity: Annotated[
+        CapacitySpec | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": ["number", "string"], "description": "request_rate per pod"},
+                    {
+                        "type": "object",
+                        "description": "{<load signal>: rate, utilization?: percent}",
+                        "additionalProperties": {"type": ["number", "string"]},
+                    },
+                    {"type": "null"},
+                ],
+                "examples": [{"request_rate": "0.5/s"}, "30/min"],
+            }
+        ),
+    ] = None
     cold_start: Annotated[
         float | Literal["learn"],
         BeforeValidator(_parse_cold_start),
         PlainSerializer(_format_cold_start),
+        WithJsonSchema(
+            {
+                "anyOf": [*_DURATION_SCHEMA["anyOf"], {"const": "learn"}],
+                "description": "seconds from pod created to Ready, or 'learn'",
+            }
+        ),
     ] = "learn"
     preheat: PreheatSpec = Field(default_factory=PreheatSpec)
     schedule: tuple[ScheduleEntry, ...] = Field(default=(), max_length=100)

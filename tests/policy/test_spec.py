@@ -563,3 +563,14 @@ def test_spec_is_immutable() -> None:
     s: ScalerSpec = parse_spec(brief_document())
     with pytest.raises(Exception, match="frozen"):
         s.min_replicas = 3  # type: ignore[misc]
+
+
+def test_json_schema_describes_the_written_forms() -> None:
+    """The API's OpenAPI shows what authors write ("85%", "30s"), not the parsed models."""
+    schema = ScalerSpec.model_json_schema()
+    target = schema["$defs"]["MetricSpec"]["properties"]["target"]
+    assert "85%" in target["examples"]
+    window = schema["$defs"]["MetricSpec"]["properties"]["window"]
+    assert {"type": "string"}.items() <= window["anyOf"][1].items()
+    assert schema["properties"]["target"]["anyOf"][0]["type"] == "string"
+    assert ScalerSpec.model_json_schema(mode="serialization")
