@@ -310,9 +310,21 @@ def test_decide_is_pure() -> None:
     assert state == before
 
 
-def test_dry_run_decides_the_same() -> None:
+def test_dry_run_decides_the_same_but_records_no_scale_event() -> None:
     o = obs(3, gpu=95.0, queue=8.0)
-    assert run(brief(mode="dry_run"), o, now=AT_10).replicas == run(brief(), o, now=AT_10).replicas
+    dry = run(brief(mode="dry_run"), o, now=AT_10)
+    applied = run(brief(), o, now=AT_10)
+    assert dry.replicas == applied.replicas == 5
+    assert applied.state.scale_events == ((AT_10, 2),)
+    assert dry.state.scale_events == ()
+    # The cluster stayed at 3: the next dry-run decision is not rate-limited by a phantom +2.
+    s = spec(
+        mode="dry_run",
+        behavior={"scaleUp": {"policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]}},
+    )
+    first = run(s, obs(3, gpu=100.0), now=T0)
+    second = run(s, obs(3, gpu=100.0), state=first.state, now=T0 + 15)
+    assert first.replicas == second.replicas == 5
 
 
 # ---------------------------------------------------------------------------------------------
