@@ -136,7 +136,15 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
     weighted = 0.0
     best = -1.0
     valid = 0
+    n = 0
+    by_weight = spec.combine == "weighted"
     for m in spec.metrics:
+        # No weights given means equal shares: weight 1 each, normalised below. With weights,
+        # a weight-0 metric does not scale (it can still trigger an emergency burst).
+        w = 1.0 if m.weight is None else m.weight
+        if by_weight and w <= 0.0:
+            continue
+        n += 1
         reading = obs.metrics.get(m.name)
         value = _fresh(reading, stale_after)
         if value is None or reading is None:
@@ -149,14 +157,11 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
         values[k_value] = value
         values[k_target] = m.target.value
         values[k_need] = need
-        # No weights given means equal shares: weight 1 each, normalised below.
-        w = 1.0 if m.weight is None else m.weight
         total_w += w
         weighted += w * need
         if need > best:
             best = need
 
-    n = len(spec.metrics)
     values["metrics_valid"] = float(valid)
     if valid == 0:
         if spec.fallback.on_missing == "replicas" and spec.fallback.replicas is not None:
@@ -170,7 +175,7 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
             float(current), False, Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         )
 
-    need = best if spec.combine == "max" or total_w <= 0.0 else weighted / total_w
+    need = weighted / total_w if by_weight else best
     values["need"] = need
     if valid < n:
         if need < current:
