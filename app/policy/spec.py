@@ -16,11 +16,12 @@ dotted path into the document ("metrics.1.target"), `rule` a stable code.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -143,7 +144,7 @@ def _issues_from(err: ValidationError) -> list[SpecIssue]:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if rule == "extra_forbidden" and loc:
-            msg = f"unknown key {loc[-1]!r}"
+            msg = f"unknown key {loc[-1]!r}" + _did_you_mean(loc[:-1], loc[-1])
         value = ctx["value"] if "value" in ctx else e.get("input")
         out.append(SpecIssue(field=".".join(loc) or "(root)", value=value, rule=rule, message=msg))
     # pydantic also reports a list as "too short" when its only items failed: noise.
@@ -153,6 +154,40 @@ def _issues_from(err: ValidationError) -> list[SpecIssue]:
         for i in out
         if i["rule"] != "too_short" or not any(f.startswith(f"{i['field']}.") for f in fields)
     ]
+
+
+def _model_at(path: list[str]) -> type[BaseModel] | None:
+    """The spec model that the dotted path (list indices included) points into."""
+    model: type[BaseModel] | None = ScalerSpec
+    for part in path:
+        if model is None:
+            return None
+        if part.isdigit():
+            continue
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}
+        fields.update(model.model_fields)
+        info = fields.get(part)
+        model = _model_in(info.annotation) if info is not None else None
+    return model
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _did_you_mean(parent: list[str], key: str) -> str:
+    model = _model_at(parent)
+    if model is None:
+        return ""
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -214,14 +214,14 @@ def test_weights_default_to_equal_shares() -> None:
 BAD: list[Any] = [
     # an unknown top-level key (typo of `scaler`)
     pytest.param(
-        with_("scalr", "x"), "scalr", "extra_forbidden", "unknown key 'scalr'", id="unknown-key"
+        with_("scalr", "x"), "scalr", "extra_forbidden", "did you mean 'scaler'?", id="unknown-key"
     ),
     # an unknown key inside a list item
     pytest.param(
         with_("metrics.0.wieght", 1),
         "metrics.0.wieght",
         "extra_forbidden",
-        "unknown key",
+        "unknown key 'wieght'; did you mean 'weight'?",
         id="unknown-nested-key",
     ),
     # a count given as text
