@@ -585,7 +585,7 @@ class ScalingPolicy(_Model):
     """HPA v2 HPAScalingPolicy: change by at most `value` pods or percent per `periodSeconds`."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+        extra="forbid", frozen=True, populate_by_name=True
     )
 
     type: Literal["Pods", "Percent"]
@@ -602,7 +602,7 @@ _DOWN_POLICIES = (ScalingPolicy(type="Percent", value=100, period_seconds=15),)
 
 class _Rules(_Model):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+        extra="forbid", frozen=True, populate_by_name=True
     )
 
     select_policy: Literal["Max", "Min", "Disabled"] = Field(default="Max", alias="selectPolicy")
@@ -637,7 +637,7 @@ class BehaviorSpec(_Model):
     """Kubernetes HPA v2 `behavior`, same keys, same defaults, same meaning."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+        extra="forbid", frozen=True, populate_by_name=True
     )
 
     scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, alias="scaleUp")
