@@ -584,9 +584,7 @@ class ForecastSpec(_Model):
 class ScalingPolicy(_Model):
     """HPA v2 HPAScalingPolicy: change by at most `value` pods or percent per `periodSeconds`."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     type: Literal["Pods", "Percent"]
     value: Count = Field(gt=0)
@@ -601,9 +599,7 @@ _DOWN_POLICIES = (ScalingPolicy(type="Percent", value=100, period_seconds=15),)
 
 
 class _Rules(_Model):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     select_policy: Literal["Max", "Min", "Disabled"] = Field(default="Max", alias="selectPolicy")
 
@@ -636,9 +632,7 @@ class ScaleDownRules(_Rules):
 class BehaviorSpec(_Model):
     """Kubernetes HPA v2 `behavior`, same keys, same defaults, same meaning."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, alias="scaleUp")
     scale_down: ScaleDownRules = Field(default_factory=ScaleDownRules, alias="scaleDown")
