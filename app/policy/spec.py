@@ -303,7 +303,7 @@ Count = Annotated[int, Field(strict=True)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TargetRef(_Model):
@@ -584,7 +584,9 @@ class ForecastSpec(_Model):
 class ScalingPolicy(_Model):
     """HPA v2 HPAScalingPolicy: change by at most `value` pods or percent per `periodSeconds`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
 
     type: Literal["Pods", "Percent"]
     value: Count = Field(gt=0)
@@ -599,7 +601,9 @@ _DOWN_POLICIES = (ScalingPolicy(type="Percent", value=100, period_seconds=15),)
 
 
 class _Rules(_Model):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
 
     select_policy: Literal["Max", "Min", "Disabled"] = Field(default="Max", alias="selectPolicy")
 
@@ -632,7 +636,9 @@ class ScaleDownRules(_Rules):
 class BehaviorSpec(_Model):
     """Kubernetes HPA v2 `behavior`, same keys, same defaults, same meaning."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
 
     scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, alias="scaleUp")
     scale_down: ScaleDownRules = Field(default_factory=ScaleDownRules, alias="scaleDown")
