@@ -146,6 +146,8 @@ def _issues_from(err: ValidationError) -> list[SpecIssue]:
         if rule == "extra_forbidden" and loc:
             msg = f"unknown key {loc[-1]!r}" + _did_you_mean(loc[:-1], loc[-1])
         value = ctx["value"] if "value" in ctx else e.get("input")
+        if rule == "missing":
+            value = None  # pydantic reports the enclosing mapping
         out.append(SpecIssue(field=".".join(loc) or "(root)", value=value, rule=rule, message=msg))
     # pydantic also reports a list as "too short" when its only items failed: noise.
     fields = [str(i["field"]) for i in out]

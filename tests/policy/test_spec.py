@@ -555,6 +555,14 @@ def test_several_problems_are_reported_together() -> None:
     assert {i["field"] for i in info.value.issues} == {"timezone", "metrics.0.target", "bogus"}
 
 
+def test_a_missing_key_has_no_value() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(with_("target", DELETE))
+    assert info.value.issues == [
+        {"field": "target", "value": None, "rule": "missing", "message": "required key is missing"}
+    ]
+
+
 def test_a_document_that_is_not_a_mapping() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(["target", "x"])  # type: ignore[arg-type]
