@@ -257,3 +257,11 @@ def test_pause_and_resume_are_recorded_with_who_did_it(server: LiveServer) -> No
     assert [e["message"].split(":")[0] for e in events] == ["resumed", "paused", "created"]
     assert {e["payload"]["actor"] for e in events} == {"anonymous"}
     assert httpx.post(f"{server.url}/v1/scalers/nope/pause").status_code == 404
+
+
+def test_a_yaml_date_where_a_duration_belongs_is_422_not_500(server: LiveServer) -> None:
+    body = BRIEF.replace("duration: 30s", "duration: 2026-01-01")
+    response = httpx.post(f"{server.url}/v1/scalers", content=body, headers=YAML)
+    assert response.status_code == 422
+    issue = response.json()["error"]["details"][0]
+    assert issue["field"] == "emergency.triggers.0.duration" and issue["value"] == "2026-01-01"

@@ -165,6 +165,15 @@ async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
     return document
 
 
+def _jsonable(value: object) -> object:
+    """A spec value as JSON can carry it (YAML may hold dates, sets, ...)."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
 def _parse(document: dict[str, Any]) -> ScalerSpec:
     try:
         return parse_spec(document)
@@ -172,7 +181,7 @@ def _parse(document: dict[str, Any]) -> ScalerSpec:
         raise UnprocessableEntity(
             f"invalid scaler spec: {len(exc.issues)} problem(s)",
             code="invalid_spec",
-            details=[dict(i) for i in exc.issues],
+            details=[{**i, "value": _jsonable(i.get("value"))} for i in exc.issues],
         ) from exc
 
 
