@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import ops, query, samples, scalers, tokens
+from app.api import grafana, ops, query, samples, scalers, tokens
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
@@ -115,6 +115,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
 
     app.add_middleware(LatencyMiddleware)
-    for module in (ops, pushgateway, samples, query, tokens, scalers):
+    for module in (ops, pushgateway, samples, query, tokens, scalers, grafana):
         app.include_router(module.router)
     return app

@@ -79,7 +79,11 @@ async def reconcile_scaler(
                 kind=kind,
                 replicas=decision.replicas,
                 message=message,
-                payload={"from": cluster_state.replicas, **rendered},
+                payload={
+                    "from": cluster_state.replicas,
+                    "ready": cluster_state.ready,
+                    **rendered,
+                },
             )
         if action_error:
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)
