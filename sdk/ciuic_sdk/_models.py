@@ -1,0 +1,147 @@
+"""What the API returns, as pydantic models (unknown fields are ignored, so a newer service
+does not break an older SDK)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Decision",
+    "Event",
+    "EventPage",
+    "Prediction",
+    "PredictionPoint",
+    "RangeResult",
+    "RangeSeries",
+    "Sample",
+    "Scaler",
+    "ScalerStatus",
+    "Series",
+    "Token",
+    "TokenCreated",
+    "Validation",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Sample(BaseModel):
+    """One sample to push with `Client.push_samples`; `timestamp` is the time of receipt when
+    absent (unix seconds or an aware datetime)."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str
+    value: float
+    labels: dict[str, str] = Field(default_factory=dict)
+    timestamp: float | datetime | None = None
+
+    def wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"metric": self.metric, "labels": self.labels, "value": self.value}
+        if isinstance(self.timestamp, datetime):
+            if self.timestamp.tzinfo is None:
+                raise ValueError("a sample's datetime needs a time zone")
+            out["timestamp"] = self.timestamp.isoformat()
+        elif self.timestamp is not None:
+            out["timestamp"] = self.timestamp
+        return out
+
+
+class ScalerStatus(_Model):
+    generation: int
+    created_at: datetime
+    updated_at: datetime
+    paused: bool
+    last_decision: dict[str, Any] | None = None
+    last_decision_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+class Scaler(_Model):
+    name: str
+    spec: dict[str, Any]
+    status: ScalerStatus
+
+
+class Validation(_Model):
+    valid: bool
+    name: str
+    spec: dict[str, Any]
+
+
+class Decision(_Model):
+    scaler: str
+    time: datetime
+    replicas: int
+    need: float
+    plan: dict[str, Any]
+    reasons: list[dict[str, Any]]
+    valid: bool
+    observation: dict[str, Any] = Field(default_factory=dict)
+    cluster: dict[str, Any] = Field(default_factory=dict)
+
+
+class Event(_Model):
+    id: int
+    time: datetime
+    kind: str
+    replicas: int | None = None
+    message: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventPage(_Model):
+    events: list[Event]
+    next_cursor: int | None = None
+
+
+class Series(_Model):
+    metric: str
+    labels: dict[str, str]
+
+
+class RangeSeries(_Model):
+    metric: str
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+
+class RangeResult(_Model):
+    source: str
+    step: float
+    agg: str
+    series: list[RangeSeries]
+
+
+class Token(_Model):
+    id: str
+    name: str
+    scope: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class TokenCreated(Token):
+    token: str
+
+
+class PredictionPoint(_Model):
+    time: datetime
+    mean: float
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    replicas: float | None = None
+
+
+class Prediction(_Model):
+    """GET /v1/scalers/{name}/prediction: the forecast path of the scaler's load."""
+
+    model: str | None = None
+    fitted_at: datetime | None = None
+    points: list[PredictionPoint] = Field(default_factory=list)
