@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test install bench
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './sdk[agent]'
 	touch $@
 
 install: $(BIN)/.installed
