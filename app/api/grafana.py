@@ -340,7 +340,8 @@ def forecast_metric_names(scalers: Sequence[str]) -> list[str]:
 async def forecast_series(
     ctx: AppContext, scaler: str, band: str, window: Window
 ) -> list[TimeSeries]:
-    """The forecast band `band` (mean, p50, p90, p99, replicas) of `scaler` over the window.
+    """The forecast band `band` (mean, p50, p90, p99, replicas) of `scaler` over the window,
+    one series named `<scaler> forecast <band>` with points on `window.bucket_times()`.
 
     Returns no series yet: this is where the forecasting module's predictions will be read.
     """
@@ -709,6 +710,9 @@ async def query(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str
             )
         else:
             series = await _metric_series(ctx, target, text, extra, window)
+        legend = payload.get("legend")
+        if legend and parts[0] in ("scaler", "forecast") and len(series) == 1:
+            series = [TimeSeries(str(legend), series[0].datapoints)]
         if as_table:
             out.append(_series_table(series))
         else:
