@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import ops, query, samples, scalers, tokens
+from app.api import forecasts, ops, query, samples, scalers, tokens
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
@@ -23,6 +23,7 @@ from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
+from app.workers.forecasts import ForecastCache, forecast_loop
 from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
 from app.workers.rollups import rollup_loop
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             clock=clock or SystemClock(),
             telemetry=Telemetry(),
             cluster=RecordingCluster(),
+            forecasts=ForecastCache(),
         )
         app.state.ctx = ctx
         supervisor = Supervisor()
@@ -80,8 +82,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 return {
                     "rollups": rollup_loop(db, settings, ctx.clock, ctx.telemetry),
                     "reconciler": reconcile_loop(
-                        db, ctx.cluster, settings, ctx.clock, ctx.telemetry
+                        db, ctx.cluster, settings, ctx.clock, ctx.telemetry, ctx.forecasts
                     ),
+                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock),
                 }
 
             leadership = Leadership(elector_for(db), workers, interval_s=settings.leader_interval_s)
@@ -115,6 +118,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
 
     app.add_middleware(LatencyMiddleware)
-    for module in (ops, pushgateway, samples, query, tokens, scalers):
+    for module in (ops, pushgateway, samples, query, tokens, scalers, forecasts):
         app.include_router(module.router)
     return app

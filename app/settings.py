@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
 
     reconcile_interval_s: float = Field(5.0, gt=0)  # how often every scaler is reconciled
+    forecast_refit_s: float = Field(60.0, gt=0)  # fast models
+    forecast_refit_prophet_s: float = Field(3600.0, gt=0)
+    forecast_accuracy_s: float = Field(3600.0, gt=0)  # per-model accuracy re-measured
     leader_interval_s: float = Field(5.0, gt=0)  # leader election attempts / checks
     db_retry_after_s: int = Field(5, ge=1)  # Retry-After on 503 when the database is down
     run_workers: bool = True  # background loops (rollups, retention, ...) in this process
