@@ -141,16 +141,14 @@ class LeaseElector:
     # ---- running on its own ----------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Acquire, then renew every retry period, until `stop` is set; release on the way
-        out."""
-        try:
-            while not stop.is_set():
-                await self.try_acquire()
-                pause = self.retry_period_s * (1 if self.is_leader else random.uniform(1, 1.2))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
-        finally:
-            await self.release()
+        """Acquire, then renew every retry period, until `stop` is set; then release. A
+        cancelled run does not release (a crash does not either): the Lease expires."""
+        while not stop.is_set():
+            await self.try_acquire()
+            pause = self.retry_period_s * (1 if self.is_leader else random.uniform(1, 1.2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+        await self.release()
 
     # ---- internals -------------------------------------------------------------------------
 
