@@ -230,6 +230,9 @@ class PodWatcher:
                 self._failed(exc)
             except TRANSIENT_ERRORS as exc:
                 self._failed(ClusterUnavailable(f"watch pods: {type(exc).__name__}: {exc}"))
+            except Exception as exc:  # a bug or an odd object: keep watching, loudly
+                log.exception("pods %s in %s: unexpected error", self.selector, self.namespace)
+                self._failed(ClusterError(f"watch pods: {type(exc).__name__}: {exc}"))
             else:
                 continue
             failures += 1

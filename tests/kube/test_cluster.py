@@ -301,6 +301,18 @@ async def test_pod_list_errors_back_off_and_recover(
     assert stats is not None and stats.errors == 1 and stats.lists == 1
 
 
+async def test_realtime_emulator_pods_become_ready_on_the_wall_clock() -> None:
+    """The mode end-to-end tests of the service use: no hand on the clock."""
+    with KubeEmulator(cold_start_s=0.3, realtime=True) as kube:
+        kube.add_workload("llm", replicas=2)
+        adapter = KubernetesCluster(api_client(kube.url), retry=FAST)
+        try:
+            assert await counts(adapter) == (2, 0, 2)
+            await eventually(lambda: _counts(adapter) == (2, 0))
+        finally:
+            await adapter.close()
+
+
 async def test_unsynced_pods_fall_back_to_the_workload_status(kube: KubeEmulator) -> None:
     kube.add_workload("llm", replicas=3, ready=True)
     kube.fail(100, 503, verb="list", resource="pods")
