@@ -18,7 +18,10 @@ from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
 from app.clock import Clock, SystemClock
-from app.kube.cluster import RecordingCluster
+from app.kube.cluster import Cluster
+from app.kube.config import build_cluster, build_elector
+from app.kube.lease import LeaderElector
+from app.kube.simulated import SimulatedCluster
 from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
@@ -62,6 +65,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
+        clock_ = clock or SystemClock()
+        kube = await build_cluster(settings)  # None: no cluster configured
+        cluster: Cluster = kube if kube is not None else SimulatedCluster(clock_)
         ctx = AppContext(
             settings=settings,
             db=db,
@@ -69,9 +75,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 max_series_per_job=settings.max_series_per_job,
                 lateness_us=int(settings.rollup_lateness_s * 1e6),
             ),
-            clock=clock or SystemClock(),
+            clock=clock_,
             telemetry=Telemetry(),
-            cluster=RecordingCluster(),
+            cluster=cluster,
             forecasts=ForecastCache(),
         )
         app.state.ctx = ctx
@@ -87,7 +93,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock),
                 }
 
-            leadership = Leadership(elector_for(db), workers, interval_s=settings.leader_interval_s)
+            elector: LeaderElector = (
+                build_elector(settings, kube) if kube is not None else elector_for(db)
+            )
+            interval = (
+                settings.lease_retry_period_s if kube is not None else settings.leader_interval_s
+            )
+            leadership = Leadership(elector, workers, interval_s=interval)
             ctx.extras["leadership"] = leadership
             supervisor.start("leadership", leadership.run)
         if not settings.auth_enabled:
@@ -99,6 +111,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             yield
         finally:
             await supervisor.stop()
+            if kube is not None:
+                await kube.close()
             await db.dispose()
 
     app = FastAPI(

@@ -403,6 +403,7 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
         ready_pods=state.ready,
         starting_pods=state.starting,
         load_rate=view.load_rate,
+        cold_start_s=state.learned_cold_start_s,
     )
     stored = await ctx.forecasts.get(ctx.db, name)
     decision = decide(spec, observation, stored.forecast if stored else None, found.state, now)
@@ -422,6 +423,7 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
             "replicas": state.replicas,
             "ready": state.ready,
             "starting": state.starting,
+            "cold_start_s": state.learned_cold_start_s,
         },
         **rendered,
     )

@@ -55,6 +55,7 @@ async def reconcile_scaler(
         ready_pods=cluster_state.ready,
         starting_pods=cluster_state.starting,
         load_rate=view.load_rate,
+        cold_start_s=cluster_state.learned_cold_start_s,
     )
     stored = await forecasts.get(db, name) if forecasts is not None else None
     decision = decide(spec, observation, stored.forecast if stored else None, scaler.state, now)
