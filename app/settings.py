@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -39,7 +39,24 @@ class Settings(BaseSettings):
     rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
 
     reconcile_interval_s: float = Field(5.0, gt=0)  # how often every scaler is reconciled
+    forecast_refit_s: float = Field(60.0, gt=0)  # fast models
+    forecast_refit_prophet_s: float = Field(3600.0, gt=0)
+    forecast_accuracy_s: float = Field(3600.0, gt=0)  # per-model accuracy re-measured
     leader_interval_s: float = Field(5.0, gt=0)  # leader election attempts / checks
+    # Kubernetes: a kubeconfig file, or the pod's service account (in_cluster); with neither
+    # the service drives the built-in cluster. `namespace` holds the leader Lease.
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    in_cluster: bool = False
+    namespace: str = "default"
+    kube_request_timeout_s: float = Field(10.0, gt=0)
+    kube_retries: int = Field(4, ge=1)  # attempts per request on 5xx, 429 and timeouts
+    lease_name: str = "ciuic-leader"
+    lease_duration_s: float = Field(15.0, gt=0)  # followers wait this long after the last renew
+    lease_renew_deadline_s: float = Field(10.0, gt=0)  # the leader steps down after this
+    lease_retry_period_s: float = Field(2.0, gt=0)  # renew / acquire attempts
+    leader_identity: str | None = None  # the pod name (downward API); default: host + random
+
     db_retry_after_s: int = Field(5, ge=1)  # Retry-After on 503 when the database is down
     run_workers: bool = True  # background loops (rollups, retention, ...) in this process
 
@@ -51,6 +68,16 @@ class Settings(BaseSettings):
         if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
         return value
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> Settings:
+        # client-go's rule: retry < renew deadline < lease duration, so a leader that cannot
+        # renew steps down before any follower may take the Lease over.
+        if not self.lease_retry_period_s < self.lease_renew_deadline_s < self.lease_duration_s:
+            raise ValueError(
+                "need lease_retry_period_s < lease_renew_deadline_s < lease_duration_s"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

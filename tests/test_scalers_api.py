@@ -208,7 +208,13 @@ def test_decision_from_pushed_metrics_explains_itself(server: LiveServer) -> Non
     body = response.json()
     assert body["observation"]["metrics"]["gpu_utilization"]["value"] == 170.0
     assert body["observation"]["metrics"]["request_queue"]["pods_reporting"] == 1
-    assert body["cluster"] == {"source": "recording", "replicas": 1, "ready": 1, "starting": 0}
+    assert body["cluster"] == {
+        "source": "simulated",  # no Kubernetes configured: the built-in cluster
+        "replicas": 1,
+        "ready": 1,
+        "starting": 0,
+        "cold_start_s": None,
+    }
     assert body["replicas"] == 2
     codes = [r["code"] for r in body["reasons"]]
     assert len(codes) == 8 and all(isinstance(c, str) and c for c in codes)

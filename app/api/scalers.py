@@ -320,6 +320,11 @@ async def _get(ctx: AppContext, name: str) -> store.StoredScaler:
     return found
 
 
+async def get_scaler_spec(ctx: AppContext, name: str) -> ScalerSpec:
+    """The stored scaler's spec (404 when there is none)."""
+    return _parse((await _get(ctx, name)).document)
+
+
 @router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut)
 async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) -> Response:
     found = await _get(ctx, name)
@@ -398,8 +403,10 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
         ready_pods=state.ready,
         starting_pods=state.starting,
         load_rate=view.load_rate,
+        cold_start_s=state.learned_cold_start_s,
     )
-    decision = decide(spec, observation, None, found.state, now)
+    stored = await ctx.forecasts.get(ctx.db, name)
+    decision = decide(spec, observation, stored.forecast if stored else None, found.state, now)
     rendered = store.decision_to_json(decision)
     return DecisionOut(
         scaler=name,
@@ -416,6 +423,7 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
             "replicas": state.replicas,
             "ready": state.ready,
             "starting": state.starting,
+            "cold_start_s": state.learned_cold_start_s,
         },
         **rendered,
     )

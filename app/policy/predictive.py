@@ -25,7 +25,14 @@ from app.policy.codes import Code
 from app.policy.spec import DEFAULT_COLD_START_S, ScalerSpec
 from app.policy.types import LoadForecast, Observation, Reason
 
-__all__ = ["PredictiveResult", "cold_start_s", "forecast_floor", "peak_between"]
+__all__ = [
+    "PredictiveResult",
+    "cold_start_s",
+    "forecast_floor",
+    "peak_between",
+    "planned_pods",
+    "quantile_path",
+]
 
 
 class PredictiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
@@ -56,7 +63,7 @@ def cold_start_s(spec: ScalerSpec, obs: Observation) -> float:
     return DEFAULT_COLD_START_S
 
 
-def _path(forecast: LoadForecast, q: float) -> tuple[tuple[float, ...], float]:
+def quantile_path(forecast: LoadForecast, q: float) -> tuple[tuple[float, ...], float]:
     """The quantile path to use: `q` itself, else the nearest higher one, else the mean (0.5)."""
     path = forecast.quantiles.get(q)
     if path is not None:
@@ -66,6 +73,13 @@ def _path(forecast: LoadForecast, q: float) -> tuple[tuple[float, ...], float]:
         k = min(higher)
         return forecast.quantiles[k], k
     return forecast.mean, 0.5
+
+
+def planned_pods(spec: ScalerSpec, load: float) -> float | None:
+    """Pods for `load` at the planned utilisation, fractional; None without a capacity."""
+    if spec.capacity is None:
+        return None
+    return max(0.0, load) / (spec.capacity.per_pod * spec.capacity.utilization)
 
 
 def peak_between(path: tuple[float, ...], start: float, step: float, t0: float, t1: float) -> float:
@@ -112,7 +126,7 @@ def forecast_floor(
     lead = cold_start_s(spec, obs)
     t0 = now + lead
     t1 = t0 + spec.forecast.buffer
-    path, q_used = _path(forecast, spec.forecast.quantile)
+    path, q_used = quantile_path(forecast, spec.forecast.quantile)
     step = forecast.step_s
     end = forecast.start + step * (len(path) - 1)
     lo, hi = max(t0, forecast.start), min(t1, end)

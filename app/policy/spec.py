@@ -76,7 +76,7 @@ KNOWN_ALGORITHMS: set[str] = {
     "prophet",
     "seasonal",
     "seasonal_naive",
-    "holt_winters",
+    "robust_seasonal",
     "naive",
     "none",
 }

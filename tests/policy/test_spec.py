@@ -131,7 +131,7 @@ RICH: dict[str, Any] = {
     },
     "fractional": {"enabled": True, "step": 0.01, "min_fraction": 0.25},
     "fallback": {"replicas": 2, "stale_after": "90s"},
-    "algorithm": {"name": "holt_winters"},
+    "algorithm": {"name": "seasonal"},
     "preheat": {"enabled": True, "strategy": "lazy"},
 }
 
