@@ -19,8 +19,8 @@ Targets:
 - `scaler:<name>:desired_replicas`, `:need`, `:current_replicas`, `:ready`: step functions from
   the scaler's recorded action/dry-run events and its latest decision;
 - `scaler:<name>:decision`: the latest decision's reasons as a table;
-- `forecast:<name>:<band>`: forecast bands, served by `forecast_series` (none yet: the
-  forecasting module fills that seam).
+- `forecast:<name>:<band>`: the latest fitted forecast's mean, p50, p90, p99 and the replicas
+  it plans, ahead of now (set the dashboard's range past `now` to see them).
 
 Ad-hoc filters (`filters`, or `adhocFilters` from older plugin versions) are label matchers added
 to every selector; a filter on the key `scaler` also narrows scaler series and annotations.
@@ -43,13 +43,15 @@ from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.errors import BadRequest, UnprocessableEntity
+from app.policy import SpecError, parse_spec
+from app.policy.predictive import planned_pods, quantile_path
 from app.store import catalog
 from app.store import scalers as scaler_store
 from app.store.query import AGGREGATIONS, find_series, read_range
 from app.store.scalers import StoredEvent, StoredScaler
 from app.store.selector import Matcher, Selector, SelectorError, parse_selector
 
-__all__ = ["forecast_metric_names", "forecast_series", "router"]
+__all__ = ["FORECAST_BANDS", "forecast_metric_names", "forecast_series", "router"]
 
 router = APIRouter(prefix="/grafana", tags=["grafana"])
 M = TypeVar("M", bound=BaseModel)
@@ -325,27 +327,84 @@ class TimeSeries:
         return {"target": self.target, "datapoints": [[v, t] for v, t in self.datapoints]}
 
 
-# --- the forecast seam -------------------------------------------------------------------
+# --- forecasts ---------------------------------------------------------------------------------
+
+FORECAST_BANDS = ("mean", "p50", "p90", "p99", "replicas")
+_BAND_QUANTILE = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 
 def forecast_metric_names(scalers: Sequence[str]) -> list[str]:
-    """The forecast series that can be queried (`forecast:<scaler>:<band>`).
+    """The forecast series that can be queried: `forecast:<scaler>:<band>`."""
+    return [f"forecast:{s}:{band}" for s in scalers for band in FORECAST_BANDS]
 
-    None yet: the forecasting module (app.forecasting, built separately) will list the bands
-    it has fitted for each scaler here. Until then nothing is offered and nothing is invented.
-    """
-    return []
+
+def _along(path: Sequence[float], start_s: float, step_s: float, t_s: float) -> float | None:
+    """The path's value at t (piecewise-linear between its points, as the policy reads it);
+    None outside the path."""
+    if not path:
+        return None
+    x = (t_s - start_s) / step_s
+    last = len(path) - 1
+    if x < 0 or x > last:
+        return None
+    k = min(math.floor(x), last)
+    if k == last:
+        return float(path[last])
+    frac = x - k
+    return float(path[k] + (path[k + 1] - path[k]) * frac)
 
 
 async def forecast_series(
     ctx: AppContext, scaler: str, band: str, window: Window
 ) -> list[TimeSeries]:
-    """The forecast band `band` (mean, p50, p90, p99, replicas) of `scaler` over the window,
-    one series named `<scaler> forecast <band>` with points on `window.bucket_times()`.
-
-    Returns no series yet: this is where the forecasting module's predictions will be read.
-    """
-    return []
+    """The latest fitted forecast of `scaler` as one series, `<scaler> forecast <band>`, on the
+    window's steps (including the future: a forecast lies ahead of now). Bands: mean, p50,
+    p90, p99 (only those the model produced; a missing quantile is not invented), and
+    replicas (pods for the spec's quantile at planned utilisation, within the bounds). No
+    forecast yet, a failed fit, or an unknown scaler: no series."""
+    if band not in FORECAST_BANDS:
+        raise BadRequest(
+            f"unknown forecast band {band!r}; known: " + ", ".join(FORECAST_BANDS),
+            code="invalid_target",
+        )
+    async with ctx.db.read() as conn:
+        stored_scaler = await scaler_store.get_scaler(conn, scaler)
+    if stored_scaler is None:
+        return []
+    stored = await ctx.forecasts.get(ctx.db, scaler)
+    if stored is None or stored.forecast.failed is not None or not stored.forecast.mean:
+        return []
+    fc = stored.forecast
+    spec = None
+    if band == "mean":
+        path: Sequence[float] = fc.mean
+    elif band == "replicas":
+        try:
+            spec = parse_spec(stored_scaler.document)
+        except SpecError:
+            return []
+        if spec.capacity is None:
+            return []
+        path, _ = quantile_path(fc, spec.forecast.quantile)
+    else:
+        found = fc.quantiles.get(_BAND_QUANTILE[band])
+        if found is None:
+            return []
+        path = found
+    first = window.start_ms - window.start_ms % window.step_ms
+    times = list(range(first, window.end_ms + 1, window.step_ms))[-window.max_points :]
+    points: list[tuple[float, int]] = []
+    for t_ms in times:
+        value = _along(path, fc.start, fc.step_s, t_ms / 1000)
+        if value is None:
+            continue
+        if spec is not None:
+            pods = planned_pods(spec, value)
+            if pods is None:
+                continue
+            value = float(min(spec.max_replicas, max(spec.min_replicas, math.ceil(pods - 1e-9))))
+        points.append((value, t_ms))
+    return [TimeSeries(f"{scaler} forecast {band}", points)]
 
 
 # --- time series ---------------------------------------------------------------------------

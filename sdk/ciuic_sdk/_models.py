@@ -4,7 +4,7 @@ does not break an older SDK)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -133,15 +133,23 @@ class TokenCreated(Token):
 class PredictionPoint(_Model):
     time: datetime
     mean: float
-    p50: float | None = None
-    p90: float | None = None
-    p99: float | None = None
-    replicas: float | None = None
+    p50: float
+    p90: float
+    p99: float
+    replicas: int | None = Field(None, description="Pods for the spec's quantile")
 
 
 class Prediction(_Model):
-    """GET /v1/scalers/{name}/prediction: the forecast path of the scaler's load."""
+    """GET /v1/scalers/{name}/prediction: the scaler's load forecast as points. `status` is
+    ok, pending (no fit yet: `points` is empty and `reason` says why), failed or stale."""
 
+    scaler: str
+    status: Literal["ok", "pending", "failed", "stale"] | str
+    reason: str | None = None
     model: str | None = None
     fitted_at: datetime | None = None
+    quantile: float
+    step: float
     points: list[PredictionPoint] = Field(default_factory=list)
+    backtest: dict[str, Any] | None = None
+    notes: list[str] = Field(default_factory=list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 
 from app.api.grafana import choose_step_ms, step_function
 from app.kube.cluster import RecordingCluster
+from app.policy.types import LoadForecast
+from app.store import forecasts as forecast_store
 from app.store import scalers as store
 from app.store.db import Database
 from app.workers.reconciler import reconcile_once
@@ -171,8 +174,8 @@ def test_metrics_lists_stored_metrics_and_scaler_series(server: LiveServer, body
         assert f"scaler:deepseek-service:{field}" in values
     gpu = items[0]
     assert {p["name"] for p in gpu["payloads"]} == {"agg", "combine", "legend", "format"}
-    # No forecast series is offered until the forecasting module provides them.
-    assert not any(v.startswith("forecast:") for v in values)
+    for band in ("mean", "p50", "p90", "p99", "replicas"):
+        assert f"forecast:deepseek-service:{band}" in values
 
 
 @pytest.mark.parametrize(
@@ -348,6 +351,8 @@ def test_table_format_answers_a_grafana_table(server: LiveServer) -> None:
 
 
 def test_forecast_targets_answer_no_series_until_forecasts_exist(server: LiveServer) -> None:
+    fresh_forecasts(server)
+    assert httpx.post(f"{server.url}/v1/scalers", json=FORECAST_SPEC).status_code == 201
     start = base_ms()
     r = post(
         server,
@@ -358,6 +363,92 @@ def test_forecast_targets_answer_no_series_until_forecasts_exist(server: LiveSer
     )
     assert r.status_code == 200
     assert r.json() == []
+
+
+FORECAST_SPEC: dict[str, Any] = {
+    "target": "deepseek-service",
+    "metrics": [{"name": "request_queue", "target": "<5"}],
+    "capacity": {"request_rate": "30/min"},  # 0.5 requests/s per pod
+    "max_replicas": 40,
+}
+
+
+def save_forecast(server: LiveServer, quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)) -> float:
+    """A fitted forecast as the refit worker stores it: 5-minute steps from the last whole
+    5 minutes, 4 -> 8 requests/s (mean and p50), p90 +25 %, p99 +50 %."""
+    now = time.time()
+    start = now - now % 300
+    n = 24
+    mean = tuple(4.0 + 4.0 * i / (n - 1) for i in range(n))
+    bands = {0.5: mean, 0.9: tuple(v * 1.25 for v in mean), 0.99: tuple(v * 1.5 for v in mean)}
+    forecast = LoadForecast(
+        model="seasonal_naive",
+        made_at=now,
+        start=start,
+        step_s=300,
+        mean=mean,
+        quantiles={q: bands[q] for q in quantiles},
+    )
+
+    async def save() -> None:
+        db = Database(server.settings.database_url)
+        try:
+            async with db.transaction() as conn:
+                await forecast_store.save_forecast(conn, "deepseek-service", forecast, {})
+        finally:
+            await db.dispose()
+
+    asyncio.run(save())
+    return start
+
+
+def fresh_forecasts(server: LiveServer) -> None:
+    """The live server keeps forecasts in memory across tests; each test starts clean."""
+    server.app.state.ctx.forecasts.clear()
+
+
+def test_forecast_bands_follow_the_fitted_forecast_ahead_of_now(server: LiveServer) -> None:
+    fresh_forecasts(server)
+    assert httpx.post(f"{server.url}/v1/scalers", json=FORECAST_SPEC).status_code == 201
+    start_s = save_forecast(server)
+    start = int(start_s * 1000)
+    body = query_body(
+        start - 3_600_000,
+        start + 2 * 3_600_000,  # the forecast covers 23 steps of 5 minutes
+        *(
+            {"refId": band, "target": f"forecast:deepseek-service:{band}"}
+            for band in ("mean", "p50", "p90", "p99", "replicas")
+        ),
+        intervalMs=300_000,
+    )
+    r = post(server, "/query", body)
+    assert r.status_code == 200, r.text
+    series = {s["target"].split()[-1]: dict((t, v) for v, t in s["datapoints"]) for s in r.json()}
+    assert set(series) == {"mean", "p50", "p90", "p99", "replicas"}
+    times = sorted(series["mean"])
+    assert times[0] == start and times[-1] == start + 23 * 300_000  # not before the fit, and
+    assert times[-1] > time.time() * 1000  # ... into the future
+    assert series["mean"][start] == 4.0 and series["mean"][times[-1]] == 8.0
+    for t in times:
+        assert series["p50"][t] <= series["p90"][t] <= series["p99"][t]
+        # pods for p90 (the spec's quantile) at 0.5 requests/s each, within the bounds
+        assert series["replicas"][t] == min(40, max(1, math.ceil(series["p90"][t] / 0.5 - 1e-9)))
+
+
+def test_a_band_the_model_did_not_produce_is_not_invented(server: LiveServer) -> None:
+    fresh_forecasts(server)
+    assert httpx.post(f"{server.url}/v1/scalers", json=FORECAST_SPEC).status_code == 201
+    start = int(save_forecast(server, quantiles=(0.5, 0.9)) * 1000)
+    body = query_body(
+        start,
+        start + 3_600_000,
+        {"refId": "A", "target": "forecast:deepseek-service:p99"},
+        {"refId": "B", "target": "forecast:deepseek-service:p90", "payload": {"legend": "p90"}},
+    )
+    r = post(server, "/query", body)
+    assert [s["target"] for s in r.json()] == ["p90"]
+    bad = dict(body, targets=[{"refId": "A", "target": "forecast:deepseek-service:p42"}])
+    assert_error(post(server, "/query", bad), 400, "invalid_target")
 
 
 # --- scaler series and annotations from real reconciles ------------------------------------------

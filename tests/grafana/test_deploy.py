@@ -91,8 +91,8 @@ def test_every_dashboard_query_is_answered(server: LiveServer) -> None:
     assert {s["target"] for s in answered["GPU utilisation per pod"]} == {"p0"}
     assert {s["target"] for s in answered["Request queue per pod (and total)"]} == {"p0", "total"}
     assert answered["Latest decision, step by step"][0]["type"] == "table"
-    demand = answered["Demand vs forecast (P50–P90 band)"]
-    assert [s["target"] for s in demand] == ["demand"]  # forecast bands: none served yet
+    demand = answered["Demand vs forecast (P50–P90 band, an hour ahead)"]
+    assert [s["target"] for s in demand] == ["demand"]  # no forecast fitted yet: no band
     for annotation in DASHBOARD["annotations"]["list"][1:]:
         r = httpx.post(
             f"{grafana}/query",

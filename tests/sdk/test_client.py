@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -15,6 +16,9 @@ import yaml
 from pydantic import BaseModel
 
 import ciuic_sdk
+from app.policy.types import LoadForecast
+from app.store import forecasts as forecast_store
+from app.store.db import Database
 from ciuic_sdk import (
     OPERATIONS,
     AsyncClient,
@@ -35,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = json.loads((ROOT / "openapi" / "openapi.json").read_text())
 BRIEF = (ROOT / "tests" / "policy" / "brief.yaml").read_text()
 # Operations the SDK calls that are being built elsewhere: checked once the service has them.
-PENDING = {"get_scaler_prediction"}
+PENDING: set[str] = set()
 
 
 def _openapi_ops() -> dict[str, tuple[str, str]]:
@@ -294,19 +298,59 @@ async def test_async_client_does_the_same(server: LiveServer) -> None:
         assert await ciuic.list_scalers() == []
 
 
-PREDICTION_SERVED = "get_scaler_prediction" in _openapi_ops()
+FORECAST_SPEC: dict[str, Any] = {
+    "target": "deepseek-service",
+    "metrics": [{"name": "request_queue", "target": "<5"}],
+    "capacity": {"request_rate": "30/min"},
+    "max_replicas": 40,
+}
 
 
-@pytest.mark.skipif(
-    not PREDICTION_SERVED,
-    reason="GET /v1/scalers/{name}/prediction is not served yet (forecasting issue)",
-)
-def test_get_ciuic_prediction(server: LiveServer) -> None:
+def test_get_ciuic_prediction_is_pending_before_the_first_fit(server: LiveServer) -> None:
+    server.app.state.ctx.forecasts.clear()
     with Client(server.url) as ciuic:
-        ciuic.create_scaler(BRIEF)
+        ciuic.create_scaler(FORECAST_SPEC)
         prediction = ciuic_sdk.get_ciuic_prediction(
             "deepseek-service", horizon="1h", base_url=server.url
         )
-        assert prediction == ciuic.get_prediction("deepseek-service", horizon=3600)
-        for point in prediction.points:
-            assert point.p50 is None or point.p90 is None or point.p50 <= point.p90
+        assert prediction.status == "pending" and prediction.points == [] and prediction.reason
+        assert prediction.scaler == "deepseek-service" and prediction.quantile == 0.9
+        with pytest.raises(NotFound):
+            ciuic.get_ciuic_prediction("no-such-scaler")
+        with pytest.raises(Invalid) as bad:
+            ciuic.get_prediction("deepseek-service", horizon="1d", step="1s")
+        assert bad.value.code == "too_many_points"
+
+
+async def test_prediction_points_from_a_fitted_forecast(server: LiveServer) -> None:
+    server.app.state.ctx.forecasts.clear()
+    async with AsyncClient(server.url) as ciuic:
+        await ciuic.create_scaler(FORECAST_SPEC)
+        now = time.time()
+        start = now - now % 300
+        mean = tuple(4.0 + i / 6 for i in range(24))
+        forecast = LoadForecast(
+            model="seasonal_naive",
+            made_at=now,
+            start=start,
+            step_s=300,
+            mean=mean,
+            quantiles={
+                0.5: mean,
+                0.9: tuple(v + 1 for v in mean),
+                0.99: tuple(v + 2 for v in mean),
+            },
+        )
+        db = Database(server.settings.database_url)
+        try:
+            async with db.transaction() as conn:
+                await forecast_store.save_forecast(conn, "deepseek-service", forecast, {})
+        finally:
+            await db.dispose()
+        prediction = await ciuic.get_ciuic_prediction("deepseek-service", horizon=3600, step="10m")
+    assert prediction.status == "ok" and prediction.model == "seasonal_naive"
+    assert prediction.fitted_at is not None and prediction.step == 600
+    assert 6 <= len(prediction.points) <= 7
+    for point in prediction.points:
+        assert point.p50 <= point.p90 <= point.p99
+        assert point.replicas == math.ceil(point.p90 / 0.5 - 1e-9)
