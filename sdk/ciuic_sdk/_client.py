@@ -27,6 +27,8 @@ from ciuic_sdk._models import (
     Decision,
     Event,
     EventPage,
+    Forecast,
+    ForecastAccuracy,
     Prediction,
     RangeResult,
     Sample,
@@ -67,6 +69,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "get_scaler_decision": ("GET", "/v1/scalers/{name}/decision"),
     "list_scaler_events": ("GET", "/v1/scalers/{name}/events"),
     "get_scaler_prediction": ("GET", "/v1/scalers/{name}/prediction"),
+    "get_forecast_accuracy": ("GET", "/v1/scalers/{name}/forecast-accuracy"),
+    "forecast_series": ("POST", "/v1/forecasts"),
     "list_series": ("GET", "/v1/series"),
     "query_range": ("GET", "/v1/query_range"),
     "list_tokens": ("GET", "/v1/tokens"),
@@ -339,6 +343,30 @@ class _Calls:
         )
 
     @staticmethod
+    def forecast_accuracy(name: str) -> Call[ForecastAccuracy]:
+        return Call(
+            "get_forecast_accuracy",
+            _path("get_forecast_accuracy", name=name),
+            _model(ForecastAccuracy),
+        )
+
+    @staticmethod
+    def forecast(
+        points: Iterable[tuple[float, float]], horizon: float, step: float, model: str
+    ) -> Call[Forecast]:
+        return Call(
+            "forecast_series",
+            _path("forecast_series"),
+            _model(Forecast),
+            json={
+                "points": [[float(t), float(v)] for t, v in points],
+                "horizon": horizon,
+                "step": step,
+                "model": model,
+            },
+        )
+
+    @staticmethod
     def series(match: str) -> Call[list[Series]]:
         return Call(
             "list_series",
@@ -551,6 +579,20 @@ class Client:
         """The brief's name for `get_prediction`."""
         return self.get_prediction(scaler, horizon, step)
 
+    def forecast_accuracy(self, scaler: str) -> ForecastAccuracy:
+        return self.run(_Calls.forecast_accuracy(scaler))
+
+    def forecast(
+        self,
+        points: Iterable[tuple[float, float]],
+        *,
+        horizon: float = 3600.0,
+        step: float = 300.0,
+        model: str = "auto",
+    ) -> Forecast:
+        """What-if: forecast `points` [(unix seconds, value)] without a scaler."""
+        return self.run(_Calls.forecast(points, horizon, step, model))
+
     def series(self, match: str) -> list[Series]:
         return self.run(_Calls.series(match))
 
@@ -715,6 +757,19 @@ class AsyncClient:
         self, scaler: str, horizon: float | str = "1h", step: float | str | None = None
     ) -> Prediction:
         return await self.get_prediction(scaler, horizon, step)
+
+    async def forecast_accuracy(self, scaler: str) -> ForecastAccuracy:
+        return await self.run(_Calls.forecast_accuracy(scaler))
+
+    async def forecast(
+        self,
+        points: Iterable[tuple[float, float]],
+        *,
+        horizon: float = 3600.0,
+        step: float = 300.0,
+        model: str = "auto",
+    ) -> Forecast:
+        return await self.run(_Calls.forecast(points, horizon, step, model))
 
     async def series(self, match: str) -> list[Series]:
         return await self.run(_Calls.series(match))

@@ -12,6 +12,9 @@ __all__ = [
     "Decision",
     "Event",
     "EventPage",
+    "Forecast",
+    "ForecastAccuracy",
+    "ForecastPoint",
     "Prediction",
     "PredictionPoint",
     "RangeResult",
@@ -153,3 +156,31 @@ class Prediction(_Model):
     points: list[PredictionPoint] = Field(default_factory=list)
     backtest: dict[str, Any] | None = None
     notes: list[str] = Field(default_factory=list)
+
+
+class ForecastAccuracy(_Model):
+    """GET /v1/scalers/{name}/forecast-accuracy: per model, n origins, mae, mase, under and
+    p90_coverage, measured on the scaler's own history."""
+
+    scaler: str
+    measured_at: datetime | None = None
+    lead_steps: int | None = None
+    step: float | None = None
+    models: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+
+
+class ForecastPoint(_Model):
+    timestamp: float
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+
+
+class Forecast(_Model):
+    """POST /v1/forecasts: a what-if forecast of an uploaded series."""
+
+    model: str
+    failed: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    points: list[ForecastPoint] = Field(default_factory=list)

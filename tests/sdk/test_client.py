@@ -354,3 +354,18 @@ async def test_prediction_points_from_a_fitted_forecast(server: LiveServer) -> N
     for point in prediction.points:
         assert point.p50 <= point.p90 <= point.p99
         assert point.replicas == math.ceil(point.p90 / 0.5 - 1e-9)
+
+
+def test_what_if_forecast_and_accuracy(server: LiveServer) -> None:
+    server.app.state.ctx.forecasts.clear()
+    points = [(1_800_000_000.0 + 300 * i, 5.0 + (i % 12)) for i in range(288)]
+    with Client(server.url) as ciuic:
+        forecast = ciuic.forecast(points, horizon=3600, step=300, model="seasonal_naive")
+        assert forecast.failed is None and len(forecast.points) == 12
+        assert all(p.p50 <= p.p90 <= p.p99 for p in forecast.points)
+        with pytest.raises(Invalid) as bad:
+            ciuic.forecast(points, model="crystal_ball")
+        assert bad.value.status == 422
+        ciuic.create_scaler(FORECAST_SPEC)
+        accuracy = ciuic.forecast_accuracy("deepseek-service")
+        assert accuracy.scaler == "deepseek-service" and accuracy.models == {}
