@@ -441,8 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("signal %d: flushing and stopping", signum)
         stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if args.once:
             agent.tick()
@@ -451,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         agent.close()
         log.info("stats: %s", agent.stats)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

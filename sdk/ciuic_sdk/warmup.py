@@ -313,8 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def _stop(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     readiness: ReadinessServer | None = None
     health = httpx.Client(timeout=2.0)
     if args.ready_port is not None:
@@ -332,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if readiness is not None:
             readiness.stop()
         health.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +22,10 @@ from ciuic_sdk.warmup import (
     main,
     warm_up,
 )
+from tests.conftest import free_port
 from tests.sdk.servers import ModelServer, model_server
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -177,3 +185,49 @@ def test_cli_fails_when_warm_up_fails(tmp_path: Path) -> None:
             ]
         )
     assert code == 1 and not (tmp_path / "warm").exists()
+
+
+def test_sidecar_process_serves_the_readiness_probe_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    with model_server(ModelServer(fail_first=2, unhealthy_first=2)) as server:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ciuic_sdk.warmup",
+                "--url",
+                f"{server.url}/v1/completions",
+                "--model",
+                "deepseek-7b",
+                "--health-url",
+                f"{server.url}/health",
+                "--backoff",
+                "0.1",
+                "--ready-port",
+                str(port),
+                "--ready-file",
+                str(tmp_path / "warm"),
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "sdk")},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            statuses = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    statuses.append(httpx.get(f"http://127.0.0.1:{port}/ready").status_code)
+                except httpx.TransportError:
+                    statuses.append(0)  # not listening yet
+                if statuses[-1] == 200:
+                    break
+                time.sleep(0.05)
+            assert statuses[-1] == 200 and 503 in statuses  # unready first, then ready
+            assert (tmp_path / "warm").exists()
+            assert proc.poll() is None  # keeps serving the probe
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert stderr.count("failed (attempt") == 2  # both failures logged
