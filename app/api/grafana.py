@@ -324,7 +324,12 @@ class TimeSeries:
     datapoints: list[tuple[float, int]]
 
     def json(self) -> dict[str, Any]:
-        return {"target": self.target, "datapoints": [[v, t] for v, t in self.datapoints]}
+        """Grafana's time series shape; a non-finite value (which JSON cannot carry) is left
+        out as a gap."""
+        return {
+            "target": self.target,
+            "datapoints": [[v, t] for v, t in self.datapoints if math.isfinite(v)],
+        }
 
 
 # --- forecasts ---------------------------------------------------------------------------------

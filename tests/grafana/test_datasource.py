@@ -81,7 +81,34 @@ def query_body(
 
 
 def post(server: LiveServer, path: str, body: Any, **kw: Any) -> httpx.Response:
-    return httpx.post(f"{server.url}/grafana{path}", json=body, **kw)
+    response = httpx.post(f"{server.url}/grafana{path}", json=body, **kw)
+    if path == "/query" and response.status_code == 200:
+        assert_grafana_accepts(response.json())
+    return response
+
+
+def assert_grafana_accepts(frames: Any) -> None:
+    """What the plugin parses from /query (its OpenAPI): an array of time series
+    `{"target": str, "datapoints": [[number, ms], ...]}` (times ascending) or tables
+    `{"type": "table", "columns": [{"text", "type"?}], "rows": [[...same length...]]}`."""
+    assert isinstance(frames, list)
+    for frame in frames:
+        if frame.get("type") == "table":
+            assert set(frame) == {"type", "columns", "rows"}
+            assert all(isinstance(c["text"], str) for c in frame["columns"])
+            assert all(len(row) == len(frame["columns"]) for row in frame["rows"])
+            times = [c["type"] == "time" for c in frame["columns"]]
+            for row in frame["rows"]:
+                for is_time, cell in zip(times, row, strict=True):
+                    assert not is_time or isinstance(cell, int)
+        else:
+            assert set(frame) == {"target", "datapoints"}
+            assert isinstance(frame["target"], str)
+            stamps = []
+            for point in frame["datapoints"]:
+                assert len(point) == 2 and isinstance(point[0], float) and isinstance(point[1], int)
+                stamps.append(point[1])
+            assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
