@@ -115,7 +115,7 @@ def test_every_dashboard_query_is_answered(server: LiveServer) -> None:
 
 
 def _containers() -> dict[str, dict[str, Any]]:
-    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes/inference-sidecars.yaml").read_text()))
+    docs = list(yaml.safe_load_all((DEPLOY / "examples/inference-sidecars.yaml").read_text()))
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
 
