@@ -13,16 +13,20 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import ops, query, samples, scalers, tokens
+from app.api import forecasts, ops, query, samples, scalers, tokens
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
 from app.clock import Clock, SystemClock
-from app.kube.cluster import RecordingCluster
+from app.kube.cluster import Cluster
+from app.kube.config import build_cluster, build_elector
+from app.kube.lease import LeaderElector
+from app.kube.simulated import SimulatedCluster
 from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
+from app.workers.forecasts import ForecastCache, forecast_loop
 from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
 from app.workers.rollups import rollup_loop
@@ -61,6 +65,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
+        clock_ = clock or SystemClock()
+        kube = await build_cluster(settings)  # None: no cluster configured
+        cluster: Cluster = kube if kube is not None else SimulatedCluster(clock_)
         ctx = AppContext(
             settings=settings,
             db=db,
@@ -68,9 +75,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 max_series_per_job=settings.max_series_per_job,
                 lateness_us=int(settings.rollup_lateness_s * 1e6),
             ),
-            clock=clock or SystemClock(),
+            clock=clock_,
             telemetry=Telemetry(),
-            cluster=RecordingCluster(),
+            cluster=cluster,
+            forecasts=ForecastCache(),
         )
         app.state.ctx = ctx
         supervisor = Supervisor()
@@ -80,11 +88,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 return {
                     "rollups": rollup_loop(db, settings, ctx.clock, ctx.telemetry),
                     "reconciler": reconcile_loop(
-                        db, ctx.cluster, settings, ctx.clock, ctx.telemetry
+                        db, ctx.cluster, settings, ctx.clock, ctx.telemetry, ctx.forecasts
                     ),
+                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock),
                 }
 
-            leadership = Leadership(elector_for(db), workers, interval_s=settings.leader_interval_s)
+            elector: LeaderElector = (
+                build_elector(settings, kube) if kube is not None else elector_for(db)
+            )
+            interval = (
+                settings.lease_retry_period_s if kube is not None else settings.leader_interval_s
+            )
+            leadership = Leadership(elector, workers, interval_s=interval)
             ctx.extras["leadership"] = leadership
             supervisor.start("leadership", leadership.run)
         if not settings.auth_enabled:
@@ -96,6 +111,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             yield
         finally:
             await supervisor.stop()
+            if kube is not None:
+                await kube.close()
             await db.dispose()
 
     app = FastAPI(
@@ -115,6 +132,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
 
     app.add_middleware(LatencyMiddleware)
-    for module in (ops, pushgateway, samples, query, tokens, scalers):
+    for module in (ops, pushgateway, samples, query, tokens, scalers, forecasts):
         app.include_router(module.router)
     return app

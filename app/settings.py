@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
 
     reconcile_interval_s: float = Field(5.0, gt=0)  # how often every scaler is reconciled
+    forecast_refit_s: float = Field(60.0, gt=0)  # fast models
+    forecast_refit_prophet_s: float = Field(3600.0, gt=0)
+    forecast_accuracy_s: float = Field(3600.0, gt=0)  # per-model accuracy re-measured
     leader_interval_s: float = Field(5.0, gt=0)  # leader election attempts / checks
     # Kubernetes: a kubeconfig file, or the pod's service account (in_cluster); with neither
     # the service drives the built-in cluster. `namespace` holds the leader Lease.

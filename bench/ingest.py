@@ -8,7 +8,7 @@ own process, and measures in one run, side by side:
   - ceiling:  the store's own insert rate for the same rows, in process, no HTTP
 Targets (issue 2, PostgreSQL): json >= 50,000/s, text >= 25,000/s, paced p99 < 50 ms.
 
-    .venv/bin/python bench/ingest.py [--backend postgresql|sqlite|both] [--seconds 10]
+    .venv/bin/python bench/ingest.py [--backend postgresql|sqlite|both] [--seconds 10] [--workers 1]
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ async def drop_database(name: object) -> None:
         await conn.close()
 
 
-def start_service(url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -181,7 +181,9 @@ def start_service(url: str) -> tuple[subprocess.Popen[bytes], str]:
     }
     env.pop("CIUIC_ADMIN_TOKEN", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -214,10 +216,10 @@ async def load(base: str, seconds: float) -> dict[str, list[float] | int]:
     }
 
 
-def run_backend(backend: str, seconds: float) -> dict[str, object]:
+def run_backend(backend: str, seconds: float, workers: int) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp())
     url, name = asyncio.run(fresh_database(backend, tmp))
-    server, base = start_service(url)
+    server, base = start_service(url, workers)
     try:
         m = asyncio.run(load(base, seconds))
     finally:
@@ -231,6 +233,7 @@ def run_backend(backend: str, seconds: float) -> dict[str, object]:
     assert isinstance(paced_lat, list)
     return {
         "backend": backend,
+        "workers": workers,
         "json_samples_per_s": json_rate,
         "json_p99_ms": pct(json_lat, 0.99),
         "text_samples_per_s": text_rate,
@@ -249,9 +252,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     args = parser.parse_args()
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
-    results = [run_backend(b, args.seconds) for b in backends]
+    results = [run_backend(b, args.seconds, args.workers) for b in backends]
     for r in results:
         print(json.dumps({"bench": "ingest", **r, "targets": TARGETS}))
     cols = [

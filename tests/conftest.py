@@ -124,6 +124,7 @@ class LiveServer:
     def reset_caches(self) -> None:
         ctx: Any = self.app.state.ctx
         ctx.series.forget()
+        ctx.forecasts.clear()
         ctx.extras.clear()
 
     def stop(self) -> None:

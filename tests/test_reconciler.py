@@ -122,3 +122,13 @@ async def test_silence_never_scales_to_the_minimum(db: Database) -> None:
     await reconcile_once(db, cluster, FixedClock(NOW))  # no metrics at all
     assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 5
     assert await events(db) == []
+
+
+async def test_a_paused_scaler_is_left_alone(db: Database) -> None:
+    await add_scaler(db)
+    async with db.transaction() as conn:
+        await store.set_paused(conn, "deepseek-service", True, 0)
+    await push(db, NOW - 2, util=170.0, queue=10.0)
+    cluster = RecordingCluster(initial_replicas=1)
+    assert await reconcile_once(db, cluster, FixedClock(NOW)) == 0
+    assert cluster.replicas == {}

@@ -208,7 +208,13 @@ def test_decision_from_pushed_metrics_explains_itself(server: LiveServer) -> Non
     body = response.json()
     assert body["observation"]["metrics"]["gpu_utilization"]["value"] == 170.0
     assert body["observation"]["metrics"]["request_queue"]["pods_reporting"] == 1
-    assert body["cluster"] == {"source": "recording", "replicas": 1, "ready": 1, "starting": 0}
+    assert body["cluster"] == {
+        "source": "simulated",  # no Kubernetes configured: the built-in cluster
+        "replicas": 1,
+        "ready": 1,
+        "starting": 0,
+        "cold_start_s": None,
+    }
     assert body["replicas"] == 2
     codes = [r["code"] for r in body["reasons"]]
     assert len(codes) == 8 and all(isinstance(c, str) and c for c in codes)
@@ -244,3 +250,24 @@ def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
     assert future["events"] == []
     assert httpx.get(f"{server.url}/v1/scalers/nope/events").status_code == 404
     assert httpx.get(url, params={"since": "tomorrow"}).status_code == 400
+
+
+def test_pause_and_resume_are_recorded_with_who_did_it(server: LiveServer) -> None:
+    create_brief(server)
+    paused = httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause")
+    assert paused.status_code == 200 and paused.json()["status"]["paused"] is True
+    assert httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause").status_code == 200
+    resumed = httpx.post(f"{server.url}/v1/scalers/deepseek-service/resume")
+    assert resumed.json()["status"]["paused"] is False
+    events = httpx.get(f"{server.url}/v1/scalers/deepseek-service/events").json()["events"]
+    assert [e["message"].split(":")[0] for e in events] == ["resumed", "paused", "created"]
+    assert {e["payload"]["actor"] for e in events} == {"anonymous"}
+    assert httpx.post(f"{server.url}/v1/scalers/nope/pause").status_code == 404
+
+
+def test_a_yaml_date_where_a_duration_belongs_is_422_not_500(server: LiveServer) -> None:
+    body = BRIEF.replace("duration: 30s", "duration: 2026-01-01")
+    response = httpx.post(f"{server.url}/v1/scalers", content=body, headers=YAML)
+    assert response.status_code == 422
+    issue = response.json()["error"]["details"][0]
+    assert issue["field"] == "emergency.triggers.0.duration" and issue["value"] == "2026-01-01"

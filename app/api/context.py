@@ -16,6 +16,7 @@ from app.settings import Settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
+from app.workers.forecasts import ForecastCache
 
 __all__ = ["AppContext", "Ctx", "get_context"]
 
@@ -28,6 +29,7 @@ class AppContext:
     clock: Clock
     telemetry: Telemetry
     cluster: Cluster
+    forecasts: ForecastCache
     extras: dict[str, object] = field(default_factory=dict)
 
 

@@ -15,7 +15,7 @@ import yaml
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app.api.auth import RequireAdmin, RequireRead
+from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.timeparams import parse_time
@@ -165,6 +165,15 @@ async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
     return document
 
 
+def _jsonable(value: object) -> object:
+    """A spec value as JSON can carry it (YAML may hold dates, sets, ...)."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
 def _parse(document: dict[str, Any]) -> ScalerSpec:
     try:
         return parse_spec(document)
@@ -172,7 +181,7 @@ def _parse(document: dict[str, Any]) -> ScalerSpec:
         raise UnprocessableEntity(
             f"invalid scaler spec: {len(exc.issues)} problem(s)",
             code="invalid_spec",
-            details=[dict(i) for i in exc.issues],
+            details=[{**i, "value": _jsonable(i.get("value"))} for i in exc.issues],
         ) from exc
 
 
@@ -190,7 +199,13 @@ def _check_match(if_match: str | None, existing: store.StoredScaler | None, name
 
 
 async def _save(
-    ctx: AppContext, name: str, spec: ScalerSpec, *, create_only: bool, if_match: str | None
+    ctx: AppContext,
+    name: str,
+    spec: ScalerSpec,
+    *,
+    create_only: bool,
+    if_match: str | None,
+    actor: Principal,
 ) -> tuple[store.StoredScaler, bool]:
     now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
@@ -209,7 +224,7 @@ async def _save(
             ts_us=now_us,
             kind="spec",
             message="created" if existing is None else f"replaced (generation {saved.generation})",
-            payload={"generation": saved.generation},
+            payload={"generation": saved.generation, "actor": actor.token_id},
         )
     return saved, existing is None
 
@@ -225,9 +240,9 @@ async def _save(
         422: {"description": "Invalid spec"},
     },
 )
-async def create_scaler(ctx: Ctx, request: Request, _auth: RequireAdmin) -> Response:
+async def create_scaler(ctx: Ctx, request: Request, auth: RequireAdmin) -> Response:
     spec = _parse(await _document(ctx, request))
-    saved, _ = await _save(ctx, spec.scaler_name, spec, create_only=True, if_match=None)
+    saved, _ = await _save(ctx, spec.scaler_name, spec, create_only=True, if_match=None, actor=auth)
     response = _render(request, _out(saved), status=201, etag=saved.generation)
     response.headers["Location"] = f"/v1/scalers/{saved.name}"
     return response
@@ -261,7 +276,7 @@ async def put_scaler(
     ctx: Ctx,
     request: Request,
     name: str,
-    _auth: RequireAdmin,
+    auth: RequireAdmin,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     document = await _document(ctx, request)
@@ -279,7 +294,7 @@ async def put_scaler(
                 }
             ],
         )
-    saved, created = await _save(ctx, name, spec, create_only=False, if_match=if_match)
+    saved, created = await _save(ctx, name, spec, create_only=False, if_match=if_match, actor=auth)
     return _render(request, _out(saved), status=201 if created else 200, etag=saved.generation)
 
 
@@ -303,6 +318,11 @@ async def _get(ctx: AppContext, name: str) -> store.StoredScaler:
     if found is None:
         raise NotFound(f"no scaler named {name!r}")
     return found
+
+
+async def get_scaler_spec(ctx: AppContext, name: str) -> ScalerSpec:
+    """The stored scaler's spec (404 when there is none)."""
+    return _parse((await _get(ctx, name)).document)
 
 
 @router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut)
@@ -332,6 +352,38 @@ async def delete_scaler(
     return Response(status_code=204)
 
 
+async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal) -> ScalerOut:
+    now_us = ctx.clock.stamp_us()
+    async with ctx.db.transaction() as conn:
+        existing = await store.get_scaler(conn, name, for_update=True)
+        if existing is None:
+            raise NotFound(f"no scaler named {name!r}")
+        if existing.paused != paused:
+            await store.set_paused(conn, name, paused, now_us)
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="spec",
+                message="paused: the reconciler leaves the target alone" if paused else "resumed",
+                payload={"paused": paused, "actor": actor.token_id},
+            )
+        saved = await store.get_scaler(conn, name)
+    assert saved is not None
+    return _out(saved)
+
+
+@router.post("/{name}/pause", operation_id="pause_scaler", response_model=ScalerOut)
+async def pause_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
+    """Stop acting on the target (decisions are still computed on request)."""
+    return await _set_paused(ctx, name, True, auth)
+
+
+@router.post("/{name}/resume", operation_id="resume_scaler", response_model=ScalerOut)
+async def resume_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
+    return await _set_paused(ctx, name, False, auth)
+
+
 @router.get("/{name}/decision", operation_id="get_scaler_decision", response_model=DecisionOut)
 async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
     """What the policy decides now from the stored metrics; nothing is changed."""
@@ -351,8 +403,10 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
         ready_pods=state.ready,
         starting_pods=state.starting,
         load_rate=view.load_rate,
+        cold_start_s=state.learned_cold_start_s,
     )
-    decision = decide(spec, observation, None, found.state, now)
+    stored = await ctx.forecasts.get(ctx.db, name)
+    decision = decide(spec, observation, stored.forecast if stored else None, found.state, now)
     rendered = store.decision_to_json(decision)
     return DecisionOut(
         scaler=name,
@@ -369,6 +423,7 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
             "replicas": state.replicas,
             "ready": state.ready,
             "starting": state.starting,
+            "cold_start_s": state.learned_cold_start_s,
         },
         **rendered,
     )

@@ -79,22 +79,6 @@ async def read_metrics(conn: AsyncConnection, spec: ScalerSpec, now: float) -> M
             pods_reporting=len(found),
             age_s=max(0.0, (now_us - newest) / 1e6),
         )
-    # Emergency triggers may watch a metric the reactive step does not use: read it too,
-    # averaged over pods like any metric without its own aggregation.
-    for trigger in spec.emergency.triggers if spec.emergency.enabled else ():
-        if trigger.metric in readings:
-            continue
-        window_us = round(spec.fallback.stale_after * 1e6)
-        found = await _latest_per_series(conn, trigger.metric, {}, now_us - window_us, now_us)
-        readings[trigger.metric] = (
-            MetricReading(
-                value=_aggregate([v for _, v in found], "avg"),
-                pods_reporting=len(found),
-                age_s=max(0.0, (now_us - max(ts for ts, _ in found)) / 1e6),
-            )
-            if found
-            else MetricReading(value=None)
-        )
     load_rate: float | None = None
     if spec.capacity is not None:
         selector = spec.metrics[0].selector if spec.metrics else {}

@@ -8,14 +8,14 @@ ETag for optimistic concurrency.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.policy.types import Decision, ScalerState
-from app.store.tables import scaler_events, scalers
+from app.store.tables import forecasts, scaler_events, scalers
 
 __all__ = [
     "StoredEvent",
@@ -60,9 +60,15 @@ class StoredEvent:
 
 
 def state_to_json(state: ScalerState) -> str:
-    doc = asdict(state)
-    doc["trigger_since"] = dict(state.trigger_since)
-    return json.dumps(doc)
+    return json.dumps(
+        {
+            "recommendations": [list(r) for r in state.recommendations],
+            "scale_events": [list(e) for e in state.scale_events],
+            "trigger_since": dict(state.trigger_since),
+            "burst_until": state.burst_until,
+            "burst_base": state.burst_base,
+        }
+    )
 
 
 def state_from_json(text: str | None) -> ScalerState:
@@ -154,6 +160,7 @@ async def upsert_scaler(
 async def delete_scaler(conn: AsyncConnection, name: str) -> None:
     await conn.execute(sa.delete(scalers).where(scalers.c.name == name))
     await conn.execute(sa.delete(scaler_events).where(scaler_events.c.scaler == name))
+    await conn.execute(sa.delete(forecasts).where(forecasts.c.scaler == name))
 
 
 async def set_paused(conn: AsyncConnection, name: str, paused: bool, now_us: int) -> None:

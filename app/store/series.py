@@ -34,13 +34,26 @@ def canonical_labels(labels: Mapping[str, str]) -> str:
     return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
 class SeriesKey:
-    """A series' identity. Hashable and cheap to build: the JSON form and the fingerprint
-    are only computed for series the process has not seen yet."""
+    """A series' identity. Cheap to build and to hash (a string key, whose hash Python
+    caches): the JSON form and the fingerprint are only computed for series the process has
+    not seen yet."""
 
-    name: str
-    label_items: tuple[tuple[str, str], ...]  # sorted
+    __slots__ = ("ident", "label_items", "name")
+
+    def __init__(self, name: str, label_items: tuple[tuple[str, str], ...]) -> None:
+        self.name = name
+        self.label_items = label_items  # sorted
+        self.ident = f"{name}{label_items!r}"  # repr of a tuple of str pairs is unambiguous
+
+    def __hash__(self) -> int:
+        return hash(self.ident)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeriesKey) and other.ident == self.ident
+
+    def __repr__(self) -> str:
+        return f"SeriesKey({self.name!r}, {dict(self.label_items)!r})"
 
     @property
     def labels(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "forecasts",
     "metadata",
     "push_families",
     "push_groups",
@@ -160,4 +161,19 @@ scaler_events = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),  # JSON
     sa.Index("ix_scaler_events_scaler_ts", "scaler", "ts_us"),
+)
+
+# The latest forecast of each scaler's load: refit in the background, read by the reconciler
+# and the prediction API (never fitted on the request path).
+forecasts = sa.Table(
+    "forecasts",
+    metadata,
+    sa.Column("scaler", sa.String(63), primary_key=True),
+    sa.Column("made_us", sa.BigInteger, nullable=False),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("start", sa.Double, nullable=False),
+    sa.Column("step_s", sa.Double, nullable=False),
+    sa.Column("points", sa.Text, nullable=False),  # JSON {"mean": [...], "quantiles": {q: [...]}}
+    sa.Column("failed", sa.Text, nullable=True),
+    sa.Column("details", sa.Text, nullable=False),  # JSON: notes, backtest, lead, history
 )

@@ -14,11 +14,11 @@ import fcntl
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.kube.lease import LeaderElector
 from app.store.db import Database
 from app.workers.supervisor import Supervisor, sleep_or_stop
 
@@ -27,14 +27,6 @@ __all__ = ["AdvisoryLockElector", "FileLockElector", "LeaderElector", "Leadershi
 log = logging.getLogger("ciuic.workers.leader")
 
 LOCK_KEY = 0x6369756963  # "ciuic"
-
-
-class LeaderElector(Protocol):
-    async def try_acquire(self) -> bool: ...
-
-    async def still_leader(self) -> bool: ...
-
-    async def release(self) -> None: ...
 
 
 class AdvisoryLockElector:

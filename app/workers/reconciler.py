@@ -20,6 +20,7 @@ from app.store import scalers as store
 from app.store.db import Database, is_unavailable
 from app.store.observations import read_metrics
 from app.telemetry import Telemetry
+from app.workers.forecasts import ForecastCache
 from app.workers.supervisor import sleep_or_stop
 
 __all__ = ["reconcile_loop", "reconcile_once", "reconcile_scaler"]
@@ -28,7 +29,12 @@ log = logging.getLogger("ciuic.workers.reconciler")
 
 
 async def reconcile_scaler(
-    db: Database, cluster: Cluster, scaler: store.StoredScaler, now: float, now_us: int
+    db: Database,
+    cluster: Cluster,
+    scaler: store.StoredScaler,
+    now: float,
+    now_us: int,
+    forecasts: ForecastCache | None = None,
 ) -> None:
     name = scaler.name
     try:
@@ -49,8 +55,10 @@ async def reconcile_scaler(
         ready_pods=cluster_state.ready,
         starting_pods=cluster_state.starting,
         load_rate=view.load_rate,
+        cold_start_s=cluster_state.learned_cold_start_s,
     )
-    decision = decide(spec, observation, None, scaler.state, now)
+    stored = await forecasts.get(db, name) if forecasts is not None else None
+    decision = decide(spec, observation, stored.forecast if stored else None, scaler.state, now)
     rendered = store.decision_to_json(decision)
     change = decision.valid and decision.replicas != cluster_state.replicas
     action_error: str | None = None
@@ -92,7 +100,9 @@ async def _error(db: Database, name: str, now_us: int, message: str, previous: s
             await store.add_event(conn, name, ts_us=now_us, kind="error", message=message)
 
 
-async def reconcile_once(db: Database, cluster: Cluster, clock: Clock) -> int:
+async def reconcile_once(
+    db: Database, cluster: Cluster, clock: Clock, forecasts: ForecastCache | None = None
+) -> int:
     async with db.read() as conn:
         found = await store.list_scalers(conn)
     done = 0
@@ -100,18 +110,23 @@ async def reconcile_once(db: Database, cluster: Cluster, clock: Clock) -> int:
         if scaler.paused:
             continue
         now = clock.now()
-        await reconcile_scaler(db, cluster, scaler, now, round(now * 1e6))
+        await reconcile_scaler(db, cluster, scaler, now, round(now * 1e6), forecasts)
         done += 1
     return done
 
 
 def reconcile_loop(
-    db: Database, cluster: Cluster, settings: Settings, clock: Clock, telemetry: Telemetry
+    db: Database,
+    cluster: Cluster,
+    settings: Settings,
+    clock: Clock,
+    telemetry: Telemetry,
+    forecasts: ForecastCache | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     async def loop(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await reconcile_once(db, cluster, clock)
+                await reconcile_once(db, cluster, clock, forecasts)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise

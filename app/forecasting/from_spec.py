@@ -1,0 +1,70 @@
+"""From a scaler spec to a forecaster: the one place that reads `algorithm` and `capacity`.
+
+The live service and the simulator both build their models here, so a spec forecasts the same
+way in production and in the benchmark. The brief's parameters (`seasonality: daily`,
+`growth: logistic`) become the model's own; logistic growth is capped at the load the
+deployment can serve at `max_replicas`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from app.forecasting.base import Forecaster
+from app.forecasting.registry import make_forecaster
+from app.forecasting.types import ConfigError
+from app.policy.spec import DEFAULT_COLD_START_S, ScalerSpec
+
+__all__ = ["forecaster_for", "lead_steps", "model_name"]
+
+_ALIASES = {"seasonal": "robust_seasonal"}
+
+
+def model_name(spec: ScalerSpec) -> str | None:
+    """The forecasting model the spec asks for, or None when it asks for none."""
+    if spec.scaler != "predictive" or spec.algorithm.name == "none":
+        return None
+    return _ALIASES.get(spec.algorithm.name, spec.algorithm.name)
+
+
+def lead_steps(spec: ScalerSpec, step_s: float, cold_start_s: float | None = None) -> int:
+    """How far ahead the policy reads the forecast, in grid steps (cold start + buffer)."""
+    cold = spec.cold_start if isinstance(spec.cold_start, float | int) else None
+    cold = cold if cold is not None else cold_start_s
+    lead_s = (cold if cold is not None else DEFAULT_COLD_START_S) + float(spec.forecast.buffer)
+    return max(1, math.ceil(lead_s / step_s))
+
+
+def _prophet_params(spec: ScalerSpec) -> dict[str, Any]:
+    params = dict(spec.algorithm.params)
+    out: dict[str, Any] = {}
+    seasonality = params.pop("seasonality", None)
+    if seasonality is not None:
+        items = [seasonality] if isinstance(seasonality, str) else seasonality
+        if not isinstance(items, list):
+            raise ConfigError(f"seasonality must be daily and/or weekly, got {seasonality!r}")
+        wanted = {str(i) for i in items}
+        unknown = wanted - {"daily", "weekly"}
+        if unknown:
+            raise ConfigError(f"seasonality must be daily and/or weekly, got {sorted(unknown)}")
+        out["daily_seasonality"] = "daily" in wanted
+        out["weekly_seasonality"] = "weekly" in wanted
+    growth = params.pop("growth", None)
+    if growth is not None:
+        out["growth"] = growth
+        if growth == "logistic" and "cap" not in params:
+            if spec.capacity is None:
+                raise ConfigError("logistic growth needs `capacity` to set its cap")
+            out["cap"] = spec.max_replicas * spec.capacity.per_pod * spec.capacity.utilization
+    out.update(params)
+    return out
+
+
+def forecaster_for(spec: ScalerSpec, *, lead: int) -> Forecaster:
+    """A new, unfitted model for `spec`; ConfigError when its parameters do not fit."""
+    name = model_name(spec)
+    if name is None:
+        raise ConfigError("the spec asks for no forecast (reactive, or algorithm none)")
+    params = _prophet_params(spec) if name == "prophet" else dict(spec.algorithm.params)
+    return make_forecaster(name, lead=lead, params=params)

@@ -1,0 +1,259 @@
+"""Forecast refits, in the background: each scaler's load history from the store, a model
+fitted off the event loop, the result cached in memory and persisted.
+
+Fast models refit every minute, prophet every hour (NOTES.md: a prophet fit on a week of
+5-minute data costs ~0.1 s and ~300 MB; nothing fits on the request path). Accuracy per model
+(MASE against the seasonal naive, P90 coverage) is re-measured on a slower cadence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import Clock
+from app.forecasting import (
+    ConfigError,
+    History,
+    make_forecaster,
+    metrics,
+    rolling_origin,
+    to_load_forecast,
+)
+from app.forecasting.base import Forecaster
+from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
+from app.policy import ScalerSpec, SpecError, parse_spec
+from app.policy.types import LoadForecast
+from app.settings import Settings
+from app.store import forecasts as store
+from app.store import scalers as scaler_store
+from app.store.db import Database, is_unavailable
+from app.store.query import find_series, read_range
+from app.store.selector import Matcher, Selector
+from app.workers.supervisor import sleep_or_stop
+
+__all__ = ["ForecastCache", "fit_forecast", "forecast_loop", "load_history", "refit_due"]
+
+log = logging.getLogger("ciuic.workers.forecasts")
+
+GRID_STEP_S = 300.0
+HISTORY_S = 14 * 86400.0
+QUANTILES = (0.5, 0.9, 0.99)
+ACCURACY_MODELS = ("naive", "seasonal_naive", "robust_seasonal", "auto")
+
+
+async def load_history(
+    conn: AsyncConnection,
+    spec: ScalerSpec,
+    now: float,
+    *,
+    step_s: float = GRID_STEP_S,
+    span_s: float = HISTORY_S,
+) -> History | None:
+    """The load signal (the capacity's signal, summed over pods) on a grid of complete
+    buckets ending before `now`; None when the spec has no capacity or nothing was pushed."""
+    if spec.capacity is None:
+        return None
+    selector = spec.metrics[0].selector if spec.metrics else {}
+    found = await find_series(
+        conn,
+        Selector(spec.capacity.signal, tuple(Matcher(k, "=", v) for k, v in selector.items())),
+    )
+    if not found:
+        return None
+    end = now - now % step_s
+    start = end - span_s
+    step_us = round(step_s * 1e6)
+    result = await read_range(
+        conn,
+        [s.id for s in found],
+        start_us=round(start * 1e6),
+        end_us=round(end * 1e6),
+        step_us=step_us,
+    )
+    n = round(span_s / step_s)
+    values = np.full(n, np.nan)
+    for buckets in result.buckets.values():
+        for k, bucket in buckets.items():
+            if 0 <= k < n and bucket.count:
+                mean = bucket.sum / bucket.count  # a pod's rate over the bucket
+                values[k] = mean if math.isnan(values[k]) else values[k] + mean
+    finite = np.flatnonzero(np.isfinite(values))
+    if finite.size == 0:
+        return None
+    first = int(finite[0])
+    return History(result.start_us / 1e6 + first * step_s, step_s, values[first:])
+
+
+def fit_forecast(
+    spec: ScalerSpec, history: History, now: float, cold_start_s: float | None = None
+) -> tuple[LoadForecast, dict[str, Any]]:
+    """Fit the spec's model and forecast an hour past the lead (pure, CPU-bound)."""
+    lead = lead_steps(spec, history.step_s, cold_start_s)
+    horizon = lead + math.ceil(3600.0 / history.step_s)
+    details: dict[str, Any] = {"lead_steps": lead, "history_points": len(history)}
+    try:
+        model = forecaster_for(spec, lead=lead)
+    except ConfigError as exc:
+        failed = LoadForecast(
+            model=model_name(spec) or "none",
+            made_at=now,
+            start=history.end + history.step_s,
+            step_s=history.step_s,
+            mean=(),
+            failed=f"cannot build the model: {exc}",
+        )
+        return failed, details
+    forecast = model.fit(history).predict(horizon, QUANTILES)
+    chosen = getattr(model, "chosen", None)
+    details["notes"] = list(forecast.notes)
+    details["backtest"] = asdict(forecast.backtest) if forecast.backtest else None
+    if chosen:
+        details["chosen"] = chosen
+    name = forecast.model or (model_name(spec) or "")
+    return to_load_forecast(forecast, name, made_at=now), details
+
+
+def accuracy(history: History, lead: int) -> dict[str, dict[str, float | int]]:
+    """Out-of-sample MASE (vs seasonal naive) and P90 coverage of each model on the last two
+    days of the history, refitting at each origin (pure, CPU-bound)."""
+    n = len(history)
+    if n < lead + 10:
+        return {}
+    span = min(n - lead - 1, round(2 * 86400 / history.step_s))
+    every = max(1, span // 24)
+    origins = list(range(n - lead - span, n - lead, every))
+
+    def maker(name: str) -> Callable[[], Forecaster]:
+        return lambda: make_forecaster(name, lead=lead)
+
+    results = {
+        name: rolling_origin(
+            history,
+            maker(name),
+            lead=lead,
+            origins=origins,
+            max_history=round(7 * 86400 / history.step_s),
+        )
+        for name in ACCURACY_MODELS
+    }
+    base = results["seasonal_naive"]
+    out: dict[str, dict[str, float | int]] = {}
+    for name, result in results.items():
+        m = metrics(result, base)
+        out[name] = {
+            "n": m.n,
+            "mae": m.mae,
+            "mase": m.mase,
+            "under": m.under,
+            "p90_coverage": m.coverage,
+        }
+    return out
+
+
+class ForecastCache:
+    """The latest forecast per scaler in memory, and when each is due for a refit."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, store.StoredForecast] = {}
+        self.next_fit: dict[str, float] = {}
+        self.next_accuracy: dict[str, float] = {}
+
+    async def get(self, db: Database, scaler: str) -> store.StoredForecast | None:
+        hit = self.latest.get(scaler)
+        if hit is None:
+            async with db.read() as conn:
+                hit = await store.get_forecast(conn, scaler)
+            if hit is not None:
+                self.latest[scaler] = hit
+        return hit
+
+    def clear(self) -> None:
+        self.latest.clear()
+        self.next_fit.clear()
+        self.next_accuracy.clear()
+
+    def forget(self, scaler: str) -> None:
+        self.latest.pop(scaler, None)
+        self.next_fit.pop(scaler, None)
+        self.next_accuracy.pop(scaler, None)
+
+
+async def refit_due(db: Database, cache: ForecastCache, clock: Clock, settings: Settings) -> int:
+    """Refit every scaler whose forecast is due; returns how many were fitted."""
+    async with db.read() as conn:
+        scalers = await scaler_store.list_scalers(conn)
+    fitted = 0
+    live = {s.name for s in scalers}
+    for name in list(cache.latest):
+        if name not in live:
+            cache.forget(name)
+    for scaler in scalers:
+        try:
+            spec = parse_spec(scaler.document)
+        except SpecError:
+            continue
+        wanted = model_name(spec)
+        now = clock.now()
+        if wanted is None or spec.capacity is None or now < cache.next_fit.get(scaler.name, 0.0):
+            continue
+        cadence = (
+            settings.forecast_refit_prophet_s if wanted == "prophet" else settings.forecast_refit_s
+        )
+        cache.next_fit[scaler.name] = now + cadence
+        async with db.read() as conn:
+            history = await load_history(conn, spec, now)
+        if history is None:
+            continue
+        try:
+            forecast, details = await asyncio.to_thread(fit_forecast, spec, history, now)
+        except Exception as exc:  # a model crashing must not stop the others
+            log.exception("forecast fit failed for %s", scaler.name)
+            forecast = LoadForecast(
+                model=wanted,
+                made_at=now,
+                start=history.end + history.step_s,
+                step_s=history.step_s,
+                mean=(),
+                failed=f"fit failed: {type(exc).__name__}: {exc}",
+            )
+            details = {}
+        previous = cache.latest.get(scaler.name)
+        if now >= cache.next_accuracy.get(scaler.name, 0.0):
+            cache.next_accuracy[scaler.name] = now + settings.forecast_accuracy_s
+            details["accuracy"] = await asyncio.to_thread(
+                accuracy, history, int(details.get("lead_steps", 1))
+            )
+            details["accuracy_at"] = now
+        elif previous is not None and "accuracy" in previous.details:
+            details["accuracy"] = previous.details["accuracy"]
+            details["accuracy_at"] = previous.details.get("accuracy_at")
+        async with db.transaction() as conn:
+            await store.save_forecast(conn, scaler.name, forecast, details)
+        cache.latest[scaler.name] = store.StoredForecast(scaler.name, forecast, details)
+        fitted += 1
+    return fitted
+
+
+def forecast_loop(
+    db: Database, cache: ForecastCache, settings: Settings, clock: Clock
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    async def loop(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await refit_due(db, cache, clock, settings)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                log.warning("forecast refit skipped: database unavailable (%s)", exc)
+            if await sleep_or_stop(stop, 10.0):
+                return
+
+    return loop
