@@ -1,11 +1,15 @@
 """The `Cluster` the reconciler drives when a Kubernetes API is configured.
 
-`observe` reads the workload (Deployment or StatefulSet) for spec.replicas and its selector,
-and counts pods from a per-target list-then-watch cache (`PodWatcher`): ready, starting, and
-the measured cold start. `scale` writes spec.replicas through the `scale` subresource with a
-JSON merge patch carrying the resourceVersion it read, so a concurrent writer (a rollout,
-kubectl) makes it re-read and retry instead of silently overwriting; after a few conflicts in
-a row it gives up until the next reconcile.
+`observe` takes the workload (Deployment or StatefulSet: spec.replicas and its selector) from a
+per-namespace list-then-watch cache, falling back to a GET while that cache is not listed yet
+or lacks the object (so a missing target is a plain 404), and counts pods from a per-target
+cache (`PodWatcher`): ready, starting, and the measured cold start. With the caches warm, a
+reconcile of a thousand scalers costs no request at all.
+
+`scale` writes spec.replicas through the `scale` subresource with a JSON merge patch carrying
+the resourceVersion it read, so a concurrent writer (a rollout, kubectl) makes it re-read and
+retry instead of silently overwriting; after a few conflicts in a row it gives up until the
+next reconcile.
 
 Watches start on a target's first `observe`, restart when its selector changes, and stop
 after `idle_s` without an `observe`, or on `close()`.
@@ -23,7 +27,8 @@ from kubernetes_asyncio import client
 
 from app.kube.api import Resource, RetryPolicy, call
 from app.kube.cluster import ClusterConflict, DeploymentState
-from app.kube.pods import ColdStarts, PodListener, PodWatcher, WatchStats, selector_string
+from app.kube.informer import Informer, WatchStats
+from app.kube.pods import ColdStarts, PodListener, PodWatcher, selector_string
 from app.policy.spec import TargetRef
 
 __all__ = ["KubernetesCluster"]
@@ -40,6 +45,31 @@ class _Kind:
     read: str  # AppsV1Api method names
     read_scale: str
     patch_scale: str
+    list: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadView:
+    """What observe needs of a Deployment or StatefulSet."""
+
+    name: str
+    resource_version: str
+    replicas: int  # spec.replicas (the API's default, 1, when unset)
+    selector: str
+    ready_replicas: int  # status, for when the pods cannot be listed
+    status_replicas: int
+
+    @classmethod
+    def of(cls, obj: Any) -> WorkloadView:
+        spec, status = obj.spec, obj.status
+        return cls(
+            name=obj.metadata.name,
+            resource_version=obj.metadata.resource_version or "",
+            replicas=1 if spec.replicas is None else int(spec.replicas),
+            selector=selector_string(spec.selector),
+            ready_replicas=int((status.ready_replicas if status else 0) or 0),
+            status_replicas=int((status.replicas if status else 0) or 0),
+        )
 
 
 KINDS = {
@@ -49,6 +79,7 @@ KINDS = {
         "read_namespaced_deployment",
         "read_namespaced_deployment_scale",
         "patch_namespaced_deployment_scale",
+        "list_namespaced_deployment",
     ),
     "StatefulSet": _Kind(
         Resource("statefulsets", "apps"),
@@ -56,6 +87,7 @@ KINDS = {
         "read_namespaced_stateful_set",
         "read_namespaced_stateful_set_scale",
         "patch_namespaced_stateful_set_scale",
+        "list_namespaced_stateful_set",
     ),
 }
 
@@ -63,6 +95,12 @@ KINDS = {
 @dataclass
 class _Tracked:
     watcher: PodWatcher
+    used: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Workloads:
+    informer: Informer[WorkloadView]
     used: float = field(default_factory=time.monotonic)
 
 
@@ -96,6 +134,7 @@ class KubernetesCluster:
         self._apps = client.AppsV1Api(api)
         self._core = client.CoreV1Api(api)
         self._tracked: dict[Key, _Tracked] = {}
+        self._workloads: dict[tuple[str, str], _Workloads] = {}
         self._cold_starts: dict[Key, ColdStarts] = {}
 
     @staticmethod
@@ -103,6 +142,27 @@ class KubernetesCluster:
         return (target.kind, target.namespace, target.name)
 
     async def observe(self, target: TargetRef) -> DeploymentState:
+        workload = self._cached(target) or await self._read(target)
+        replicas = workload.replicas
+        watcher = await self._watcher(target, workload.selector)
+        cold_starts = self._cold_starts[self._key(target)]
+        try:
+            await watcher.wait_synced(self.sync_timeout_s)
+        except TimeoutError:
+            # The pods cannot be listed yet: the workload's own counts are the best we have
+            # (no warm-up gating), and the scaler still gets a decision.
+            ready, total = workload.ready_replicas, workload.status_replicas
+            log.warning(
+                "pods of %s/%s not listed (%s); using the workload's status",
+                target.namespace,
+                target.name,
+                watcher.error,
+            )
+            return DeploymentState(replicas, ready, max(0, total - ready), cold_starts.value())
+        ready, starting = watcher.counts()
+        return DeploymentState(replicas, ready, starting, cold_starts.value())
+
+    async def _read(self, target: TargetRef) -> WorkloadView:
         kind = KINDS[target.kind]
         workload = await call(
             lambda: getattr(self._apps, kind.read)(
@@ -114,27 +174,30 @@ class KubernetesCluster:
             name=target.name,
             retry=self.retry,
         )
-        spec_replicas = workload.spec.replicas
-        replicas = 1 if spec_replicas is None else int(spec_replicas)
-        watcher = await self._watcher(target, selector_string(workload.spec.selector))
-        cold_starts = self._cold_starts[self._key(target)]
-        try:
-            await watcher.wait_synced(self.sync_timeout_s)
-        except TimeoutError:
-            # The pods cannot be listed yet: the workload's own counts are the best we have
-            # (no warm-up gating), and the scaler still gets a decision.
-            status = workload.status
-            ready = int((status.ready_replicas if status else 0) or 0)
-            total = int((status.replicas if status else 0) or 0)
-            log.warning(
-                "pods of %s/%s not listed (%s); using the workload's status",
-                target.namespace,
-                target.name,
-                watcher.error,
+        return WorkloadView.of(workload)
+
+    def _cached(self, target: TargetRef) -> WorkloadView | None:
+        """The workload from the namespace's watch cache, once it has listed; starts that
+        watch on first use."""
+        key = (target.kind, target.namespace)
+        found = self._workloads.get(key)
+        if found is None:
+            kind = KINDS[target.kind]
+            informer: Informer[WorkloadView] = Informer(
+                getattr(self._apps, kind.list),
+                resource=kind.workload,
+                namespace=target.namespace,
+                selector="",
+                retry=self.retry,
+                view=WorkloadView.of,
+                watch_timeout_s=self.watch_timeout_s,
             )
-            return DeploymentState(replicas, ready, max(0, total - ready), cold_starts.value())
-        ready, starting = watcher.counts()
-        return DeploymentState(replicas, ready, starting, cold_starts.value())
+            informer.start()
+            found = self._workloads[key] = _Workloads(informer)
+        found.used = time.monotonic()
+        if not found.informer.synced.is_set():
+            return None
+        return found.informer.items.get(target.name)
 
     async def scale(self, target: TargetRef, replicas: int) -> None:
         kind = KINDS[target.kind]
@@ -195,6 +258,10 @@ class KubernetesCluster:
             if other != key and now - tracked.used > self.idle_s:
                 del self._tracked[other]
                 await tracked.watcher.stop()
+        for space, workloads in list(self._workloads.items()):
+            if now - workloads.used > self.idle_s:
+                del self._workloads[space]
+                await workloads.informer.stop()
         tracked_here = self._tracked.get(key)
         if tracked_here is not None and tracked_here.watcher.selector != selector:
             del self._tracked[key]
@@ -223,4 +290,7 @@ class KubernetesCluster:
         tracked, self._tracked = self._tracked, {}
         for item in tracked.values():
             await item.watcher.stop()
+        workloads, self._workloads = self._workloads, {}
+        for cache in workloads.values():
+            await cache.informer.stop()
         await self.api.close()

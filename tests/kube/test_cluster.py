@@ -60,6 +60,27 @@ async def test_observe_then_scale_round_trip(
     assert kube.count("patch", f"{plural}/scale") == 1
 
 
+async def test_warm_caches_make_observe_free_of_requests(
+    kube: KubeEmulator, cluster: KubernetesCluster
+) -> None:
+    kube.add_workload("llm", replicas=2, ready=True)
+    kube.add_workload("other", replicas=1)
+    assert await counts(cluster) == (2, 2, 0)  # the first observe reads the Deployment
+    await eventually(lambda: all(w.informer.synced.is_set() for w in cluster._workloads.values()))
+    seen = len(kube.requests)
+    for _ in range(5):
+        assert await counts(cluster) == (2, 2, 0)
+    assert len(kube.requests) == seen  # from the watch caches alone
+    kube.set_replicas("llm", 3)  # kubectl scale: the Deployment watch brings it in
+    await eventually(lambda: _counts(cluster) == (2, 1))
+    assert await counts(cluster) == (3, 2, 1)
+    assert kube.count("get", "deployments") == 1
+    # Another target in the same namespace shares the Deployment watch.
+    assert await counts(cluster, TargetRef(name="other")) == (1, 0, 1)
+    assert kube.count("get", "deployments") == 1
+    assert kube.count("watch", "deployments") == 1
+
+
 @pytest.mark.parametrize(
     ("cold_starts", "expected"),
     [
