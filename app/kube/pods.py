@@ -1,6 +1,7 @@
-"""The pods of one workload, kept current by a list-then-watch loop, and their cold starts.
-
-The list-then-watch loop itself is `Informer` (app/kube/informer.py).
+"""The pods of a namespace, kept current by one list-then-watch loop (`Informer`), split by
+target: each scaled workload registers its label selector and keeps its own set of pods and
+cold-start samples, updated as the events arrive. One watch per namespace, not per target:
+the client's connection pool (100) would otherwise run dry at a hundred scalers.
 
 A pod counts as *ready* when its Ready condition is True and its warm-up is done, and as
 *starting* otherwise (created, not Ready; or Ready but still warming up). Warm-up is done
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,11 +28,12 @@ __all__ = [
     "WARM_ANNOTATION",
     "WARM_CONDITION",
     "ColdStarts",
+    "LabelSelector",
+    "PodCache",
     "PodEvent",
     "PodView",
-    "PodWatcher",
+    "TargetPods",
     "WatchStats",
-    "selector_string",
 ]
 
 PODS = Resource("pods", "")
@@ -60,6 +62,7 @@ class PodView:
     serving_since: float | None  # Ready (and warm gate) lastTransitionTime
     terminating: bool
     phase: str
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def serving(self) -> bool:
@@ -94,6 +97,7 @@ class PodView:
             serving_since=since,
             terminating=meta.deletion_timestamp is not None,
             phase=(status.phase if status else None) or "Pending",
+            labels=dict(meta.labels or {}),
         )
 
 
@@ -133,42 +137,63 @@ class ColdStarts:
 PodListener = Callable[[PodEvent], None]
 
 
-class PodWatcher(Informer[PodView]):
-    """Pods matching `selector` in `namespace`, kept current until `stop()`; feeds the
-    target's cold-start samples and an optional listener (tests, metrics)."""
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """A workload's spec.selector, matched here against pod labels."""
 
-    def __init__(
-        self,
-        core: Any,  # client.CoreV1Api
-        *,
-        namespace: str,
-        selector: str,
-        retry: RetryPolicy,
-        cold_starts: ColdStarts,
-        watch_timeout_s: float = 300.0,
-        listener: PodListener | None = None,
-    ) -> None:
-        super().__init__(
-            core.list_namespaced_pod,
-            resource=PODS,
-            namespace=namespace,
-            selector=selector,
-            retry=retry,
-            view=PodView.of,
-            watch_timeout_s=watch_timeout_s,
+    match_labels: tuple[tuple[str, str], ...] = ()
+    expressions: tuple[tuple[str, str, frozenset[str]], ...] = ()  # key, operator, values
+
+    @classmethod
+    def of(cls, selector: Any) -> LabelSelector:
+        if selector is None:
+            return cls()
+        return cls(
+            tuple(sorted((selector.match_labels or {}).items())),
+            tuple(
+                (e.key, e.operator, frozenset(e.values or []))
+                for e in selector.match_expressions or []
+            ),
         )
-        self.cold_starts = cold_starts
-        self.listener = listener
 
-    @property
-    def pods(self) -> dict[str, PodView]:
-        return self.items
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for key, op, values in self.expressions:
+            present = key in labels
+            if op == "In" and not (present and labels[key] in values):
+                return False
+            if op == "NotIn" and present and labels[key] in values:
+                return False
+            if op == "Exists" and not present:
+                return False
+            if op == "DoesNotExist" and present:
+                return False
+        return True
 
-    def changed(self, kind: str, item: PodView) -> None:
-        if kind != "DELETED":
-            self.cold_starts.offer(item)
-        if self.listener is not None:
-            self.listener(PodEvent(kind, item))
+    def __str__(self) -> str:
+        """As the `labelSelector` query parameter spells it."""
+        terms = [f"{k}={v}" for k, v in self.match_labels]
+        for key, op, values in self.expressions:
+            listed = ",".join(sorted(values))
+            terms.append(
+                {
+                    "In": f"{key} in ({listed})",
+                    "NotIn": f"{key} notin ({listed})",
+                    "Exists": key,
+                    "DoesNotExist": f"!{key}",
+                }.get(op, "")
+            )
+        return ",".join(t for t in terms if t)
+
+
+@dataclass
+class TargetPods:
+    """One target's pods (those its selector matches) and its cold-start samples."""
+
+    selector: LabelSelector
+    cold_starts: ColdStarts
+    pods: dict[str, PodView] = field(default_factory=dict)
 
     def counts(self) -> tuple[int, int]:
         """(ready, starting) among the pods that count."""
@@ -176,21 +201,52 @@ class PodWatcher(Informer[PodView]):
         ready = sum(1 for p in live if p.serving)
         return ready, len(live) - ready
 
+    def apply(self, kind: str, pod: PodView) -> None:
+        if kind != "DELETED" and self.selector.matches(pod.labels):
+            self.pods[pod.name] = pod
+            self.cold_starts.offer(pod)
+        else:
+            self.pods.pop(pod.name, None)
 
-def selector_string(selector: Any) -> str:
-    """A V1LabelSelector as the `labelSelector` query parameter spells it."""
-    if selector is None:
-        return ""
-    terms = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
-    for expr in selector.match_expressions or []:
-        values = ",".join(sorted(expr.values or []))
-        op = expr.operator
-        if op == "In":
-            terms.append(f"{expr.key} in ({values})")
-        elif op == "NotIn":
-            terms.append(f"{expr.key} notin ({values})")
-        elif op == "Exists":
-            terms.append(expr.key)
-        elif op == "DoesNotExist":
-            terms.append(f"!{expr.key}")
-    return ",".join(terms)
+
+class PodCache(Informer[PodView]):
+    """Every pod of a namespace; targets register (`track`) to have theirs sorted out."""
+
+    def __init__(
+        self,
+        core: Any,  # client.CoreV1Api
+        *,
+        namespace: str,
+        retry: RetryPolicy,
+        watch_timeout_s: float = 300.0,
+        listener: PodListener | None = None,
+    ) -> None:
+        super().__init__(
+            core.list_namespaced_pod,
+            resource=PODS,
+            namespace=namespace,
+            selector="",
+            retry=retry,
+            view=PodView.of,
+            watch_timeout_s=watch_timeout_s,
+        )
+        self.listener = listener
+        self.targets: dict[Hashable, TargetPods] = {}
+
+    def track(self, key: Hashable, selector: LabelSelector, cold_starts: ColdStarts) -> TargetPods:
+        """The target's pods; a changed selector re-sorts them from the cache."""
+        found = self.targets.get(key)
+        if found is None or found.selector != selector:
+            found = self.targets[key] = TargetPods(selector, cold_starts)
+            for pod in self.items.values():
+                found.apply("ADDED", pod)
+        return found
+
+    def untrack(self, key: Hashable) -> None:
+        self.targets.pop(key, None)
+
+    def changed(self, kind: str, item: PodView) -> None:
+        for target in self.targets.values():
+            target.apply(kind, item)
+        if self.listener is not None:
+            self.listener(PodEvent(kind, item))
