@@ -122,6 +122,7 @@ class Informer(Generic[V]):
                     await self._list()
                 await self._watch()
                 failures = 0
+                self.error = None
                 continue
             except ApiException as exc:
                 if exc.status == 410:

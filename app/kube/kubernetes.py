@@ -27,7 +27,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from app.kube.api import Resource, RetryPolicy, call
-from app.kube.cluster import ClusterConflict, DeploymentState
+from app.kube.cluster import ClusterConflict, ClusterForbidden, DeploymentState
 from app.kube.informer import Informer, WatchStats
 from app.kube.pods import ColdStarts, LabelSelector, PodCache, PodListener, PodView, TargetPods
 from app.policy.spec import TargetRef
@@ -162,6 +162,8 @@ class KubernetesCluster:
             return DeploymentState(
                 workload.replicas, ready, max(0, total - ready), cold_starts.value()
             )
+        if isinstance(space.pods.error, ClusterForbidden):
+            raise space.pods.error  # e.g. list allowed, watch not: the counts would go stale
         ready, starting = mine.counts()
         return DeploymentState(workload.replicas, ready, starting, cold_starts.value())
 
