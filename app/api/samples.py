@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated
 
@@ -85,25 +84,25 @@ def _validation_details(exc: ValidationError) -> list[dict[str, object]]:
 async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> SamplesAccepted:
     body = await read_body(request, ctx.settings.max_body_bytes)
     try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
-    if isinstance(document, dict) and isinstance(document.get("samples"), list):
-        count = len(document["samples"])
-        if count > ctx.settings.max_samples_per_push:
-            raise PayloadTooLarge(
-                f"the request has {count} samples; the limit (CIUIC_MAX_SAMPLES_PER_PUSH) is "
-                f"{ctx.settings.max_samples_per_push}",
-                code="too_many_samples",
-                details={"samples": count, "limit": ctx.settings.max_samples_per_push},
-            )
-    try:
-        batch = SamplesIn.model_validate(document)
+        # Parsed and validated in one pass by pydantic-core (Rust): the hot path of JSON pushes.
+        batch = SamplesIn.model_validate_json(body)
     except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest(
+                f"the body is not valid JSON: {exc.errors()[0]['msg']}", code="invalid_json"
+            ) from exc
         raise UnprocessableEntity(
             f"{exc.error_count()} invalid field(s) in the samples",
             details=_validation_details(exc),
         ) from exc
+    count = len(batch.samples)
+    if count > ctx.settings.max_samples_per_push:
+        raise PayloadTooLarge(
+            f"the request has {count} samples; the limit (CIUIC_MAX_SAMPLES_PER_PUSH) is "
+            f"{ctx.settings.max_samples_per_push}",
+            code="too_many_samples",
+            details={"samples": count, "limit": ctx.settings.max_samples_per_push},
+        )
     now_us = ctx.clock.stamp_us()
     newest_ok = now_us + int(ctx.settings.max_future_skew_s * 1e6)
     oldest_ok = now_us - int(ctx.settings.raw_retention_days * 86400e6)

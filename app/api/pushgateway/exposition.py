@@ -22,6 +22,7 @@ class PushedSample:
     name: str  # the sample's own name: x_total, x_bucket, x_sum, ...
     labels: dict[str, str]  # body labels overridden by the grouping key
     value: float
+    items: tuple[tuple[str, str], ...]  # the labels, sorted: the series identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +65,15 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
                 if not LABEL_NAME.match(label) or label.startswith("__"):
                     raise BadRequest(f"improper label name {label!r}", code="invalid_label")
             labels = {**sample.labels, **grouping}
-            identity = (sample.name, tuple(sorted(labels.items())))
+            items = tuple(sorted(labels.items()))
+            identity = (sample.name, items)
             if identity in seen:
                 raise BadRequest(
                     f"duplicate series {sample.name}{_render(labels)} in the pushed metrics",
                     code="duplicate_series",
                 )
             seen.add(identity)
-            pushed.append(PushedSample(sample.name, labels, float(sample.value)))
+            pushed.append(PushedSample(sample.name, labels, float(sample.value), items))
         previous = families.get(name)
         samples = (previous.samples if previous else ()) + tuple(pushed)
         families[name] = PushedFamily(name, kind, metric.documentation, samples)

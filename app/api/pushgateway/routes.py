@@ -73,9 +73,7 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
         )
     now_us = ctx.clock.stamp_us()
     rows = [
-        SampleRow(SeriesKey.of(s.name, s.labels), now_us, s.value)
-        for f in families
-        for s in f.samples
+        SampleRow(SeriesKey(s.name, s.items), now_us, s.value) for f in families for s in f.samples
     ]
     async with ctx.db.transaction() as conn:
         await pushgroups.push(
