@@ -7,7 +7,7 @@ for errors) so the generated models accept them.
 
 What it models:
 
-- apps/v1 deployments and statefulsets: get, list, merge patch, and the `scale` subresource
+- apps/v1 deployments and statefulsets: get, list, watch, merge patch, and the `scale` subresource
   (get, merge patch, replace) with autoscaling/v1 Scale objects and resourceVersion
   preconditions (409 Conflict on a stale one). A built-in "controller" creates and deletes
   pods to follow spec.replicas and keeps the workload's status counts.
