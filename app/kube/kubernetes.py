@@ -1,29 +1,35 @@
 """The `Cluster` the reconciler drives when a Kubernetes API is configured.
 
-`observe` reads the workload (Deployment or StatefulSet) for spec.replicas and its selector,
-and counts pods from a per-target list-then-watch cache (`PodWatcher`): ready, starting, and
-the measured cold start. `scale` writes spec.replicas through the `scale` subresource with a
-JSON merge patch carrying the resourceVersion it read, so a concurrent writer (a rollout,
-kubectl) makes it re-read and retry instead of silently overwriting; after a few conflicts in
-a row it gives up until the next reconcile.
+`observe` takes the workload (Deployment or StatefulSet: spec.replicas and its selector) from a
+per-namespace list-then-watch cache, falling back to a GET while that cache is not listed yet
+or lacks the object (so a missing target is a plain 404), and counts the target's pods from a
+per-namespace pod cache (`PodCache`): ready, starting, and the measured cold start. With the
+caches warm, a reconcile of a thousand scalers costs no request at all, and the open watches
+are two per namespace, whatever the number of scalers.
 
-Watches start on a target's first `observe`, restart when its selector changes, and stop
-after `idle_s` without an `observe`, or on `close()`.
+`scale` writes spec.replicas through the `scale` subresource with a JSON merge patch carrying
+the resourceVersion it read, so a concurrent writer (a rollout, kubectl) makes it re-read and
+retry instead of silently overwriting; after a few conflicts in a row it gives up until the
+next reconcile.
+
+Watches start on a namespace's first `observe`; a target not observed for `idle_s` is
+forgotten, and a namespace's watches stop with its last target, or on `close()`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from kubernetes_asyncio import client
 
 from app.kube.api import Resource, RetryPolicy, call
-from app.kube.cluster import ClusterConflict, DeploymentState
-from app.kube.pods import ColdStarts, PodListener, PodWatcher, WatchStats, selector_string
+from app.kube.cluster import ClusterConflict, ClusterForbidden, DeploymentState
+from app.kube.informer import Informer, WatchStats
+from app.kube.pods import ColdStarts, LabelSelector, PodCache, PodListener, PodView, TargetPods
 from app.policy.spec import TargetRef
 
 __all__ = ["KubernetesCluster"]
@@ -40,6 +46,31 @@ class _Kind:
     read: str  # AppsV1Api method names
     read_scale: str
     patch_scale: str
+    list: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadView:
+    """What observe needs of a Deployment or StatefulSet."""
+
+    name: str
+    resource_version: str
+    replicas: int  # spec.replicas (the API's default, 1, when unset)
+    selector: LabelSelector
+    ready_replicas: int  # status, for when the pods cannot be listed
+    status_replicas: int
+
+    @classmethod
+    def of(cls, obj: Any) -> WorkloadView:
+        spec, status = obj.spec, obj.status
+        return cls(
+            name=obj.metadata.name,
+            resource_version=obj.metadata.resource_version or "",
+            replicas=1 if spec.replicas is None else int(spec.replicas),
+            selector=LabelSelector.of(spec.selector),
+            ready_replicas=int((status.ready_replicas if status else 0) or 0),
+            status_replicas=int((status.replicas if status else 0) or 0),
+        )
 
 
 KINDS = {
@@ -49,6 +80,7 @@ KINDS = {
         "read_namespaced_deployment",
         "read_namespaced_deployment_scale",
         "patch_namespaced_deployment_scale",
+        "list_namespaced_deployment",
     ),
     "StatefulSet": _Kind(
         Resource("statefulsets", "apps"),
@@ -56,14 +88,17 @@ KINDS = {
         "read_namespaced_stateful_set",
         "read_namespaced_stateful_set_scale",
         "patch_namespaced_stateful_set_scale",
+        "list_namespaced_stateful_set",
     ),
 }
 
 
 @dataclass
-class _Tracked:
-    watcher: PodWatcher
-    used: float = field(default_factory=time.monotonic)
+class _Namespace:
+    """The watch caches a target uses: its kind's workloads and the pods of its namespace."""
+
+    workloads: Informer[WorkloadView]
+    pods: PodCache
 
 
 class KubernetesCluster:
@@ -95,7 +130,9 @@ class KubernetesCluster:
         self.pod_listener = pod_listener
         self._apps = client.AppsV1Api(api)
         self._core = client.CoreV1Api(api)
-        self._tracked: dict[Key, _Tracked] = {}
+        self._workloads: dict[tuple[str, str], Informer[WorkloadView]] = {}  # (kind, ns)
+        self._pods: dict[str, PodCache] = {}  # by namespace
+        self._used: dict[Key, float] = {}  # when each target was last observed
         self._cold_starts: dict[Key, ColdStarts] = {}
 
     @staticmethod
@@ -103,6 +140,34 @@ class KubernetesCluster:
         return (target.kind, target.namespace, target.name)
 
     async def observe(self, target: TargetRef) -> DeploymentState:
+        space = await self._space(target)
+        workload = self._cached(space, target) or await self._read(target)
+        key = self._key(target)
+        cold_starts = self._cold_starts.setdefault(
+            key, ColdStarts(self.cold_start_window, self.cold_start_quantile)
+        )
+        mine = space.pods.track(key, workload.selector, cold_starts)
+        try:
+            await space.pods.wait_synced(self.sync_timeout_s)
+        except TimeoutError:
+            # The pods cannot be listed yet: the workload's own counts are the best we have
+            # (no warm-up gating), and the scaler still gets a decision.
+            ready, total = workload.ready_replicas, workload.status_replicas
+            log.warning(
+                "pods of %s/%s not listed (%s); using the workload's status",
+                target.namespace,
+                target.name,
+                space.pods.error,
+            )
+            return DeploymentState(
+                workload.replicas, ready, max(0, total - ready), cold_starts.value()
+            )
+        if isinstance(space.pods.error, ClusterForbidden):
+            raise space.pods.error  # e.g. list allowed, watch not: the counts would go stale
+        ready, starting = mine.counts()
+        return DeploymentState(workload.replicas, ready, starting, cold_starts.value())
+
+    async def _read(self, target: TargetRef) -> WorkloadView:
         kind = KINDS[target.kind]
         workload = await call(
             lambda: getattr(self._apps, kind.read)(
@@ -114,27 +179,55 @@ class KubernetesCluster:
             name=target.name,
             retry=self.retry,
         )
-        spec_replicas = workload.spec.replicas
-        replicas = 1 if spec_replicas is None else int(spec_replicas)
-        watcher = await self._watcher(target, selector_string(workload.spec.selector))
-        cold_starts = self._cold_starts[self._key(target)]
-        try:
-            await watcher.wait_synced(self.sync_timeout_s)
-        except TimeoutError:
-            # The pods cannot be listed yet: the workload's own counts are the best we have
-            # (no warm-up gating), and the scaler still gets a decision.
-            status = workload.status
-            ready = int((status.ready_replicas if status else 0) or 0)
-            total = int((status.replicas if status else 0) or 0)
-            log.warning(
-                "pods of %s/%s not listed (%s); using the workload's status",
-                target.namespace,
-                target.name,
-                watcher.error,
+        return WorkloadView.of(workload)
+
+    @staticmethod
+    def _cached(space: _Namespace, target: TargetRef) -> WorkloadView | None:
+        """The workload from the namespace's watch cache, once that has listed."""
+        if not space.workloads.synced.is_set():
+            return None
+        return space.workloads.items.get(target.name)
+
+    async def _space(self, target: TargetRef) -> _Namespace:
+        """The target's watch caches (started on first use); forgets idle targets and stops
+        the caches no target uses any more."""
+        now = time.monotonic()
+        key = self._key(target)
+        self._used[key] = now
+        idle = [k for k, used in self._used.items() if now - used > self.idle_s]
+        for other in idle:
+            del self._used[other]
+            if other[1] in self._pods:
+                self._pods[other[1]].untrack(other)
+        if idle:
+            for where in set(self._workloads) - {(k, ns) for k, ns, _ in self._used}:
+                await self._workloads.pop(where).stop()
+            for ns in set(self._pods) - {ns for _, ns, _ in self._used}:
+                await self._pods.pop(ns).stop()
+        workloads = self._workloads.get((target.kind, target.namespace))
+        if workloads is None:
+            kind = KINDS[target.kind]
+            workloads = self._workloads[(target.kind, target.namespace)] = Informer(
+                getattr(self._apps, kind.list),
+                resource=kind.workload,
+                namespace=target.namespace,
+                selector="",
+                retry=self.retry,
+                view=WorkloadView.of,
+                watch_timeout_s=self.watch_timeout_s,
             )
-            return DeploymentState(replicas, ready, max(0, total - ready), cold_starts.value())
-        ready, starting = watcher.counts()
-        return DeploymentState(replicas, ready, starting, cold_starts.value())
+            workloads.start()
+        pods = self._pods.get(target.namespace)
+        if pods is None:
+            pods = self._pods[target.namespace] = PodCache(
+                self._core,
+                namespace=target.namespace,
+                retry=self.retry,
+                watch_timeout_s=self.watch_timeout_s,
+                listener=self.pod_listener,
+            )
+            pods.start()
+        return _Namespace(workloads, pods)
 
     async def scale(self, target: TargetRef, replicas: int) -> None:
         kind = KINDS[target.kind]
@@ -185,42 +278,23 @@ class KubernetesCluster:
         return found.value() if found else None
 
     def watch_stats(self, target: TargetRef) -> WatchStats | None:
-        tracked = self._tracked.get(self._key(target))
-        return tracked.watcher.stats if tracked else None
+        """The pod watch of the target's namespace (lists, watches, 410s, errors, events)."""
+        pods = self._pods.get(target.namespace)
+        return pods.stats if pods else None
 
-    async def _watcher(self, target: TargetRef, selector: str) -> PodWatcher:
-        key = self._key(target)
-        now = time.monotonic()
-        for other, tracked in list(self._tracked.items()):
-            if other != key and now - tracked.used > self.idle_s:
-                del self._tracked[other]
-                await tracked.watcher.stop()
-        tracked_here = self._tracked.get(key)
-        if tracked_here is not None and tracked_here.watcher.selector != selector:
-            del self._tracked[key]
-            await tracked_here.watcher.stop()
-            tracked_here = None
-        if tracked_here is None:
-            cold = self._cold_starts.setdefault(
-                key, ColdStarts(self.cold_start_window, self.cold_start_quantile)
-            )
-            watcher = PodWatcher(
-                core=self._core,
-                namespace=target.namespace,
-                selector=selector,
-                retry=self.retry,
-                cold_starts=cold,
-                watch_timeout_s=self.watch_timeout_s,
-                listener=self.pod_listener,
-            )
-            watcher.start()
-            tracked_here = self._tracked[key] = _Tracked(watcher)
-        tracked_here.used = now
-        return tracked_here.watcher
+    def cached_pods(self, target: TargetRef) -> TargetPods | None:
+        """The target's pods as the watch has them now (no request)."""
+        pods = self._pods.get(target.namespace)
+        return pods.targets.get(self._key(target)) if pods else None
+
+    def cached_pod(self, target: TargetRef, name: str) -> PodView | None:
+        pods = self._pods.get(target.namespace)
+        return pods.items.get(name) if pods else None
 
     async def close(self) -> None:
         """Stop every watch and close the HTTP client."""
-        tracked, self._tracked = self._tracked, {}
-        for item in tracked.values():
-            await item.watcher.stop()
+        informers: list[Informer[Any]] = [*self._workloads.values(), *self._pods.values()]
+        self._workloads, self._pods, self._used = {}, {}, {}
+        for informer in informers:
+            await informer.stop()
         await self.api.close()

@@ -1,10 +1,7 @@
-"""The pods of one workload, kept current by a list-then-watch loop, and their cold starts.
-
-The loop is kopf's and client-go's informer shape: list (which yields a resourceVersion), then
-watch from that version; when a watch ends, watch again from the last version seen; when the
-API server answers 410 Gone (the version was compacted away), list again and diff the fresh
-list against the cache, so every change is reported exactly once; on errors, back off
-exponentially. It stops when told to (`stop`).
+"""The pods of a namespace, kept current by one list-then-watch loop (`Informer`), split by
+target: each scaled workload registers its label selector and keeps its own set of pods and
+cold-start samples, updated as the events arrive. One watch per namespace, not per target:
+the client's connection pool (100) would otherwise run dry at a hundred scalers.
 
 A pod counts as *ready* when its Ready condition is True and its warm-up is done, and as
 *starting* otherwise (created, not Ready; or Ready but still warming up). Warm-up is done
@@ -17,35 +14,27 @@ lastTransitionTime, or the warm gate's if later), once per pod uid.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiohttp
-from kubernetes_asyncio import watch
-from kubernetes_asyncio.client.exceptions import ApiException
-
-from app.kube.api import TRANSIENT_ERRORS, Resource, RetryPolicy, api_message, call, map_error
-from app.kube.cluster import ClusterError, ClusterForbidden, ClusterUnavailable, TargetNotFound
+from app.kube.api import Resource, RetryPolicy
+from app.kube.informer import Informer, WatchStats
 
 __all__ = [
     "WARM_ANNOTATION",
     "WARM_CONDITION",
     "ColdStarts",
+    "LabelSelector",
+    "PodCache",
     "PodEvent",
     "PodView",
-    "PodWatcher",
+    "TargetPods",
     "WatchStats",
-    "selector_string",
 ]
-
-log = logging.getLogger("ciuic.kube.pods")
 
 PODS = Resource("pods", "")
 WARM_ANNOTATION = "ciuic.io/warm"
@@ -73,6 +62,7 @@ class PodView:
     serving_since: float | None  # Ready (and warm gate) lastTransitionTime
     terminating: bool
     phase: str
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def serving(self) -> bool:
@@ -107,6 +97,7 @@ class PodView:
             serving_since=since,
             terminating=meta.deletion_timestamp is not None,
             phase=(status.phase if status else None) or "Pending",
+            labels=dict(meta.labels or {}),
         )
 
 
@@ -143,66 +134,66 @@ class ColdStarts:
         return ordered[rank - 1]
 
 
-@dataclass
-class WatchStats:
-    lists: int = 0
-    watches: int = 0
-    expired: int = 0  # 410 Gone answers that forced a relist
-    errors: int = 0
-    events: int = 0
-
-
 PodListener = Callable[[PodEvent], None]
 
 
-@dataclass
-class PodWatcher:
-    """Pods matching `selector` in `namespace`, kept current until `stop()`."""
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """A workload's spec.selector, matched here against pod labels."""
 
-    core: Any  # client.CoreV1Api
-    namespace: str
-    selector: str
-    retry: RetryPolicy
-    cold_starts: ColdStarts
-    watch_timeout_s: float = 300.0
-    listener: PodListener | None = None
-    pods: dict[str, PodView] = field(default_factory=dict)
-    resource_version: str | None = None
-    error: ClusterError | None = None
-    stats: WatchStats = field(default_factory=WatchStats)
-    synced: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
-    _stopping: bool = False
-    _progress: asyncio.Event | None = None  # set on each list or failure, for wait_synced
+    match_labels: tuple[tuple[str, str], ...] = ()
+    expressions: tuple[tuple[str, str, frozenset[str]], ...] = ()  # key, operator, values
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(
-                self._run(), name=f"pods {self.namespace}/{self.selector}"
+    @classmethod
+    def of(cls, selector: Any) -> LabelSelector:
+        if selector is None:
+            return cls()
+        return cls(
+            tuple(sorted((selector.match_labels or {}).items())),
+            tuple(
+                (e.key, e.operator, frozenset(e.values or []))
+                for e in selector.match_expressions or []
+            ),
+        )
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for key, op, values in self.expressions:
+            present = key in labels
+            if op == "In" and not (present and labels[key] in values):
+                return False
+            if op == "NotIn" and present and labels[key] in values:
+                return False
+            if op == "Exists" and not present:
+                return False
+            if op == "DoesNotExist" and present:
+                return False
+        return True
+
+    def __str__(self) -> str:
+        """As the `labelSelector` query parameter spells it."""
+        terms = [f"{k}={v}" for k, v in self.match_labels]
+        for key, op, values in self.expressions:
+            listed = ",".join(sorted(values))
+            terms.append(
+                {
+                    "In": f"{key} in ({listed})",
+                    "NotIn": f"{key} notin ({listed})",
+                    "Exists": key,
+                    "DoesNotExist": f"!{key}",
+                }.get(op, "")
             )
+        return ",".join(t for t in terms if t)
 
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
-    async def wait_synced(self, timeout_s: float) -> None:
-        """Until the first list succeeds; raises at once when the watch cannot ever work
-        (403, 404), TimeoutError when it has not listed within `timeout_s`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not self.synced.is_set():
-            if isinstance(self.error, ClusterForbidden | TargetNotFound):
-                raise self.error
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError
-            self._progress = progress = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(progress.wait(), left)
+@dataclass
+class TargetPods:
+    """One target's pods (those its selector matches) and its cold-start samples."""
+
+    selector: LabelSelector
+    cold_starts: ColdStarts
+    pods: dict[str, PodView] = field(default_factory=dict)
 
     def counts(self) -> tuple[int, int]:
         """(ready, starting) among the pods that count."""
@@ -210,133 +201,52 @@ class PodWatcher:
         ready = sum(1 for p in live if p.serving)
         return ready, len(live) - ready
 
-    async def _run(self) -> None:
-        failures = 0
-        while not self._stopping:
-            try:
-                if self.resource_version is None:
-                    await self._list()
-                await self._watch()
-                failures = 0
-            except ApiException as exc:
-                if exc.status == 410:
-                    log.info("pods %s: watch expired (410 Gone); listing again", self.selector)
-                    self.stats.expired += 1
-                    self.resource_version = None
-                    continue
-                mapped = map_error(exc, verb="watch", resource=PODS, namespace=self.namespace)
-                self._failed(mapped or ClusterUnavailable(f"watch pods: {api_message(exc)}"))
-            except ClusterError as exc:  # from the list, after its own retries
-                self._failed(exc)
-            except TRANSIENT_ERRORS as exc:
-                self._failed(ClusterUnavailable(f"watch pods: {type(exc).__name__}: {exc}"))
-            except Exception as exc:  # a bug or an odd object: keep watching, loudly
-                log.exception("pods %s in %s: unexpected error", self.selector, self.namespace)
-                self._failed(ClusterError(f"watch pods: {type(exc).__name__}: {exc}"))
-            else:
-                continue
-            failures += 1
-            await asyncio.sleep(self.retry.pause(min(failures - 1, 10)))
+    def apply(self, kind: str, pod: PodView) -> None:
+        if kind != "DELETED" and self.selector.matches(pod.labels):
+            self.pods[pod.name] = pod
+            self.cold_starts.offer(pod)
+        else:
+            self.pods.pop(pod.name, None)
 
-    def _failed(self, exc: ClusterError) -> None:
-        self.stats.errors += 1
-        self.error = exc
-        self._signal()
-        log.warning("pods %s in %s: %s", self.selector, self.namespace, exc)
 
-    async def _list(self) -> None:
-        listed = await call(
-            lambda: self.core.list_namespaced_pod(
-                self.namespace,
-                label_selector=self.selector,
-                _request_timeout=self.retry.timeout_s,
-            ),
-            verb="list",
+class PodCache(Informer[PodView]):
+    """Every pod of a namespace; targets register (`track`) to have theirs sorted out."""
+
+    def __init__(
+        self,
+        core: Any,  # client.CoreV1Api
+        *,
+        namespace: str,
+        retry: RetryPolicy,
+        watch_timeout_s: float = 300.0,
+        listener: PodListener | None = None,
+    ) -> None:
+        super().__init__(
+            core.list_namespaced_pod,
             resource=PODS,
-            namespace=self.namespace,
-            retry=self.retry,
+            namespace=namespace,
+            selector="",
+            retry=retry,
+            view=PodView.of,
+            watch_timeout_s=watch_timeout_s,
         )
-        self.stats.lists += 1
-        fresh = {pod.name: pod for pod in map(PodView.of, listed.items)}
-        for name, gone in list(self.pods.items()):
-            if name not in fresh:
-                del self.pods[name]
-                self._emit(PodEvent("DELETED", gone))
-        for name, pod in fresh.items():
-            known = self.pods.get(name)
-            if known is None or known.resource_version != pod.resource_version:
-                self._store(PodEvent("ADDED" if known is None else "MODIFIED", pod))
-        self.resource_version = listed.metadata.resource_version
-        self.error = None
-        self.synced.set()
-        self._signal()
+        self.listener = listener
+        self.targets: dict[Hashable, TargetPods] = {}
 
-    def _signal(self) -> None:
-        if self._progress is not None:
-            self._progress.set()
+    def track(self, key: Hashable, selector: LabelSelector, cold_starts: ColdStarts) -> TargetPods:
+        """The target's pods; a changed selector re-sorts them from the cache."""
+        found = self.targets.get(key)
+        if found is None or found.selector != selector:
+            found = self.targets[key] = TargetPods(selector, cold_starts)
+            for pod in self.items.values():
+                found.apply("ADDED", pod)
+        return found
 
-    async def _watch(self) -> None:
-        self.stats.watches += 1
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=self.retry.timeout_s, sock_read=self.watch_timeout_s + 30
-        )
-        stream = watch.Watch()
-        try:
-            async for event in stream.stream(
-                self.core.list_namespaced_pod,
-                self.namespace,
-                label_selector=self.selector,
-                resource_version=self.resource_version,
-                timeout_seconds=max(1, int(self.watch_timeout_s)),
-                allow_watch_bookmarks=True,
-                _request_timeout=timeout,
-            ):
-                self._on_event(event)
-        finally:
-            await stream.close()
+    def untrack(self, key: Hashable) -> None:
+        self.targets.pop(key, None)
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        raw = event.get("raw_object") or {}
-        version = (raw.get("metadata") or {}).get("resourceVersion")
-        if kind == "BOOKMARK":
-            self.resource_version = version or self.resource_version
-            return
-        pod = PodView.of(event["object"])
-        old = self.pods.get(pod.name)
-        if kind == "DELETED":
-            if old is not None:
-                del self.pods[pod.name]
-                self._emit(PodEvent("DELETED", pod))
-        elif old is None or old.resource_version != pod.resource_version:
-            self._store(PodEvent("ADDED" if old is None else "MODIFIED", pod))
-        self.resource_version = version or self.resource_version
-
-    def _store(self, event: PodEvent) -> None:
-        self.pods[event.pod.name] = event.pod
-        self.cold_starts.offer(event.pod)
-        self._emit(event)
-
-    def _emit(self, event: PodEvent) -> None:
-        self.stats.events += 1
+    def changed(self, kind: str, item: PodView) -> None:
+        for target in self.targets.values():
+            target.apply(kind, item)
         if self.listener is not None:
-            self.listener(event)
-
-
-def selector_string(selector: Any) -> str:
-    """A V1LabelSelector as the `labelSelector` query parameter spells it."""
-    if selector is None:
-        return ""
-    terms = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
-    for expr in selector.match_expressions or []:
-        values = ",".join(sorted(expr.values or []))
-        op = expr.operator
-        if op == "In":
-            terms.append(f"{expr.key} in ({values})")
-        elif op == "NotIn":
-            terms.append(f"{expr.key} notin ({values})")
-        elif op == "Exists":
-            terms.append(expr.key)
-        elif op == "DoesNotExist":
-            terms.append(f"!{expr.key}")
-    return ",".join(terms)
+            self.listener(PodEvent(kind, item))

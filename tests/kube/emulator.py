@@ -7,7 +7,7 @@ for errors) so the generated models accept them.
 
 What it models:
 
-- apps/v1 deployments and statefulsets: get, list, merge patch, and the `scale` subresource
+- apps/v1 deployments and statefulsets: get, list, watch, merge patch, and the `scale` subresource
   (get, merge patch, replace) with autoscaling/v1 Scale objects and resourceVersion
   preconditions (409 Conflict on a stale one). A built-in "controller" creates and deletes
   pods to follow spec.replicas and keeps the workload's status counts.
@@ -846,17 +846,20 @@ class KubeEmulator:
         return res
 
     async def _workload_collection(self, request: Request) -> Response:
-        def body() -> Obj:
-            res = self._resource(request)
-            return self._list(
-                res,
-                request.path_params["ns"],
-                request.query_params.get("labelSelector"),
-                WORKLOADS[res] + "List",
-                "apps/v1",
-            )
+        res, ns = request.path_params["res"], request.path_params["ns"]
+        selector = request.query_params.get("labelSelector")
+        if self._is_watch(request):
 
-        res = request.path_params["res"]
+            def start() -> Response:
+                self._resource(request)
+                return self._watch(request, res, ns, selector)
+
+            return await self._handle(request, "watch", res, start)
+
+        def body() -> Obj:
+            self._resource(request)
+            return self._list(res, ns, selector, WORKLOADS[res] + "List", "apps/v1")
+
         return await self._handle(request, "list", res, body)
 
     async def _workload_item(self, request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -60,6 +61,46 @@ async def test_observe_then_scale_round_trip(
     assert kube.count("patch", f"{plural}/scale") == 1
 
 
+async def test_warm_caches_make_observe_free_of_requests(
+    kube: KubeEmulator, cluster: KubernetesCluster
+) -> None:
+    kube.add_workload("llm", replicas=2, ready=True)
+    kube.add_workload("other", replicas=1)
+    assert await counts(cluster) == (2, 2, 0)  # the first observe reads the Deployment
+    await eventually(lambda: all(w.synced.is_set() for w in cluster._workloads.values()))
+    seen = len(kube.requests)
+    for _ in range(5):
+        assert await counts(cluster) == (2, 2, 0)
+    assert len(kube.requests) == seen  # from the watch caches alone
+    kube.set_replicas("llm", 3)  # kubectl scale: the Deployment watch brings it in
+    deployments = cluster._workloads[("Deployment", "default")]
+    # Two watches, two streams: wait for both (a reconcile in between sees either order).
+    await eventually(lambda: _counts(cluster) == (2, 1) and deployments.items["llm"].replicas == 3)
+    assert await counts(cluster) == (3, 2, 1)
+    assert kube.count("get", "deployments") == 1
+    # Another target in the same namespace shares the Deployment watch.
+    assert await counts(cluster, TargetRef(name="other")) == (1, 0, 1)
+    assert kube.count("get", "deployments") == 1
+    assert kube.count("watch", "deployments") == 1
+
+
+async def test_many_targets_share_two_watches_per_namespace(
+    kube: KubeEmulator, cluster: KubernetesCluster
+) -> None:
+    """More targets than the client's 100 pooled connections: one watch per target would
+    starve every other request."""
+    names = [f"llm-{i}" for i in range(120)]
+    for name in names:
+        kube.add_workload(name, replicas=1, ready=True)
+    states = await asyncio.gather(*(cluster.observe(TargetRef(name=n)) for n in names))
+    assert {(s.replicas, s.ready, s.starting) for s in states} == {(1, 1, 0)}
+    await asyncio.gather(*(cluster.scale(TargetRef(name=n), 2) for n in names[:20]))
+    assert kube.count("patch", "deployments/scale") == 20
+    assert (kube.count("watch", "pods"), kube.count("watch", "deployments")) == (1, 1)
+    await eventually(lambda: _counts(cluster, TargetRef(name=names[0])) == (1, 1))
+    assert _counts(cluster, TargetRef(name=names[-1])) == (1, 0)  # no pod of another target
+
+
 @pytest.mark.parametrize(
     ("cold_starts", "expected"),
     [
@@ -88,18 +129,20 @@ async def test_pods_become_ready_after_the_cold_start_which_is_measured(
 
 def _counts(cluster: KubernetesCluster, target: TargetRef = LLM) -> tuple[int, int]:
     """(ready, starting) as the watch cache has them now, without a request."""
-    tracked = cluster._tracked[(target.kind, target.namespace, target.name)]
-    return tracked.watcher.counts()
+    mine = cluster.cached_pods(target)
+    assert mine is not None
+    return mine.counts()
 
 
 async def settle(kube: KubeEmulator, cluster: KubernetesCluster, target: TargetRef = LLM) -> None:
     """Until the watch has caught up with everything the emulator did so far: touch a pod and
     wait for that very version (a watch delivers in order)."""
-    tracked = cluster._tracked[(target.kind, target.namespace, target.name)]
     name = kube.pods(target.namespace)[0]["metadata"]["name"]
     version = kube.touch("pods", name, namespace=target.namespace)
     await eventually(
-        lambda: (p := tracked.watcher.pods.get(name)) is not None and p.resource_version == version
+        lambda: (
+            (p := cluster.cached_pod(target, name)) is not None and p.resource_version == version
+        )
     )
 
 
@@ -169,9 +212,9 @@ async def test_dropped_watch_resumes_from_its_resource_version_without_a_relist(
 ) -> None:
     kube.add_workload("llm", replicas=1)
     await counts(cluster)
-    await eventually(lambda: kube.watch_requests == 1)
+    await eventually(lambda: kube.count("watch", "pods") == 1)
     kube.drop_watches()
-    await eventually(lambda: kube.watch_requests >= 2)
+    await eventually(lambda: kube.count("watch", "pods") == 2)
     kube.advance(30)
     await eventually(lambda: _counts(cluster) == (1, 0))
     stats = cluster.watch_stats(LLM)
@@ -235,6 +278,7 @@ async def test_missing_target_is_target_not_found(
     [
         pytest.param("get", "deployments", "observe", id="get-deployments"),
         pytest.param("list", "pods", "observe", id="list-pods"),
+        pytest.param("watch", "pods", "observe", id="watch-pods"),
         pytest.param("get", "deployments/scale", "scale", id="get-scale"),
         pytest.param("patch", "deployments/scale", "scale", id="patch-scale"),
     ],
@@ -244,6 +288,9 @@ async def test_missing_rbac_is_forbidden_naming_the_verb_and_resource(
 ) -> None:
     kube.add_workload("llm", replicas=1)
     kube.forbid(verb, resource)
+    if verb == "watch":  # the list works, so the first observe has counts; the watch fails
+        assert await counts(cluster) == (1, 0, 1)
+        await eventually(lambda: cluster.watch_stats(LLM).errors >= 1)  # type: ignore[union-attr]
     with pytest.raises(ClusterForbidden) as raised:
         if action == "observe":
             await cluster.observe(LLM)
