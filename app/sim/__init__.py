@@ -1,0 +1,1 @@
+"""The cluster simulator and scaling benchmark (pure: no I/O, no wall clock)."""

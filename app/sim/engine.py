@@ -1,0 +1,398 @@
+"""The simulated deployment: GPU pods, a FIFO queue with timeouts, billing, and the clock.
+
+One tick is one second. Arrivals are aggregated per second and queued as cohorts
+``[arrival_second, count, service_s]``, so a busy second costs a few list operations whatever the
+request count; completions are kept in a ring buffer indexed by second. Slots are pooled over the
+ready pods (a least-busy router), which is what makes per-second work O(1). A deleted ready pod
+drains: it takes no new work and stays billed while the deployment still has more requests in
+flight than the remaining ready pods hold.
+
+Policies are called on their own cadence (`Autoscaler.period_s`), never every second unless they
+ask to be, and see only what `ClusterView` shows them: pod-pushed samples every 5 s, visible 5 s
+late (BENCHMARK.md), or the per-second concurrency a Knative activator would see.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from app.sim.traces import Workload
+
+__all__ = [
+    "Autoscaler",
+    "ClusterView",
+    "Sample",
+    "Scenario",
+    "SimResult",
+    "simulate",
+]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """The deployment being simulated (BENCHMARK.md scenario `deepseek-7b` by default)."""
+
+    name: str = "deepseek-7b"
+    price_per_pod_hour: float = 1.50
+    cold_start_min_s: float = 30.0
+    cold_start_max_s: float = 60.0
+    slots_per_pod: int = 8
+    count_service_s: float = 16.0
+    queue_timeout_s: int = 30
+    min_replicas: int = 1
+    max_replicas: int = 80
+    sample_period_s: int = 5
+    metric_delay_s: int = 5
+    target_pods_at_p99: float = 40.0
+    replay_copies: int = 4
+
+    @property
+    def mean_cold_start_s(self) -> float:
+        return (self.cold_start_min_s + self.cold_start_max_s) / 2
+
+
+SCENARIOS: dict[str, Scenario] = {"deepseek-7b": Scenario()}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What the pods pushed at `time` (aggregated over the ready pods)."""
+
+    time: int
+    gpu_utilization: float | None  # percent 0..100, mean over ready pods; None with no pod
+    queue: int  # requests waiting for a slot
+    arrival_rate: float  # requests/s over the sample period
+    ready: int
+    starting: int
+    busy: int  # slots in use
+
+
+class ClusterView:
+    """The read-only window a policy gets on the cluster. Updated in place by the engine (no
+    allocation per call); policies must not keep references to its lists."""
+
+    __slots__ = (
+        "_cold_starts",
+        "_samples",
+        "concurrency",
+        "max_replicas",
+        "min_replicas",
+        "now",
+        "ready",
+        "replicas",
+        "scenario",
+        "starting_ready_at",
+        "workload",
+    )
+
+    def __init__(
+        self, scenario: Scenario, workload: Workload, cold_starts: Callable[[int], list[int]]
+    ) -> None:
+        self.scenario = scenario
+        self.workload = workload
+        self.now = 0
+        self.replicas = 0
+        self.ready = 0
+        self.starting_ready_at: list[int] = []
+        self.concurrency: array[int] = array("q")  # busy + queued, per second, up to now-1
+        self.min_replicas = scenario.min_replicas
+        self.max_replicas = scenario.max_replicas
+        self._samples: list[Sample] = []
+        self._cold_starts = cold_starts
+
+    @property
+    def starting(self) -> int:
+        return len(self.starting_ready_at)
+
+    def sample(self, period_s: int | None = None) -> Sample | None:
+        """The newest sample visible now (taken at least `metric_delay_s` ago), restricted to
+        sample times that are multiples of `period_s` (HPA sees one every 15 s)."""
+        visible_at = self.now - self.scenario.metric_delay_s
+        step = self.scenario.sample_period_s
+        if visible_at < 0 or not self._samples:
+            return None
+        idx = min(len(self._samples) - 1, visible_at // step)
+        if period_s is not None and period_s > step:
+            every = period_s // step
+            idx -= idx % every
+        s = self._samples[idx]
+        return s if s.time <= visible_at else None
+
+    def peek_cold_starts(self, n: int) -> list[int]:
+        """The cold starts (s) of the next `n` pods to be created. Only the oracle may look."""
+        return self._cold_starts(n)
+
+
+class Autoscaler(Protocol):
+    """A scaling policy under test: called every `period_s` seconds (first at `phase_s`),
+    returns the replicas it wants."""
+
+    name: str
+    period_s: int
+    phase_s: int
+
+    def decide(self, view: ClusterView) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """Everything measured in one run, per second where it is a series."""
+
+    policy: str
+    scenario: Scenario
+    workload: Workload
+    arrived: int
+    served: int  # started (in flight at the end counts as served)
+    dropped: int
+    queued_end: int
+    wait_hist: tuple[int, ...]  # wait_hist[w] = requests started after waiting w seconds
+    ready: IntArray  # ready pods, per second
+    replicas: IntArray  # ready + starting pods (the deployment's replicas), per second
+    billed: IntArray  # ready + starting + draining pods, per second
+    busy: IntArray  # busy slots, per second
+    queue: IntArray  # waiting requests, per second
+    pod_seconds_ledger: int  # sum over pods of (deleted - created)
+    pods_created: int
+    scale_actions: int
+    decisions: int
+
+
+class _ColdStarts:
+    """The seeded sequence of cold starts; pod k gets element k whatever the policy."""
+
+    def __init__(self, seed: int, lo: float, hi: float) -> None:
+        self._rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+        self._lo, self._hi = lo, hi
+        self._buf: list[int] = []
+        self._next = 0
+
+    def _fill(self, upto: int) -> None:
+        while len(self._buf) < upto:
+            draws = self._rng.uniform(self._lo, self._hi, size=1024)
+            self._buf.extend(int(x) for x in np.rint(draws))
+
+    def take(self) -> int:
+        self._fill(self._next + 1)
+        c = self._buf[self._next]
+        self._next += 1
+        return c
+
+    def peek(self, n: int) -> list[int]:
+        self._fill(self._next + n)
+        return self._buf[self._next : self._next + n]
+
+
+def simulate(
+    workload: Workload,
+    policy: Autoscaler,
+    *,
+    scenario: Scenario,
+    seed: int,
+    initial_replicas: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimResult:
+    """Replay `workload` against `policy`. Deterministic for a given seed.
+
+    The deployment starts with `initial_replicas` ready pods (default: what the first minute's
+    demand needs, so no policy is scored on an artificial cold start of the whole fleet).
+    """
+    sc = scenario
+    slots = sc.slots_per_pod
+    timeout = sc.queue_timeout_s
+    n = workload.duration_s
+    arrivals = workload.arrivals.tolist()
+    services = workload.services
+    fixed_svc = workload.service_s
+    ring_size = workload.max_service_s + 2
+    ring = [0] * ring_size
+    cold = _ColdStarts(seed, sc.cold_start_min_s, sc.cold_start_max_s)
+    view = ClusterView(sc, workload, cold.peek)
+
+    if initial_replicas is None:
+        first = workload.demand[: min(n, 60)]
+        initial_replicas = int(np.ceil(first.max() / slots)) if len(first) else sc.min_replicas
+    r0 = max(sc.min_replicas, min(sc.max_replicas, initial_replicas))
+
+    # Pods: ready pods are identical to the router, so only their creation times matter
+    # for billing; starting pods keep (ready_at, created).
+    ready_created: list[int] = [0] * r0  # creation second of each ready pod (stack: newest last)
+    starting: list[tuple[int, int]] = []  # (ready_at, created), sorted by ready_at
+    draining: list[int] = []  # creation seconds of deleted pods still finishing work
+    ledger = 0
+    created_total = r0
+    R = r0
+    next_ready = 1 << 62
+
+    queue: deque[list[int]] = deque()
+    qlen = 0
+    busy = 0
+    served = dropped = arrived = 0
+    wait_hist = [0] * (timeout + 1)
+
+    rec_ready = array("q", bytes(8 * n))
+    rec_replicas = array("q", bytes(8 * n))
+    rec_billed = array("q", bytes(8 * n))
+    rec_busy = array("q", bytes(8 * n))
+    rec_queue = array("q", bytes(8 * n))
+    conc = view.concurrency
+
+    samples = view._samples
+    sp = sc.sample_period_s
+    next_sample = 0
+    window_arrivals = 0
+    period = max(1, policy.period_s)
+    next_call = max(0, policy.phase_s)
+    scale_actions = 0
+    decisions = 0
+    progress_every = max(1, n // 200)
+
+    for t in range(n):
+        # 1. pods becoming ready
+        if t >= next_ready:
+            while starting and starting[0][0] <= t:
+                _, created = starting.pop(0)
+                ready_created.append(created)
+                R += 1
+            next_ready = starting[0][0] if starting else 1 << 62
+        cap = R * slots
+        # 2. completions
+        k = t % ring_size
+        f = ring[k]
+        if f:
+            busy -= f
+            ring[k] = 0
+        # 3. arrivals
+        a = arrivals[t]
+        if a:
+            arrived += a
+            window_arrivals += a
+            if services:
+                for s in services[t]:
+                    queue.append([t, 1, s])
+            else:
+                queue.append([t, a, fixed_svc])
+            qlen += a
+        # 4. start queued work, FIFO
+        free = cap - busy
+        if free > 0 and qlen:
+            while free > 0 and queue:
+                head = queue[0]
+                m = head[1]
+                if m > free:
+                    m = free
+                    head[1] -= m
+                else:
+                    queue.popleft()
+                free -= m
+                qlen -= m
+                busy += m
+                served += m
+                wait_hist[t - head[0]] += m
+                ring[(t + head[2]) % ring_size] += m
+        # 5. timeouts: whatever has waited `timeout` s without starting is dropped
+        while queue and queue[0][0] <= t - timeout:
+            m = queue.popleft()[1]
+            qlen -= m
+            dropped += m
+        # 6. draining pods leave once the ready pods hold all work in flight
+        if draining:
+            need = -(-(busy - cap) // slots) if busy > cap else 0
+            while len(draining) > need:
+                ledger += t - draining.pop()
+        # 7. record
+        rec_ready[t] = R
+        nstart = len(starting)
+        rec_replicas[t] = R + nstart
+        rec_billed[t] = R + nstart + len(draining)
+        rec_busy[t] = busy
+        rec_queue[t] = qlen
+        conc.append(busy + qlen)
+        # 8. pods push metrics
+        if t == next_sample:
+            samples.append(
+                Sample(
+                    time=t,
+                    gpu_utilization=(100.0 * min(busy, cap) / cap) if cap else None,
+                    queue=qlen,
+                    arrival_rate=window_arrivals / sp,
+                    ready=R,
+                    starting=nstart,
+                    busy=busy,
+                )
+            )
+            window_arrivals = 0
+            next_sample += sp
+        # 9. the policy, on its own cadence (it acts at the end of second t)
+        if t == next_call:
+            next_call += period
+            view.now = t + 1
+            view.replicas = R + nstart
+            view.ready = R
+            view.starting_ready_at = [ra for ra, _ in starting]
+            want = policy.decide(view)
+            decisions += 1
+            want = max(sc.min_replicas, min(sc.max_replicas, int(want)))
+            cur = R + nstart
+            if want != cur:
+                scale_actions += 1
+                now = t + 1
+                if want > cur:
+                    for _ in range(want - cur):
+                        c = cold.take()
+                        starting.append((now + c, now))
+                        created_total += 1
+                    starting.sort()
+                    next_ready = starting[0][0]
+                else:
+                    drop_n = cur - want
+                    # Kubernetes deletes not-ready pods first, newest first.
+                    while drop_n and starting:
+                        newest = max(range(len(starting)), key=lambda i: starting[i][1])
+                        ledger += now - starting.pop(newest)[1]
+                        drop_n -= 1
+                    next_ready = starting[0][0] if starting else 1 << 62
+                    for _ in range(drop_n):
+                        draining.append(ready_created.pop())
+                        R -= 1
+                    if draining:
+                        # idle slots mean some of those pods hold no work: gone at once
+                        cap = R * slots
+                        need = -(-(busy - cap) // slots) if busy > cap else 0
+                        while len(draining) > need:
+                            ledger += now - draining.pop()
+        if progress is not None and t % progress_every == 0:
+            progress(t, n)
+
+    ledger += sum(n - c for c in ready_created)
+    ledger += sum(n - c for _, c in starting)
+    ledger += sum(n - c for c in draining)
+    if progress is not None:
+        progress(n, n)
+    return SimResult(
+        policy=policy.name,
+        scenario=sc,
+        workload=workload,
+        arrived=arrived,
+        served=served,
+        dropped=dropped,
+        queued_end=qlen,
+        wait_hist=tuple(wait_hist),
+        ready=np.frombuffer(rec_ready, dtype=np.int64).copy(),
+        replicas=np.frombuffer(rec_replicas, dtype=np.int64).copy(),
+        billed=np.frombuffer(rec_billed, dtype=np.int64).copy(),
+        busy=np.frombuffer(rec_busy, dtype=np.int64).copy(),
+        queue=np.frombuffer(rec_queue, dtype=np.int64).copy(),
+        pod_seconds_ledger=ledger,
+        pods_created=created_total,
+        scale_actions=scale_actions,
+        decisions=decisions,
+    )
