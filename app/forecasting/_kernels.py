@@ -1,0 +1,241 @@
+"""Vectorised causal forecasts: one formula for the backtest and for the live forecast.
+
+Every fast model is a `SeasonalConfig` evaluated by `lead_forecast(cache, origins, leads, cfg)`:
+the forecast of `y[o + h]` made with `y[: o + 1]` only. Evaluating it at every past origin is the
+rolling-origin backtest (no refit loop, no leakage); evaluating it at the last origin is the
+forecast. Because both go through the same function, the backtest scores exactly the code that
+forecasts.
+
+The forecast is `profile(t) (x or +) level(o) (+ trend)`:
+- `profile(t)`: median of the (lightly smoothed) values one, two, … seasons before `t`, a robust
+  seasonal naive that ignores a spike in any single past season;
+- `level(o)`: how the last `window` points compare with what the profile said for them (a ratio
+  of sums, or a mean difference), so a level shift or a restart is followed within `window`
+  steps; with `trend`, the change of that level between the last two windows is extrapolated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from app.forecasting.types import FloatArray
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonalConfig:
+    """One candidate of the fast model family (all lengths in grid steps).
+
+    season 0 = no seasonal profile (then the forecast is the level: naive for window 1);
+    window 0 = no level correction (seasonal naive / median profile).
+    """
+
+    season: int = 0
+    seasons: int = 1
+    smooth: int = 0
+    window: int = 1
+    ratio: bool = False
+    trend: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.season:
+            parts.append(f"season={self.season}x{self.seasons}")
+            if self.smooth:
+                parts.append(f"smooth={2 * self.smooth + 1}")
+        if self.window:
+            parts.append(f"{'ratio' if self.ratio and self.season else 'level'}={self.window}")
+        if self.trend:
+            parts.append("trend")
+        return " ".join(parts) or "constant"
+
+
+def first_lag(cfg: SeasonalConfig, lead: int) -> int:
+    """The first season multiple whose smoothed value is already known `lead` steps ahead."""
+    if not cfg.season:
+        return 0
+    return max(1, math.ceil((lead + cfg.smooth) / cfg.season))
+
+
+def lookback(cfg: SeasonalConfig) -> int:
+    """Points the level term reads before (and including) the origin."""
+    return cfg.window * (2 if cfg.trend else 1)
+
+
+def warmup(cfg: SeasonalConfig, lead: int) -> int:
+    """The first origin index at which `cfg` can forecast `lead` steps ahead."""
+    back = max(lookback(cfg), 1) - 1
+    if cfg.season:
+        back += (first_lag(cfg, lead) + cfg.seasons - 1) * cfg.season
+    return back
+
+
+def ffill(a: FloatArray) -> FloatArray:
+    """Carry the last finite value forward (leading NaNs stay)."""
+    idx = np.where(np.isfinite(a), np.arange(a.shape[0]), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out: FloatArray = a[idx]
+    return out
+
+
+def causal_fill(y: FloatArray, season: int) -> FloatArray:
+    """Fill gaps from the same phase one season earlier, else with the last value.
+
+    Only past values are used, so a filled series still gives leak-free backtests.
+    """
+    out = np.array(y, dtype=np.float64, copy=True)
+    miss = ~np.isfinite(out)
+    if not miss.any():
+        return out
+    if season > 0:
+        for _ in range(out.shape[0] // season + 1):
+            idx = np.flatnonzero(miss)
+            idx = idx[idx >= season]
+            if idx.size == 0:
+                break
+            src = out[idx - season]
+            ok = np.isfinite(src)
+            if not ok.any():
+                break
+            out[idx[ok]] = src[ok]
+            miss[idx[ok]] = False
+    return ffill(out)
+
+
+def centered_mean(a: FloatArray, radius: int) -> FloatArray:
+    """Moving average over `2*radius + 1` points, shrinking at the edges."""
+    if radius <= 0:
+        return a
+    n = a.shape[0]
+    cs = np.concatenate(([0.0], np.cumsum(a)))
+    i = np.arange(n)
+    lo = np.clip(i - radius, 0, n)
+    hi = np.clip(i + radius + 1, 0, n)
+    out: FloatArray = (cs[hi] - cs[lo]) / (hi - lo)
+    return out
+
+
+class SeriesCache:
+    """Per-fit arrays shared by every candidate: the filled series, its cumulative sums, and the
+    seasonal profiles (computed once per season/smoothing/lag, over the grid plus `extra`
+    future points so the same arrays serve the backtest and the forecast)."""
+
+    def __init__(self, yf: FloatArray, extra: int) -> None:
+        self.yf = yf
+        self.n = int(yf.shape[0])
+        self.extra = max(int(extra), 0)
+        self.cy: FloatArray = np.concatenate(([0.0], np.cumsum(yf)))
+        self._ys: dict[int, FloatArray] = {}
+        self._prof: dict[tuple[int, int, int, int], tuple[FloatArray, FloatArray]] = {}
+
+    def ensure_extra(self, extra: int) -> None:
+        """Make room for forecasts `extra` steps past the end (drops cached profiles)."""
+        if extra > self.extra:
+            self.extra = int(extra)
+            self._prof.clear()
+
+    def smoothed(self, radius: int) -> FloatArray:
+        if radius not in self._ys:
+            self._ys[radius] = centered_mean(self.yf, radius)
+        return self._ys[radius]
+
+    def profile(self, cfg: SeasonalConfig, k0: int) -> tuple[FloatArray, FloatArray]:
+        """(profile over n + extra points, cumulative sum of its first n with NaN as 0)."""
+        key = (cfg.season, cfg.seasons, cfg.smooth, k0)
+        got = self._prof.get(key)
+        if got is None:
+            ys = self.smoothed(cfg.smooth)
+            t = np.arange(self.n + self.extra, dtype=np.int64)
+            rows = []
+            for i in range(cfg.seasons):
+                idx = t - (k0 + i) * cfg.season
+                row = np.full(t.shape, np.nan)
+                ok = (idx >= 0) & (idx < self.n)
+                row[ok] = ys[idx[ok]]
+                rows.append(row)
+            prof = _median_rows(np.stack(rows))
+            head = np.nan_to_num(prof[: self.n], nan=0.0)
+            got = (prof, np.concatenate(([0.0], np.cumsum(head))))
+            self._prof[key] = got
+        return got
+
+
+def _median_rows(stack: FloatArray) -> FloatArray:
+    """Median over axis 0 (a handful of rows); NaN only before the warm-up, never read."""
+    k = stack.shape[0]
+    if k == 1:
+        out1: FloatArray = stack[0]
+        return out1
+    if k == 2:
+        out2: FloatArray = 0.5 * (stack[0] + stack[1])
+        return out2
+    out: FloatArray = np.median(stack, axis=0)
+    return out
+
+
+def lead_forecast(
+    cache: SeriesCache,
+    origins: IntArray,
+    leads: IntArray | int,
+    cfg: SeasonalConfig,
+) -> FloatArray:
+    """Forecast `y[origins + leads]` from `yf[: origin + 1]` for each pair.
+
+    Origins must be at least `warmup(cfg, lead)` and `origins + leads < n + extra`.
+    """
+    o, h = np.broadcast_arrays(
+        np.asarray(origins, dtype=np.int64), np.asarray(leads, dtype=np.int64)
+    )
+    out = np.empty(o.shape, dtype=np.float64)
+    if not cfg.season:
+        out[...] = _forecast_group(cache, o, h, cfg, 0)
+        return out
+    k0s = np.maximum(1, -((-(h + cfg.smooth)) // cfg.season))
+    for k0 in np.unique(k0s):
+        sel = k0s == k0
+        out[sel] = _forecast_group(cache, o[sel], h[sel], cfg, int(k0))
+    return out
+
+
+def _forecast_group(
+    cache: SeriesCache, o: IntArray, h: IntArray, cfg: SeasonalConfig, k0: int
+) -> FloatArray:
+    w = cfg.window
+    if cfg.season:
+        prof, cprof = cache.profile(cfg, k0)
+        target: FloatArray = prof[o + h]
+    else:
+        target = np.zeros(o.shape)
+    if w == 0:
+        return target
+    cy = cache.cy
+    ratio = cfg.ratio and cfg.season > 0
+
+    def level(stop: IntArray) -> FloatArray:
+        sy = cy[stop] - cy[stop - w]
+        if not cfg.season:
+            d0: FloatArray = sy / w
+            return d0
+        ss = cprof[stop] - cprof[stop - w]
+        if ratio:
+            pos = ss > 1e-12 * np.maximum(np.abs(sy), 1.0)
+            r: FloatArray = np.where(pos, sy / np.where(pos, ss, 1.0), 1.0)
+            return r
+        d: FloatArray = (sy - ss) / w
+        return d
+
+    stop = o + 1
+    lev = level(stop)
+    if cfg.trend:
+        slope = (lev - level(stop - w)) / w
+        lev = lev + slope * ((w - 1) / 2.0 + h)
+    if ratio:
+        res: FloatArray = target * np.maximum(lev, 0.0)
+        return res
+    res2: FloatArray = target + lev
+    return res2

@@ -1,0 +1,174 @@
+"""`auto`: per series, the candidate whose backtest at the caller's lead time is best.
+
+Every candidate backtests itself on the same latest origins during its own fit (see
+`eval_window`), so choosing is a comparison of numbers already computed. Refitting the same
+`AutoForecaster` as data arrives re-checks the choice; it only switches when a challenger beats
+the current model by `switch_margin`, so the served model does not flap between near-equals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Self
+
+from app.forecasting.base import DEFAULT_QUANTILES, Forecaster, failed_forecast
+from app.forecasting.models import (
+    DEFAULT_EVAL_POINTS,
+    NaiveForecaster,
+    RobustSeasonalForecaster,
+    SeasonalNaiveForecaster,
+)
+from app.forecasting.types import (
+    BacktestScore,
+    ConfigError,
+    Forecast,
+    History,
+    NotFittedError,
+)
+
+__all__ = ["DEFAULT_CANDIDATES", "AutoForecaster"]
+
+DEFAULT_CANDIDATES: tuple[str, ...] = ("naive", "seasonal_naive", "robust_seasonal")
+
+
+class AutoForecaster:
+    """Fits every candidate and serves the best by backtest MAE at `lead`.
+
+    `candidates` names models known to `make_forecaster` (prophet may be added; it costs a
+    second or so per fit). A failed candidate is skipped with a note; when all fail, the
+    forecast is failed with every reason.
+    """
+
+    name = "auto"
+
+    def __init__(
+        self,
+        *,
+        lead: int = 1,
+        eval_points: int = DEFAULT_EVAL_POINTS,
+        candidates: Sequence[str] = DEFAULT_CANDIDATES,
+        switch_margin: float = 0.05,
+        factory: Callable[[str], Forecaster] | None = None,
+    ) -> None:
+        if not candidates:
+            raise ConfigError("auto needs at least one candidate")
+        if "auto" in candidates:
+            raise ConfigError("auto cannot be its own candidate")
+        if not 0.0 <= switch_margin < 1.0:
+            raise ConfigError(f"switch_margin must be in [0, 1), got {switch_margin!r}")
+        self.lead = lead
+        self.eval_points = eval_points
+        self.candidates = tuple(candidates)
+        self.switch_margin = float(switch_margin)
+        self._factory = factory or self._default_factory
+        for c in self.candidates:  # fail on a bad name now, not at the first refit
+            self._factory(c)
+        self._chosen: Forecaster | None = None
+        self._chosen_name: str | None = None
+        self._scores: dict[str, BacktestScore | None] = {}
+        self._fitted = False
+        self._failed: str | None = None
+        self._notes: tuple[str, ...] = ()
+        self._next_start = 0.0
+        self._step_s = 1.0
+
+    def _default_factory(self, name: str) -> Forecaster:
+        if name == "naive":
+            return NaiveForecaster(lead=self.lead, eval_points=self.eval_points)
+        if name == "seasonal_naive":
+            return SeasonalNaiveForecaster(lead=self.lead, eval_points=self.eval_points)
+        if name == "robust_seasonal":
+            return RobustSeasonalForecaster(lead=self.lead, eval_points=self.eval_points)
+        if name == "prophet":
+            from app.forecasting.prophet_model import ProphetForecaster
+
+            return ProphetForecaster(lead=self.lead, eval_points=self.eval_points)
+        raise ConfigError(f"unknown candidate model {name!r}")
+
+    @property
+    def chosen(self) -> str | None:
+        """The model now served (None before a successful fit)."""
+        return self._chosen_name
+
+    @property
+    def scores(self) -> dict[str, BacktestScore | None]:
+        """Every candidate's backtest at the lead from the last fit (None: not scorable)."""
+        return dict(self._scores)
+
+    @property
+    def failed(self) -> str | None:
+        return self._failed
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self._notes
+
+    @property
+    def backtest(self) -> BacktestScore | None:
+        return self._scores.get(self._chosen_name or "")
+
+    def fit(self, history: History) -> Self:
+        self._fitted = True
+        self._step_s = history.step_s
+        self._next_start = history.end + history.step_s if len(history) else history.start
+        fitted: dict[str, Forecaster] = {}
+        failures: list[str] = []
+        self._scores = {}
+        for name in self.candidates:
+            model = self._factory(name).fit(history)
+            if model.failed is not None:
+                failures.append(f"{name}: {model.failed}")
+                continue
+            fitted[name] = model
+            self._scores[name] = model.backtest
+        notes = [f"candidate {f}" for f in failures]
+        if not fitted:
+            self._failed = "; ".join(failures) or "no candidate could be fitted"
+            self._chosen, self._chosen_name = None, None
+            self._notes = tuple(notes)
+            return self
+        self._failed = None
+        scored = {n: s.mae for n, s in self._scores.items() if s is not None}
+        previous = self._chosen_name
+        if not scored:
+            # Nothing could be backtested: prefer the simplest model that fitted.
+            name = next(iter(fitted))
+            notes.append(f"no candidate could be backtested: using {name}")
+        else:
+            name = min(scored, key=lambda k: scored[k])
+            if previous in scored and previous != name:
+                if scored[name] >= scored[previous] * (1.0 - self.switch_margin):
+                    notes.append(
+                        f"kept {previous}: {name} is better by less than "
+                        f"{self.switch_margin:.0%} at lead {self.lead}"
+                    )
+                    name = previous
+                else:
+                    notes.append(f"switched from {previous} to {name}")
+        self._chosen, self._chosen_name = fitted[name], name
+        notes.extend(fitted[name].notes)
+        self._notes = tuple(notes)
+        return self
+
+    def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
+        if not self._fitted:
+            raise NotFittedError("auto: predict() called before fit()")
+        if self._chosen is None:
+            return failed_forecast(
+                self.name,
+                self._next_start,
+                self._step_s,
+                self._failed or "not fitted",
+                self._notes,
+            )
+        f = self._chosen.predict(horizon, quantiles)
+        return Forecast(
+            start=f.start,
+            step_s=f.step_s,
+            mean=f.mean,
+            quantiles=f.quantiles,
+            model=f"auto:{f.model}",
+            failed=f.failed,
+            notes=self._notes,
+            backtest=f.backtest,
+        )

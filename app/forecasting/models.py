@@ -1,0 +1,363 @@
+"""The fast models: `naive`, `seasonal_naive` and `robust_seasonal`.
+
+All three are members of one family (`SeasonalConfig`) evaluated by the same vectorised kernel,
+so each fit backtests itself at the configured lead over the last `eval_points` origins in a few
+milliseconds; that backtest gives the score `auto` compares and the residuals the bands come
+from. `robust_seasonal` picks its own configuration (season, how many past seasons to take the
+median of, smoothing, level window, ratio or difference, trend) by that same backtest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+
+from app.forecasting._kernels import (
+    SeasonalConfig,
+    SeriesCache,
+    causal_fill,
+    lead_forecast,
+    warmup,
+)
+from app.forecasting.base import (
+    DEFAULT_QUANTILES,
+    DEFAULT_SEASONS_S,
+    check_horizon,
+    check_quantiles,
+    failed_forecast,
+    season_steps,
+)
+from app.forecasting.calibration import (
+    Calibration,
+    calibration_leads,
+    relative_errors,
+    scale_floor,
+)
+from app.forecasting.types import (
+    BacktestScore,
+    ConfigError,
+    FloatArray,
+    Forecast,
+    History,
+    NotFittedError,
+)
+
+__all__ = [
+    "NaiveForecaster",
+    "RobustSeasonalForecaster",
+    "SeasonalNaiveForecaster",
+    "eval_window",
+]
+
+DEFAULT_EVAL_POINTS = 1000
+LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+# A more complex candidate must beat the simplest near-best one by this much to be chosen:
+# the grid is scored in-sample, so tiny wins are mostly noise.
+SIMPLICITY_MARGIN = 0.005
+
+
+def eval_window(n: int, lead: int, eval_points: int) -> int:
+    """How many of the latest origins a fit is scored on (the same rule for every model, so
+    their scores are comparable): a quarter of the history, at least 20, at most `eval_points`.
+    """
+    avail = n - lead
+    if avail <= 0:
+        return 0
+    return min(eval_points, max(avail // 4, min(avail, 20)))
+
+
+def _mae(actual: FloatArray, forecast: FloatArray) -> tuple[float, int, float]:
+    ok = np.isfinite(actual) & np.isfinite(forecast)
+    if not ok.any():
+        return float("inf"), 0, 0.0
+    a = actual[ok]
+    return float(np.mean(np.abs(a - forecast[ok]))), int(ok.sum()), float(np.mean(np.abs(a)))
+
+
+class _FastModel:
+    """Shared fit/predict for models of the `SeasonalConfig` family."""
+
+    name: str = ""
+
+    def __init__(
+        self,
+        *,
+        lead: int = 1,
+        eval_points: int = DEFAULT_EVAL_POINTS,
+        seasons_s: Sequence[float] = DEFAULT_SEASONS_S,
+    ) -> None:
+        self.lead = check_horizon(lead)
+        if eval_points < 1:
+            raise ConfigError(f"eval_points must be >= 1, got {eval_points!r}")
+        self.eval_points = int(eval_points)
+        self.seasons_s = tuple(float(s) for s in seasons_s)
+        if any(not s > 0 for s in self.seasons_s):
+            raise ConfigError(f"seasons must be positive seconds, got {seasons_s!r}")
+        self._reset()
+
+    def _reset(self) -> None:
+        self._fitted = False
+        self._failed: str | None = None
+        self._notes: tuple[str, ...] = ()
+        self._backtest: BacktestScore | None = None
+        self._cache: SeriesCache | None = None
+        self._cfg: SeasonalConfig | None = None
+        self._calib: Calibration | None = None
+        self._next_start = 0.0
+        self._step_s = 1.0
+        self._nonnegative = True
+
+    # -- what the fit found -------------------------------------------------------------
+
+    @property
+    def failed(self) -> str | None:
+        return self._failed
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self._notes
+
+    @property
+    def backtest(self) -> BacktestScore | None:
+        return self._backtest
+
+    @property
+    def config(self) -> SeasonalConfig | None:
+        """The configuration the fit settled on (None before a successful fit)."""
+        return self._cfg
+
+    # -- fit ------------------------------------------------------------------------------
+
+    def _choose(
+        self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
+    ) -> tuple[SeasonalConfig, list[str]]:
+        raise NotImplementedError
+
+    def fit(self, history: History) -> Self:
+        self._reset()
+        self._fitted = True
+        self._step_s = history.step_s
+        self._next_start = history.end + history.step_s if len(history) else history.start
+        values = history.values
+        finite = np.isfinite(values)
+        if not finite.any():
+            self._failed = "no finite values in the history"
+            return self
+        first = int(np.argmax(finite))
+        y = values[first:]
+        n = int(y.shape[0])
+        notes: list[str] = []
+        if first:
+            notes.append(f"ignored {first} empty points at the start of the history")
+        seasons = sorted({m for s in self.seasons_s if (m := season_steps(s, history.step_s)) > 0})
+        fill_season = next((m for m in seasons if n >= 2 * m), 0)
+        yf = causal_fill(y, fill_season)
+        self._nonnegative = bool(np.nanmin(y) >= 0.0)
+        cache = SeriesCache(yf, extra=self.lead)
+        n_eval = eval_window(n, self.lead, self.eval_points)
+        cfg, why = self._choose(cache, y, n_eval, seasons)
+        notes.extend(why)
+        self._cache, self._cfg = cache, cfg
+        self._score_and_calibrate(cache, y, cfg, n_eval, notes)
+        self._notes = tuple(notes)
+        return self
+
+    def _origins(self, n: int, lead: int, n_eval: int, cfg: SeasonalConfig) -> np.ndarray:
+        lo = max(n - lead - n_eval, warmup(cfg, lead))
+        return np.arange(lo, max(n - lead, lo), dtype=np.int64)
+
+    def _score_and_calibrate(
+        self,
+        cache: SeriesCache,
+        y: FloatArray,
+        cfg: SeasonalConfig,
+        n_eval: int,
+        notes: list[str],
+    ) -> None:
+        n = int(y.shape[0])
+        floor = scale_floor(y)
+        leads, errors = [], []
+        for lead in calibration_leads(self.lead):
+            o = self._origins(n, lead, n_eval, cfg)
+            if o.size == 0:
+                continue
+            f = lead_forecast(cache, o, lead, cfg)
+            actual = y[o + lead]
+            if lead == self.lead:
+                mae, cnt, scale = _mae(actual, f)
+                if cnt:
+                    self._backtest = BacktestScore(lead=lead, mae=mae, n=cnt, scale=scale)
+            errors.append(np.sort(relative_errors(actual, f, floor)))
+            leads.append(lead)
+        self._calib = Calibration(tuple(leads), tuple(errors), floor)
+        if not self._calib.usable():
+            notes.append(
+                f"only {self._calib.n} backtest residuals: bands are uncalibrated (equal the mean)"
+            )
+        if self._backtest is None:
+            notes.append("history too short to backtest at the lead time")
+
+    # -- predict --------------------------------------------------------------------------
+
+    def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
+        horizon = check_horizon(horizon)
+        qs = check_quantiles(quantiles)
+        if not self._fitted:
+            raise NotFittedError(f"{self.name}: predict() called before fit()")
+        if self._failed is not None or self._cache is None or self._cfg is None:
+            return failed_forecast(
+                self.name,
+                self._next_start,
+                self._step_s,
+                self._failed or "not fitted",
+                self._notes,
+            )
+        cache, cfg = self._cache, self._cfg
+        cache.ensure_extra(horizon)
+        h = np.arange(1, horizon + 1, dtype=np.int64)
+        mean = lead_forecast(cache, np.full(horizon, cache.n - 1, dtype=np.int64), h, cfg)
+        assert self._calib is not None
+        bands = self._calib.bands(mean, qs)
+        if self._nonnegative:
+            mean = np.maximum(mean, 0.0)
+            bands = {q: np.maximum(p, 0.0) for q, p in bands.items()}
+        return Forecast(
+            start=self._next_start,
+            step_s=self._step_s,
+            mean=mean,
+            quantiles=bands,
+            model=self.name,
+            notes=self._notes,
+            backtest=self._backtest,
+        )
+
+
+class NaiveForecaster(_FastModel):
+    """The last value, repeated (gaps carried forward). The baseline every model must beat."""
+
+    name = "naive"
+
+    def _choose(
+        self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
+    ) -> tuple[SeasonalConfig, list[str]]:
+        return SeasonalConfig(window=1), []
+
+
+class SeasonalNaiveForecaster(_FastModel):
+    """The value one season earlier (`season_s`, daily by default).
+
+    With less than a season (plus the lead and the backtest window) of history it is the naive
+    forecast, and says so in `notes`.
+    """
+
+    name = "seasonal_naive"
+
+    def __init__(
+        self,
+        *,
+        lead: int = 1,
+        eval_points: int = DEFAULT_EVAL_POINTS,
+        season_s: float = 86_400.0,
+        seasons_s: Sequence[float] = DEFAULT_SEASONS_S,
+    ) -> None:
+        super().__init__(lead=lead, eval_points=eval_points, seasons_s=seasons_s)
+        if not season_s > 0:
+            raise ConfigError(f"season_s must be positive, got {season_s!r}")
+        self.season_s = float(season_s)
+
+    def _choose(
+        self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
+    ) -> tuple[SeasonalConfig, list[str]]:
+        m = season_steps(self.season_s, self._step_s)
+        if m == 0:
+            return SeasonalConfig(window=1), [
+                f"season {self.season_s:g} s is not a whole number of {self._step_s:g} s "
+                "steps: naive"
+            ]
+        cfg = SeasonalConfig(season=m, seasons=1, window=0)
+        n = int(y.shape[0])
+        if warmup(cfg, self.lead) > n - self.lead - max(n_eval, 1):
+            return SeasonalConfig(window=1), [
+                f"history of {n} points is too short for a season of {m} points plus the "
+                f"lead and the backtest: naive"
+            ]
+        return cfg, []
+
+
+class RobustSeasonalForecaster(_FastModel):
+    """Median seasonal profile x current level (+ optional trend), configured by backtest.
+
+    The profile is the median of the last 1–3 daily or weekly seasons (a spike in one of them
+    does not move it); the level ratio over the last few points follows restarts and level
+    shifts; a lightly smoothed profile suits noisy counts. Every candidate is scored at the
+    lead on the same origins and the best (simplest within 0.5 %) wins. Without enough history
+    for a season the candidates are level/trend only (noted).
+    """
+
+    name = "robust_seasonal"
+
+    def candidates(self, n: int, n_eval: int, seasons: list[int]) -> list[SeasonalConfig]:
+        """Every configuration that can be backtested on `n_eval` origins of `n` points."""
+        limit = n - self.lead - max(n_eval, 1)
+        out: list[SeasonalConfig] = []
+        for w in LEVEL_WINDOWS:
+            for trend in (False, True):
+                out.append(SeasonalConfig(window=w, trend=trend))
+        for m in seasons:
+            ks = [
+                k
+                for k in (1, 2, 3)
+                if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
+            ]
+            if len(ks) == 3:
+                ks = [1, 3]
+            for k in ks:
+                for smooth in (0, 2):
+                    out.append(SeasonalConfig(season=m, seasons=k, smooth=smooth, window=0))
+                    for w in LEVEL_WINDOWS:
+                        if w >= m:
+                            break
+                        for ratio in (False, True):
+                            for trend in (False, True):
+                                out.append(
+                                    SeasonalConfig(
+                                        season=m,
+                                        seasons=k,
+                                        smooth=smooth,
+                                        window=w,
+                                        ratio=ratio,
+                                        trend=trend,
+                                    )
+                                )
+        return [c for c in out if warmup(c, self.lead) <= limit]
+
+    def _choose(
+        self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
+    ) -> tuple[SeasonalConfig, list[str]]:
+        n = int(y.shape[0])
+        notes: list[str] = []
+        lead = self.lead
+        cands = self.candidates(n, n_eval, seasons)
+        if not any(c.season for c in cands):
+            notes.append(
+                f"history of {n} points is too short for a daily or weekly profile: "
+                "level and trend only"
+            )
+        if n_eval == 0 or not cands:
+            return SeasonalConfig(window=1), [*notes, "nothing to backtest on: naive"]
+        if not self._nonnegative:
+            cands = [c for c in cands if not c.ratio]
+        o = np.arange(n - lead - n_eval, n - lead, dtype=np.int64)
+        actual = y[o + lead]
+        ok = np.isfinite(actual)
+        if not ok.any():
+            return SeasonalConfig(window=1), [*notes, "no actuals in the backtest window: naive"]
+        o, actual = o[ok], actual[ok]
+        maes = np.array(
+            [float(np.mean(np.abs(actual - lead_forecast(cache, o, lead, c)))) for c in cands]
+        )
+        best = float(np.nanmin(maes))
+        pick = int(np.flatnonzero(maes <= best * (1.0 + SIMPLICITY_MARGIN))[0])
+        return cands[pick], notes

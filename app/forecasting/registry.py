@@ -1,0 +1,47 @@
+"""Build a forecaster from a model name and the spec's parameters (what the shell calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.forecasting.auto import AutoForecaster
+from app.forecasting.base import Forecaster
+from app.forecasting.models import (
+    NaiveForecaster,
+    RobustSeasonalForecaster,
+    SeasonalNaiveForecaster,
+)
+from app.forecasting.types import ConfigError
+
+__all__ = ["MODEL_NAMES", "make_forecaster"]
+
+MODEL_NAMES: tuple[str, ...] = ("auto", "robust_seasonal", "seasonal_naive", "naive", "prophet")
+
+
+def make_forecaster(
+    name: str = "auto", *, lead: int = 1, params: Mapping[str, Any] | None = None
+) -> Forecaster:
+    """A new, unfitted model. `lead` is the lead time in grid steps that backtests (and so
+    `auto`'s choice and the bands) are tuned for; `params` are the model's keyword arguments
+    (prophet: growth, cap, floor, daily_seasonality, weekly_seasonality, …; auto:
+    candidates, switch_margin; all: eval_points). Raises `ConfigError` on a bad name or key.
+    """
+    kwargs = dict(params or {})
+    builders: dict[str, Any] = {
+        "auto": AutoForecaster,
+        "robust_seasonal": RobustSeasonalForecaster,
+        "seasonal_naive": SeasonalNaiveForecaster,
+        "naive": NaiveForecaster,
+    }
+    if name == "prophet":
+        from app.forecasting.prophet_model import ProphetForecaster
+
+        builders["prophet"] = ProphetForecaster
+    if name not in builders:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    try:
+        model: Forecaster = builders[name](lead=lead, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"bad parameters for {name}: {exc}") from exc
+    return model
