@@ -44,9 +44,12 @@ def make_policy(
     if name == "oracle":
         return Oracle()
     if name == "ciuic":
-        from app.sim.ciuic import CiuicPolicy
-
-        return CiuicPolicy.build(scenario, workload, spec)
+        try:
+            from app.sim.ciuic import CiuicPolicy
+        except ImportError as exc:  # the policy package is older than this simulator
+            raise UnknownPolicy(f"the ciuic policy is not available here: {exc}") from exc
+        policy: Autoscaler = CiuicPolicy.build(scenario, workload, spec)
+        return policy
     raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
 
 
