@@ -67,7 +67,9 @@ def reserved_level(baseline: IntArray, model: CostModel) -> int:
     if len(baseline) == 0:
         return 0
     share = model.reserved_per_hour / model.on_demand_per_hour
-    return int(np.floor(np.quantile(baseline, 1.0 - share)))
+    ordered = np.sort(baseline)[::-1]
+    # the largest k needed at least `share` of the time
+    return int(ordered[max(0, int(np.ceil(share * len(ordered))) - 1)])
 
 
 def hybrid_plan(

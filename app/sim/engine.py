@@ -28,6 +28,7 @@ from app.sim.traces import Workload
 __all__ = [
     "Autoscaler",
     "ClusterView",
+    "ColdStarts",
     "Sample",
     "Scenario",
     "SimResult",
@@ -81,8 +82,8 @@ class ClusterView:
     allocation per call); policies must not keep references to its lists."""
 
     __slots__ = (
-        "_cold_starts",
         "_samples",
+        "cold_starts",
         "concurrency",
         "max_replicas",
         "min_replicas",
@@ -94,9 +95,7 @@ class ClusterView:
         "workload",
     )
 
-    def __init__(
-        self, scenario: Scenario, workload: Workload, cold_starts: Callable[[int], list[int]]
-    ) -> None:
+    def __init__(self, scenario: Scenario, workload: Workload, cold_starts: ColdStarts) -> None:
         self.scenario = scenario
         self.workload = workload
         self.now = 0
@@ -107,7 +106,7 @@ class ClusterView:
         self.min_replicas = scenario.min_replicas
         self.max_replicas = scenario.max_replicas
         self._samples: list[Sample] = []
-        self._cold_starts = cold_starts
+        self.cold_starts = cold_starts
 
     @property
     def starting(self) -> int:
@@ -126,10 +125,6 @@ class ClusterView:
             idx -= idx % every
         s = self._samples[idx]
         return s if s.time <= visible_at else None
-
-    def peek_cold_starts(self, n: int) -> list[int]:
-        """The cold starts (s) of the next `n` pods to be created. Only the oracle may look."""
-        return self._cold_starts(n)
 
 
 class Autoscaler(Protocol):
@@ -166,29 +161,46 @@ class SimResult:
     decisions: int
 
 
-class _ColdStarts:
-    """The seeded sequence of cold starts; pod k gets element k whatever the policy."""
+_MASK = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """splitmix64's finaliser: a fixed bijection that scatters nearby keys."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
+    return x ^ (x >> 31)
+
+
+class ColdStarts:
+    """Cold starts keyed by (creation second, index within that second) and the seed.
+
+    Every policy that creates its j-th pod of second s gets the same cold start (common random
+    numbers, so policies differ by their decisions, not their luck), and the oracle can know a
+    pod's cold start before it launches it. Uniform on [lo, hi], whole seconds.
+    """
 
     def __init__(self, seed: int, lo: float, hi: float) -> None:
-        self._rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-        self._lo, self._hi = lo, hi
-        self._buf: list[int] = []
-        self._next = 0
+        self._key = _mix((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & _MASK)
+        self.lo, self.hi = lo, hi
 
-    def _fill(self, upto: int) -> None:
-        while len(self._buf) < upto:
-            draws = self._rng.uniform(self._lo, self._hi, size=1024)
-            self._buf.extend(int(x) for x in np.rint(draws))
+    def at(self, second: int, index: int) -> int:
+        u = _mix(self._key ^ _mix((second << 8 | (index & 0xFF)) & _MASK)) >> 11
+        return int(round(self.lo + (self.hi - self.lo) * u / (1 << 53)))
 
-    def take(self) -> int:
-        self._fill(self._next + 1)
-        c = self._buf[self._next]
-        self._next += 1
-        return c
+    def first_of_each_second(self, n: int) -> npt.NDArray[np.int64]:
+        """`at(s, 0)` for s in 0..n-1, vectorised (the oracle's plan); equal to the scalar."""
+        x = np.arange(n, dtype=np.uint64) << np.uint64(8)
+        u = _mix_array(np.uint64(self._key) ^ _mix_array(x)) >> np.uint64(11)
+        f = u.astype(np.float64) / float(1 << 53)
+        return np.rint(self.lo + (self.hi - self.lo) * f).astype(np.int64)
 
-    def peek(self, n: int) -> list[int]:
-        self._fill(self._next + n)
-        return self._buf[self._next : self._next + n]
+
+def _mix_array(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """`_mix` on arrays (uint64 arithmetic wraps like the masked scalar version)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return out
 
 
 def simulate(
@@ -214,8 +226,8 @@ def simulate(
     fixed_svc = workload.service_s
     ring_size = workload.max_service_s + 2
     ring = [0] * ring_size
-    cold = _ColdStarts(seed, sc.cold_start_min_s, sc.cold_start_max_s)
-    view = ClusterView(sc, workload, cold.peek)
+    cold = ColdStarts(seed, sc.cold_start_min_s, sc.cold_start_max_s)
+    view = ClusterView(sc, workload, cold)
 
     if initial_replicas is None:
         first = workload.demand[: min(n, 60)]
@@ -346,9 +358,8 @@ def simulate(
                 scale_actions += 1
                 now = t + 1
                 if want > cur:
-                    for _ in range(want - cur):
-                        c = cold.take()
-                        starting.append((now + c, now))
+                    for j in range(want - cur):
+                        starting.append((now + cold.at(now, j), now))
                         created_total += 1
                     starting.sort()
                     next_ready = starting[0][0]

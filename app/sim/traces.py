@@ -28,9 +28,11 @@ __all__ = [
     "TraceKind",
     "Workload",
     "build_workload",
+    "default_window_s",
     "detect_kind",
     "parse_duration",
     "parse_trace",
+    "workload_from_arrivals",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -369,4 +371,33 @@ def _request_workload(
             f"request log, {int(keep.sum())} requests x{copies} interleaved copies over {n} s, "
             f"service {base:g} + {per_gen:g}*gen + {per_ctx:g}*ctx s"
         ),
+    )
+
+
+def workload_from_arrivals(
+    arrivals: npt.ArrayLike,
+    *,
+    service_s: int = 16,
+    history_rate: npt.ArrayLike = (),
+    history_step_s: float = 300.0,
+    start: float = 0.0,
+    description: str = "synthetic arrivals",
+) -> Workload:
+    """A workload from per-second arrival counts with one service time (tests, what-ifs)."""
+    arr = np.asarray(arrivals, dtype=np.int64)
+    if arr.ndim != 1 or len(arr) == 0 or np.any(arr < 0):
+        raise ValueError("arrivals must be a non-empty 1-d array of counts >= 0")
+    if service_s < 1:
+        raise ValueError("service_s must be >= 1")
+    return Workload(
+        kind=TraceKind.COUNTS,
+        start=start,
+        arrivals=arr,
+        service_s=service_s,
+        services={},
+        demand=_offered_concurrency(arr, {}, service_s),
+        history_rate=np.asarray(history_rate, dtype=np.float64),
+        history_step_s=history_step_s,
+        scale=1.0,
+        description=description,
     )

@@ -110,6 +110,9 @@ class HPAController:
 
     def normalize(self, now: int, current: int, desired: int) -> int:
         b = self.behavior
+        if not self.recommendations:
+            # horizontal.go seeds the history with the current count on first sight
+            self.recommendations.append((now, current))
         # (1) stabilisation: min over the up window, max over the down window, both including
         # the new proposal, which is recorded afterwards.
         up_cut = now - b.up_window_s

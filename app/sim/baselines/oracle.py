@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from app.sim.engine import ClusterView
+from app.sim.engine import ClusterView, ColdStarts
 
-__all__ = ["Oracle", "forward_max", "need_series"]
+__all__ = ["Oracle", "forward_max", "need_series", "plan_replicas"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -38,6 +38,60 @@ def forward_max(x: IntArray, window: int) -> IntArray:
     return out
 
 
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(
+        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
+    )
+
+
+def plan_replicas(
+    need: IntArray,
+    cold: ColdStarts,
+    *,
+    keep_s: int,
+    initial: int,
+    min_cold_s: int,
+    max_cold_s: int,
+) -> IntArray:
+    """The oracle's replica count for every second, planned offline.
+
+    Pod k (the k-th of the need) must be alive while some second of the next `keep_s` needs
+    it (keep_s ≥ the longest cold start: a relaunch would be billed at least that long). For
+    each time it becomes needed at second u it is launched at the latest second s whose next
+    pod (the j-th created in s, cold start `cold.at(s, j)`) is Ready by u.
+    """
+    n = len(need)
+    keep = forward_max(need, keep_s + 1)
+    delta = np.zeros(n + 1, dtype=np.int64)
+    launches: list[tuple[int, int, int]] = []  # (u, level, alive_end)
+    top = int(max(keep.max(), initial)) if n else 0
+    for k in range(1, top + 1):
+        for a, b in _runs(keep >= k):
+            if a == 0 and k <= initial:
+                delta[0] += 1
+                delta[b] -= 1
+                continue
+            hits = np.flatnonzero(need[a:b] >= k)
+            u = a + int(hits[0]) if len(hits) else a
+            launches.append((u, k, b))
+    planned: dict[int, int] = {}
+    for u, _k, b in sorted(launches):
+        s = max(0, u - max_cold_s)
+        for cand in range(u - min_cold_s, max(-1, u - max_cold_s - 1), -1):
+            if cand < 0:
+                break
+            if cand + cold.at(cand, planned.get(cand, 0)) <= u:
+                s = cand
+                break
+        planned[s] = planned.get(s, 0) + 1
+        delta[s] += 1
+        delta[max(s, b)] -= 1
+    out: IntArray = np.cumsum(delta[:n])
+    return out
+
+
 class Oracle:
     name = "oracle"
     period_s = 1
@@ -45,51 +99,25 @@ class Oracle:
 
     def __init__(self, keep_s: int | None = None) -> None:
         self._keep_s = keep_s
-        self._need: list[int] = []
-        self._keep: list[int] = []
-        self._ahead: list[int] = []
+        self._target: list[int] = []
 
     def _prepare(self, view: ClusterView) -> None:
         sc = view.scenario
         need = need_series(
             view.workload.demand, sc.slots_per_pod, view.min_replicas, view.max_replicas
         )
-        keep_s = self._keep_s if self._keep_s is not None else int(np.ceil(sc.cold_start_max_s))
-        self._need = need.tolist()
-        self._keep = forward_max(need, keep_s + 1).tolist()
-        # what any pod launched now could be needed for: the fast path skips the launch check
-        self._ahead = forward_max(need, int(np.ceil(sc.cold_start_max_s)) + 1).tolist()
+        longest = int(np.ceil(sc.cold_start_max_s))
+        plan = plan_replicas(
+            need,
+            view.cold_starts,
+            keep_s=self._keep_s if self._keep_s is not None else longest,
+            initial=view.replicas,
+            min_cold_s=int(np.floor(sc.cold_start_min_s)),
+            max_cold_s=longest,
+        )
+        self._target = np.clip(plan, view.min_replicas, view.max_replicas).tolist()
 
     def decide(self, view: ClusterView) -> int:
-        if not self._need:
+        if not self._target:
             self._prepare(view)
-        need = self._need
-        n = len(need)
-        now = view.now
-        total = view.replicas
-        if now >= n:
-            return total
-        # Launch: pod j (in creation order, cold start c_j) is due now when some second up to
-        # now + c_j would otherwise lack pods; pods already starting count from their ready time.
-        if self._ahead[now] <= view.ready:
-            keep = self._keep[now]
-            return keep if total > keep else total
-        cold = view.peek_cold_starts(1)
-        h = min(n - 1, now + cold[0])
-        if max(need[now : h + 1]) > view.ready + sum(1 for r in view.starting_ready_at if r <= h):
-            cold = view.peek_cold_starts(view.max_replicas)
-            ready_at = [*view.starting_ready_at]
-            extra = 0
-            for c in cold:
-                h = min(n - 1, now + c)
-                have = view.ready + sum(1 for r in ready_at if r <= h)
-                if max(need[now : h + 1]) <= have or total + extra >= view.max_replicas:
-                    break
-                ready_at.append(now + c)
-                extra += 1
-            return total + extra
-        # Remove what no second of the keep window needs.
-        keep = self._keep[now]
-        if total > keep:
-            return keep
-        return total
+        return self._target[min(view.now, len(self._target) - 1)]
