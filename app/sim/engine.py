@@ -185,7 +185,7 @@ class ColdStarts:
 
     def at(self, second: int, index: int) -> int:
         u = _mix(self._key ^ _mix((second << 8 | (index & 0xFF)) & _MASK)) >> 11
-        return int(round(self.lo + (self.hi - self.lo) * u / (1 << 53)))
+        return round(self.lo + (self.hi - self.lo) * u / (1 << 53))
 
     def first_of_each_second(self, n: int) -> npt.NDArray[np.int64]:
         """`at(s, 0)` for s in 0..n-1, vectorised (the oracle's plan); equal to the scalar."""
