@@ -44,6 +44,7 @@ class Observation:
     ready_pods: int
     starting_pods: int = 0  # created, not Ready yet
     load_rate: float | None = None  # the load signal (requests/s by default), if measured
+    cold_start_s: float | None = None  # learned time from pod created to Ready, if measured
 
 
 @dataclass(frozen=True, slots=True)

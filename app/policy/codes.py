@@ -1,0 +1,67 @@
+"""Stable reason codes, one family per pipeline step (`Reason.code`).
+
+Dashboards, tests and API clients match on these strings: add codes, never rename them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ALL_CODES", "Code"]
+
+
+class Code:
+    """Namespace of the codes `decide` emits, in pipeline order."""
+
+    # 1. reactive
+    REACTIVE_SCALE = "reactive.scale"  # metrics ask for a different count
+    REACTIVE_IN_TOLERANCE = "reactive.in_tolerance"  # within the dead-band: keep current
+    REACTIVE_PARTIAL = "reactive.partial"  # some metrics missing; the rest ask for >= current
+    REACTIVE_PARTIAL_HOLD = "reactive.partial_hold"  # some missing and the rest say down: hold
+    REACTIVE_FALLBACK_HOLD = "reactive.fallback_hold"  # no metric has data: hold current
+    REACTIVE_FALLBACK_REPLICAS = "reactive.fallback_replicas"  # no data: the spec's count
+    # 2. predictive
+    PREDICTIVE_FLOOR = "predictive.floor"  # the forecast raises the need
+    PREDICTIVE_BELOW = "predictive.below"  # forecast read, reactive need already covers it
+    PREDICTIVE_OFF = "predictive.off"  # scaler: reactive
+    PREDICTIVE_NO_CAPACITY = "predictive.no_capacity"  # no per-pod capacity to divide by
+    PREDICTIVE_MISSING = "predictive.missing"  # no forecast given
+    PREDICTIVE_FAILED = "predictive.failed"  # the last fit failed
+    PREDICTIVE_STALE = "predictive.stale"  # older than forecast.max_age
+    PREDICTIVE_OUT_OF_RANGE = "predictive.out_of_range"  # does not cover the horizon
+    # 3. schedule
+    SCHEDULE_NONE = "schedule.none"  # no entries
+    SCHEDULE_INACTIVE = "schedule.inactive"  # no entry in force now
+    SCHEDULE_ACTIVE = "schedule.active"  # an entry sets a floor (and maybe a cap)
+    # 4. emergency
+    EMERGENCY_DISABLED = "emergency.disabled"
+    EMERGENCY_IDLE = "emergency.idle"  # no trigger over its threshold
+    EMERGENCY_ARMED = "emergency.armed"  # over threshold, not yet for its duration
+    EMERGENCY_START = "emergency.start"  # a trigger held long enough: burst now
+    EMERGENCY_ACTIVE = "emergency.active"  # bursting (trigger over, or within stable window)
+    EMERGENCY_END = "emergency.end"  # one stable window under threshold: burst over
+    # 5. preheat
+    PREHEAT_DISABLED = "preheat.disabled"
+    PREHEAT_EAGER = "preheat.eager"  # min_ready spare pods added
+    PREHEAT_LAZY = "preheat.lazy"  # nothing added; the forecast pre-launches
+    # 6. behaviour (Kubernetes HPA condition reasons)
+    BEHAVIOR_WITHIN_RANGE = "behavior.within_range"  # DesiredWithinRange
+    BEHAVIOR_UP_STABILIZED = "behavior.scale_up_stabilized"  # ScaleUpStabilized
+    BEHAVIOR_DOWN_STABILIZED = "behavior.scale_down_stabilized"  # ScaleDownStabilized
+    BEHAVIOR_UP_LIMIT = "behavior.scale_up_limit"  # ScaleUpLimit
+    BEHAVIOR_DOWN_LIMIT = "behavior.scale_down_limit"  # ScaleDownLimit
+    # 7. bounds
+    BOUNDS_WITHIN = "bounds.within"
+    BOUNDS_MIN = "bounds.min"  # raised to min_replicas (TooFewReplicas)
+    BOUNDS_MAX = "bounds.max"  # cut to max_replicas (TooManyReplicas)
+    BOUNDS_SCHEDULE_FLOOR = "bounds.schedule_floor"
+    BOUNDS_SCHEDULE_CAP = "bounds.schedule_cap"
+    BOUNDS_BURST_FLOOR = "bounds.burst_floor"  # burst_multiplier x replicas at burst start
+    BOUNDS_BURST_HOLD = "bounds.burst_hold"  # no scale-down while bursting
+    # 8. fractional
+    FRACTIONAL_DISABLED = "fractional.disabled"  # whole pods (ceil)
+    FRACTIONAL_WHOLE = "fractional.whole"  # the need is a whole number of pods
+    FRACTIONAL_PARTIAL = "fractional.partial"  # full pods + one partial pod
+    FRACTIONAL_ABSORBED = "fractional.absorbed"  # remainder < min_fraction, run by full pods
+    FRACTIONAL_OVERRIDDEN = "fractional.overridden"  # behaviour/bounds changed the count
+
+
+ALL_CODES = frozenset(v for k, v in vars(Code).items() if k.isupper())

@@ -1,0 +1,108 @@
+"""Step 4, emergency burst: Knative's panic mode for load the forecast did not see.
+
+A trigger is "over" while its metric (fresh, as aggregated for the spec) is above its
+threshold; held over for its `duration`, it starts a burst: the replicas at that moment times
+`burst_multiplier`, at once (step 7 applies it as a floor, past the rate limits). While the
+burst lasts there is no scale-down. Any over-threshold reading extends the burst to one
+`stable_window` later; the first decision after that with no trigger over ends it.
+A missing or stale reading does not count as over (it resets the trigger's clock).
+
+State carried in `ScalerState`: `trigger_since` (trigger key -> first over), `burst_until`,
+`burst_base` (replicas when the burst started).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+from app.policy.codes import Code
+from app.policy.spec import ScalerSpec
+from app.policy.types import Observation, Reason, ScalerState
+
+__all__ = ["EmergencyResult", "emergency_step", "trigger_key"]
+
+
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+class EmergencyResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
+    floor: int | None  # burst capacity, while bursting
+    bursting: bool  # no scale-down below current while True
+    reason: Reason
+    trigger_since: Mapping[str, float] = _EMPTY
+    burst_until: float | None = None
+    burst_base: int | None = None
+
+
+_DISABLED = Reason(Code.EMERGENCY_DISABLED, "emergency burst disabled")
+
+
+def trigger_key(index: int, metric: str) -> str:
+    return f"{index}:{metric}"
+
+
+def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
+                   now: float) -> EmergencyResult:  # fmt: skip
+    em = spec.emergency
+    if not em.enabled:
+        return EmergencyResult(None, False, _DISABLED)
+    stale_after = spec.fallback.stale_after
+    since: dict[str, float] = {}
+    over_any = False
+    fired = False
+    held_max = 0.0
+    for i, trig in enumerate(em.triggers):
+        reading = obs.metrics.get(trig.metric)
+        if (
+            reading is None
+            or reading.value is None
+            or reading.age_s > stale_after
+            or not reading.value > trig.threshold
+        ):
+            continue
+        key = trigger_key(i, trig.metric)
+        first = state.trigger_since.get(key, now)
+        first = min(first, now)
+        since[key] = first
+        over_any = True
+        held = now - first
+        held_max = max(held_max, held)
+        if held >= trig.duration:
+            fired = True
+
+    values: dict[str, float] = {"multiplier": em.burst_multiplier}
+    active = state.burst_until is not None
+    if active and state.burst_base is not None:
+        base = state.burst_base
+        until = state.burst_until if state.burst_until is not None else now
+        if over_any:
+            until = max(until, now + em.stable_window)
+        if over_any or now < until:
+            floor = math.ceil(base * em.burst_multiplier)
+            values.update(base=float(base), floor=float(floor), until=until)
+            msg = (
+                f"bursting: at least {floor} replicas ({base} x {em.burst_multiplier:g}), "
+                "no scale-down"
+            )
+            reason = Reason(Code.EMERGENCY_ACTIVE, msg, values)
+            return EmergencyResult(floor, True, reason, since, until, base)
+        msg = f"burst over: no trigger over threshold for {em.stable_window:.0f}s"
+        return EmergencyResult(None, False, Reason(Code.EMERGENCY_END, msg, values), since)
+
+    if fired:
+        base = max(obs.current_replicas, 1)
+        floor = math.ceil(base * em.burst_multiplier)
+        until = now + em.stable_window
+        values.update(base=float(base), floor=float(floor), until=until, held_s=held_max)
+        msg = f"trigger held {held_max:.0f}s over threshold: burst to {floor} replicas"
+        reason = Reason(Code.EMERGENCY_START, msg, values)
+        return EmergencyResult(floor, True, reason, since, until, base)
+    if over_any:
+        values["held_s"] = held_max
+        msg = f"trigger over threshold for {held_max:.0f}s, not yet long enough"
+        return EmergencyResult(None, False, Reason(Code.EMERGENCY_ARMED, msg, values), since)
+    reason = Reason(Code.EMERGENCY_IDLE, "no trigger over threshold", values)
+    return EmergencyResult(None, False, reason, since)

@@ -1,0 +1,202 @@
+"""Step 1, reactive: Kubernetes replica-calculator reference cases, combination, missing data."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from app.policy import Code
+from app.policy.reactive import hpa_replicas
+from tests.policy.helpers import GPU, QUEUE, code_of, obs, run, spec
+
+# (current, ready, starting, reporting, value, target, expected) from
+# kubernetes pkg/controller/podautoscaler/replica_calculator_test.go, with the per-pod levels
+# turned into the average over Ready pods that reported (what our shell pushes).
+HPA_CASES = [
+    # TestReplicaCalcScaleUp: 3 pods at 30/50/70 %, target 30 % -> 5
+    pytest.param(3, 3, 0, 3, 50.0, 30.0, 5, id="ScaleUp"),
+    # TestReplicaCalcScaleUpUnreadyLessScale: unready pod counts 0 on scale-up -> 4 not 6
+    pytest.param(3, 2, 1, 2, 60.0, 30.0, 4, id="ScaleUpUnreadyLessScale"),
+    # TestReplicaCalcScaleUpUnreadyNoScale: rebalancing flips to scale-down -> keep 3
+    pytest.param(3, 1, 2, 1, 40.0, 30.0, 3, id="ScaleUpUnreadyNoScale"),
+    # TestReplicaCalcScaleUpIgnoresFailedPods: failed pods are neither ready nor starting
+    pytest.param(2, 2, 0, 2, 60.0, 30.0, 4, id="ScaleUpIgnoresFailedPods"),
+    # TestReplicaCalcScaleUpCM: qps 20 vs 15 per pod -> 4
+    pytest.param(3, 3, 0, 3, 20000.0, 15000.0, 4, id="ScaleUpCM"),
+    # TestReplicaCalcScaleDown: 5 pods at 28 %, target 50 % -> 3
+    pytest.param(5, 5, 0, 5, 28.0, 50.0, 3, id="ScaleDown"),
+    # TestReplicaCalcScaleDownCM: qps 12 vs 20 -> 3
+    pytest.param(5, 5, 0, 5, 12000.0, 20000.0, 3, id="ScaleDownCM"),
+    # TestReplicaCalcScaleDownIncludeUnreadyPods: scale-down counts only the 3 ready -> 2
+    pytest.param(5, 3, 2, 3, 30.0, 50.0, 2, id="ScaleDownIncludeUnreadyPods"),
+    # TestReplicaCalcScaleDownExcludeUnscheduledPods: 4 pending pods ignored -> 1
+    pytest.param(5, 1, 4, 1, 10.0, 50.0, 1, id="ScaleDownExcludeUnscheduledPods"),
+    # TestReplicaCalcTolerance: 102 % of target is inside the 10 % dead-band
+    pytest.param(3, 3, 0, 3, 102.0, 100.0, 3, id="Tolerance"),
+    # TestReplicaCalcToleranceCM: 20666 vs 20000
+    pytest.param(3, 3, 0, 3, 20666.0, 20000.0, 3, id="ToleranceCM"),
+    # TestReplicaCalcMissingMetrics: 2 of 4 missing count as target on scale-down -> 3
+    pytest.param(4, 4, 0, 2, 24.75, 100.0, 3, id="MissingMetrics"),
+    # TestReplicaCalcMissingMetricsNoChangeEq: exactly on target with a missing pod
+    pytest.param(2, 2, 0, 1, 100.0, 100.0, 2, id="MissingMetricsNoChangeEq"),
+    # TestReplicaCalcMissingMetricsNoChangeGt: missing as 0 lands in tolerance
+    pytest.param(2, 2, 0, 1, 190.0, 100.0, 2, id="MissingMetricsNoChangeGt"),
+    # TestReplicaCalcMissingMetricsNoChangeLt: missing as target, ceil keeps 2
+    pytest.param(2, 2, 0, 1, 60.0, 100.0, 2, id="MissingMetricsNoChangeLt"),
+    # TestReplicaCalcMissingMetricsUnreadyChange: one unready, one missing -> in tolerance
+    pytest.param(3, 2, 1, 1, 45.0, 50.0, 3, id="MissingMetricsUnreadyChange"),
+    # TestReplicaCalcMissingMetricsUnreadyScaleUp: missing and unready both as 0 -> 4
+    pytest.param(3, 2, 1, 1, 200.0, 50.0, 4, id="MissingMetricsUnreadyScaleUp"),
+    # TestReplicaCalcDuringRollingUpdateWithMaxSurge: a surge pod without metrics -> keep 2
+    pytest.param(2, 3, 0, 2, 10.0, 50.0, 2, id="DuringRollingUpdateWithMaxSurge"),
+]
+
+
+@pytest.mark.parametrize("current,ready,starting,reporting,value,target,expected", HPA_CASES)
+def test_hpa_replica_calculator_reference(
+    current: int,
+    ready: int,
+    starting: int,
+    reporting: int,
+    value: float,
+    target: float,
+    expected: int,
+) -> None:
+    need = hpa_replicas(
+        value,
+        target,
+        current=current,
+        reporting=reporting,
+        ready=ready,
+        unready=starting,
+        tolerance=0.1,
+    )
+    assert math.ceil(need - 1e-9) == expected
+    # The same through decide(): default behaviour allows these steps in one call.
+    s = spec(metrics=[{"name": GPU, "target": target}])
+    o = obs(current, ready=ready, starting=starting, reporting=reporting, gpu=value)
+    assert run(s, o).replicas == expected
+
+
+# KEDA-style totals (`aggregation: sum`), HPA's external per-pod metric (AverageValue).
+SUM_CASES = [
+    # TestReplicaCalcScaleUpPerPodCMExternal: 8600 total / 2150 per pod -> 4
+    pytest.param(3, 8600.0, 2150.0, 4, Code.REACTIVE_SCALE, id="ScaleUpPerPodCMExternal"),
+    # TestReplicaCalcScaleDownPerPodCMExternal: 8600 / 2867 -> 3
+    pytest.param(5, 8600.0, 2867.0, 3, Code.REACTIVE_SCALE, id="ScaleDownPerPodCMExternal"),
+    # TestReplicaCalcTolerancePerPodCMExternal: 8600 / (3 x 2900) = 0.99 -> keep 3
+    pytest.param(3, 8600.0, 2900.0, 3, Code.REACTIVE_IN_TOLERANCE, id="TolerancePerPodCMExternal"),
+    # a queue of 50 at 5 per pod -> 10 (6 replicas: the default rate limit allows 12)
+    pytest.param(6, 50.0, 5.0, 10, Code.REACTIVE_SCALE, id="queue-total"),
+]
+
+
+@pytest.mark.parametrize("current,total,target,expected,code", SUM_CASES)
+def test_sum_aggregation_is_total_over_per_pod_target(
+    current: int, total: float, target: float, expected: int, code: str
+) -> None:
+    s = spec(metrics=[{"name": QUEUE, "target": target, "aggregation": "sum"}])
+    d = run(s, obs(current, queue=total))
+    assert d.replicas == expected
+    assert code_of(d, "reactive") == code
+
+
+COMBINE_CASES: list[Any] = [
+    # the brief's weights: 0.6 x 3.35 (gpu 95 % / 85 %) + 0.4 x 4.8 (queue 8 / <5) = 3.93 -> 4
+    pytest.param(
+        "weighted", {"gpu": 95.0, "queue": 8.0}, 3.93, 4, Code.REACTIVE_SCALE, id="weighted-brief"
+    ),
+    # HPA: the largest proposal wins -> 4.8 -> 5
+    pytest.param("max", {"gpu": 95.0, "queue": 8.0}, 4.8, 5, Code.REACTIVE_SCALE, id="max-hpa"),
+    # both inside the dead-band: current kept exactly
+    pytest.param(
+        "weighted",
+        {"gpu": 87.0, "queue": 5.2},
+        3.0,
+        3,
+        Code.REACTIVE_IN_TOLERANCE,
+        id="both-in-tolerance",
+    ),
+    # gpu in tolerance proposes current (3), queue proposes 1.2: weighted 2.28 -> 3 anyway
+    pytest.param(
+        "weighted", {"gpu": 84.0, "queue": 2.0}, 2.28, 3, Code.REACTIVE_SCALE, id="one-in-tolerance"
+    ),
+    # both say down: weighted 0.6 x 1.06 + 0.4 x 0.6 = 0.875 -> 1
+    pytest.param(
+        "weighted", {"gpu": 30.0, "queue": 1.0}, 0.875, 1, Code.REACTIVE_SCALE, id="weighted-down"
+    ),
+]
+
+
+@pytest.mark.parametrize("combine,values,need,replicas,code", COMBINE_CASES)
+def test_metrics_combine(
+    combine: str, values: dict[str, float], need: float, replicas: int, code: str
+) -> None:
+    s = spec(
+        combine=combine,
+        metrics=[
+            {"name": GPU, "target": "85%", "weight": 0.6},
+            {"name": QUEUE, "target": "<5", "weight": 0.4},
+        ],
+    )
+    d = run(s, obs(3, **values))
+    assert d.reasons[0].values["need"] == pytest.approx(need, abs=0.01)
+    assert d.replicas == replicas
+    assert code_of(d, "reactive") == code
+
+
+MISSING_CASES: list[Any] = [
+    # queue missing, gpu says up: scale up on what we have
+    pytest.param({"gpu": 90.0, "queue": None}, {}, 6, Code.REACTIVE_PARTIAL, id="partial-up"),
+    # queue missing, gpu says down: never scale down on partial data
+    pytest.param(
+        {"gpu": 10.0, "queue": None}, {}, 3, Code.REACTIVE_PARTIAL_HOLD, id="partial-down-held"
+    ),
+    # nothing at all: hold
+    pytest.param({"gpu": None, "queue": None}, {}, 3, Code.REACTIVE_FALLBACK_HOLD, id="none-hold"),
+    # nothing at all with a fixed fallback: 5
+    pytest.param(
+        {}, {"fallback": {"replicas": 5}}, 5, Code.REACTIVE_FALLBACK_REPLICAS, id="none-fixed"
+    ),
+    # a metric older than stale_after is missing
+    pytest.param(
+        {"gpu": 10.0, "queue": 0.5, "age_s": 120.0},
+        {},
+        3,
+        Code.REACTIVE_FALLBACK_HOLD,
+        id="stale-is-missing",
+    ),
+    # a fresh-enough metric under a longer stale_after is used
+    pytest.param(
+        {"gpu": 10.0, "queue": 0.5, "age_s": 120.0},
+        {"fallback": {"stale_after": "5m"}},
+        1,
+        Code.REACTIVE_SCALE,
+        id="longer-stale-after",
+    ),
+]
+
+
+@pytest.mark.parametrize("values,extra,replicas,code", MISSING_CASES)
+def test_missing_metrics(
+    values: dict[str, Any], extra: dict[str, Any], replicas: int, code: str
+) -> None:
+    s = spec(metrics=[{"name": GPU, "target": "50%"}, {"name": QUEUE, "target": "<5"}], **extra)
+    d = run(s, obs(3, **values))
+    assert d.replicas == replicas
+    assert code_of(d, "reactive") == code
+    assert d.valid is (code not in (Code.REACTIVE_FALLBACK_HOLD, Code.REACTIVE_FALLBACK_REPLICAS))
+
+
+def test_pods_reporting_zero_means_every_ready_pod_reported() -> None:
+    s = spec()
+    d = run(s, obs(4, reporting=0, gpu=100.0))
+    assert d.replicas == 8 and code_of(d, "reactive") == Code.REACTIVE_SCALE
+
+
+def test_custom_tolerance() -> None:
+    # 5 % over target: a scale-up under tolerance 0.01, nothing under the default 0.1
+    assert run(spec(), obs(10, gpu=52.5)).replicas == 10
+    assert run(spec(tolerance=0.01), obs(10, gpu=52.5)).replicas == 11

@@ -1,0 +1,557 @@
+"""The scaler spec: the brief's file verbatim, defaults, round trips, and bad specs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from app.policy import ScalerSpec, SpecError, parse_spec
+from app.policy.spec import (
+    DEFAULT_COLD_START_S,
+    KNOWN_ALGORITHMS,
+    format_duration,
+    parse_duration,
+    register_algorithm,
+)
+from tests.policy.helpers import brief_document
+
+DELETE = object()
+
+
+def with_(path: str, value: object) -> dict[str, Any]:
+    """The brief's document with one dotted path set (or deleted)."""
+    doc = copy.deepcopy(brief_document())
+    *parents, last = path.split(".")
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    key: Any = int(last) if isinstance(node, list) else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# the brief's file
+
+
+def test_brief_yaml_is_accepted_verbatim_with_defaults() -> None:
+    s = parse_spec(brief_document())
+    assert s.target.name == "deepseek-service"
+    assert (s.target.kind, s.target.namespace) == ("Deployment", "default")
+    assert s.scaler == "predictive"
+    gpu, queue = s.metrics
+    assert (gpu.name, gpu.target.value, gpu.target.form, gpu.weight) == (
+        "gpu_utilization",
+        85.0,
+        "percent",
+        0.6,
+    )
+    assert (queue.target.value, queue.target.form, queue.aggregation) == (5.0, "below", "avg")
+    assert s.algorithm.name == "prophet"
+    assert s.algorithm.params == {"seasonality": "daily", "growth": "logistic"}
+    assert (s.preheat.enabled, s.preheat.min_ready, s.preheat.strategy) == (True, 1, "eager")
+    assert [(e.time, e.min_replicas) for e in s.schedule] == [("0 9 * * *", 4), ("0 23 * * *", 2)]
+    assert s.emergency.triggers[0].duration == 30.0
+    assert s.emergency.burst_multiplier == 3.0
+    # Defaults that make the brief's file complete.
+    assert (s.min_replicas, s.max_replicas, s.combine, s.tolerance) == (1, 10, "weighted", 0.1)
+    assert s.timezone == "UTC" and s.mode == "apply" and s.cold_start == "learn"
+    assert s.forecast.quantile == 0.9 and s.capacity is None
+    assert s.fractional.enabled is False and s.fractional.min_fraction == 0.3
+    assert s.fallback.on_missing == "hold" and s.scaler_name == "deepseek-service"
+    up, down = s.behavior.scale_up, s.behavior.scale_down
+    assert up.stabilization_window_seconds == 0 and up.select_policy == "Max"
+    assert [(p.type, p.value, p.period_seconds) for p in up.policies] == [
+        ("Pods", 4, 15),
+        ("Percent", 100, 15),
+    ]
+    assert down.stabilization_window_seconds == 300
+    assert [(p.type, p.value, p.period_seconds) for p in down.policies] == [("Percent", 100, 15)]
+    assert DEFAULT_COLD_START_S == 60.0
+
+
+def test_to_document_renders_the_briefs_shape() -> None:
+    doc = parse_spec(brief_document()).to_document()
+    assert doc["target"] == "deepseek-service"
+    assert [m["target"] for m in doc["metrics"]] == ["85%", "<5"]
+    assert doc["emergency"]["triggers"][0]["duration"] == "30s"
+    assert set(doc) == set(brief_document())  # only what the author wrote
+
+
+@pytest.mark.parametrize(
+    "dump,load",
+    [
+        pytest.param(yaml.safe_dump, yaml.safe_load, id="yaml"),
+        pytest.param(json.dumps, json.loads, id="json"),
+    ],
+)
+@pytest.mark.parametrize("defaults", [False, True], ids=["as-written", "with-defaults"])
+def test_brief_round_trips(dump: Any, load: Any, defaults: bool) -> None:
+    s = parse_spec(brief_document())
+    again = parse_spec(load(dump(s.to_document(defaults=defaults))))
+    assert again == s
+
+
+RICH: dict[str, Any] = {
+    "name": "ds-7b",
+    "target": {"kind": "StatefulSet", "namespace": "llm", "name": "deepseek"},
+    "scaler": "reactive",
+    "mode": "dry_run",
+    "metrics": [
+        {"name": "gpu_utilization", "target": 70, "selector": {"model": "7b"}, "window": "2m"},
+        {"name": "request_queue", "target": "<2.5", "aggregation": "sum"},
+    ],
+    "combine": "max",
+    "tolerance": 0.05,
+    "min_replicas": 0,
+    "max_replicas": 12,
+    "capacity": {"request_rate": "30/min", "utilization": "85%"},
+    "cold_start": "45s",
+    "forecast": {"buffer": "5m", "quantile": 0.95, "max_age": "1h"},
+    "timezone": "Europe/Paris",
+    "schedule": [{"time": "30 8 * * 1-5", "min_replicas": 3, "max_replicas": 8, "duration": "10h"}],
+    "emergency": {
+        "enabled": True,
+        "burst_multiplier": 2.5,
+        "stable_window": "90s",
+        "triggers": [{"metric": "request_queue", "threshold": 50, "duration": "1m30s"}],
+    },
+    "behavior": {
+        "scaleUp": {"stabilizationWindowSeconds": 30, "selectPolicy": "Min"},
+        "scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+    },
+    "fractional": {"enabled": True, "step": 0.01, "min_fraction": 0.25},
+    "fallback": {"replicas": 2, "stale_after": "90s"},
+    "algorithm": {"name": "holt_winters"},
+    "preheat": {"enabled": True, "strategy": "lazy"},
+}
+
+
+@pytest.mark.parametrize("defaults", [False, True], ids=["as-written", "with-defaults"])
+def test_rich_spec_round_trips_through_yaml(defaults: bool) -> None:
+    s = parse_spec(RICH)
+    text = yaml.safe_dump(s.to_document(defaults=defaults))
+    assert parse_spec(yaml.safe_load(text)) == s
+
+
+def test_rich_spec_values() -> None:
+    s = parse_spec(RICH)
+    assert s.capacity is not None
+    assert s.capacity.per_pod == pytest.approx(0.5) and s.capacity.utilization == 0.85
+    assert s.cold_start == 45.0 and s.forecast.buffer == 300.0
+    assert s.fallback.on_missing == "replicas" and s.fallback.replicas == 2
+    assert s.schedule[0].duration == 36000.0
+    assert s.behavior.scale_up.policies[0].type == "Pods"  # defaults kept where not given
+    assert s.behavior.scale_down.stabilization_window_seconds == 300
+    doc = s.to_document()
+    assert doc["capacity"] == {"request_rate": "30/min", "utilization": "85%"}
+    assert doc["target"] == {"kind": "StatefulSet", "namespace": "llm", "name": "deepseek"}
+    assert doc["metrics"][1]["target"] == "<2.5" and doc["metrics"][0]["window"] == "2m"
+    assert doc["emergency"]["triggers"][0]["duration"] == "1m30s"
+
+
+@pytest.mark.parametrize(
+    "value,per_s",
+    [
+        pytest.param("0.5/s", 0.5, id="per-second"),
+        pytest.param("30/min", 0.5, id="per-minute, the brief's 30 queries/minute"),
+        pytest.param("1800/h", 0.5, id="per-hour"),
+        pytest.param(2, 2.0, id="bare number is per second"),
+    ],
+)
+def test_capacity_forms(value: object, per_s: float) -> None:
+    for cap in ({"request_rate": value}, value):
+        s = parse_spec({**brief_document(), "capacity": cap})
+        assert s.capacity is not None
+        assert s.capacity.signal == "request_rate"
+        assert s.capacity.per_pod == pytest.approx(per_s)
+        assert parse_spec(s.to_document()) == s
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        pytest.param("30s", 30.0, id="seconds"),
+        pytest.param("5m", 300.0, id="minutes"),
+        pytest.param("1h30m", 5400.0, id="compound"),
+        pytest.param("250ms", 0.25, id="milliseconds"),
+        pytest.param("2d", 172800.0, id="days"),
+        pytest.param(45, 45.0, id="bare int is seconds"),
+        pytest.param("12.5", 12.5, id="numeric string is seconds"),
+    ],
+)
+def test_parse_and_format_duration(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_register_algorithm_opens_the_set() -> None:
+    with pytest.raises(SpecError):
+        parse_spec(with_("algorithm.name", "tft_tiny"))
+    register_algorithm("tft_tiny")
+    try:
+        assert parse_spec(with_("algorithm.name", "tft_tiny")).algorithm.name == "tft_tiny"
+    finally:
+        KNOWN_ALGORITHMS.discard("tft_tiny")
+
+
+def test_weights_default_to_equal_shares() -> None:
+    doc = with_("metrics.0.weight", DELETE)
+    del doc["metrics"][1]["weight"]
+    assert parse_spec(doc).weights == {"gpu_utilization": 0.5, "request_queue": 0.5}
+
+
+# ---------------------------------------------------------------------------------------------
+# bad specs: each names the field, the rule, and says what is wrong
+
+BAD: list[Any] = [
+    # an unknown top-level key (typo of `scaler`)
+    pytest.param(
+        with_("scalr", "x"), "scalr", "extra_forbidden", "unknown key 'scalr'", id="unknown-key"
+    ),
+    # an unknown key inside a list item
+    pytest.param(
+        with_("metrics.0.wieght", 1),
+        "metrics.0.wieght",
+        "extra_forbidden",
+        "unknown key",
+        id="unknown-nested-key",
+    ),
+    # a count given as text
+    pytest.param(
+        with_("min_replicas", "three"), "min_replicas", "int_type", "valid integer", id="wrong-type"
+    ),
+    # a boolean is not a count
+    pytest.param(
+        with_("max_replicas", True), "max_replicas", "int_type", "valid integer", id="bool-as-count"
+    ),
+    # weights cannot be negative
+    pytest.param(
+        with_("metrics.0.weight", -0.6),
+        "metrics.0.weight",
+        "greater_than_equal",
+        "greater than or equal to 0",
+        id="negative-weight",
+    ),
+    # 0.6 + 0.3 is not a weighting
+    pytest.param(
+        with_("metrics.1.weight", 0.3), "metrics", "weights", "must sum to 1", id="weights-sum"
+    ),
+    # a weight on one metric but not the other
+    pytest.param(
+        with_("metrics.1.weight", DELETE),
+        "metrics.1.weight",
+        "weights",
+        "every metric a weight, or none",
+        id="weights-partial",
+    ),
+    # hour 25 does not exist
+    pytest.param(
+        with_("schedule.0.time", "0 25 * * *"),
+        "schedule.0.time",
+        "cron",
+        "not a cron expression",
+        id="bad-cron",
+    ),
+    # six fields (seconds) are not accepted
+    pytest.param(
+        with_("schedule.1.time", "0 0 23 * * *"),
+        "schedule.1.time",
+        "cron",
+        "5 fields",
+        id="cron-six-fields",
+    ),
+    # not an IANA zone
+    pytest.param(
+        with_("timezone", "Mars/Olympus_Mons"),
+        "timezone",
+        "timezone",
+        "unknown time zone",
+        id="bad-timezone",
+    ),
+    # min above max
+    pytest.param(
+        {**with_("min_replicas", 5), "max_replicas": 2},
+        "max_replicas",
+        "min_gt_max",
+        "must be >= min_replicas (5)",
+        id="min-gt-max",
+    ),
+    # unit x does not exist
+    pytest.param(
+        with_("emergency.triggers.0.duration", "30x"),
+        "emergency.triggers.0.duration",
+        "duration",
+        "'30x' is not a duration",
+        id="bad-duration",
+    ),
+    # negative durations make no sense
+    pytest.param(
+        with_("emergency.stable_window", -5),
+        "emergency.stable_window",
+        "duration",
+        ">= 0",
+        id="negative-duration",
+    ),
+    # a utilisation above 100 %
+    pytest.param(
+        with_("metrics.0.target", "185%"),
+        "metrics.0.target",
+        "percent",
+        "(0%, 100%]",
+        id="bad-percent",
+    ),
+    # a zero queue target would divide by zero
+    pytest.param(
+        with_("metrics.1.target", "<0"), "metrics.1.target", "target", "> 0", id="zero-target"
+    ),
+    # only '<N' is a below-target
+    pytest.param(
+        with_("metrics.1.target", "<=5"),
+        "metrics.1.target",
+        "target",
+        "use '85%', '<5'",
+        id="lte-target",
+    ),
+    # not a model we know
+    pytest.param(
+        with_("algorithm.name", "lstm"),
+        "algorithm.name",
+        "algorithm",
+        "unknown algorithm 'lstm'",
+        id="unknown-algorithm",
+    ),
+    # median is not an aggregation we offer
+    pytest.param(
+        with_("metrics.0.aggregation", "median"),
+        "metrics.0.aggregation",
+        "literal_error",
+        "'avg', 'sum', 'max' or 'min'",
+        id="unknown-aggregation",
+    ),
+    # combine is weighted or max
+    pytest.param(
+        with_("combine", "sum"),
+        "combine",
+        "literal_error",
+        "'weighted' or 'max'",
+        id="unknown-combine",
+    ),
+    # preheat strategies are eager or lazy
+    pytest.param(
+        with_("preheat.strategy", "lukewarm"),
+        "preheat.strategy",
+        "literal_error",
+        "'eager' or 'lazy'",
+        id="unknown-strategy",
+    ),
+    # a floor above the ceiling can never hold
+    pytest.param(
+        with_("schedule.0.min_replicas", 40),
+        "schedule.0.min_replicas",
+        "above_max",
+        "exceeds the scaler's max_replicas (10)",
+        id="schedule-above-max",
+    ),
+    # an entry's own max below its min
+    pytest.param(
+        with_("schedule.0.max_replicas", 2),
+        "schedule.0.max_replicas",
+        "min_gt_max",
+        "below min_replicas (4)",
+        id="schedule-min-gt-max",
+    ),
+    # a trigger on a metric the scaler does not collect
+    pytest.param(
+        with_("emergency.triggers.0.metric", "queue_len"),
+        "emergency.triggers.0.metric",
+        "unknown_metric",
+        "not one of the spec's metrics",
+        id="trigger-unknown-metric",
+    ),
+    # enabled with nothing to trigger it
+    pytest.param(
+        with_("emergency.triggers", []),
+        "emergency.triggers",
+        "required",
+        "at least one trigger",
+        id="emergency-no-triggers",
+    ),
+    # multiplying by 1 is no burst
+    pytest.param(
+        with_("emergency.burst_multiplier", 1.0),
+        "emergency.burst_multiplier",
+        "greater_than",
+        "greater than 1",
+        id="burst-multiplier-one",
+    ),
+    # HPA caps periodSeconds at 1800
+    pytest.param(
+        with_(
+            "behavior",
+            {"scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 3600}]}},
+        ),
+        "behavior.scaleDown.policies.0.periodSeconds",
+        "less_than_equal",
+        "1800",
+        id="period-too-long",
+    ),
+    # HPA caps stabilisation windows at 3600
+    pytest.param(
+        with_("behavior", {"scaleUp": {"stabilizationWindowSeconds": 4000}}),
+        "behavior.scaleUp.stabilizationWindowSeconds",
+        "less_than_equal",
+        "3600",
+        id="window-too-long",
+    ),
+    # policy types are Pods or Percent
+    pytest.param(
+        with_(
+            "behavior",
+            {"scaleUp": {"policies": [{"type": "Replicas", "value": 1, "periodSeconds": 15}]}},
+        ),
+        "behavior.scaleUp.policies.0.type",
+        "literal_error",
+        "'Pods' or 'Percent'",
+        id="bad-policy-type",
+    ),
+    # an explicit empty policy list (omit it for the defaults)
+    pytest.param(
+        with_("behavior", {"scaleDown": {"policies": []}}),
+        "behavior.scaleDown.policies",
+        "policies",
+        "at least one policy",
+        id="empty-policies",
+    ),
+    # selectPolicy spelled wrong
+    pytest.param(
+        with_("behavior", {"scaleUp": {"selectPolicy": "Maximum"}}),
+        "behavior.scaleUp.selectPolicy",
+        "literal_error",
+        "'Max', 'Min' or 'Disabled'",
+        id="bad-select-policy",
+    ),
+    # fractional steps are tenths or hundredths
+    pytest.param(
+        with_("fractional", {"enabled": True, "step": 0.5}),
+        "fractional.step",
+        "step",
+        "0.1 or 0.01",
+        id="bad-step",
+    ),
+    # a rate needs a known unit
+    pytest.param(
+        with_("capacity", {"request_rate": "3/fortnight"}),
+        "capacity.request_rate",
+        "rate",
+        "not a rate",
+        id="bad-rate",
+    ),
+    # fallback to a count needs the count
+    pytest.param(
+        with_("fallback", {"on_missing": "replicas"}),
+        "fallback.replicas",
+        "required",
+        "replicas is required",
+        id="fallback-without-replicas",
+    ),
+    # names are DNS labels, as Kubernetes wants
+    pytest.param(
+        with_("target", "DeepSeek_Service"),
+        "target.name",
+        "string_pattern_mismatch",
+        "should match pattern",
+        id="bad-target-name",
+    ),
+    # the target is the one key without a default
+    pytest.param(
+        with_("target", DELETE), "target", "missing", "required key is missing", id="missing-target"
+    ),
+    # no metrics, nothing to scale on
+    pytest.param(with_("metrics", []), "metrics", "too_short", "at least 1 item", id="no-metrics"),
+    # cold_start is seconds or learn
+    pytest.param(
+        with_("cold_start", "soon"), "cold_start", "duration", "not a duration", id="bad-cold-start"
+    ),
+    # the same metric twice
+    pytest.param(
+        with_("metrics.1.name", "gpu_utilization"),
+        "metrics.1.name",
+        "duplicate",
+        "listed twice",
+        id="duplicate-metric",
+    ),
+    # a tolerance of 150 % would never scale
+    pytest.param(
+        with_("tolerance", 1.5), "tolerance", "less_than", "less than 1", id="tolerance-too-big"
+    ),
+    # a quantile below the median is no headroom
+    pytest.param(
+        with_("forecast", {"quantile": 0.3}),
+        "forecast.quantile",
+        "greater_than_equal",
+        "0.5",
+        id="quantile-too-low",
+    ),
+    # mode is apply or dry_run
+    pytest.param(
+        with_("mode", "preview"), "mode", "literal_error", "'apply' or 'dry_run'", id="bad-mode"
+    ),
+]
+
+
+@pytest.mark.parametrize("document,field,rule,message", BAD)
+def test_bad_specs_name_the_field_and_the_rule(
+    document: dict[str, Any], field: str, rule: str, message: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(document)
+    issues = info.value.issues
+    matching = [i for i in issues if i["field"] == field]
+    assert matching, f"no issue at {field!r}: {issues}"
+    issue = matching[0]
+    assert issue["rule"] == rule, issue
+    assert message in str(issue["message"]), issue
+    assert "value" in issue
+    assert field in str(info.value)
+
+
+def test_bad_spec_issue_carries_the_offending_value() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(with_("metrics.0.target", "185%"))
+    assert info.value.issues == [
+        {
+            "field": "metrics.0.target",
+            "value": "185%",
+            "rule": "percent",
+            "message": "a percentage must be in (0%, 100%], got '185%'",
+        }
+    ]
+
+
+def test_several_problems_are_reported_together() -> None:
+    doc = with_("timezone", "Nowhere/Else")
+    doc["metrics"][0]["target"] = "185%"
+    doc["bogus"] = 1
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert {i["field"] for i in info.value.issues} == {"timezone", "metrics.0.target", "bogus"}
+
+
+def test_a_document_that_is_not_a_mapping() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(["target", "x"])  # type: ignore[arg-type]
+    assert info.value.issues[0]["field"] == "(root)"
+
+
+def test_spec_is_immutable() -> None:
+    s: ScalerSpec = parse_spec(brief_document())
+    with pytest.raises(Exception, match="frozen"):
+        s.min_replicas = 3  # type: ignore[misc]
