@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,17 +32,20 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policy", action="append", choices=DEFAULT_POLICIES)
     ap.add_argument("--traces", type=Path, default=TRACES)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (1 = in process)")
     args = ap.parse_args()
     policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
     tables = []
     for name, window in RUNS:
         t0 = time.perf_counter()
-        with (args.traces / name).open(encoding="utf-8") as fh:
+        with (args.traces / name).open(encoding="utf-8") as fh, ExitStack() as stack:
+            pool = stack.enter_context(ProcessPoolExecutor(args.jobs)) if args.jobs > 1 else None
             rep = run_simulation(
                 fh,
                 policies=policies,
                 window_s=parse_duration(window) if window else None,
                 seed=args.seed,
+                map_fn=pool.map if pool is not None else None,
             )
         wall = time.perf_counter() - t0
         for row in rep.to_dict()["policies"]:  # type: ignore[attr-defined]

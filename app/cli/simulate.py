@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
+from app.policy import SpecError
 from app.sim.engine import SCENARIOS
-from app.sim.runner import DEFAULT_POLICIES, POLICIES, SimulationReport, run_simulation
+from app.sim.runner import (
+    DEFAULT_POLICIES,
+    POLICIES,
+    SimulationReport,
+    UnknownPolicy,
+    run_simulation,
+)
 from app.sim.traces import TraceError, parse_duration
 
 __all__ = ["add_parser", "plot_report", "run"]
@@ -42,6 +52,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--plot", type=Path, help="write a PNG of demand, capacity and replicas")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="policies simulated side by side in worker processes (default 2; 1 = in process)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -117,7 +133,12 @@ def run(args: argparse.Namespace) -> int:
         spec = _load_spec(args.spec) if args.spec else None
         policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
         progress = _Progress(err, len(policies) + (0 if "oracle" in policies else 1))
-        with args.trace.open(encoding="utf-8") as fh:
+        with args.trace.open(encoding="utf-8") as fh, ExitStack() as stack:
+            pool = (
+                stack.enter_context(ProcessPoolExecutor(max_workers=args.jobs))
+                if args.jobs > 1
+                else None
+            )
             report = run_simulation(
                 fh,
                 policies=policies,
@@ -126,10 +147,11 @@ def run(args: argparse.Namespace) -> int:
                 window_s=window,
                 seed=args.seed,
                 progress=progress if err.isatty() else None,
+                map_fn=pool.map if pool is not None else None,
             )
         if err.isatty():
             progress.close()
-    except (OSError, TraceError, ValueError, yaml.YAMLError) as exc:
+    except (OSError, TraceError, ValueError, yaml.YAMLError, SpecError, UnknownPolicy) as exc:
         err.write(f"ciuic simulate: {exc}\n")
         return 2
     if args.format == "json":

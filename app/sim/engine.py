@@ -83,15 +83,17 @@ class ClusterView:
 
     __slots__ = (
         "_samples",
+        "_starting",
+        "busy",
+        "cold_start_s",
         "cold_starts",
-        "concurrency",
         "max_replicas",
         "min_replicas",
         "now",
+        "queue",
         "ready",
         "replicas",
         "scenario",
-        "starting_ready_at",
         "workload",
     )
 
@@ -101,8 +103,10 @@ class ClusterView:
         self.now = 0
         self.replicas = 0
         self.ready = 0
-        self.starting_ready_at: list[int] = []
-        self.concurrency: array[int] = array("q")  # busy + queued, per second, up to now-1
+        self._starting: list[tuple[int, int]] = []  # the engine's (ready_at, created) list
+        self.cold_start_s: float | None = None  # mean measured creation -> Ready so far
+        self.busy: array[int] = array("q")  # busy slots per second, seconds 0..now-1
+        self.queue: array[int] = array("q")  # waiting requests per second, 0..now-1
         self.min_replicas = scenario.min_replicas
         self.max_replicas = scenario.max_replicas
         self._samples: list[Sample] = []
@@ -110,7 +114,12 @@ class ClusterView:
 
     @property
     def starting(self) -> int:
-        return len(self.starting_ready_at)
+        return len(self._starting)
+
+    @property
+    def starting_ready_at(self) -> list[int]:
+        """When each starting pod will be Ready (seconds)."""
+        return [ra for ra, _ in self._starting]
 
     def sample(self, period_s: int | None = None) -> Sample | None:
         """The newest sample visible now (taken at least `metric_delay_s` ago), restricted to
@@ -136,6 +145,16 @@ class Autoscaler(Protocol):
     phase_s: int
 
     def decide(self, view: ClusterView) -> int: ...
+
+
+def _next_call(policy: Autoscaler, now: int, period: int) -> int:
+    """The second of the next call: `period` later, or sooner/later when the policy says when
+    its answer can next change (`next_decision(now)`, the oracle's precomputed plan)."""
+    hint = getattr(policy, "next_decision", None)
+    if hint is None:
+        return now + period
+    nxt: int = hint(now)
+    return max(now + 1, nxt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,44 +256,49 @@ def simulate(
     # Pods: ready pods are identical to the router, so only their creation times matter
     # for billing; starting pods keep (ready_at, created).
     ready_created: list[int] = [0] * r0  # creation second of each ready pod (stack: newest last)
-    starting: list[tuple[int, int]] = []  # (ready_at, created), sorted by ready_at
+    starting: list[tuple[int, int]] = view._starting  # (ready_at, created), sorted by ready_at
     draining: list[int] = []  # creation seconds of deleted pods still finishing work
     ledger = 0
     created_total = r0
     R = r0
-    next_ready = 1 << 62
+    never = 1 << 62
+    next_ready = never
+    cold_sum = cold_n = 0
+    # pod counts change rarely: log (second, ready, replicas, billed) on change, expand later
+    log: list[tuple[int, int, int, int]] = [(0, R, R, R)]
 
     queue: deque[list[int]] = deque()
     qlen = 0
     busy = 0
-    served = dropped = arrived = 0
+    served = dropped = 0
     wait_hist = [0] * (timeout + 1)
+    hist0 = 0  # requests started on arrival (the common case, kept out of the list)
 
-    rec_ready = array("q", bytes(8 * n))
-    rec_replicas = array("q", bytes(8 * n))
-    rec_billed = array("q", bytes(8 * n))
-    rec_busy = array("q", bytes(8 * n))
-    rec_queue = array("q", bytes(8 * n))
-    conc = view.concurrency
+    rec_busy = view.busy
+    rec_queue = view.queue
 
     samples = view._samples
     sp = sc.sample_period_s
     next_sample = 0
-    window_arrivals = 0
+    cum_arrivals = np.concatenate(([0], np.cumsum(workload.arrivals))).tolist()
     period = max(1, policy.period_s)
     next_call = max(0, policy.phase_s)
     scale_actions = 0
     decisions = 0
     progress_every = max(1, n // 200)
+    next_progress = 0 if progress is not None else never
 
     for t in range(n):
         # 1. pods becoming ready
         if t >= next_ready:
             while starting and starting[0][0] <= t:
-                _, created = starting.pop(0)
+                ready_at, created = starting.pop(0)
+                cold_sum += ready_at - created
+                cold_n += 1
                 ready_created.append(created)
                 R += 1
-            next_ready = starting[0][0] if starting else 1 << 62
+            next_ready = starting[0][0] if starting else never
+            log.append((t, R, R + len(starting), R + len(starting) + len(draining)))
         cap = R * slots
         # 2. completions
         k = t % ring_size
@@ -282,20 +306,24 @@ def simulate(
         if f:
             busy -= f
             ring[k] = 0
-        # 3. arrivals
+        # 3. arrivals: straight into free slots when nobody waits, else queued as a cohort
         a = arrivals[t]
         if a:
-            arrived += a
-            window_arrivals += a
             if services:
                 for s in services[t]:
                     queue.append([t, 1, s])
+                qlen += a
+            elif not qlen and busy + a <= cap:
+                busy += a
+                served += a
+                hist0 += a
+                ring[(t + fixed_svc) % ring_size] += a
             else:
                 queue.append([t, a, fixed_svc])
-            qlen += a
+                qlen += a
         # 4. start queued work, FIFO
-        free = cap - busy
-        if free > 0 and qlen:
+        if qlen and busy < cap:
+            free = cap - busy
             while free > 0 and queue:
                 head = queue[0]
                 m = head[1]
@@ -310,24 +338,22 @@ def simulate(
                 served += m
                 wait_hist[t - head[0]] += m
                 ring[(t + head[2]) % ring_size] += m
-        # 5. timeouts: whatever has waited `timeout` s without starting is dropped
-        while queue and queue[0][0] <= t - timeout:
-            m = queue.popleft()[1]
-            qlen -= m
-            dropped += m
+            # 5. timeouts: whatever has waited `timeout` s without starting is dropped
+        if queue:
+            while queue and queue[0][0] <= t - timeout:
+                m = queue.popleft()[1]
+                qlen -= m
+                dropped += m
         # 6. draining pods leave once the ready pods hold all work in flight
         if draining:
             need = -(-(busy - cap) // slots) if busy > cap else 0
-            while len(draining) > need:
-                ledger += t - draining.pop()
+            if len(draining) > need:
+                while len(draining) > need:
+                    ledger += t - draining.pop()
+                log.append((t, R, R + len(starting), R + len(starting) + len(draining)))
         # 7. record
-        rec_ready[t] = R
-        nstart = len(starting)
-        rec_replicas[t] = R + nstart
-        rec_billed[t] = R + nstart + len(draining)
-        rec_busy[t] = busy
-        rec_queue[t] = qlen
-        conc.append(busy + qlen)
+        rec_busy.append(busy)
+        rec_queue.append(qlen)
         # 8. pods push metrics
         if t == next_sample:
             samples.append(
@@ -335,28 +361,29 @@ def simulate(
                     time=t,
                     gpu_utilization=(100.0 * min(busy, cap) / cap) if cap else None,
                     queue=qlen,
-                    arrival_rate=window_arrivals / sp,
+                    arrival_rate=(cum_arrivals[t + 1] - cum_arrivals[max(0, t + 1 - sp)]) / sp,
                     ready=R,
-                    starting=nstart,
+                    starting=len(starting),
                     busy=busy,
                 )
             )
-            window_arrivals = 0
             next_sample += sp
         # 9. the policy, on its own cadence (it acts at the end of second t)
         if t == next_call:
-            next_call += period
-            view.now = t + 1
-            view.replicas = R + nstart
+            nstart = len(starting)
+            cur = R + nstart
+            now = t + 1
+            view.now = now
+            view.replicas = cur
             view.ready = R
-            view.starting_ready_at = [ra for ra, _ in starting]
+            if cold_n:
+                view.cold_start_s = cold_sum / cold_n
             want = policy.decide(view)
+            next_call = _next_call(policy, t, period)
             decisions += 1
             want = max(sc.min_replicas, min(sc.max_replicas, int(want)))
-            cur = R + nstart
             if want != cur:
                 scale_actions += 1
-                now = t + 1
                 if want > cur:
                     for j in range(want - cur):
                         starting.append((now + cold.at(now, j), now))
@@ -370,36 +397,40 @@ def simulate(
                         newest = max(range(len(starting)), key=lambda i: starting[i][1])
                         ledger += now - starting.pop(newest)[1]
                         drop_n -= 1
-                    next_ready = starting[0][0] if starting else 1 << 62
+                    next_ready = starting[0][0] if starting else never
                     for _ in range(drop_n):
                         draining.append(ready_created.pop())
                         R -= 1
                     if draining:
                         # idle slots mean some of those pods hold no work: gone at once
-                        cap = R * slots
-                        need = -(-(busy - cap) // slots) if busy > cap else 0
+                        need = -(-(busy - R * slots) // slots) if busy > R * slots else 0
                         while len(draining) > need:
                             ledger += now - draining.pop()
-        if progress is not None and t % progress_every == 0:
-            progress(t, n)
+                log.append((now, R, R + len(starting), R + len(starting) + len(draining)))
+        if t == next_progress:
+            next_progress += progress_every
+            progress(t, n)  # type: ignore[misc]
 
     ledger += sum(n - c for c in ready_created)
     ledger += sum(n - c for _, c in starting)
     ledger += sum(n - c for c in draining)
     if progress is not None:
         progress(n, n)
+    log_t = np.array([e[0] for e in log], dtype=np.int64)
+    log_v = np.array([e[1:] for e in log], dtype=np.int64)
+    counts = log_v[np.searchsorted(log_t, np.arange(n), side="right") - 1]
     return SimResult(
         policy=policy.name,
         scenario=sc,
         workload=workload,
-        arrived=arrived,
+        arrived=int(cum_arrivals[-1]),
         served=served,
         dropped=dropped,
         queued_end=qlen,
-        wait_hist=tuple(wait_hist),
-        ready=np.frombuffer(rec_ready, dtype=np.int64).copy(),
-        replicas=np.frombuffer(rec_replicas, dtype=np.int64).copy(),
-        billed=np.frombuffer(rec_billed, dtype=np.int64).copy(),
+        wait_hist=(wait_hist[0] + hist0, *wait_hist[1:]),
+        ready=counts[:, 0].copy(),
+        replicas=counts[:, 1].copy(),
+        billed=counts[:, 2].copy(),
         busy=np.frombuffer(rec_busy, dtype=np.int64).copy(),
         queue=np.frombuffer(rec_queue, dtype=np.int64).copy(),
         pod_seconds_ledger=ledger,

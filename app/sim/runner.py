@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from app.sim.baselines import HPA, KEDA, KPA, Oracle
@@ -19,12 +20,15 @@ __all__ = [
     "UnknownPolicy",
     "make_policy",
     "run_simulation",
+    "simulate_policy",
 ]
 
 DEFAULT_POLICIES = ("ciuic", "hpa", "keda", "kpa", "oracle")
 POLICIES = DEFAULT_POLICIES
 
 Progress = Callable[[str, int, int], None]
+# How the shell may spread the policies over processes: `ProcessPoolExecutor(2).map` fits.
+MapFn = Callable[[Callable[[str], SimResult], Sequence[str]], Iterable[SimResult]]
 
 
 class UnknownPolicy(ValueError):
@@ -51,6 +55,21 @@ def make_policy(
         policy: Autoscaler = CiuicPolicy.build(scenario, workload, spec)
         return policy
     raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+
+
+def simulate_policy(
+    name: str,
+    *,
+    workload: Workload,
+    scenario: Scenario,
+    spec: Mapping[str, Any] | None,
+    seed: int,
+    progress: Progress | None = None,
+) -> SimResult:
+    """One policy over one workload (a top-level function, so a process pool can run it)."""
+    policy = make_policy(name, scenario, workload, spec)
+    cb = None if progress is None else (lambda t, n: progress(name, t, n))
+    return simulate(workload, policy, scenario=scenario, seed=seed, progress=cb)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +103,13 @@ def run_simulation(
     seed: int = 0,
     cost_model: CostModel | None = None,
     progress: Progress | None = None,
+    map_fn: MapFn | None = None,
 ) -> SimulationReport:
     """Replay a trace (its lines, header first, or a parsed `Trace`) against each policy.
 
     The oracle always runs, since every report carries `cost / oracle cost`; it is listed only
     when asked for. Pure and deterministic for a given seed: safe to run in a worker thread.
+    `map_fn` (e.g. a process pool's `map`) runs the policies side by side; same results.
     """
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     names = list(dict.fromkeys(policies))
@@ -106,12 +127,19 @@ def run_simulation(
         target_pods_at_p99=sc.target_pods_at_p99,
         replay_copies=sc.replay_copies,
     )
-    order = ["oracle", *[n for n in names if n != "oracle"]]
-    results: dict[str, SimResult] = {}
-    for name in order:
-        policy = make_policy(name, sc, workload, spec)
-        cb = None if progress is None else (lambda t, n, _name=name: progress(_name, t, n))
-        results[name] = simulate(workload, policy, scenario=sc, seed=seed, progress=cb)
+    # the slowest first, so a pool finishes early; the oracle is always needed
+    order = sorted({"oracle", *names}, key=lambda n: (n != "ciuic", n))
+    if map_fn is None:
+        run_one = partial(
+            simulate_policy, workload=workload, scenario=sc, spec=spec, seed=seed, progress=progress
+        )
+        results = {name: run_one(name) for name in order}
+    else:
+        run_one = partial(simulate_policy, workload=workload, scenario=sc, spec=spec, seed=seed)
+        results = dict(zip(order, map_fn(run_one, order), strict=True))
+        if progress is not None:
+            for name in order:
+                progress(name, workload.duration_s, workload.duration_s)
     oracle_cost = report_for(results["oracle"], cost_model=cost_model).cost_usd
     reports = tuple(
         report_for(results[n], oracle_cost=oracle_cost, cost_model=cost_model) for n in names

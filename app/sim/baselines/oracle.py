@@ -9,6 +9,8 @@ the physical limit for serving without waiting; it drops only what `max_replicas
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 import numpy.typing as npt
 
@@ -100,6 +102,7 @@ class Oracle:
     def __init__(self, keep_s: int | None = None) -> None:
         self._keep_s = keep_s
         self._target: list[int] = []
+        self._changes: list[int] = []
 
     def _prepare(self, view: ClusterView) -> None:
         sc = view.scenario
@@ -115,7 +118,16 @@ class Oracle:
             min_cold_s=int(np.floor(sc.cold_start_min_s)),
             max_cold_s=longest,
         )
-        self._target = np.clip(plan, view.min_replicas, view.max_replicas).tolist()
+        target = np.clip(plan, view.min_replicas, view.max_replicas)
+        self._target = target.tolist()
+        # seconds where the plan changes: the engine need not call in between
+        self._changes = (np.flatnonzero(np.diff(target)) + 1).tolist()
+
+    def next_decision(self, t: int) -> int:
+        """The engine's second t acts for `now = t + 1`: call again at the second before the
+        plan next changes."""
+        i = bisect.bisect_right(self._changes, t + 1)
+        return self._changes[i] - 1 if i < len(self._changes) else 1 << 62
 
     def decide(self, view: ClusterView) -> int:
         if not self._target:
