@@ -11,9 +11,16 @@
 
 Each step appends exactly one `Reason` (codes in `codes.py`), so `Decision.reasons` always has
 eight entries, in this order. No I/O, no clock, no randomness: `now` and the previous
-`ScalerState` come in, the next state goes out. The state assumes the decision is applied
-(`replicas` becomes the next `current_replicas`); a caller that does not apply it (dry run)
-still passes the returned state so recommendations keep their history.
+`ScalerState` come in, the next state goes out; callers store it and pass it back unchanged.
+
+- `Decision.need` is the fractional pods after steps 1-5 (what the load asks for, spares
+  included), before behaviour and bounds; `replicas` is what to set; `plan.pods == replicas`.
+- `Decision.valid` is False when no metric had fresh data and no forecast was usable: the
+  replicas are then the current count moved into the bounds (safe to apply, nothing learned).
+- `mode: apply` records a scale event whenever `replicas != current_replicas`, as the HPA does
+  after it scales: the caller is expected to apply it. `mode: dry_run` records none (the
+  cluster is not touched), so each dry-run decision says what Ciuic would do from the real
+  current count; recommendations (stabilisation) are kept in both modes.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 from app.policy.behavior import apply_behavior, prune_events
 from app.policy.bounds import apply_bounds
 from app.policy.emergency import emergency_step
-from app.policy.fractional import fractional_plan, pods_for
+from app.policy.fractional import fractional_plan, pods_for, split_need
 from app.policy.predictive import forecast_floor
 from app.policy.preheat import preheat_need
 from app.policy.reactive import reactive_need
@@ -58,7 +65,12 @@ def decide(
     need, preheat_reason = preheat_need(spec, need)  # 5
 
     events = prune_events(spec.behavior, state.scale_events, now)  # 6
-    desired = pods_for(spec.fractional, need)
+    if spec.fractional.enabled:
+        split = split_need(spec.fractional, need)
+        desired = split[0] + (1 if split[1] is not None else 0)
+    else:
+        split = None
+        desired = pods_for(spec.fractional, need)
     behaved = apply_behavior(spec.behavior, current, desired, state.recommendations, events, now)
 
     replicas, bounds_reason = apply_bounds(  # 7
@@ -71,9 +83,9 @@ def decide(
         burst.bursting,
     )
 
-    plan, plan_reason = fractional_plan(spec.fractional, need, replicas)  # 8
+    plan, plan_reason = fractional_plan(spec.fractional, need, replicas, split)  # 8
 
-    if replicas != current:
+    if replicas != current and spec.mode == "apply":
         events = (*events, (now, replicas - current))
     next_state = ScalerState(
         recommendations=behaved.recommendations,

@@ -37,7 +37,7 @@ class EmergencyResult(NamedTuple):  # a tuple: ~4x cheaper to build than a froze
     burst_base: int | None = None
 
 
-_DISABLED = Reason(Code.EMERGENCY_DISABLED, "emergency burst disabled")
+_DISABLED = Reason(Code.EMERGENCY_DISABLED, "emergency burst disabled", _EMPTY)
 
 
 def trigger_key(index: int, metric: str) -> str:

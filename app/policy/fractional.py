@@ -45,14 +45,17 @@ def pods_for(spec: FractionalSpec, need: float) -> int:
 
 
 def fractional_plan(
-    spec: FractionalSpec, need: float, replicas: int
+    spec: FractionalSpec,
+    need: float,
+    replicas: int,
+    split: tuple[int, float | None, bool] | None = None,
 ) -> tuple[FractionalPlan, Reason]:
-    """The plan for `replicas` pods serving `need`."""
+    """The plan for `replicas` pods serving `need` (`split`: `split_need`'s answer, if known)."""
     values = {"need": need, "replicas": float(replicas)}
     if not spec.enabled:
         msg = f"{replicas} whole pods"
         return FractionalPlan(replicas), Reason(Code.FRACTIONAL_DISABLED, msg, values)
-    full, partial, absorbed = split_need(spec, need)
+    full, partial, absorbed = split if split is not None else split_need(spec, need)
     if full + (1 if partial is not None else 0) != replicas:
         msg = f"count set to {replicas} by behaviour/bounds: all full pods"
         return FractionalPlan(replicas), Reason(Code.FRACTIONAL_OVERRIDDEN, msg, values)

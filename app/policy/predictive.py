@@ -16,6 +16,9 @@ The forecast is assumed to be of `capacity.signal` (requests/s by default), in u
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from app.policy.codes import Code
@@ -28,6 +31,20 @@ __all__ = ["PredictiveResult", "cold_start_s", "forecast_floor", "peak_between"]
 class PredictiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
     floor: float | None  # pods the forecast asks for; None when unused
     reason: Reason
+
+
+_NONE: Mapping[str, float] = MappingProxyType({})
+# Constant outcomes are built once: a decision costs tens of microseconds, each object counts.
+_OFF = PredictiveResult(None, Reason(Code.PREDICTIVE_OFF, "scaler is reactive", _NONE))
+_NO_CAPACITY = PredictiveResult(
+    None,
+    Reason(
+        Code.PREDICTIVE_NO_CAPACITY,
+        "no capacity in the spec: cannot turn a load forecast into pods",
+        _NONE,
+    ),
+)
+_MISSING = PredictiveResult(None, Reason(Code.PREDICTIVE_MISSING, "no forecast yet", _NONE))
 
 
 def cold_start_s(spec: ScalerSpec, obs: Observation) -> float:
@@ -53,20 +70,18 @@ def _path(forecast: LoadForecast, q: float) -> tuple[tuple[float, ...], float]:
 
 def peak_between(path: tuple[float, ...], start: float, step: float, t0: float, t1: float) -> float:
     """Highest value of the piecewise-linear path over [t0, t1] (both within the path)."""
-
-    def at(t: float) -> float:
+    last = len(path) - 1
+    best = -math.inf
+    for t in (t0, t1):
         x = (t - start) / step
         i = int(x)
-        if i >= len(path) - 1:
-            return path[-1]
-        frac = x - i
-        return path[i] + (path[i + 1] - path[i]) * frac
-
-    best = max(at(t0), at(t1))
-    first = int((t0 - start) / step) + 1
-    last = int((t1 - start) / step)
-    for i in range(first, min(last, len(path) - 1) + 1):
-        best = max(best, path[i])
+        v = path[-1] if i >= last else path[i] + (path[i + 1] - path[i]) * (x - i)
+        if v > best:
+            best = v
+    hi = min(int((t1 - start) / step), last)
+    for i in range(int((t0 - start) / step) + 1, hi + 1):
+        if path[i] > best:
+            best = path[i]
     return best
 
 
@@ -79,13 +94,12 @@ def forecast_floor(
 ) -> PredictiveResult:
     """The pods the forecast asks for at the horizon, or None with the reason it was ignored."""
     if spec.scaler == "reactive":
-        return PredictiveResult(None, Reason(Code.PREDICTIVE_OFF, "scaler is reactive"))
+        return _OFF
     capacity = spec.capacity
     if capacity is None:
-        msg = "no capacity in the spec: cannot turn a load forecast into pods"
-        return PredictiveResult(None, Reason(Code.PREDICTIVE_NO_CAPACITY, msg))
+        return _NO_CAPACITY
     if forecast is None:
-        return PredictiveResult(None, Reason(Code.PREDICTIVE_MISSING, "no forecast yet"))
+        return _MISSING
     if forecast.failed is not None:
         msg = f"forecast failed ({forecast.failed}): reactive only"
         return PredictiveResult(None, Reason(Code.PREDICTIVE_FAILED, msg))

@@ -7,13 +7,15 @@ cold start ahead of the forecast load.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from app.policy.codes import Code
 from app.policy.spec import ScalerSpec
 from app.policy.types import Reason
 
 __all__ = ["preheat_need"]
 
-_DISABLED = Reason(Code.PREHEAT_DISABLED, "preheat disabled")
+_DISABLED = Reason(Code.PREHEAT_DISABLED, "preheat disabled", MappingProxyType({}))
 
 
 def preheat_need(spec: ScalerSpec, need: float) -> tuple[float, Reason]:

@@ -97,7 +97,7 @@ def _fresh(reading: MetricReading | None, stale_after: float) -> float | None:
 
 
 def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Observation,
-                 tolerance: float) -> float:  # fmt: skip
+                 tolerance: float) -> float | None:  # fmt: skip
     target = m.target.value
     current = obs.current_replicas
     if m.aggregation == "sum":
@@ -107,10 +107,12 @@ def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Obser
     ready = obs.ready_pods if obs.ready_pods > 0 else 0
     reporting = reading.pods_reporting if reading.pods_reporting > 0 else ready
     if reporting <= 0:
-        # Samples but no Ready pod to attribute them to (all starting): HPA has no answer;
-        # treat the starting pods as the reporters so a hot queue still scales up.
-        reporting = max(obs.starting_pods, 1)
-        ready = reporting
+        # Samples but no Ready pod to attribute them to. With pods starting, let them stand
+        # in as the reporters so a hot queue still scales up; with no pod at all a per-pod
+        # average means nothing (scale from zero on a `sum` metric or the forecast).
+        if obs.starting_pods <= 0:
+            return None
+        reporting = ready = obs.starting_pods
         unready = 0
     else:
         unready = obs.starting_pods if obs.starting_pods > 0 else 0
@@ -134,25 +136,32 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
     weighted = 0.0
     best = -1.0
     valid = 0
+    n = 0
+    by_weight = spec.combine == "weighted"
     for m in spec.metrics:
+        # No weights given means equal shares: weight 1 each, normalised below. With weights,
+        # a weight-0 metric does not scale (it can still trigger an emergency burst).
+        w = 1.0 if m.weight is None else m.weight
+        if by_weight and w <= 0.0:
+            continue
+        n += 1
         reading = obs.metrics.get(m.name)
         value = _fresh(reading, stale_after)
         if value is None or reading is None:
             continue
         need = _metric_need(m, value, reading, obs, spec.tolerance)
+        if need is None:
+            continue
         valid += 1
         k_value, k_target, k_need = _keys(m.name)
         values[k_value] = value
         values[k_target] = m.target.value
         values[k_need] = need
-        # No weights given means equal shares: weight 1 each, normalised below.
-        w = 1.0 if m.weight is None else m.weight
         total_w += w
         weighted += w * need
         if need > best:
             best = need
 
-    n = len(spec.metrics)
     values["metrics_valid"] = float(valid)
     if valid == 0:
         if spec.fallback.on_missing == "replicas" and spec.fallback.replicas is not None:
@@ -166,7 +175,7 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
             float(current), False, Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         )
 
-    need = best if spec.combine == "max" or total_w <= 0.0 else weighted / total_w
+    need = weighted / total_w if by_weight else best
     values["need"] = need
     if valid < n:
         if need < current:

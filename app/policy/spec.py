@@ -16,11 +16,12 @@ dotted path into the document ("metrics.1.target"), `rule` a stable code.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -32,6 +33,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -142,8 +144,10 @@ def _issues_from(err: ValidationError) -> list[SpecIssue]:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if rule == "extra_forbidden" and loc:
-            msg = f"unknown key {loc[-1]!r}"
+            msg = f"unknown key {loc[-1]!r}" + _did_you_mean(loc[:-1], loc[-1])
         value = ctx["value"] if "value" in ctx else e.get("input")
+        if rule == "missing":
+            value = None  # pydantic reports the enclosing mapping
         out.append(SpecIssue(field=".".join(loc) or "(root)", value=value, rule=rule, message=msg))
     # pydantic also reports a list as "too short" when its only items failed: noise.
     fields = [str(i["field"]) for i in out]
@@ -152,6 +156,40 @@ def _issues_from(err: ValidationError) -> list[SpecIssue]:
         for i in out
         if i["rule"] != "too_short" or not any(f.startswith(f"{i['field']}.") for f in fields)
     ]
+
+
+def _model_at(path: list[str]) -> type[BaseModel] | None:
+    """The spec model that the dotted path (list indices included) points into."""
+    model: type[BaseModel] | None = ScalerSpec
+    for part in path:
+        if model is None:
+            return None
+        if part.isdigit():
+            continue
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}
+        fields.update(model.model_fields)
+        info = fields.get(part)
+        model = _model_in(info.annotation) if info is not None else None
+    return model
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _did_you_mean(parent: list[str], key: str) -> str:
+    model = _model_at(parent)
+    if model is None:
+        return ""
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +257,19 @@ def _number(value: object, what: str) -> float:
     return out
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+_DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+(\.\d+)?$"},
+    ],
+    "description": "seconds, or a duration such as '30s', '5m', '1h30m'",
+}
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
 """Seconds; accepts "30s"-style strings; renders back as such."""
 
 
@@ -255,7 +305,7 @@ Count = Annotated[int, Field(strict=True)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TargetRef(_Model):
@@ -326,7 +376,19 @@ class MetricSpec(_Model):
     """One pushed metric the reactive step scales on (see `app.policy.reactive`)."""
 
     name: str = Field(pattern=rf"^{_METRIC_NAME}$", max_length=200)
-    target: MetricTarget
+    target: Annotated[
+        MetricTarget,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^\s*<?\s*\d+(\.\d+)?\s*%?\s*$"},
+                ],
+                "description": "per-pod target: '85%' (percent points), '<5', or a number",
+                "examples": ["85%", "<5", 5],
+            }
+        ),
+    ]
     weight: float | None = Field(default=None, ge=0)
     selector: dict[str, str] = Field(default_factory=dict)
     aggregation: Literal["avg", "sum", "max", "min"] = "avg"
@@ -525,7 +587,7 @@ class ScalingPolicy(_Model):
     """HPA v2 HPAScalingPolicy: change by at most `value` pods or percent per `periodSeconds`."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
     )
 
     type: Literal["Pods", "Percent"]
@@ -542,7 +604,7 @@ _DOWN_POLICIES = (ScalingPolicy(type="Percent", value=100, period_seconds=15),)
 
 class _Rules(_Model):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
     )
 
     select_policy: Literal["Max", "Min", "Disabled"] = Field(default="Max", alias="selectPolicy")
@@ -577,7 +639,7 @@ class BehaviorSpec(_Model):
     """Kubernetes HPA v2 `behavior`, same keys, same defaults, same meaning."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
     )
 
     scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, alias="scaleUp")
@@ -656,7 +718,26 @@ class ScalerSpec(_Model):
     """A complete, validated scaler spec. Build it with `parse_spec`."""
 
     name: str | None = Field(default=None, max_length=63, pattern=rf"^{_DNS_LABEL}$")
-    target: TargetRef
+    target: Annotated[
+        TargetRef,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "description": "a Deployment in the default namespace"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"enum": ["Deployment", "StatefulSet"]},
+                            "namespace": {"type": "string"},
+                            "name": {"type": "string"},
+                        },
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    },
+                ]
+            }
+        ),
+    ]
     scaler: Literal["predictive", "reactive"] = "predictive"
     mode: Literal["apply", "dry_run"] = "apply"
     metrics: tuple[MetricSpec, ...] = Field(min_length=1, max_length=20)
@@ -666,11 +747,33 @@ class ScalerSpec(_Model):
     max_replicas: Count = Field(default=10, ge=1, le=10000)
     algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
     forecast: ForecastSpec = Field(default_factory=ForecastSpec)
-    capacity: CapacitySpec | None = None
+    capacity: Annotated[
+        CapacitySpec | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": ["number", "string"], "description": "request_rate per pod"},
+                    {
+                        "type": "object",
+                        "description": "{<load signal>: rate, utilization?: percent}",
+                        "additionalProperties": {"type": ["number", "string"]},
+                    },
+                    {"type": "null"},
+                ],
+                "examples": [{"request_rate": "0.5/s"}, "30/min"],
+            }
+        ),
+    ] = None
     cold_start: Annotated[
         float | Literal["learn"],
         BeforeValidator(_parse_cold_start),
         PlainSerializer(_format_cold_start),
+        WithJsonSchema(
+            {
+                "anyOf": [*_DURATION_SCHEMA["anyOf"], {"const": "learn"}],
+                "description": "seconds from pod created to Ready, or 'learn'",
+            }
+        ),
     ] = "learn"
     preheat: PreheatSpec = Field(default_factory=PreheatSpec)
     schedule: tuple[ScheduleEntry, ...] = Field(default=(), max_length=100)
@@ -765,6 +868,14 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
                     message=f"weights must sum to 1 with combine: weighted, got {total:g}",
                 )
     for i, entry in enumerate(spec.schedule):
+        if entry.max_replicas is not None and entry.max_replicas < spec.min_replicas:
+            yield SpecIssue(
+                field=f"schedule.{i}.max_replicas",
+                value=entry.max_replicas,
+                rule="below_min",
+                message=f"max_replicas ({entry.max_replicas}) is below the scaler's "
+                f"min_replicas ({spec.min_replicas})",
+            )
         if entry.min_replicas > spec.max_replicas:
             yield SpecIssue(
                 field=f"schedule.{i}.min_replicas",

@@ -200,3 +200,19 @@ def test_custom_tolerance() -> None:
     # 5 % over target: a scale-up under tolerance 0.01, nothing under the default 0.1
     assert run(spec(), obs(10, gpu=52.5)).replicas == 10
     assert run(spec(tolerance=0.01), obs(10, gpu=52.5)).replicas == 11
+
+
+def test_weight_zero_metric_only_triggers() -> None:
+    s = spec(
+        combine="weighted",
+        metrics=[
+            {"name": GPU, "target": "50%", "weight": 1.0},
+            {"name": QUEUE, "target": "<5", "weight": 0.0},
+        ],
+    )
+    # a huge queue does not scale by itself...
+    d = run(s, obs(3, gpu=50.0, queue=500.0))
+    assert d.replicas == 3 and code_of(d, "reactive") == Code.REACTIVE_IN_TOLERANCE
+    # ...and without the gpu metric there is no scaling data at all
+    d = run(s, obs(3, gpu=None, queue=500.0))
+    assert d.replicas == 3 and code_of(d, "reactive") == Code.REACTIVE_FALLBACK_HOLD

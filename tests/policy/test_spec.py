@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.policy import ScalerSpec, SpecError, parse_spec
 from app.policy.spec import (
@@ -214,14 +216,14 @@ def test_weights_default_to_equal_shares() -> None:
 BAD: list[Any] = [
     # an unknown top-level key (typo of `scaler`)
     pytest.param(
-        with_("scalr", "x"), "scalr", "extra_forbidden", "unknown key 'scalr'", id="unknown-key"
+        with_("scalr", "x"), "scalr", "extra_forbidden", "did you mean 'scaler'?", id="unknown-key"
     ),
     # an unknown key inside a list item
     pytest.param(
         with_("metrics.0.wieght", 1),
         "metrics.0.wieght",
         "extra_forbidden",
-        "unknown key",
+        "unknown key 'wieght'; did you mean 'weight'?",
         id="unknown-nested-key",
     ),
     # a count given as text
@@ -367,6 +369,14 @@ BAD: list[Any] = [
         "min_gt_max",
         "below min_replicas (4)",
         id="schedule-min-gt-max",
+    ),
+    # a cap below the scaler's own floor
+    pytest.param(
+        {**with_("schedule.1.max_replicas", 2), "min_replicas": 3},
+        "schedule.1.max_replicas",
+        "below_min",
+        "below the scaler's min_replicas (3)",
+        id="schedule-cap-below-min",
     ),
     # a trigger on a metric the scaler does not collect
     pytest.param(
@@ -545,6 +555,14 @@ def test_several_problems_are_reported_together() -> None:
     assert {i["field"] for i in info.value.issues} == {"timezone", "metrics.0.target", "bogus"}
 
 
+def test_a_missing_key_has_no_value() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(with_("target", DELETE))
+    assert info.value.issues == [
+        {"field": "target", "value": None, "rule": "missing", "message": "required key is missing"}
+    ]
+
+
 def test_a_document_that_is_not_a_mapping() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(["target", "x"])  # type: ignore[arg-type]
@@ -555,3 +573,58 @@ def test_spec_is_immutable() -> None:
     s: ScalerSpec = parse_spec(brief_document())
     with pytest.raises(Exception, match="frozen"):
         s.min_replicas = 3  # type: ignore[misc]
+
+
+def test_json_schema_describes_the_written_forms() -> None:
+    """The API's OpenAPI shows what authors write ("85%", "30s"), not the parsed models."""
+    schema = ScalerSpec.model_json_schema()
+    target = schema["$defs"]["MetricSpec"]["properties"]["target"]
+    assert "85%" in target["examples"]
+    window = schema["$defs"]["MetricSpec"]["properties"]["window"]
+    assert {"type": "string"}.items() <= window["anyOf"][1].items()
+    assert schema["properties"]["target"]["anyOf"][0]["type"] == "string"
+    assert ScalerSpec.model_json_schema(mode="serialization")
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["85%", "<5", "30s", "0.5/s", "learn", "0 9 * * *", "Max", "Pods"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_any_mutation_is_a_spec_or_a_spec_error(data: st.DataObject) -> None:
+    """Whatever the author writes, parse_spec answers with a spec or a SpecError naming a
+    field, never another exception (the API must never answer 500 to bad input)."""
+    doc = copy.deepcopy({**brief_document(), **RICH})
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(doc)))
+        node: Any = doc
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = data.draw(json_values)
+    try:
+        parse_spec(doc)
+    except SpecError as err:
+        assert err.issues
+        assert all(isinstance(i["field"], str) and i["message"] for i in err.issues)

@@ -1,0 +1,392 @@
+"""Steps 2-5, 7, 8: predictive, schedule, emergency, preheat, bounds, fractional."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.policy import Code, FractionalPlan, LoadForecast, ScalerState
+from app.policy.fractional import fractional_plan, pods_for
+from app.policy.predictive import peak_between
+from app.policy.schedule import schedule_bounds
+from app.policy.spec import FractionalSpec
+from tests.policy.helpers import GPU, QUEUE, T0, code_of, codes, flat_forecast, obs, run, spec
+
+PRED = {"capacity": {"request_rate": "30/min"}, "cold_start": "60s"}  # 0.5 req/s per pod
+
+# ---------------------------------------------------------------------------------------------
+# 2. predictive
+
+PREDICTIVE: list[Any] = [
+    # 3 req/s forecast / 0.5 per pod = 6 > reactive 3: the forecast raises the need
+    pytest.param(PRED, flat_forecast(3.0), 6, Code.PREDICTIVE_FLOOR, id="floor-raises"),
+    # the P90 band (3.5 req/s) is used, not the mean
+    pytest.param(PRED, flat_forecast(3.0, q90=3.5), 7, Code.PREDICTIVE_FLOOR, id="uses-p90"),
+    # 1 req/s = 2 pods < reactive 3: no effect (the forecast never scales in)
+    pytest.param(PRED, flat_forecast(1.0), 3, Code.PREDICTIVE_BELOW, id="below-reactive"),
+    # planning for 75 % of capacity: 2.4 / (0.5 x 0.75) = 6.4 -> 7
+    pytest.param(
+        {**PRED, "capacity": {"request_rate": "0.5/s", "utilization": "75%"}},
+        flat_forecast(2.4),
+        7,
+        Code.PREDICTIVE_FLOOR,
+        id="utilization",
+    ),
+    # no forecast yet
+    pytest.param(PRED, None, 3, Code.PREDICTIVE_MISSING, id="missing"),
+    # the last fit failed
+    pytest.param(PRED, flat_forecast(9.0, failed="boom"), 3, Code.PREDICTIVE_FAILED, id="failed"),
+    # made 31 minutes ago (max_age 30m)
+    pytest.param(PRED, flat_forecast(9.0, made_at=T0 - 1860), 3, Code.PREDICTIVE_STALE, id="stale"),
+    # ends before the horizon (now + 60 s cold start)
+    pytest.param(
+        PRED,
+        LoadForecast("t", T0 - 600, T0 - 600, 300.0, (9.0, 9.0, 9.0)),
+        3,
+        Code.PREDICTIVE_OUT_OF_RANGE,
+        id="too-short",
+    ),
+    # no capacity: a load cannot become pods
+    pytest.param({}, flat_forecast(9.0), 3, Code.PREDICTIVE_NO_CAPACITY, id="no-capacity"),
+    # scaler: reactive ignores forecasts
+    pytest.param(
+        {**PRED, "scaler": "reactive"}, flat_forecast(9.0), 3, Code.PREDICTIVE_OFF, id="off"
+    ),
+]
+
+
+@pytest.mark.parametrize("extra,forecast,replicas,code", PREDICTIVE)
+def test_predictive(
+    extra: dict[str, Any], forecast: LoadForecast | None, replicas: int, code: str
+) -> None:
+    d = run(spec(**extra), obs(3, gpu=50.0), forecast=forecast)
+    assert d.replicas == replicas
+    assert code_of(d, "predictive") == code
+
+
+def test_forecast_is_read_one_cold_start_ahead() -> None:
+    # A ramp: 1 req/s until T0+300, 5 req/s from T0+600 (linear between).
+    fc = LoadForecast("t", T0, T0, 300.0, (1.0, 1.0, 5.0, 5.0))
+    s = spec(capacity={"request_rate": "0.5/s"}, cold_start="400s", forecast={"buffer": "0s"})
+    d = run(s, obs(1, gpu=50.0), forecast=fc)
+    # at T0+400 the path is 1 + 4 x 100/300 = 2.33 req/s -> 4.67 pods -> 5
+    assert d.reasons[1].values["load"] == pytest.approx(7 / 3)
+    assert d.replicas == 5
+
+
+def test_learned_cold_start_and_default() -> None:
+    fc = LoadForecast("t", T0, T0, 60.0, tuple(float(i) for i in range(20)))
+    s = spec(capacity={"request_rate": "1/s"}, forecast={"buffer": "0s"})  # cold_start: learn
+    d = run(s, obs(1, gpu=50.0), forecast=fc)
+    assert d.reasons[1].values["lead_s"] == 60.0  # DEFAULT_COLD_START_S
+    d = run(s, obs(1, gpu=50.0, cold_start_s=180.0), forecast=fc)
+    assert d.reasons[1].values["lead_s"] == 180.0 and d.reasons[1].values["load"] == 3.0
+
+
+def test_falling_forecast_never_removes_pods_faster_than_behaviour() -> None:
+    s = spec(**PRED)
+    d = run(s, obs(10, gpu=50.0), forecast=flat_forecast(0.5))  # forecast says 1 pod
+    assert d.replicas == 10 and code_of(d, "predictive") == Code.PREDICTIVE_BELOW
+
+
+@pytest.mark.parametrize(
+    "t0,t1,peak",
+    [
+        pytest.param(0.0, 0.0, 0.0, id="at-start"),
+        pytest.param(50.0, 150.0, 10.0, id="spans-the-peak-point"),
+        pytest.param(25.0, 75.0, 7.5, id="between-points"),
+        pytest.param(250.0, 400.0, 5.0, id="clamped-to-end"),
+    ],
+)
+def test_peak_between(t0: float, t1: float, peak: float) -> None:
+    # path 0, 10, 5, 5 on a 100 s grid
+    assert peak_between((0.0, 10.0, 5.0, 5.0), 0.0, 100.0, t0, min(t1, 300.0)) == peak
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. schedule
+
+
+def at(text: str, tz: str = "UTC") -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp()
+
+
+BRIEF_SCHEDULE = [
+    {"time": "0 9 * * *", "min_replicas": 4},
+    {"time": "0 23 * * *", "min_replicas": 2},
+]
+
+SCHEDULE: list[Any] = [
+    # 09:00 exactly: the 09:00 entry (at or before now)
+    pytest.param(BRIEF_SCHEDULE, "UTC", "2027-01-15 09:00:00", 4, None, id="at-0900"),
+    # 08:59:59: still the 23:00 entry from the day before
+    pytest.param(BRIEF_SCHEDULE, "UTC", "2027-01-15 08:59:59", 2, None, id="before-0900"),
+    # 23:30: the 23:00 entry
+    pytest.param(BRIEF_SCHEDULE, "UTC", "2027-01-15 23:30:00", 2, None, id="after-2300"),
+    # 09:00 in Paris is 08:00 UTC in winter: with timezone Europe/Paris, 08:30 UTC is past it
+    pytest.param(BRIEF_SCHEDULE, "Europe/Paris", "2027-01-15 08:30:00", 4, None, id="paris-winter"),
+    # in summer (CEST, UTC+2) 09:00 Paris is 07:00 UTC
+    pytest.param(BRIEF_SCHEDULE, "Europe/Paris", "2027-07-15 07:30:00", 4, None, id="paris-summer"),
+    # a weekday window with a cap: Saturday falls back to the previous entry
+    pytest.param(
+        [
+            {"time": "0 0 * * *", "min_replicas": 1},
+            {"time": "0 8 * * 1-5", "min_replicas": 6, "max_replicas": 9, "duration": "10h"},
+        ],
+        "UTC",
+        "2027-01-16 09:00:00",
+        1,
+        None,
+        id="weekend-falls-back",
+    ),
+    # the same window on Friday 09:00: floor 6, cap 9
+    pytest.param(
+        [
+            {"time": "0 0 * * *", "min_replicas": 1},
+            {"time": "0 8 * * 1-5", "min_replicas": 6, "max_replicas": 9, "duration": "10h"},
+        ],
+        "UTC",
+        "2027-01-15 09:00:00",
+        6,
+        9,
+        id="window-active",
+    ),
+    # after its 10 h duration the window lapses back to the 00:00 entry
+    pytest.param(
+        [
+            {"time": "0 0 * * *", "min_replicas": 1},
+            {"time": "0 8 * * 1-5", "min_replicas": 6, "max_replicas": 9, "duration": "10h"},
+        ],
+        "UTC",
+        "2027-01-15 18:00:00",
+        1,
+        None,
+        id="window-lapsed",
+    ),
+]
+
+
+@pytest.mark.parametrize("entries,tz,when,floor,cap", SCHEDULE)
+def test_schedule_floor(
+    entries: list[dict[str, Any]], tz: str, when: str, floor: int, cap: int | None
+) -> None:
+    s = spec(schedule=entries, timezone=tz)
+    out = schedule_bounds(s, at(when))
+    assert (out.floor, out.cap) == (floor, cap)
+    assert out.reason.code == Code.SCHEDULE_ACTIVE
+
+
+def test_schedule_inactive_and_none() -> None:
+    s = spec(schedule=[{"time": "0 9 * * *", "min_replicas": 4, "duration": "1h"}])
+    assert schedule_bounds(s, at("2027-01-15 11:00:00")).reason.code == Code.SCHEDULE_INACTIVE
+    assert schedule_bounds(spec(), T0).reason.code == Code.SCHEDULE_NONE
+
+
+def test_schedule_floor_applies_at_once_and_cap_wins() -> None:
+    s = spec(schedule=BRIEF_SCHEDULE)
+    d = run(s, obs(1, gpu=50.0), now=at("2027-01-15 09:00:00"))
+    assert d.replicas == 4 and code_of(d, "bounds") == Code.BOUNDS_SCHEDULE_FLOOR
+    capped = spec(schedule=[{"time": "0 9 * * *", "min_replicas": 1, "max_replicas": 3}])
+    d = run(capped, obs(3, gpu=100.0), now=at("2027-01-15 10:00:00"))
+    assert d.replicas == 3 and code_of(d, "bounds") == Code.BOUNDS_SCHEDULE_CAP
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. emergency
+
+EMERGENCY = {
+    "metrics": [{"name": GPU, "target": "85%"}, {"name": QUEUE, "target": "<5"}],
+    "emergency": {
+        "enabled": True,
+        "burst_multiplier": 3.0,
+        "stable_window": "60s",
+        "triggers": [{"metric": QUEUE, "threshold": 50, "duration": "30s"}],
+    },
+}
+
+
+def test_emergency_burst_lifecycle() -> None:
+    """Queue 80 from t=0 (the queue only triggers: weight 0): armed, burst at t=30 (2 -> 6 at
+    once, past a 1 pod/min policy), no scale-down while it lasts, over 60 s after the last
+    over-threshold reading (t=45)."""
+    s = spec(
+        **{
+            **EMERGENCY,
+            "combine": "weighted",
+            "metrics": [
+                {"name": GPU, "target": "85%", "weight": 1.0},
+                {"name": QUEUE, "target": "<5", "weight": 0.0},
+            ],
+        },
+        behavior={
+            "scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+            "scaleDown": {"stabilizationWindowSeconds": 0},
+        },
+    )
+    state = ScalerState()
+    replicas = 2
+    timeline = []
+    # (t, queue, gpu): gpu on target until t=45, then the load falls away
+    script = [
+        (0, 80.0, 85.0),
+        (15, 80.0, 85.0),
+        (30, 80.0, 85.0),
+        (45, 80.0, 85.0),
+        (60, 10.0, 20.0),
+        (90, 10.0, 20.0),
+        (104, 10.0, 20.0),
+        (105, 10.0, 20.0),
+        (120, 10.0, 20.0),
+    ]
+    for t, queue, gpu in script:
+        d = run(s, obs(replicas, gpu=gpu, queue=queue), state=state, now=T0 + t)
+        state, replicas = d.state, d.replicas
+        timeline.append((t, replicas, code_of(d, "emergency"), code_of(d, "bounds")))
+    assert timeline == [
+        # over threshold, not yet for 30 s
+        (0, 2, Code.EMERGENCY_ARMED, Code.BOUNDS_WITHIN),
+        (15, 2, Code.EMERGENCY_ARMED, Code.BOUNDS_WITHIN),
+        # held 30 s: 2 x 3 = 6 at once (the rate policy alone would allow 3)
+        (30, 6, Code.EMERGENCY_START, Code.BOUNDS_BURST_FLOOR),
+        # still over; the need (6, in tolerance) is the floor itself
+        (45, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
+        # load gone: reactive says 2, the burst keeps the need at its floor of 6
+        (60, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
+        (90, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
+        (104, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
+        # 45 + 60 s: over, scale down as behaviour allows
+        (105, 2, Code.EMERGENCY_END, Code.BOUNDS_WITHIN),
+        (120, 1, Code.EMERGENCY_IDLE, Code.BOUNDS_WITHIN),
+    ]
+    assert state.burst_until is None and state.burst_base is None
+
+
+def test_no_scale_down_while_bursting() -> None:
+    s = spec(**EMERGENCY)
+    state = ScalerState(burst_until=T0 + 30, burst_base=2)
+    # reactive says 1 pod; the burst floor is 6, the current 8 is held
+    d = run(s, obs(8, gpu=5.0, queue=0.0), state=state)
+    assert d.replicas == 8
+    assert code_of(d, "emergency") == Code.EMERGENCY_ACTIVE
+    assert code_of(d, "bounds") == Code.BOUNDS_BURST_HOLD
+
+
+def test_trigger_clock_resets_when_under_or_missing() -> None:
+    s = spec(**EMERGENCY)
+    d = run(s, obs(2, gpu=80.0, queue=80.0), now=T0)
+    assert dict(d.state.trigger_since) == {f"0:{QUEUE}": T0}
+    d = run(s, obs(2, gpu=80.0, queue=None), state=d.state, now=T0 + 15)
+    assert dict(d.state.trigger_since) == {}
+    assert code_of(d, "emergency") == Code.EMERGENCY_IDLE
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. preheat
+
+PREHEAT: list[Any] = [
+    # eager: one spare pod above the need of 3
+    pytest.param({"enabled": True, "min_ready": 1}, None, 4, Code.PREHEAT_EAGER, id="eager"),
+    # eager with two spares
+    pytest.param({"enabled": True, "min_ready": 2}, None, 5, Code.PREHEAT_EAGER, id="eager-2"),
+    # lazy adds nothing now...
+    pytest.param({"enabled": True, "strategy": "lazy"}, None, 3, Code.PREHEAT_LAZY, id="lazy"),
+    # ...and pre-launches by forecast (3 req/s -> 6 pods)
+    pytest.param(
+        {"enabled": True, "strategy": "lazy"},
+        flat_forecast(3.0),
+        6,
+        Code.PREHEAT_LAZY,
+        id="lazy-forecast",
+    ),
+    # disabled
+    pytest.param({}, None, 3, Code.PREHEAT_DISABLED, id="disabled"),
+]
+
+
+@pytest.mark.parametrize("preheat,forecast,replicas,code", PREHEAT)
+def test_preheat(
+    preheat: dict[str, Any], forecast: LoadForecast | None, replicas: int, code: str
+) -> None:
+    d = run(spec(preheat=preheat, **PRED), obs(3, gpu=50.0), forecast=forecast)
+    assert d.replicas == replicas
+    assert code_of(d, "preheat") == code
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. bounds
+
+
+BOUNDS: list[Any] = [
+    # need 0.3 -> 1 pod, min 2
+    pytest.param({"min_replicas": 2}, 3, 10.0, 2, Code.BOUNDS_MIN, id="min"),
+    # need 12, max 5
+    pytest.param({"max_replicas": 5}, 3, 200.0, 5, Code.BOUNDS_MAX, id="max"),
+    # current above max: straight to max
+    pytest.param({"max_replicas": 5}, 9, 50.0, 5, Code.BOUNDS_MAX, id="current-above-max"),
+    # within
+    pytest.param({}, 3, 50.0, 3, Code.BOUNDS_WITHIN, id="within"),
+]
+
+
+@pytest.mark.parametrize("extra,current,gpu,replicas,code", BOUNDS)
+def test_bounds(extra: dict[str, Any], current: int, gpu: float, replicas: int, code: str) -> None:
+    d = run(spec(**extra), obs(current, gpu=gpu))
+    assert d.replicas == replicas
+    assert code_of(d, "bounds") == code
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. fractional
+
+FRACTIONAL: list[Any] = [
+    # the brief: 3.7 -> 3 full + 1 at 70 %
+    pytest.param(0.1, 0.3, 3.7, 3, 0.7, Code.FRACTIONAL_PARTIAL, id="brief-3.7"),
+    # 3.2: remainder 0.2 < 0.3 absorbed by the full pods
+    pytest.param(0.1, 0.3, 3.2, 3, None, Code.FRACTIONAL_ABSORBED, id="absorbed-3.2"),
+    # exactly min_fraction keeps the partial pod
+    pytest.param(0.1, 0.3, 3.3, 3, 0.3, Code.FRACTIONAL_PARTIAL, id="at-min-fraction"),
+    # the share rounds up to the step: 3.71 -> 0.8 with step 0.1
+    pytest.param(0.1, 0.3, 3.71, 3, 0.8, Code.FRACTIONAL_PARTIAL, id="round-up-step"),
+    # ...and to 0.71 with step 0.01
+    pytest.param(0.01, 0.3, 3.705, 3, 0.71, Code.FRACTIONAL_PARTIAL, id="hundredths"),
+    # 3.95 rounds to a whole pod
+    pytest.param(0.1, 0.3, 3.95, 4, None, Code.FRACTIONAL_WHOLE, id="rounds-to-whole"),
+    # whole need
+    pytest.param(0.1, 0.3, 4.0, 4, None, Code.FRACTIONAL_WHOLE, id="whole"),
+]
+
+
+@pytest.mark.parametrize("step,min_fraction,need,full,partial,code", FRACTIONAL)
+def test_fractional_plan(
+    step: float, min_fraction: float, need: float, full: int, partial: float | None, code: str
+) -> None:
+    f = FractionalSpec(enabled=True, step=step, min_fraction=min_fraction)
+    pods = pods_for(f, need)
+    plan, reason = fractional_plan(f, need, pods)
+    assert plan == FractionalPlan(full, partial)
+    assert plan.pods == pods
+    assert reason.code == code
+
+
+def test_fractional_disabled_is_ceil_and_overridden_is_full_pods() -> None:
+    off = FractionalSpec()
+    assert pods_for(off, 3.2) == 4
+    assert fractional_plan(off, 3.2, 4)[0] == FractionalPlan(4)
+    on = FractionalSpec(enabled=True)
+    plan, reason = fractional_plan(on, 3.7, 6)  # behaviour held 6
+    assert plan == FractionalPlan(6) and reason.code == Code.FRACTIONAL_OVERRIDDEN
+
+
+def test_fractional_through_decide() -> None:
+    # gpu 61.67 % of 50 % on 3 pods -> need 3.7
+    d = run(spec(fractional={"enabled": True}), obs(3, gpu=3.7 / 3 * 50))
+    assert d.need == pytest.approx(3.7)
+    assert d.plan == FractionalPlan(3, 0.7) and d.replicas == 4
+    assert codes(d)[-1] == Code.FRACTIONAL_PARTIAL
+    d = run(spec(fractional={"enabled": True}), obs(4, gpu=3.2 / 4 * 50))
+    assert d.plan == FractionalPlan(3) and d.replicas == 3
+    assert math.isclose(d.need, 3.2)
