@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.sim.report import check_targets, targets_markdown
 from app.sim.runner import DEFAULT_POLICIES, run_simulation
 from app.sim.traces import parse_duration
 
@@ -55,9 +56,12 @@ def main() -> int:
                 {"trace": name, "wall_s": round(wall, 2), "window_s": rep.workload.duration_s}
             )
         )
+        checks = check_targets(rep.reports)
+        for c in checks:
+            print(json.dumps({"trace": name, "target": c.name, "met": c.met, "detail": c.detail}))
         tables.append(
             f"### {name} (window {window or 'whole'}, seed {args.seed}, wall {wall:.1f} s)\n\n"
-            f"{rep.workload.description}\n\n{rep.markdown()}\n"
+            f"{rep.workload.description}\n\n{rep.markdown()}\n\n{targets_markdown(checks)}\n"
         )
     print()
     print("\n".join(tables))

@@ -19,6 +19,7 @@ import yaml
 
 from app.policy import SpecError
 from app.sim.engine import SCENARIOS
+from app.sim.report import check_targets, targets_markdown
 from app.sim.runner import (
     DEFAULT_POLICIES,
     POLICIES,
@@ -160,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{report.workload.description}\n")
         print(report.markdown())
+        checks = check_targets(report.reports)
+        if checks:
+            print(f"\nBENCHMARK.md targets for ciuic:\n\n{targets_markdown(checks)}")
     if args.plot:
         plot_report(report, args.plot)
     return 0

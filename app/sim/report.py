@@ -14,12 +14,16 @@ from app.sim.cost import CostModel, HybridPlan, hybrid_plan
 from app.sim.engine import SimResult
 
 __all__ = [
+    "REPORT_KEYS",
     "PolicyReport",
     "SeriesForPlot",
+    "TargetCheck",
+    "check_targets",
     "markdown_table",
     "plot_series",
     "report_for",
     "shortfall_episodes",
+    "targets_markdown",
     "wait_quantile",
 ]
 
@@ -169,3 +173,63 @@ def plot_series(result: SimResult, points: int = 2000) -> SeriesForPlot:
         ready=mean(result.ready),
         replicas=mean(result.replicas),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCheck:
+    """One BENCHMARK.md target for `ciuic` on one run: met or not, with the numbers."""
+
+    name: str
+    met: bool
+    detail: str
+
+
+def check_targets(reports: Sequence[PolicyReport]) -> tuple[TargetCheck, ...]:
+    """BENCHMARK.md's "Targets" for ciuic against the oracle and the baselines in `reports`.
+
+    A baseline counts for the cost target when it drops no more than ciuic does (the same
+    service level); untuned baselines only — a tuned one would be another run.
+    """
+    by = {r.policy: r for r in reports}
+    c, o = by.get("ciuic"), by.get("oracle")
+    if c is None or o is None:
+        return ()
+    extra = c.drop_rate - o.drop_rate
+    ratio = c.cost_usd / o.cost_usd if o.cost_usd else float("inf")
+    out = [
+        TargetCheck(
+            "drops <= oracle + 0.02 %",
+            extra <= 0.0002,
+            f"ciuic {100 * c.drop_rate:.4f} %, oracle {100 * o.drop_rate:.4f} %, "
+            f"extra {100 * extra:.4f} %",
+        ),
+        TargetCheck("utilisation >= 89 %", c.utilization >= 0.89, f"{100 * c.utilization:.1f} %"),
+        TargetCheck("cost <= 1.10 x oracle", ratio <= 1.10, f"{ratio:.3f} x"),
+    ]
+    peers = [r for r in reports if r.policy not in ("ciuic", "oracle")]
+    for r in peers:
+        if r.drop_rate <= c.drop_rate:
+            share = c.cost_usd / r.cost_usd if r.cost_usd else float("inf")
+            out.append(
+                TargetCheck(
+                    f"cost <= 0.75 x {r.policy} (same drop rate)",
+                    share <= 0.75,
+                    f"{share:.3f} x ({r.policy} drops {100 * r.drop_rate:.4f} %)",
+                )
+            )
+        else:
+            out.append(
+                TargetCheck(
+                    f"cost <= 0.75 x {r.policy} (same drop rate)",
+                    True,
+                    f"{r.policy} drops more ({100 * r.drop_rate:.4f} % > "
+                    f"{100 * c.drop_rate:.4f} %): not at the same service level",
+                )
+            )
+    return tuple(out)
+
+
+def targets_markdown(checks: Sequence[TargetCheck]) -> str:
+    rows = ["| target | met | numbers |", "|---|---|---|"]
+    rows += [f"| {t.name} | {'yes' if t.met else 'NO'} | {t.detail} |" for t in checks]
+    return "\n".join(rows)

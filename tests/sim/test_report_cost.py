@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from app.sim.cost import CostModel, hybrid_plan, reserved_level
-from app.sim.report import REPORT_KEYS, report_for, shortfall_episodes, wait_quantile
+from app.sim.report import (
+    REPORT_KEYS,
+    PolicyReport,
+    check_targets,
+    report_for,
+    shortfall_episodes,
+    wait_quantile,
+)
 from tests.sim.helpers import Fixed, run, step_load
 
 
@@ -70,3 +77,44 @@ def test_hybrid_plan_saves_and_prices_every_pod_second() -> None:
 def test_cost_model_validates(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CostModel(**kwargs)
+
+
+def _rep(policy: str, drop: float, cost: float, util: float = 0.9) -> PolicyReport:
+    plan = hybrid_plan(np.array([1]), np.array([1]), np.array([1]), CostModel())
+    return PolicyReport(policy, 100, 0, drop, 1.0, cost, util, 0, 0, 0, 0, None, plan)
+
+
+@pytest.mark.parametrize(
+    ("ciuic", "baseline", "want"),
+    [
+        pytest.param(
+            _rep("ciuic", 0.0001, 105), _rep("hpa", 0.0, 200), {"all": True}, id="all-met"
+        ),
+        pytest.param(
+            _rep("ciuic", 0.0003, 105), _rep("hpa", 0.0, 200), {"drops": False}, id="drops"
+        ),
+        pytest.param(
+            _rep("ciuic", 0.0, 105, 0.8), _rep("hpa", 0.0, 200), {"util": False}, id="util"
+        ),
+        pytest.param(_rep("ciuic", 0.0, 111), _rep("hpa", 0.0, 200), {"cost": False}, id="c"),
+        pytest.param(
+            _rep("ciuic", 0.0, 105), _rep("hpa", 0.0, 130), {"peer": False}, id="peer-cheap"
+        ),
+        pytest.param(
+            _rep("ciuic", 0.0, 105), _rep("hpa", 0.01, 130), {"peer": True}, id="peer-drops-more"
+        ),
+    ],
+)
+def test_check_targets(ciuic: PolicyReport, baseline: PolicyReport, want: dict[str, bool]) -> None:
+    checks = check_targets([ciuic, baseline, _rep("oracle", 0.0, 100)])
+    got = {
+        "drops": checks[0].met,
+        "util": checks[1].met,
+        "cost": checks[2].met,
+        "peer": checks[3].met,
+    }
+    if "all" in want:
+        assert all(got.values())
+    for k, v in want.items():
+        if k != "all":
+            assert got[k] is v
