@@ -1,10 +1,11 @@
 """The clairvoyant oracle: knows every future arrival and every pod's cold start.
 
 need(t) = ceil(offered concurrency(t) / slots), clamped to the bounds: the pods that serve every
-request on arrival. Each second it launches a pod exactly one cold start (the one that pod will
-draw) before the first second it is needed, and deletes a pod once no second of the next
-`keep_s` (the longest cold start: relaunching it would cost at least that) needs it. Its cost is
-the physical limit for serving without waiting; it drops only what `max_replicas` cannot hold.
+request on arrival. The plan is made offline (`plan_replicas`): each pod is launched at the latest
+second whose cold start still has it Ready when first needed, exactly one cold start ahead, and
+deleted once no second of the next `keep_s` needs it (keep_s = the longest cold start: a relaunch
+would be billed at least that long). Its cost is the physical limit for serving without waiting;
+it drops only what `max_replicas` cannot hold. The engine calls it only when its plan changes.
 """
 
 from __future__ import annotations
