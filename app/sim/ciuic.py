@@ -74,7 +74,7 @@ class CiuicPolicy:
         *,
         period_s: int = 5,
         refit_s: float = 900.0,
-        history_points: int = 4 * 7 * 48,
+        history_s: float = 14 * 86400.0,
     ) -> None:
         self.spec = spec
         self.period_s = period_s
@@ -82,7 +82,8 @@ class CiuicPolicy:
         self.workload = workload
         self.step_s = workload.history_step_s
         self.refit_s = max(refit_s, self.step_s)
-        self.history_points = history_points
+        # the live service fits on the last 14 days (app/workers/forecasts.py HISTORY_S)
+        self.history_points = max(2, round(history_s / self.step_s))
         self._history = [float(v) for v in workload.history_rate]
         self._bucket_sum = 0.0
         self._bucket_n = 0
