@@ -238,11 +238,12 @@ def _forecast_group(
     ratio = cfg.ratio and cfg.season > 0
 
     def level(stop: IntArray) -> FloatArray:
-        sy = cy[stop] - cy[stop - w]
+        # A one-point window is read directly: exact, where a cumsum difference would round.
+        sy = cache.yf[stop - 1] if w == 1 else cy[stop] - cy[stop - w]
         if not cfg.season:
             d0: FloatArray = sy / w
             return d0
-        ss = cprof[stop] - cprof[stop - w]
+        ss = prof[stop - 1] if w == 1 else cprof[stop] - cprof[stop - w]
         if ratio:
             pos = ss > 1e-12 * np.maximum(np.abs(sy), 1.0)
             r: FloatArray = np.where(pos, sy / np.where(pos, ss, 1.0), 1.0)

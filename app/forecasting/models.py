@@ -3,7 +3,7 @@
 All three are members of one family (`SeasonalConfig`) evaluated by the same vectorised kernel,
 so each fit backtests itself at the configured lead over the last `eval_points` origins in a few
 milliseconds; that backtest gives the score `auto` compares and the residuals the bands come
-from. `robust_seasonal` picks its own configuration (season, how many past seasons to take the
+from. `robust_seasonal` picks its own configurations (season, how many past seasons to take the
 median of, smoothing, level window, ratio or difference, trend) by that same backtest.
 """
 
@@ -343,8 +343,10 @@ class RobustSeasonalForecaster(_FastModel):
     The profile is the median of the last 1–3 daily or weekly seasons (a spike in one of them
     does not move it); the level ratio over the last few points follows restarts and level
     shifts; a lightly smoothed profile suits noisy counts. Every candidate is scored at the
-    lead on the same origins and the best (simplest within 0.5 %) wins. Without enough history
-    for a season the candidates are level/trend only (noted).
+    lead on the same origins; the served forecast is the average of a few of them picked by
+    greedy forward selection (an average is steadier than one in-sample winner on noisy
+    series). The pick is two-fold cross-validated so its score and residuals are out of
+    sample. Without enough history for a season the candidates are level/trend only (noted).
     """
 
     name = "robust_seasonal"
