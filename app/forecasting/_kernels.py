@@ -202,6 +202,27 @@ def lead_forecast(
     return out
 
 
+def mean_forecast(
+    cache: SeriesCache,
+    origins: IntArray,
+    leads: IntArray | int,
+    cfgs: tuple[SeasonalConfig, ...],
+) -> FloatArray:
+    """The average of several configurations' forecasts (a combination is steadier than the
+    single in-sample winner on noisy series)."""
+    out = lead_forecast(cache, origins, leads, cfgs[0])
+    for cfg in cfgs[1:]:
+        out = out + lead_forecast(cache, origins, leads, cfg)
+    res: FloatArray = out / len(cfgs)
+    return res
+
+
+def describe(cfgs: tuple[SeasonalConfig, ...]) -> str:
+    if len(cfgs) == 1:
+        return cfgs[0].describe()
+    return "mean of [" + "; ".join(c.describe() for c in cfgs) + "]"
+
+
 def _forecast_group(
     cache: SeriesCache, o: IntArray, h: IntArray, cfg: SeasonalConfig, k0: int
 ) -> FloatArray:
@@ -217,11 +238,12 @@ def _forecast_group(
     ratio = cfg.ratio and cfg.season > 0
 
     def level(stop: IntArray) -> FloatArray:
-        sy = cy[stop] - cy[stop - w]
+        # A one-point window is read directly: exact, where a cumsum difference would round.
+        sy = cache.yf[stop - 1] if w == 1 else cy[stop] - cy[stop - w]
         if not cfg.season:
             d0: FloatArray = sy / w
             return d0
-        ss = cprof[stop] - cprof[stop - w]
+        ss = prof[stop - 1] if w == 1 else cprof[stop] - cprof[stop - w]
         if ratio:
             pos = ss > 1e-12 * np.maximum(np.abs(sy), 1.0)
             r: FloatArray = np.where(pos, sy / np.where(pos, ss, 1.0), 1.0)
@@ -230,12 +252,8 @@ def _forecast_group(
         return d
 
     stop = o + 1
-    lev = level(stop)
-    if cfg.trend:
-        slope = (lev - level(stop - w)) / w
-        lev = lev + slope * ((w - 1) / 2.0 + h)
-    if ratio:
-        res: FloatArray = target * np.maximum(lev, 0.0)
-        return res
-    res2: FloatArray = target + lev
-    return res2
+    lev0 = level(stop)
+    slope = (lev0 - level(stop - w)) / w if cfg.trend else np.zeros(o.shape)
+    lev = lev0 + slope * ((w - 1) / 2.0 + h)
+    res: FloatArray = target * np.maximum(lev, 0.0) if ratio else target + lev
+    return res

@@ -150,6 +150,15 @@ class AutoForecaster:
         self._notes = tuple(notes)
         return self
 
+    def refresh(self, history: History) -> Self:
+        """Pass newer data to the chosen model without re-running the choice."""
+        if self._chosen is None:
+            return self.fit(history)
+        self._chosen = self._chosen.refresh(history)
+        self._step_s = history.step_s
+        self._next_start = history.end + history.step_s if len(history) else history.start
+        return self
+
     def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
         if not self._fitted:
             raise NotFittedError("auto: predict() called before fit()")
