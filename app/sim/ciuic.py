@@ -19,7 +19,7 @@ from app.forecasting.base import Forecaster
 from app.policy import decide, parse_spec
 from app.policy.spec import ScalerSpec
 from app.policy.types import LoadForecast, MetricReading, Observation, ScalerState
-from app.sim.engine import ClusterView, Scenario
+from app.sim.engine import ClusterView, Sample, Scenario
 from app.sim.traces import TraceKind, Workload
 
 __all__ = ["BRIEF_SPEC", "CiuicPolicy", "default_spec"]
@@ -105,9 +105,8 @@ class CiuicPolicy:
 
     # -- the forecast the service would hold -----------------------------------------------
 
-    def _observe_load(self, view: ClusterView) -> bool:
+    def _observe_load(self, s: Sample | None) -> bool:
         """Add the newest sample's load to the grid; True when a bucket completed."""
-        s = view.sample()
         if s is None or s.time == self._last_sample:
             return False
         self._last_sample = s.time
@@ -149,13 +148,13 @@ class CiuicPolicy:
 
     def decide(self, view: ClusterView) -> int:
         now_unix = self.workload.start + view.now
-        completed = self._observe_load(view)
+        s = view.sample()
+        completed = self._observe_load(s)
         if view.now >= self._next_fit:
             self._next_fit = view.now + self.refit_s
             self._update_forecast(now_unix, full=True)
         elif completed:
             self._update_forecast(now_unix, full=False)
-        s = view.sample()
         if s is None:
             metrics: dict[str, MetricReading] = {
                 "gpu_utilization": MetricReading(None),
