@@ -22,7 +22,6 @@ from app.sim.engine import SCENARIOS
 from app.sim.report import check_targets, targets_markdown
 from app.sim.runner import (
     DEFAULT_POLICIES,
-    POLICIES,
     SimulationReport,
     UnknownPolicy,
     run_simulation,
@@ -45,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         action="append",
-        choices=POLICIES,
+        choices=DEFAULT_POLICIES,
         help="policy to run (repeatable; default: all five)",
     )
     p.add_argument("--spec", type=Path, help="ciuic scaler spec (YAML or JSON)")

@@ -56,10 +56,6 @@ class Scenario:
     target_pods_at_p99: float = 40.0
     replay_copies: int = 4
 
-    @property
-    def mean_cold_start_s(self) -> float:
-        return (self.cold_start_min_s + self.cold_start_max_s) / 2
-
 
 SCENARIOS: dict[str, Scenario] = {"deepseek-7b": Scenario()}
 
@@ -287,6 +283,7 @@ def simulate(
     decisions = 0
     progress_every = max(1, n // 200)
     next_progress = 0 if progress is not None else never
+    report = progress if progress is not None else (lambda _t, _n: None)
 
     for t in range(n):
         # 1. pods becoming ready
@@ -409,7 +406,7 @@ def simulate(
                 log.append((now, R, R + len(starting), R + len(starting) + len(draining)))
         if t == next_progress:
             next_progress += progress_every
-            progress(t, n)  # type: ignore[misc]
+            report(t, n)
 
     ledger += sum(n - c for c in ready_created)
     ledger += sum(n - c for _, c in starting)

@@ -11,11 +11,10 @@ from app.sim.baselines import HPA, KEDA, KPA, Oracle
 from app.sim.cost import CostModel
 from app.sim.engine import SCENARIOS, Autoscaler, Scenario, SimResult, simulate
 from app.sim.report import PolicyReport, markdown_table, report_for
-from app.sim.traces import Trace, Workload, build_workload, parse_trace
+from app.sim.traces import CountTrace, RequestLog, Trace, Workload, build_workload, parse_trace
 
 __all__ = [
     "DEFAULT_POLICIES",
-    "POLICIES",
     "SimulationReport",
     "UnknownPolicy",
     "make_policy",
@@ -24,7 +23,6 @@ __all__ = [
 ]
 
 DEFAULT_POLICIES = ("ciuic", "hpa", "keda", "kpa", "oracle")
-POLICIES = DEFAULT_POLICIES
 
 Progress = Callable[[str, int, int], None]
 # How the shell may spread the policies over processes: `ProcessPoolExecutor(2).map` fits.
@@ -54,7 +52,7 @@ def make_policy(
             raise UnknownPolicy(f"the ciuic policy is not available here: {exc}") from exc
         policy: Autoscaler = CiuicPolicy.build(scenario, workload, spec)
         return policy
-    raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(DEFAULT_POLICIES)}")
 
 
 def simulate_policy(
@@ -114,10 +112,11 @@ def run_simulation(
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     names = list(dict.fromkeys(policies))
     for name in names:
-        if name not in POLICIES:
-            raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
-    parsed = trace if not isinstance(trace, Iterable) or isinstance(trace, Trace) else None
-    tr: Trace = parsed if parsed is not None else parse_trace(trace)  # type: ignore[arg-type]
+        if name not in DEFAULT_POLICIES:
+            raise UnknownPolicy(
+                f"unknown policy {name!r}; choose from {', '.join(DEFAULT_POLICIES)}"
+            )
+    tr = trace if isinstance(trace, CountTrace | RequestLog) else parse_trace(trace)
     workload = build_workload(
         tr,
         seed=seed,
