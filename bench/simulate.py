@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,17 +29,28 @@ RUNS = (
 )
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished worker processes (the pool's)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policy", action="append", choices=DEFAULT_POLICIES)
     ap.add_argument("--traces", type=Path, default=TRACES)
+    ap.add_argument("--only", action="append", help="run only these trace files (repeatable)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (1 = in process)")
     args = ap.parse_args()
     policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
     tables = []
     for name, window in RUNS:
+        if args.only and name not in args.only:
+            continue
         t0 = time.perf_counter()
+        c0 = _cpu_s()
         with (args.traces / name).open(encoding="utf-8") as fh, ExitStack() as stack:
             pool = stack.enter_context(ProcessPoolExecutor(args.jobs)) if args.jobs > 1 else None
             rep = run_simulation(
@@ -49,18 +61,26 @@ def main() -> int:
                 map_fn=pool.map if pool is not None else None,
             )
         wall = time.perf_counter() - t0
+        cpu = _cpu_s() - c0
         for row in rep.to_dict()["policies"]:  # type: ignore[attr-defined]
             print(json.dumps({"trace": name, "seed": args.seed, **row}))
         print(
             json.dumps(
-                {"trace": name, "wall_s": round(wall, 2), "window_s": rep.workload.duration_s}
+                {
+                    "trace": name,
+                    "wall_s": round(wall, 2),
+                    "cpu_s": round(cpu, 2),
+                    "jobs": args.jobs,
+                    "window_s": rep.workload.duration_s,
+                }
             )
         )
         checks = check_targets(rep.reports)
         for c in checks:
             print(json.dumps({"trace": name, "target": c.name, "met": c.met, "detail": c.detail}))
         tables.append(
-            f"### {name} (window {window or 'whole'}, seed {args.seed}, wall {wall:.1f} s)\n\n"
+            f"### {name} (window {window or 'whole'}, seed {args.seed}, wall {wall:.1f} s, "
+            f"CPU {cpu:.1f} s in {args.jobs} process(es))\n\n"
             f"{rep.workload.description}\n\n{rep.markdown()}\n\n{targets_markdown(checks)}\n"
         )
     print()
