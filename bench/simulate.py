@@ -62,7 +62,7 @@ def main() -> int:
             )
         wall = time.perf_counter() - t0
         cpu = _cpu_s() - c0
-        for row in rep.to_dict()["policies"]:  # type: ignore[attr-defined]
+        for row in rep.rows():
             print(json.dumps({"trace": name, "seed": args.seed, **row}))
         print(
             json.dumps(

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         err.write(f"ciuic simulate: {exc}\n")
         return 2
     if args.format == "json":
-        for row in report.to_dict()["policies"]:  # type: ignore[attr-defined]
+        for row in report.rows():
             print(json.dumps(row))
     else:
         print(f"{report.workload.description}\n")

@@ -84,8 +84,12 @@ class SimulationReport:
             "seed": self.seed,
             "workload": self.workload.description,
             "duration_s": self.workload.duration_s,
-            "policies": [r.to_dict() for r in self.reports],
+            "policies": self.rows(),
         }
+
+    def rows(self) -> list[dict[str, object]]:
+        """One JSON object per policy, in the order asked for."""
+        return [r.to_dict() for r in self.reports]
 
     def markdown(self) -> str:
         return markdown_table(self.reports)
