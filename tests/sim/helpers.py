@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.sim.engine import ClusterView, Scenario, SimResult, simulate
+from app.sim.engine import Autoscaler, ClusterView, Scenario, SimResult, simulate
 from app.sim.traces import Workload, workload_from_arrivals
 
 SC = Scenario()
@@ -39,6 +39,6 @@ class Fixed:
 
 
 def run(
-    wl: Workload, policy: object, seed: int = 0, initial: int | None = None, sc: Scenario = SC
+    wl: Workload, policy: Autoscaler, seed: int = 0, initial: int | None = None, sc: Scenario = SC
 ) -> SimResult:
-    return simulate(wl, policy, scenario=sc, seed=seed, initial_replicas=initial)  # type: ignore[arg-type]
+    return simulate(wl, policy, scenario=sc, seed=seed, initial_replicas=initial)

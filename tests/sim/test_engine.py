@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -17,9 +19,9 @@ from tests.sim.helpers import Fixed, run, step_load
         pytest.param(lambda t: 30 if (t // 300) % 2 else 2, 2, id="flapping"),
     ],
 )
-def test_conservation_and_billing(replicas: object, initial: int) -> None:
+def test_conservation_and_billing(replicas: int | Callable[[int], int], initial: int) -> None:
     wl = step_load(5, 25, at=600, n=2400)
-    res = run(wl, Fixed(replicas), initial=initial)  # type: ignore[arg-type]
+    res = run(wl, Fixed(replicas), initial=initial)
     # every request is served (started), dropped, or still queued at the end
     assert res.arrived == int(wl.arrivals.sum())
     assert res.arrived == res.served + res.dropped + res.queued_end

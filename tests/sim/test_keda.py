@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from app.sim.baselines.keda import KEDA
-from app.sim.engine import ClusterView, Sample, Scenario
+from app.sim.engine import ClusterView, ColdStarts, Sample, Scenario
 from app.sim.traces import workload_from_arrivals
 from tests.sim.helpers import run, step_load
 
 
 def _view(now: int, queue: int, replicas: int) -> ClusterView:
     sc = Scenario()
-    v = ClusterView(sc, workload_from_arrivals([0]), lambda n: [45] * n)
+    v = ClusterView(sc, workload_from_arrivals([0]), ColdStarts(0, 30, 60))
     for t in range(0, now, 5):
         v._samples.append(Sample(t, 50.0, queue, 1.0, replicas, 0, 4 * replicas))
     v.now, v.replicas, v.ready = now, replicas, replicas

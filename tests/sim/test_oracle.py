@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from app.sim.baselines import HPA, KPA, Oracle
 from app.sim.baselines.oracle import forward_max, need_series
 from app.sim.engine import Scenario
 from app.sim.report import report_for
+from app.sim.traces import Workload
 from tests.sim.helpers import ramp_load, run, step_load
 
 
@@ -31,8 +34,8 @@ def test_need_series_rounds_up_and_clamps() -> None:
         pytest.param(lambda: ramp_load(1, 25, n=3600), id="ramp"),
     ],
 )
-def test_oracle_serves_everything_and_is_cheapest(load: object) -> None:
-    wl = load()  # type: ignore[operator]
+def test_oracle_serves_everything_and_is_cheapest(load: Callable[[], Workload]) -> None:
+    wl = load()
     oracle = run(wl, Oracle())
     assert oracle.dropped == 0
     assert sum(oracle.wait_hist[1:]) <= 0.001 * oracle.served  # late pods only by seconds
