@@ -84,7 +84,9 @@ def load_trace(path: Path) -> Trace:
         scored = SCORED_S.get(path.stem, 7 * 86400.0)
         n_scored = min(int(scored / step), len(hist) * 3 // 4)
         return Trace(path.stem, hist, len(hist) - n_scored, kind)
-    hist = resample_to_grid(ts, None, REQUEST_LOG_STEP_S, how="count")
+    grid = resample_to_grid(ts, None, REQUEST_LOG_STEP_S, how="count")
+    # The log starts and ends mid-bucket: those two buckets would read as a sudden drop.
+    hist = History(grid.start + grid.step_s, grid.step_s, grid.values[1:-1])
     # Whole trace is scored (no history): start once a quarter of it is known.
     return Trace(
         path.stem, hist, max(10, len(hist) // 4), f"request log, {REQUEST_LOG_STEP_S:g} s counts"

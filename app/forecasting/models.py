@@ -360,13 +360,11 @@ class RobustSeasonalForecaster(_FastModel):
             for trend in (False, True):
                 out.append(SeasonalConfig(window=w, trend=trend))
         for m in seasons:
+            # 1 (the season itself) or the median of 3; never 2, whose "median" is a mean that
+            # carries half of any burst into the profile.
             ks = [
-                k
-                for k in (1, 2, 3)
-                if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
+                k for k in (1, 3) if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
             ]
-            if len(ks) == 3:
-                ks = [1, 3]
             for k in ks:
                 for smooth in (0, 2):
                     for w in LEVEL_WINDOWS:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.forecasting import History, Metrics, make_forecaster, metrics, rolling_origin
-from app.forecasting.calibration import Calibration
+from app.forecasting.calibration import Calibration, conformal_level
 
 DAY = 288
 
@@ -37,7 +37,23 @@ def test_bands_interpolate_between_leads_and_widen_beyond() -> None:
     c = Calibration((1, 3), errs, floor=1.0)
     band = c.band(np.full(6, 100.0), 0.99)
     assert band[0] < band[1] < band[2] < band[5]
-    assert band[2] == pytest.approx(100 + 100 * float(np.quantile(errs[1], 0.99)))
+    q = conformal_level(0.99, errs[1].size)
+    assert band[2] == pytest.approx(100 + 100 * float(np.quantile(errs[1], q)))
+
+
+@pytest.mark.parametrize(
+    ("q", "n", "expected"),
+    [
+        (0.9, 19, 18 / 19),  # the 18th smallest of 19, not the 17.1th
+        (0.95, 10, 1.0),  # too few residuals for a 95 % band: the largest one
+        (0.9, 99, 90 / 99),
+        (0.9, 10_000, 9001 / 10_000),
+        (0.1, 99, 1 - 90 / 99),  # lower bands mirror upper ones
+        (0.5, 0, 0.5),
+    ],
+)
+def test_conformal_level_widens_small_samples(q: float, n: int, expected: float) -> None:
+    assert conformal_level(q, n) == pytest.approx(expected)
 
 
 def test_too_few_residuals_leave_bands_at_the_mean() -> None:
