@@ -11,7 +11,7 @@ from app.sim.baselines.hpa import (
     replicas_for_average_value,
     replicas_for_utilization,
 )
-from tests.sim.helpers import run, step_load
+from tests.sim.helpers import ramp_load, run, step_load
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,13 @@ def test_hpa_scale_down_after_the_load_drops_is_delayed_300s() -> None:
     reps = res.replicas
     assert reps[900 + 250] >= 50  # still stabilised
     assert reps[900 + 400] < 20
+
+
+def test_hpa_on_a_slow_ramp_holds_utilisation_near_its_target() -> None:
+    # 2 -> 20 req/s over an hour: HPA follows within its tolerance band, no drops
+    wl = ramp_load(2, 20, n=3600)
+    res = run(wl, HPA(), initial=5)
+    late = slice(1200, 3600)
+    util = res.busy[late].sum() / (8 * res.ready[late]).sum()
+    assert 0.55 <= util <= 0.8  # target 70 % ± tolerance, minus the ramp's lag
+    assert res.dropped == 0

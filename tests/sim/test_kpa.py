@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.sim.baselines.kpa import KPA, KPAState, kpa_scale
-from tests.sim.helpers import run, step_load
+from tests.sim.helpers import ramp_load, run, step_load
 
 TARGET = 8 * 0.7  # containerConcurrency 8 at 70 %
 
@@ -78,3 +78,12 @@ def test_kpa_scales_down_after_the_stable_window_by_at_most_half_per_tick() -> N
     prev = reps[600:-1]
     assert np.all(down <= np.maximum(prev - prev // 2, 0))
     assert reps[1400] <= 12
+
+
+def test_kpa_on_a_slow_ramp_tracks_seventy_percent_concurrency() -> None:
+    wl = ramp_load(2, 20, n=3600)
+    res = run(wl, KPA(), initial=5)
+    late = slice(1200, 3600)
+    util = (res.busy[late] + res.queue[late]).sum() / (8 * res.ready[late]).sum()
+    assert 0.55 <= util <= 0.8  # 5.6 of 8 slots per pod, a little above while it catches up
+    assert res.dropped < 0.001 * res.arrived  # halving per tick on noise costs a few
