@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -284,6 +285,15 @@ def default_window_s(trace: Trace) -> float | None:
     return None
 
 
+def _rate_at(trace: CountTrace, rates: FloatArray, t: npt.NDArray[np.floating[Any]]) -> FloatArray:
+    """The rate of the interval covering each time in `t` (NaN where no row covers it)."""
+    idx = np.searchsorted(trace.times, t, side="right") - 1
+    ok = (idx >= 0) & (t < trace.times[np.maximum(idx, 0)] + trace.interval_s)
+    out = np.full(len(t), np.nan)
+    out[ok] = rates[idx[ok]]
+    return out
+
+
 def _count_workload(
     trace: CountTrace,
     seed: int,
@@ -305,12 +315,16 @@ def _count_workload(
     scaled = rates * scale
     n = round(end - start)
     sec = start + np.arange(n)
-    idx = np.clip(np.searchsorted(trace.times, sec, side="right") - 1, 0, len(trace.times) - 1)
-    lam = scaled[idx]
+    lam = _rate_at(trace, scaled, sec)
+    lam[np.isnan(lam)] = 0.0  # a second no row covers (a gap in the trace) has no arrivals
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     arrivals = rng.poisson(lam).astype(np.int64)
     svc = max(1, round(service_s))
-    history = scaled[~in_window]
+    # the history on a regular grid ending at the window start; gaps stay NaN (the forecasting
+    # package treats NaN as a missing bucket)
+    n_hist = int((start - float(trace.times[0])) // trace.interval_s)
+    grid = start - trace.interval_s * np.arange(n_hist, 0, -1)
+    history = _rate_at(trace, scaled, grid)
     return Workload(
         kind=TraceKind.COUNTS,
         start=start,

@@ -144,3 +144,22 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_gaps_in_a_count_trace_have_no_arrivals_and_nan_history() -> None:
+    text = [
+        "timestamp,value",
+        "2015-01-01 00:00:00,1800",
+        "2015-01-01 00:30:00,1800",
+        # 01:00 and 01:30 missing
+        "2015-01-01 02:00:00,1800",
+        "2015-01-01 02:30:00,1800",
+        "2015-01-01 03:00:00,1800",
+    ]
+    tr = parse_trace(text)
+    wl = build_workload(tr, seed=0, window_s=7200)  # 01:30 .. 03:30
+    assert wl.arrivals[:1800].sum() == 0  # 01:30-02:00 is a gap
+    assert wl.arrivals[1800:].sum() > 0
+    hist = wl.history_rate
+    assert len(hist) == 3  # 00:00, 00:30, 01:00 on the grid
+    assert np.isnan(hist[2]) and not np.isnan(hist[0])
