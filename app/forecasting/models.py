@@ -365,7 +365,10 @@ class RobustSeasonalForecaster(_FastModel):
             ks = [
                 k for k in (1, 3) if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
             ]
-            for k in ks:
+            # A single past season copies any burst it held: offer it clipped as well (the
+            # median of three already ignores a burst in one of them).
+            variants = [(k, clip) for k in ks for clip in ((False, True) if k == 1 else (False,))]
+            for k, clip in variants:
                 for smooth in (0, 2):
                     for w in LEVEL_WINDOWS:
                         if w >= m:
@@ -380,6 +383,7 @@ class RobustSeasonalForecaster(_FastModel):
                                         window=w,
                                         ratio=ratio,
                                         trend=trend,
+                                        clip=clip,
                                     )
                                 )
         return [c for c in out if warmup(c, self.lead) <= limit]
