@@ -203,6 +203,9 @@ def lead_forecast(
 
     Origins must be at least `warmup(cfg, lead)` and `origins + leads < n + extra`.
     """
+    if isinstance(leads, int):  # one lead (the backtests): one lag group, no bookkeeping
+        k = max(1, -(-(leads + cfg.smooth) // cfg.season)) if cfg.season else 0
+        return _forecast_group(cache, np.asarray(origins, dtype=np.int64), leads, cfg, k)
     o, h = np.broadcast_arrays(
         np.asarray(origins, dtype=np.int64), np.asarray(leads, dtype=np.int64)
     )
@@ -239,7 +242,7 @@ def describe(cfgs: tuple[SeasonalConfig, ...]) -> str:
 
 
 def _forecast_group(
-    cache: SeriesCache, o: IntArray, h: IntArray, cfg: SeasonalConfig, k0: int
+    cache: SeriesCache, o: IntArray, h: IntArray | int, cfg: SeasonalConfig, k0: int
 ) -> FloatArray:
     w = cfg.window
     if cfg.season:

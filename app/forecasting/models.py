@@ -60,6 +60,7 @@ LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 # ensemble: tiny wins on one window are mostly noise.
 SIMPLICITY_MARGIN = 0.005
 MIN_SPLIT = 40  # eval windows shorter than this are not cross-validated (noted)
+ENSEMBLE_POOL = 24  # members are picked among this many best single candidates
 ENSEMBLE_MIN_GAIN = 0.002  # a member joins the average only if it cuts the MAE by 0.2 %
 
 
@@ -445,13 +446,15 @@ class RobustSeasonalForecaster(_FastModel):
         members = [first]
         total = fc[first].copy()
         current = float(maes[first])
+        pool = np.argsort(maes, kind="stable")[:ENSEMBLE_POOL]  # the rest would rarely help
+        pool_fc = fc[pool]
         while len(members) < self.max_members:
             k = len(members)
-            trial = np.mean(np.abs((total + fc) / (k + 1) - actual), axis=1)
+            trial = np.mean(np.abs((total + pool_fc) / (k + 1) - actual), axis=1)
             j = int(np.argmin(trial))
             if not float(trial[j]) < current * (1.0 - ENSEMBLE_MIN_GAIN):
                 break
-            members.append(j)
-            total += fc[j]
+            members.append(int(pool[j]))
+            total += pool_fc[j]
             current = float(trial[j])
         return sorted(members)

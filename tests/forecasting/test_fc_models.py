@@ -213,6 +213,9 @@ def test_backtest_equals_the_forecast_made_from_truncated_history(
     a = lead_forecast(full, np.array([o]), lead, cfg)
     b = lead_forecast(trunc, np.array([o]), lead, cfg)
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    # The live path (every lead at once, as `predict` asks) agrees with the one-lead backtest.
+    path = lead_forecast(trunc, np.full(lead, o), np.arange(1, lead + 1), cfg)
+    np.testing.assert_allclose(path[-1], b[0], rtol=1e-9, atol=1e-9)
 
 
 def test_clipped_single_season_profile_does_not_bring_back_last_seasons_burst() -> None:
