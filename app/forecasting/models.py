@@ -60,6 +60,7 @@ LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 # ensemble: tiny wins on one window are mostly noise.
 SIMPLICITY_MARGIN = 0.005
 MIN_SPLIT = 40  # eval windows shorter than this are not cross-validated (noted)
+ENSEMBLE_POOL = 24  # members are picked among this many best single candidates
 ENSEMBLE_MIN_GAIN = 0.002  # a member joins the average only if it cuts the MAE by 0.2 %
 
 
@@ -365,7 +366,10 @@ class RobustSeasonalForecaster(_FastModel):
             ks = [
                 k for k in (1, 3) if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
             ]
-            for k in ks:
+            # A single past season copies any burst it held: offer it clipped as well (the
+            # median of three already ignores a burst in one of them).
+            variants = [(k, clip) for k in ks for clip in ((False, True) if k == 1 else (False,))]
+            for k, clip in variants:
                 for smooth in (0, 2):
                     for w in LEVEL_WINDOWS:
                         if w >= m:
@@ -380,6 +384,7 @@ class RobustSeasonalForecaster(_FastModel):
                                         window=w,
                                         ratio=ratio,
                                         trend=trend,
+                                        clip=clip,
                                     )
                                 )
         return [c for c in out if warmup(c, self.lead) <= limit]
@@ -441,13 +446,15 @@ class RobustSeasonalForecaster(_FastModel):
         members = [first]
         total = fc[first].copy()
         current = float(maes[first])
+        pool = np.argsort(maes, kind="stable")[:ENSEMBLE_POOL]  # the rest would rarely help
+        pool_fc = fc[pool]
         while len(members) < self.max_members:
             k = len(members)
-            trial = np.mean(np.abs((total + fc) / (k + 1) - actual), axis=1)
+            trial = np.mean(np.abs((total + pool_fc) / (k + 1) - actual), axis=1)
             j = int(np.argmin(trial))
             if not float(trial[j]) < current * (1.0 - ENSEMBLE_MIN_GAIN):
                 break
-            members.append(j)
-            total += fc[j]
+            members.append(int(pool[j]))
+            total += pool_fc[j]
             current = float(trial[j])
         return sorted(members)

@@ -188,6 +188,7 @@ _CFGS = st.builds(
     window=st.integers(0, 6),
     ratio=st.booleans(),
     trend=st.booleans(),
+    clip=st.booleans(),
 )
 
 
@@ -212,3 +213,17 @@ def test_backtest_equals_the_forecast_made_from_truncated_history(
     a = lead_forecast(full, np.array([o]), lead, cfg)
     b = lead_forecast(trunc, np.array([o]), lead, cfg)
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    # The live path (every lead at once, as `predict` asks) agrees with the one-lead backtest.
+    path = lead_forecast(trunc, np.full(lead, o), np.arange(1, lead + 1), cfg)
+    np.testing.assert_allclose(path[-1], b[0], rtol=1e-9, atol=1e-9)
+
+
+def test_clipped_single_season_profile_does_not_bring_back_last_seasons_burst() -> None:
+    y = daily(3 * DAY)
+    y[2 * DAY + 10 : 2 * DAY + 20] = 5000.0  # a burst exactly one season before the target
+    cache = SeriesCache(causal_fill(y, DAY), extra=DAY)
+    o = np.array([3 * DAY - 1])
+    plain = SeasonalConfig(season=DAY, seasons=1, window=0)
+    clipped = SeasonalConfig(season=DAY, seasons=1, window=0, clip=True)
+    assert lead_forecast(cache, o, 15, plain)[0] == 5000.0
+    assert lead_forecast(cache, o, 15, clipped)[0] < 0.2 * 5000.0  # capped at 4x the day mean
