@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", "-o", default="openapi/openapi.json")
     openapi.set_defaults(func=_openapi)
-    from app.cli import demo
+    from app.cli import demo, simulate
 
     demo.add_parser(sub)
+    simulate.add_parser(sub)
     return parser
 
 

@@ -25,6 +25,9 @@ import numpy.typing as npt
 from app.forecasting.types import FloatArray
 
 IntArray = npt.NDArray[np.int64]
+# A value above this multiple of its trailing season's mean is a burst, not the season's shape:
+# with a single past season in the profile, it would otherwise come back a season later.
+CLIP_FACTOR = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class SeasonalConfig:
     window: int = 1
     ratio: bool = False
     trend: bool = False
+    clip: bool = False  # cap the profile's source at CLIP_FACTOR x its trailing season mean
 
     def describe(self) -> str:
         parts = []
@@ -48,6 +52,8 @@ class SeasonalConfig:
             parts.append(f"season={self.season}x{self.seasons}")
             if self.smooth:
                 parts.append(f"smooth={2 * self.smooth + 1}")
+            if self.clip:
+                parts.append("clipped")
         if self.window:
             parts.append(f"{'ratio' if self.ratio and self.season else 'level'}={self.window}")
         if self.trend:
@@ -130,8 +136,8 @@ class SeriesCache:
         self.n = int(yf.shape[0])
         self.extra = max(int(extra), 0)
         self.cy: FloatArray = np.concatenate(([0.0], np.cumsum(yf)))
-        self._ys: dict[int, FloatArray] = {}
-        self._prof: dict[tuple[int, int, int, int], tuple[FloatArray, FloatArray]] = {}
+        self._ys: dict[tuple[int, int], FloatArray] = {}
+        self._prof: dict[tuple[int, int, int, int, bool], tuple[FloatArray, FloatArray]] = {}
 
     def ensure_extra(self, extra: int) -> None:
         """Make room for forecasts `extra` steps past the end (drops cached profiles)."""
@@ -139,17 +145,26 @@ class SeriesCache:
             self.extra = int(extra)
             self._prof.clear()
 
-    def smoothed(self, radius: int) -> FloatArray:
-        if radius not in self._ys:
-            self._ys[radius] = centered_mean(self.yf, radius)
-        return self._ys[radius]
+    def smoothed(self, radius: int, clip_window: int = 0) -> FloatArray:
+        """The profile's source: smoothed, and with `clip_window`, capped at CLIP_FACTOR times
+        the trailing mean over that many points (causal: it only reads the past)."""
+        key = (radius, clip_window)
+        if key not in self._ys:
+            ys = centered_mean(self.yf, radius)
+            if clip_window > 0:
+                i = np.arange(self.n)
+                lo = np.maximum(i + 1 - clip_window, 0)
+                trailing = (self.cy[i + 1] - self.cy[lo]) / (i + 1 - lo)
+                ys = np.minimum(ys, CLIP_FACTOR * np.maximum(trailing, 0.0))
+            self._ys[key] = ys
+        return self._ys[key]
 
     def profile(self, cfg: SeasonalConfig, k0: int) -> tuple[FloatArray, FloatArray]:
         """(profile over n + extra points, cumulative sum of its first n with NaN as 0)."""
-        key = (cfg.season, cfg.seasons, cfg.smooth, k0)
+        key = (cfg.season, cfg.seasons, cfg.smooth, k0, cfg.clip)
         got = self._prof.get(key)
         if got is None:
-            ys = self.smoothed(cfg.smooth)
+            ys = self.smoothed(cfg.smooth, cfg.season if cfg.clip else 0)
             t = np.arange(self.n + self.extra, dtype=np.int64)
             rows = []
             for i in range(cfg.seasons):
@@ -188,6 +203,9 @@ def lead_forecast(
 
     Origins must be at least `warmup(cfg, lead)` and `origins + leads < n + extra`.
     """
+    if isinstance(leads, int):  # one lead (the backtests): one lag group, no bookkeeping
+        k = max(1, -(-(leads + cfg.smooth) // cfg.season)) if cfg.season else 0
+        return _forecast_group(cache, np.asarray(origins, dtype=np.int64), leads, cfg, k)
     o, h = np.broadcast_arrays(
         np.asarray(origins, dtype=np.int64), np.asarray(leads, dtype=np.int64)
     )
@@ -202,8 +220,29 @@ def lead_forecast(
     return out
 
 
+def mean_forecast(
+    cache: SeriesCache,
+    origins: IntArray,
+    leads: IntArray | int,
+    cfgs: tuple[SeasonalConfig, ...],
+) -> FloatArray:
+    """The average of several configurations' forecasts (a combination is steadier than the
+    single in-sample winner on noisy series)."""
+    out = lead_forecast(cache, origins, leads, cfgs[0])
+    for cfg in cfgs[1:]:
+        out = out + lead_forecast(cache, origins, leads, cfg)
+    res: FloatArray = out / len(cfgs)
+    return res
+
+
+def describe(cfgs: tuple[SeasonalConfig, ...]) -> str:
+    if len(cfgs) == 1:
+        return cfgs[0].describe()
+    return "mean of [" + "; ".join(c.describe() for c in cfgs) + "]"
+
+
 def _forecast_group(
-    cache: SeriesCache, o: IntArray, h: IntArray, cfg: SeasonalConfig, k0: int
+    cache: SeriesCache, o: IntArray, h: IntArray | int, cfg: SeasonalConfig, k0: int
 ) -> FloatArray:
     w = cfg.window
     if cfg.season:
@@ -217,11 +256,12 @@ def _forecast_group(
     ratio = cfg.ratio and cfg.season > 0
 
     def level(stop: IntArray) -> FloatArray:
-        sy = cy[stop] - cy[stop - w]
+        # A one-point window is read directly: exact, where a cumsum difference would round.
+        sy = cache.yf[stop - 1] if w == 1 else cy[stop] - cy[stop - w]
         if not cfg.season:
             d0: FloatArray = sy / w
             return d0
-        ss = cprof[stop] - cprof[stop - w]
+        ss = prof[stop - 1] if w == 1 else cprof[stop] - cprof[stop - w]
         if ratio:
             pos = ss > 1e-12 * np.maximum(np.abs(sy), 1.0)
             r: FloatArray = np.where(pos, sy / np.where(pos, ss, 1.0), 1.0)
@@ -230,12 +270,8 @@ def _forecast_group(
         return d
 
     stop = o + 1
-    lev = level(stop)
-    if cfg.trend:
-        slope = (lev - level(stop - w)) / w
-        lev = lev + slope * ((w - 1) / 2.0 + h)
-    if ratio:
-        res: FloatArray = target * np.maximum(lev, 0.0)
-        return res
-    res2: FloatArray = target + lev
-    return res2
+    lev0 = level(stop)
+    slope = (lev0 - level(stop - w)) / w if cfg.trend else np.zeros(o.shape)
+    lev = lev0 + slope * ((w - 1) / 2.0 + h)
+    res: FloatArray = target * np.maximum(lev, 0.0) if ratio else target + lev
+    return res

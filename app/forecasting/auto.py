@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Self
 
-from app.forecasting.base import DEFAULT_QUANTILES, Forecaster, failed_forecast
+from app.forecasting.base import (
+    DEFAULT_QUANTILES,
+    Forecaster,
+    check_horizon,
+    check_quantiles,
+    failed_forecast,
+)
 from app.forecasting.models import (
     DEFAULT_EVAL_POINTS,
     NaiveForecaster,
@@ -56,7 +62,7 @@ class AutoForecaster:
             raise ConfigError("auto cannot be its own candidate")
         if not 0.0 <= switch_margin < 1.0:
             raise ConfigError(f"switch_margin must be in [0, 1), got {switch_margin!r}")
-        self.lead = lead
+        self.lead = check_horizon(lead)
         self.eval_points = eval_points
         self.candidates = tuple(candidates)
         self.switch_margin = float(switch_margin)
@@ -150,7 +156,18 @@ class AutoForecaster:
         self._notes = tuple(notes)
         return self
 
+    def refresh(self, history: History) -> Self:
+        """Pass newer data to the chosen model without re-running the choice."""
+        if self._chosen is None:
+            return self.fit(history)
+        self._chosen = self._chosen.refresh(history)
+        self._step_s = history.step_s
+        self._next_start = history.end + history.step_s if len(history) else history.start
+        return self
+
     def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
+        horizon = check_horizon(horizon)
+        quantiles = check_quantiles(quantiles)
         if not self._fitted:
             raise NotFittedError("auto: predict() called before fit()")
         if self._chosen is None:

@@ -43,6 +43,10 @@ class Forecaster(Protocol):
 
     def fit(self, history: History) -> Self: ...
 
+    def refresh(self, history: History) -> Self:
+        """Follow newer data cheaply, keeping what `fit` chose (a full fit when it cannot)."""
+        ...
+
     def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast: ...
 
     @property

@@ -17,7 +17,13 @@ import numpy as np
 
 from app.forecasting.types import FloatArray
 
-__all__ = ["MIN_RESIDUALS", "Calibration", "calibration_leads", "relative_errors"]
+__all__ = [
+    "MIN_RESIDUALS",
+    "Calibration",
+    "calibration_leads",
+    "conformal_level",
+    "relative_errors",
+]
 
 MIN_RESIDUALS = 10  # fewer residuals than this and a band would be a guess: report it
 
@@ -25,6 +31,17 @@ MIN_RESIDUALS = 10  # fewer residuals than this and a band would be a guess: rep
 def calibration_leads(lead: int) -> list[int]:
     """A few leads up to `lead` whose residuals are measured (the rest are interpolated)."""
     return sorted({1, max(1, round(lead / 4)), max(1, round(lead / 2)), max(1, lead)})
+
+
+def conformal_level(q: float, n: int) -> float:
+    """The empirical level that gives at least `q` coverage out of sample with `n` residuals
+    (split-conformal's ceil((n + 1) q) / n): 0.95 for 20 residuals, ~0.9 for 1,000. A plain
+    empirical quantile of few residuals is too narrow."""
+    if n <= 0:
+        return q
+    if q >= 0.5:
+        return min(1.0, math.ceil((n + 1) * q) / n)
+    return max(0.0, 1.0 - math.ceil((n + 1) * (1.0 - q)) / n)
 
 
 def relative_errors(actual: FloatArray, forecast: FloatArray, floor: float) -> FloatArray:
@@ -54,7 +71,7 @@ class Calibration:
         """The `q` quantile path for a mean path starting at lead 1 (the mean if unusable)."""
         if not self.usable():
             return mean.copy()
-        qv = np.array([float(np.quantile(e, q)) for e in self.errors])
+        qv = np.array([float(np.quantile(e, conformal_level(q, e.shape[0]))) for e in self.errors])
         lead_arr = np.asarray(self.leads, dtype=np.float64)
         h = np.arange(1, mean.shape[0] + 1, dtype=np.float64)
         per_h = np.interp(h, lead_arr, qv)

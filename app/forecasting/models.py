@@ -3,22 +3,25 @@
 All three are members of one family (`SeasonalConfig`) evaluated by the same vectorised kernel,
 so each fit backtests itself at the configured lead over the last `eval_points` origins in a few
 milliseconds; that backtest gives the score `auto` compares and the residuals the bands come
-from. `robust_seasonal` picks its own configuration (season, how many past seasons to take the
+from. `robust_seasonal` picks its own configurations (season, how many past seasons to take the
 median of, smoothing, level window, ratio or difference, trend) by that same backtest.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
+import numpy.typing as npt
 
 from app.forecasting._kernels import (
     SeasonalConfig,
     SeriesCache,
     causal_fill,
     lead_forecast,
+    mean_forecast,
     warmup,
 )
 from app.forecasting.base import (
@@ -53,9 +56,12 @@ __all__ = [
 
 DEFAULT_EVAL_POINTS = 1000
 LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-# A more complex candidate must beat the simplest near-best one by this much to be chosen:
-# the grid is scored in-sample, so tiny wins are mostly noise.
+# A more complex candidate must beat the simplest near-best one by this much to lead the
+# ensemble: tiny wins on one window are mostly noise.
 SIMPLICITY_MARGIN = 0.005
+MIN_SPLIT = 40  # eval windows shorter than this are not cross-validated (noted)
+ENSEMBLE_POOL = 24  # members are picked among this many best single candidates
+ENSEMBLE_MIN_GAIN = 0.002  # a member joins the average only if it cuts the MAE by 0.2 %
 
 
 def eval_window(n: int, lead: int, eval_points: int) -> int:
@@ -66,6 +72,15 @@ def eval_window(n: int, lead: int, eval_points: int) -> int:
     if avail <= 0:
         return 0
     return min(eval_points, max(avail // 4, min(avail, 20)))
+
+
+Fold = tuple[tuple[SeasonalConfig, ...], int, int]  # configs, first and end target index
+
+
+def _last(cfgs: tuple[SeasonalConfig, ...], y: FloatArray, n_eval: int) -> list[Fold]:
+    """One fold: the last `n_eval` targets (no choice was made, nothing to cross-validate)."""
+    n = int(y.shape[0])
+    return [(cfgs, n - n_eval, n)]
 
 
 def _mae(actual: FloatArray, forecast: FloatArray) -> tuple[float, int, float]:
@@ -103,11 +118,12 @@ class _FastModel:
         self._notes: tuple[str, ...] = ()
         self._backtest: BacktestScore | None = None
         self._cache: SeriesCache | None = None
-        self._cfg: SeasonalConfig | None = None
+        self._cfgs: tuple[SeasonalConfig, ...] = ()
         self._calib: Calibration | None = None
         self._next_start = 0.0
         self._step_s = 1.0
         self._nonnegative = True
+        self._fill_season = 0
 
     # -- what the fit found -------------------------------------------------------------
 
@@ -124,15 +140,16 @@ class _FastModel:
         return self._backtest
 
     @property
-    def config(self) -> SeasonalConfig | None:
-        """The configuration the fit settled on (None before a successful fit)."""
-        return self._cfg
+    def config(self) -> tuple[SeasonalConfig, ...]:
+        """The configurations the fit settled on, averaged (empty before a successful fit)."""
+        return self._cfgs
 
     # -- fit ------------------------------------------------------------------------------
 
     def _choose(
         self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
-    ) -> tuple[SeasonalConfig, list[str]]:
+    ) -> tuple[tuple[SeasonalConfig, ...], list[Fold], list[str]]:
+        """The configurations to serve, the folds that score them out of sample, notes."""
         raise NotImplementedError
 
     def fit(self, history: History) -> Self:
@@ -152,39 +169,64 @@ class _FastModel:
         if first:
             notes.append(f"ignored {first} empty points at the start of the history")
         seasons = sorted({m for s in self.seasons_s if (m := season_steps(s, history.step_s)) > 0})
-        fill_season = next((m for m in seasons if n >= 2 * m), 0)
-        yf = causal_fill(y, fill_season)
+        self._fill_season = next((m for m in seasons if n >= 2 * m), 0)
+        yf = causal_fill(y, self._fill_season)
         self._nonnegative = bool(np.nanmin(y) >= 0.0)
         cache = SeriesCache(yf, extra=self.lead)
         n_eval = eval_window(n, self.lead, self.eval_points)
-        cfg, why = self._choose(cache, y, n_eval, seasons)
+        cfgs, folds, why = self._choose(cache, y, n_eval, seasons)
         notes.extend(why)
-        self._cache, self._cfg = cache, cfg
-        self._score_and_calibrate(cache, y, cfg, n_eval, notes)
+        self._cache, self._cfgs = cache, cfgs
+        self._score_and_calibrate(cache, y, folds, notes)
         self._notes = tuple(notes)
         return self
 
-    def _origins(self, n: int, lead: int, n_eval: int, cfg: SeasonalConfig) -> np.ndarray:
-        lo = max(n - lead - n_eval, warmup(cfg, lead))
-        return np.arange(lo, max(n - lead, lo), dtype=np.int64)
+    def refresh(self, history: History) -> Self:
+        """Condition on newer data without re-choosing: keeps the configuration and bands.
+
+        About a millisecond, so a cached model follows the latest observation every control
+        tick while full `fit`s (which re-run the backtest) happen on the refit cadence. Falls
+        back to a full fit when there is no usable fit or the history no longer covers the
+        configuration's warm-up (e.g. a different step).
+        """
+        if (
+            not self._fitted
+            or self._failed is not None
+            or not self._cfgs
+            or not math.isclose(history.step_s, self._step_s)
+        ):
+            return self.fit(history)
+        finite = np.isfinite(history.values)
+        if not finite.any():
+            return self.fit(history)
+        first = int(np.argmax(finite))
+        y = history.values[first:]
+        n = int(y.shape[0])
+        if n <= max(warmup(c, self.lead) for c in self._cfgs):
+            return self.fit(history)
+        self._cache = SeriesCache(causal_fill(y, self._fill_season), extra=self.lead)
+        self._next_start = history.end + history.step_s
+        self._nonnegative = bool(np.nanmin(y) >= 0.0)
+        return self
 
     def _score_and_calibrate(
-        self,
-        cache: SeriesCache,
-        y: FloatArray,
-        cfg: SeasonalConfig,
-        n_eval: int,
-        notes: list[str],
+        self, cache: SeriesCache, y: FloatArray, folds: list[Fold], notes: list[str]
     ) -> None:
-        n = int(y.shape[0])
+        """Backtest score at the lead and residuals at a few leads, over every fold's targets
+        (each fold forecast by the configuration chosen without it)."""
         floor = scale_floor(y)
         leads, errors = [], []
         for lead in calibration_leads(self.lead):
-            o = self._origins(n, lead, n_eval, cfg)
-            if o.size == 0:
+            actual_parts, fc_parts = [], []
+            for cfgs, t_lo, t_hi in folds:
+                lo = max(t_lo - lead, *(warmup(c, lead) for c in cfgs))
+                o = np.arange(lo, max(t_hi - lead, lo), dtype=np.int64)
+                if o.size:
+                    fc_parts.append(mean_forecast(cache, o, lead, cfgs))
+                    actual_parts.append(y[o + lead])
+            if not fc_parts:
                 continue
-            f = lead_forecast(cache, o, lead, cfg)
-            actual = y[o + lead]
+            f, actual = np.concatenate(fc_parts), np.concatenate(actual_parts)
             if lead == self.lead:
                 mae, cnt, scale = _mae(actual, f)
                 if cnt:
@@ -206,7 +248,7 @@ class _FastModel:
         qs = check_quantiles(quantiles)
         if not self._fitted:
             raise NotFittedError(f"{self.name}: predict() called before fit()")
-        if self._failed is not None or self._cache is None or self._cfg is None:
+        if self._failed is not None or self._cache is None or not self._cfgs:
             return failed_forecast(
                 self.name,
                 self._next_start,
@@ -214,10 +256,10 @@ class _FastModel:
                 self._failed or "not fitted",
                 self._notes,
             )
-        cache, cfg = self._cache, self._cfg
+        cache, cfgs = self._cache, self._cfgs
         cache.ensure_extra(horizon)
         h = np.arange(1, horizon + 1, dtype=np.int64)
-        mean = lead_forecast(cache, np.full(horizon, cache.n - 1, dtype=np.int64), h, cfg)
+        mean = mean_forecast(cache, np.full(horizon, cache.n - 1, dtype=np.int64), h, cfgs)
         assert self._calib is not None
         bands = self._calib.bands(mean, qs)
         if self._nonnegative:
@@ -241,8 +283,9 @@ class NaiveForecaster(_FastModel):
 
     def _choose(
         self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
-    ) -> tuple[SeasonalConfig, list[str]]:
-        return SeasonalConfig(window=1), []
+    ) -> tuple[tuple[SeasonalConfig, ...], list[Fold], list[str]]:
+        cfgs = (SeasonalConfig(window=1),)
+        return cfgs, _last(cfgs, y, n_eval), []
 
 
 class SeasonalNaiveForecaster(_FastModel):
@@ -269,21 +312,30 @@ class SeasonalNaiveForecaster(_FastModel):
 
     def _choose(
         self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
-    ) -> tuple[SeasonalConfig, list[str]]:
+    ) -> tuple[tuple[SeasonalConfig, ...], list[Fold], list[str]]:
+        naive = (SeasonalConfig(window=1),)
         m = season_steps(self.season_s, self._step_s)
         if m == 0:
-            return SeasonalConfig(window=1), [
-                f"season {self.season_s:g} s is not a whole number of {self._step_s:g} s "
-                "steps: naive"
-            ]
+            return (
+                naive,
+                _last(naive, y, n_eval),
+                [
+                    f"season {self.season_s:g} s is not a whole number of {self._step_s:g} s "
+                    "steps: naive"
+                ],
+            )
         cfg = SeasonalConfig(season=m, seasons=1, window=0)
         n = int(y.shape[0])
         if warmup(cfg, self.lead) > n - self.lead - max(n_eval, 1):
-            return SeasonalConfig(window=1), [
-                f"history of {n} points is too short for a season of {m} points plus the "
-                f"lead and the backtest: naive"
-            ]
-        return cfg, []
+            return (
+                naive,
+                _last(naive, y, n_eval),
+                [
+                    f"history of {n} points is too short for a season of {m} points plus the "
+                    f"lead and the backtest: naive"
+                ],
+            )
+        return (cfg,), _last((cfg,), y, n_eval), []
 
 
 class RobustSeasonalForecaster(_FastModel):
@@ -292,11 +344,14 @@ class RobustSeasonalForecaster(_FastModel):
     The profile is the median of the last 1–3 daily or weekly seasons (a spike in one of them
     does not move it); the level ratio over the last few points follows restarts and level
     shifts; a lightly smoothed profile suits noisy counts. Every candidate is scored at the
-    lead on the same origins and the best (simplest within 0.5 %) wins. Without enough history
-    for a season the candidates are level/trend only (noted).
+    lead on the same origins; the served forecast is the average of a few of them picked by
+    greedy forward selection (an average is steadier than one in-sample winner on noisy
+    series). The pick is two-fold cross-validated so its score and residuals are out of
+    sample. Without enough history for a season the candidates are level/trend only (noted).
     """
 
     name = "robust_seasonal"
+    max_members = 5
 
     def candidates(self, n: int, n_eval: int, seasons: list[int]) -> list[SeasonalConfig]:
         """Every configuration that can be backtested on `n_eval` origins of `n` points."""
@@ -306,16 +361,16 @@ class RobustSeasonalForecaster(_FastModel):
             for trend in (False, True):
                 out.append(SeasonalConfig(window=w, trend=trend))
         for m in seasons:
+            # 1 (the season itself) or the median of 3; never 2, whose "median" is a mean that
+            # carries half of any burst into the profile.
             ks = [
-                k
-                for k in (1, 2, 3)
-                if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
+                k for k in (1, 3) if warmup(SeasonalConfig(season=m, seasons=k), self.lead) <= limit
             ]
-            if len(ks) == 3:
-                ks = [1, 3]
-            for k in ks:
+            # A single past season copies any burst it held: offer it clipped as well (the
+            # median of three already ignores a burst in one of them).
+            variants = [(k, clip) for k in ks for clip in ((False, True) if k == 1 else (False,))]
+            for k, clip in variants:
                 for smooth in (0, 2):
-                    out.append(SeasonalConfig(season=m, seasons=k, smooth=smooth, window=0))
                     for w in LEVEL_WINDOWS:
                         if w >= m:
                             break
@@ -329,13 +384,14 @@ class RobustSeasonalForecaster(_FastModel):
                                         window=w,
                                         ratio=ratio,
                                         trend=trend,
+                                        clip=clip,
                                     )
                                 )
         return [c for c in out if warmup(c, self.lead) <= limit]
 
     def _choose(
         self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
-    ) -> tuple[SeasonalConfig, list[str]]:
+    ) -> tuple[tuple[SeasonalConfig, ...], list[Fold], list[str]]:
         n = int(y.shape[0])
         notes: list[str] = []
         lead = self.lead
@@ -345,19 +401,60 @@ class RobustSeasonalForecaster(_FastModel):
                 f"history of {n} points is too short for a daily or weekly profile: "
                 "level and trend only"
             )
+        naive = (SeasonalConfig(window=1),)
         if n_eval == 0 or not cands:
-            return SeasonalConfig(window=1), [*notes, "nothing to backtest on: naive"]
+            return naive, _last(naive, y, n_eval), [*notes, "nothing to backtest on: naive"]
         if not self._nonnegative:
             cands = [c for c in cands if not c.ratio]
-        o = np.arange(n - lead - n_eval, n - lead, dtype=np.int64)
-        actual = y[o + lead]
+        t = np.arange(n - n_eval, n, dtype=np.int64)  # targets
+        actual = y[t]
         ok = np.isfinite(actual)
         if not ok.any():
-            return SeasonalConfig(window=1), [*notes, "no actuals in the backtest window: naive"]
-        o, actual = o[ok], actual[ok]
-        maes = np.array(
-            [float(np.mean(np.abs(actual - lead_forecast(cache, o, lead, c)))) for c in cands]
-        )
+            notes.append("no actuals in the backtest window: naive")
+            return naive, _last(naive, y, n_eval), notes
+        fc = np.stack([lead_forecast(cache, t - lead, lead, c) for c in cands])
+
+        def pick(cols: npt.NDArray[np.bool_]) -> tuple[SeasonalConfig, ...]:
+            return tuple(cands[i] for i in self._select(fc[:, cols], actual[cols]))
+
+        final = pick(ok)
+        if n_eval < MIN_SPLIT:
+            notes.append(f"only {n_eval} backtest origins: chosen and scored on the same ones")
+            return final, [(final, n - n_eval, n)], notes
+        # Two-fold cross-validation of the choice itself: each half is scored (and gives
+        # residuals) with what the other half chose, so the score `auto` compares and the
+        # bands are out of sample. The served choice uses both halves.
+        half = n_eval // 2
+        older = ok & (np.arange(n_eval) < half)
+        newer = ok & (np.arange(n_eval) >= half)
+        folds: list[Fold] = []
+        if older.any() and newer.any():
+            folds = [
+                (pick(newer), n - n_eval, n - n_eval + half),
+                (pick(older), n - n_eval + half, n),
+            ]
+        else:
+            folds = [(final, n - n_eval, n)]
+        return final, folds, notes
+
+    def _select(self, fc: FloatArray, actual: FloatArray) -> list[int]:
+        """Greedy forward selection with replacement (Caruana et al. 2004): start from the
+        best (simplest within 0.5 %), add whichever candidate most lowers the average's MAE."""
+        maes = np.mean(np.abs(fc - actual), axis=1)
         best = float(np.nanmin(maes))
-        pick = int(np.flatnonzero(maes <= best * (1.0 + SIMPLICITY_MARGIN))[0])
-        return cands[pick], notes
+        first = int(np.flatnonzero(maes <= best * (1.0 + SIMPLICITY_MARGIN))[0])
+        members = [first]
+        total = fc[first].copy()
+        current = float(maes[first])
+        pool = np.argsort(maes, kind="stable")[:ENSEMBLE_POOL]  # the rest would rarely help
+        pool_fc = fc[pool]
+        while len(members) < self.max_members:
+            k = len(members)
+            trial = np.mean(np.abs((total + pool_fc) / (k + 1) - actual), axis=1)
+            j = int(np.argmin(trial))
+            if not float(trial[j]) < current * (1.0 - ENSEMBLE_MIN_GAIN):
+                break
+            members.append(int(pool[j]))
+            total += pool_fc[j]
+            current = float(trial[j])
+        return sorted(members)

@@ -181,6 +181,14 @@ class ProphetForecaster:
         self._notes = tuple(notes)
         return self
 
+    def refresh(self, history: History) -> Self:
+        """Prophet's forecast ignores the latest values; only the start moves (a full fit
+        when there is no usable model)."""
+        if self._model is None or not np.isclose(history.step_s, self._step_s):
+            return self.fit(history)
+        self._next_start = history.end + history.step_s if len(history) else history.start
+        return self
+
     def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
         horizon = check_horizon(horizon)
         qs = check_quantiles(quantiles)

@@ -1,0 +1,42 @@
+"""The cluster simulator and scaling benchmark (pure: no I/O, no wall clock).
+
+Entry points: `run_simulation` (trace lines in, report out), `tune_spec` (the cheapest spec
+under a drop-rate limit and a budget), `workload_from_arrivals` (replay stored load). See
+docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+from app.sim.engine import SCENARIOS, Scenario, SimResult, simulate
+from app.sim.report import PolicyReport, check_targets, report_for
+from app.sim.runner import (
+    DEFAULT_POLICIES,
+    SimulationReport,
+    UnknownPolicy,
+    run_simulation,
+    simulate_policy,
+)
+from app.sim.traces import TraceError, Workload, build_workload, parse_trace, workload_from_arrivals
+from app.sim.tune import TuneResult, tune_spec
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "SCENARIOS",
+    "PolicyReport",
+    "Scenario",
+    "SimResult",
+    "SimulationReport",
+    "TraceError",
+    "TuneResult",
+    "UnknownPolicy",
+    "Workload",
+    "build_workload",
+    "check_targets",
+    "parse_trace",
+    "report_for",
+    "run_simulation",
+    "simulate",
+    "simulate_policy",
+    "tune_spec",
+    "workload_from_arrivals",
+]

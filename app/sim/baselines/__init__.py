@@ -1,0 +1,10 @@
+"""Peer autoscalers, each as its system documents it, and the clairvoyant oracle."""
+
+from __future__ import annotations
+
+from app.sim.baselines.hpa import HPA
+from app.sim.baselines.keda import KEDA
+from app.sim.baselines.kpa import KPA
+from app.sim.baselines.oracle import Oracle
+
+__all__ = ["HPA", "KEDA", "KPA", "Oracle"]

@@ -1,0 +1,417 @@
+"""Trace parsing and the benchmark's load scaling (BENCHMARK.md, "Traces" and "Scenario").
+
+Two shapes are accepted, told apart by their header, never by the file name, so that traces we
+have never seen work unchanged:
+
+- count series: ``timestamp,value`` — requests (or any events) per regular interval;
+- request logs: ``TIMESTAMP,ContextTokens,GeneratedTokens`` — one request per line.
+
+The caller reads the file; this module only parses text (the pure core does no I/O).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CountTrace",
+    "RequestLog",
+    "Trace",
+    "TraceError",
+    "TraceKind",
+    "Workload",
+    "build_workload",
+    "default_window_s",
+    "detect_kind",
+    "parse_duration",
+    "parse_trace",
+    "workload_from_arrivals",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class TraceError(ValueError):
+    """The text is not a trace of a known shape (bad header, bad row, too short)."""
+
+
+class TraceKind(StrEnum):
+    COUNTS = "counts"
+    REQUESTS = "requests"
+
+
+_COUNT_HEADER = ("timestamp", "value")
+_REQUEST_HEADER = ("timestamp", "contexttokens", "generatedtokens")
+
+
+def _split_header(line: str) -> tuple[str, ...]:
+    return tuple(c.strip().strip('"').lower() for c in line.lstrip("\ufeff").split(","))
+
+
+def detect_kind(header: str) -> TraceKind:
+    """Classify a trace by its header line (case-insensitive, BOM and quotes tolerated)."""
+    cols = _split_header(header)
+    if cols == _COUNT_HEADER:
+        return TraceKind.COUNTS
+    if cols == _REQUEST_HEADER:
+        return TraceKind.REQUESTS
+    raise TraceError(
+        f"unknown trace header {header.strip()!r}: expected 'timestamp,value' or "
+        "'TIMESTAMP,ContextTokens,GeneratedTokens'"
+    )
+
+
+def _parse_time(text: str, lineno: int) -> float:
+    s = text.strip().strip('"')
+    # Azure writes 7 fractional digits; fromisoformat takes at most 6.
+    if "." in s:
+        head, _, frac = s.partition(".")
+        digits = "".join(ch for ch in frac if ch.isdigit())
+        s = f"{head}.{digits[:6]}" if digits else head
+    try:
+        ts = datetime.fromisoformat(s)
+    except ValueError as exc:
+        raise TraceError(f"line {lineno}: bad timestamp {text.strip()!r}") from exc
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class CountTrace:
+    """A regular count series: `values[i]` events in `[times[i], times[i] + interval_s)`."""
+
+    times: FloatArray
+    values: FloatArray
+    interval_s: float
+    kind: TraceKind = field(default=TraceKind.COUNTS, init=False)
+
+    @property
+    def end(self) -> float:
+        return float(self.times[-1]) + self.interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLog:
+    """One row per request: arrival time, prompt and output token counts."""
+
+    times: FloatArray
+    context_tokens: IntArray
+    generated_tokens: IntArray
+    kind: TraceKind = field(default=TraceKind.REQUESTS, init=False)
+
+
+Trace = CountTrace | RequestLog
+
+
+def parse_trace(lines: Iterable[str]) -> Trace:
+    """Parse a trace from its lines (header first). Blank lines are skipped."""
+    it = iter(lines)
+    header = next((ln for ln in it if ln.strip()), None)
+    if header is None:
+        raise TraceError("empty trace")
+    kind = detect_kind(header)
+    rows: list[list[str]] = []
+    for ln in it:
+        if ln.strip():
+            rows.append(ln.split(","))
+    if kind is TraceKind.COUNTS:
+        return _parse_counts(rows)
+    return _parse_requests(rows)
+
+
+def _parse_counts(rows: Sequence[Sequence[str]]) -> CountTrace:
+    if len(rows) < 2:
+        raise TraceError("a count trace needs at least two rows to know its interval")
+    times = np.empty(len(rows))
+    values = np.empty(len(rows))
+    for i, row in enumerate(rows):
+        if len(row) != 2:
+            raise TraceError(f"line {i + 2}: expected 2 columns, got {len(row)}")
+        times[i] = _parse_time(row[0], i + 2)
+        try:
+            values[i] = float(row[1])
+        except ValueError as exc:
+            raise TraceError(f"line {i + 2}: bad value {row[1].strip()!r}") from exc
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise TraceError("count values must be finite and non-negative")
+    order = np.argsort(times, kind="stable")
+    times, values = times[order], values[order]
+    steps = np.diff(times)
+    interval = float(np.median(steps))
+    if interval <= 0:
+        raise TraceError("count trace timestamps must increase")
+    return CountTrace(times=times, values=values, interval_s=interval)
+
+
+def _parse_requests(rows: Sequence[Sequence[str]]) -> RequestLog:
+    if not rows:
+        raise TraceError("a request log needs at least one request")
+    times = np.empty(len(rows))
+    ctx = np.empty(len(rows), dtype=np.int64)
+    gen = np.empty(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        if len(row) != 3:
+            raise TraceError(f"line {i + 2}: expected 3 columns, got {len(row)}")
+        times[i] = _parse_time(row[0], i + 2)
+        try:
+            ctx[i] = int(row[1])
+            gen[i] = int(row[2])
+        except ValueError as exc:
+            raise TraceError(f"line {i + 2}: token counts must be integers") from exc
+    if np.any(ctx < 0) or np.any(gen < 0):
+        raise TraceError("token counts must be non-negative")
+    order = np.argsort(times, kind="stable")
+    return RequestLog(times=times[order], context_tokens=ctx[order], generated_tokens=gen[order])
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """'14d', '36h', '90m', '3600s' or a bare number of seconds -> seconds."""
+    s = text.strip().lower()
+    try:
+        value = float(s[:-1]) * _UNITS[s[-1]] if s and s[-1] in _UNITS else float(s)
+    except ValueError as exc:
+        raise ValueError(f"bad duration {text!r}: use e.g. 14d, 36h, 90m") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What the simulator replays: arrivals per second of the scored window.
+
+    `arrivals[t]` requests arrive in second t (t = 0 is `start`). Count traces have one service
+    time for every request (`service_s`); request logs carry `services[t]`, the service times (in
+    whole seconds) of the requests arriving in second t, in arrival order. `history_rate` is the
+    scaled load rate (req/s) before the window on a `history_step_s` grid: what a forecaster may
+    have seen. `demand[t]` is the offered concurrency (slots needed if every request started on
+    arrival), the curve every policy is measured against.
+    """
+
+    kind: TraceKind
+    start: float
+    arrivals: IntArray
+    service_s: int
+    services: dict[int, tuple[int, ...]]
+    demand: IntArray
+    history_rate: FloatArray
+    history_step_s: float
+    scale: float
+    description: str
+
+    @property
+    def duration_s(self) -> int:
+        return len(self.arrivals)
+
+    @property
+    def max_service_s(self) -> int:
+        if self.services:
+            return max(max(v) for v in self.services.values())
+        return self.service_s
+
+
+def _offered_concurrency(
+    arrivals: IntArray, starts: dict[int, tuple[int, ...]], fixed: int
+) -> IntArray:
+    n = len(arrivals)
+    delta = np.zeros(n + 1, dtype=np.int64)
+    if starts:
+        for t, svc in starts.items():
+            for s in svc:
+                delta[t] += 1
+                delta[min(n, t + s)] -= 1
+    else:
+        delta[:n] += arrivals
+        ends = np.minimum(np.arange(n) + fixed, n)
+        np.add.at(delta, ends, -arrivals)
+    return np.cumsum(delta[:n])
+
+
+def build_workload(
+    trace: Trace,
+    *,
+    seed: int,
+    window_s: float | None = None,
+    slots_per_pod: int = 8,
+    count_service_s: float = 16.0,
+    target_pods_at_p99: float = 40.0,
+    replay_copies: int = 4,
+    service_base_s: float = 0.5,
+    service_per_generated_s: float = 0.03,
+    service_per_context_s: float = 0.0002,
+) -> Workload:
+    """Scale a trace into per-second arrivals exactly as BENCHMARK.md's scenario says.
+
+    Count traces: the window's per-interval rate is scaled so that its 99th percentile needs
+    `target_pods_at_p99` pods at 100 % (40 pods × 8 slots / 16 s = 20 req/s), held constant
+    within each interval, and drawn as per-second Poisson counts from `seed`. Request logs are
+    replayed `replay_copies` times, copy k shifted by k/copies of a second (interleaved), with
+    service = base + per_generated × GeneratedTokens + per_context × ContextTokens, rounded to
+    whole seconds (at least 1) because the simulator ticks once a second.
+    """
+    if isinstance(trace, CountTrace):
+        return _count_workload(
+            trace, seed, window_s, slots_per_pod, count_service_s, target_pods_at_p99
+        )
+    return _request_workload(
+        trace,
+        window_s,
+        replay_copies,
+        service_base_s,
+        service_per_generated_s,
+        service_per_context_s,
+    )
+
+
+def default_window_s(trace: Trace) -> float | None:
+    """The scored window when none is given: the last 14 days of a count series at 15 min or
+    coarser, the last 7 days of a finer one (BENCHMARK.md's nyc_taxi / twitter choices as a
+    rule), a whole request log (None)."""
+    if isinstance(trace, CountTrace):
+        return 14 * 86400.0 if trace.interval_s >= 900 else 7 * 86400.0
+    return None
+
+
+def _rate_at(trace: CountTrace, rates: FloatArray, t: npt.NDArray[np.floating[Any]]) -> FloatArray:
+    """The rate of the interval covering each time in `t` (NaN where no row covers it)."""
+    idx = np.searchsorted(trace.times, t, side="right") - 1
+    ok = (idx >= 0) & (t < trace.times[np.maximum(idx, 0)] + trace.interval_s)
+    out = np.full(len(t), np.nan)
+    out[ok] = rates[idx[ok]]
+    return out
+
+
+def _count_workload(
+    trace: CountTrace,
+    seed: int,
+    window_s: float | None,
+    slots: int,
+    service_s: float,
+    pods_at_p99: float,
+) -> Workload:
+    if window_s is None:
+        window_s = default_window_s(trace)
+    assert window_s is not None
+    end = trace.end
+    start = max(float(trace.times[0]), end - window_s)
+    in_window = trace.times + trace.interval_s > start
+    rates = trace.values / trace.interval_s
+    p99 = float(np.percentile(rates[in_window], 99))
+    target_rate = pods_at_p99 * slots / service_s
+    scale = target_rate / p99 if p99 > 0 else 0.0
+    scaled = rates * scale
+    n = round(end - start)
+    sec = start + np.arange(n)
+    lam = _rate_at(trace, scaled, sec)
+    lam[np.isnan(lam)] = 0.0  # a second no row covers (a gap in the trace) has no arrivals
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    arrivals = rng.poisson(lam).astype(np.int64)
+    svc = max(1, round(service_s))
+    # the history on a regular grid ending at the window start; gaps stay NaN (the forecasting
+    # package treats NaN as a missing bucket)
+    n_hist = int((start - float(trace.times[0])) // trace.interval_s)
+    grid = start - trace.interval_s * np.arange(n_hist, 0, -1)
+    history = _rate_at(trace, scaled, grid)
+    return Workload(
+        kind=TraceKind.COUNTS,
+        start=start,
+        arrivals=arrivals,
+        service_s=svc,
+        services={},
+        demand=_offered_concurrency(arrivals, {}, svc),
+        history_rate=history.astype(np.float64),
+        history_step_s=trace.interval_s,
+        scale=scale,
+        description=(
+            f"count trace, {trace.interval_s:g} s intervals, window {n} s, "
+            f"p99 rate scaled to {target_rate:g} req/s (x{scale:.4g}), Poisson seed {seed}"
+        ),
+    )
+
+
+def _request_workload(
+    trace: RequestLog,
+    window_s: float | None,
+    copies: int,
+    base: float,
+    per_gen: float,
+    per_ctx: float,
+) -> Workload:
+    t0 = float(trace.times[0])
+    end = float(trace.times[-1]) + 1.0
+    start = t0 if window_s is None else max(t0, end - window_s)
+    keep = trace.times >= start
+    times = trace.times[keep] - start
+    svc = np.maximum(
+        1,
+        np.round(
+            base + per_gen * trace.generated_tokens[keep] + per_ctx * trace.context_tokens[keep]
+        ),
+    ).astype(np.int64)
+    n = math.ceil(end - start)
+    per_second: dict[int, list[int]] = {}
+    arrivals = np.zeros(n, dtype=np.int64)
+    shifted = [(float(tt) + k / copies, k, i) for i, tt in enumerate(times) for k in range(copies)]
+    shifted.sort()
+    for tt, _k, i in shifted:
+        sec = min(n - 1, int(tt))
+        per_second.setdefault(sec, []).append(int(svc[i]))
+        arrivals[sec] += 1
+    services = {t: tuple(v) for t, v in per_second.items()}
+    return Workload(
+        kind=TraceKind.REQUESTS,
+        start=start,
+        arrivals=arrivals,
+        service_s=0,
+        services=services,
+        demand=_offered_concurrency(arrivals, services, 0),
+        history_rate=np.zeros(0),
+        history_step_s=60.0,
+        scale=float(copies),
+        description=(
+            f"request log, {int(keep.sum())} requests x{copies} interleaved copies over {n} s, "
+            f"service {base:g} + {per_gen:g}*gen + {per_ctx:g}*ctx s"
+        ),
+    )
+
+
+def workload_from_arrivals(
+    arrivals: npt.ArrayLike,
+    *,
+    service_s: int = 16,
+    history_rate: npt.ArrayLike = (),
+    history_step_s: float = 300.0,
+    start: float = 0.0,
+    description: str = "synthetic arrivals",
+) -> Workload:
+    """A workload from per-second arrival counts with one service time (tests, what-ifs)."""
+    arr = np.asarray(arrivals, dtype=np.int64)
+    if arr.ndim != 1 or len(arr) == 0 or np.any(arr < 0):
+        raise ValueError("arrivals must be a non-empty 1-d array of counts >= 0")
+    if service_s < 1:
+        raise ValueError("service_s must be >= 1")
+    return Workload(
+        kind=TraceKind.COUNTS,
+        start=start,
+        arrivals=arr,
+        service_s=service_s,
+        services={},
+        demand=_offered_concurrency(arr, {}, service_s),
+        history_rate=np.asarray(history_rate, dtype=np.float64),
+        history_step_s=history_step_s,
+        scale=1.0,
+        description=description,
+    )

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.sim.traces import (
+    CountTrace,
+    RequestLog,
+    TraceError,
+    TraceKind,
+    build_workload,
+    detect_kind,
+    parse_duration,
+    parse_trace,
+)
+
+# First rows of the shared traces (NAB nyc_taxi.csv, commit ea702d75; Azure/AzurePublicDataset
+# AzureLLMInferenceTrace_conv.csv, commit b469a113), written inline.
+NYC_EXCERPT = """timestamp,value
+2014-07-01 00:00:00,10844
+2014-07-01 00:30:00,8127
+2014-07-01 01:00:00,6210
+2014-07-01 01:30:00,4656
+"""
+AZURE_EXCERPT = """TIMESTAMP,ContextTokens,GeneratedTokens
+2023-11-16 18:15:46.6805900,374,44
+2023-11-16 18:15:50.9951690,396,109
+2023-11-16 18:15:51.1071780,879,48
+"""
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [
+        pytest.param("timestamp,value", TraceKind.COUNTS, id="nab-counts"),
+        pytest.param("Timestamp, Value", TraceKind.COUNTS, id="counts-case-space"),
+        pytest.param("\ufefftimestamp,value\n", TraceKind.COUNTS, id="counts-bom"),
+        pytest.param("TIMESTAMP,ContextTokens,GeneratedTokens", TraceKind.REQUESTS, id="azure"),
+        pytest.param('"timestamp","contexttokens","generatedtokens"', TraceKind.REQUESTS, id="q"),
+    ],
+)
+def test_detect_kind(header: str, kind: TraceKind) -> None:
+    assert detect_kind(header) is kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("time,count\n2014-07-01 00:00:00,3\n", id="unknown-header"),
+        pytest.param("timestamp,value\n2014-07-01 00:00:00,3\n", id="one-row"),
+        pytest.param("timestamp,value\nyesterday,3\n2014-07-01 00:30:00,1\n", id="bad-time"),
+        pytest.param("timestamp,value\n2014-07-01 00:00:00,x\n2014-07-01 00:30:00,1\n", id="nan"),
+        pytest.param(
+            "timestamp,value\n2014-07-01 00:00:00,-1\n2014-07-01 00:30:00,1\n", id="negative"
+        ),
+        pytest.param("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,1\n", id="cols"),
+        pytest.param(
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,1.5,2\n", id="float-tok"
+        ),
+    ],
+)
+def test_bad_traces_raise_trace_error(text: str) -> None:
+    with pytest.raises(TraceError):
+        parse_trace(text.splitlines())
+
+
+def test_parse_count_excerpt() -> None:
+    tr = parse_trace(NYC_EXCERPT.splitlines())
+    assert isinstance(tr, CountTrace)
+    assert tr.interval_s == 1800
+    assert tr.values.tolist() == [10844, 8127, 6210, 4656]
+
+
+def test_parse_request_log_excerpt_with_seven_fraction_digits() -> None:
+    tr = parse_trace(AZURE_EXCERPT.splitlines())
+    assert isinstance(tr, RequestLog)
+    assert tr.generated_tokens.tolist() == [44, 109, 48]
+    assert tr.times[1] - tr.times[0] == pytest.approx(4.314579, abs=1e-5)
+
+
+def _counts(values: list[float], interval_min: int = 30) -> CountTrace:
+    lines = ["timestamp,value"]
+    for i, v in enumerate(values):
+        h, m = divmod(i * interval_min, 60)
+        lines.append(f"2014-07-{1 + h // 24:02d} {h % 24:02d}:{m:02d}:00,{v}")
+    tr = parse_trace(lines)
+    assert isinstance(tr, CountTrace)
+    return tr
+
+
+def test_count_scaling_puts_p99_rate_at_forty_pods() -> None:
+    # 100 intervals of 30 min with counts 1..100: p99 rate maps to 40 pods * 8 / 16 s = 20/s.
+    tr = _counts([float(v) for v in range(1, 101)])
+    wl = build_workload(tr, seed=3, window_s=100 * 1800)
+    p99 = np.percentile(np.arange(1, 101) / 1800, 99)
+    assert wl.scale == pytest.approx(20.0 / p99)
+    # the last interval (count 100) runs at 100/1800*scale req/s; Poisson mean checks it
+    last = wl.arrivals[-1800:]
+    assert last.mean() == pytest.approx(100 / 1800 * wl.scale, rel=0.05)
+    assert wl.service_s == 16
+    assert wl.duration_s == 100 * 1800
+
+
+def test_count_window_splits_history_and_poisson_is_seeded() -> None:
+    tr = _counts([10.0] * 96)  # two days
+    a = build_workload(tr, seed=7, window_s=86400)
+    b = build_workload(tr, seed=7, window_s=86400)
+    c = build_workload(tr, seed=8, window_s=86400)
+    assert a.duration_s == 86400
+    assert len(a.history_rate) == 48  # the day before the window
+    assert np.array_equal(a.arrivals, b.arrivals)
+    assert not np.array_equal(a.arrivals, c.arrivals)
+
+
+def test_request_log_replays_four_interleaved_copies_with_token_service_times() -> None:
+    wl = build_workload(parse_trace(AZURE_EXCERPT.splitlines()), seed=0)
+    assert wl.kind is TraceKind.REQUESTS
+    assert int(wl.arrivals.sum()) == 12
+    assert wl.arrivals[0] == 4  # copy k at +k/4 s: all in the first second
+    # 0.5 + 0.03*44 + 0.0002*374 = 1.8948 -> 2 s; 0.5 + 3.27 + 0.0792 = 3.85 -> 4 s
+    assert wl.services[0] == (2, 2, 2, 2)
+    assert len(wl.history_rate) == 0
+
+
+def test_request_log_services_use_formula() -> None:
+    wl = build_workload(parse_trace(AZURE_EXCERPT.splitlines()), seed=0)
+    expected = sorted(
+        max(1, round(0.5 + 0.03 * g + 0.0002 * c)) for c, g in [(374, 44), (396, 109), (879, 48)]
+    )
+    got = sorted({s for v in wl.services.values() for s in v})
+    assert got == sorted(set(expected))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("14d", 1209600), ("36h", 129600), ("90m", 5400), ("3600s", 3600), ("120", 120)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "x", "-3d", "0", "nand"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_gaps_in_a_count_trace_have_no_arrivals_and_nan_history() -> None:
+    text = [
+        "timestamp,value",
+        "2015-01-01 00:00:00,1800",
+        "2015-01-01 00:30:00,1800",
+        # 01:00 and 01:30 missing
+        "2015-01-01 02:00:00,1800",
+        "2015-01-01 02:30:00,1800",
+        "2015-01-01 03:00:00,1800",
+    ]
+    tr = parse_trace(text)
+    wl = build_workload(tr, seed=0, window_s=7200)  # 01:30 .. 03:30
+    assert wl.arrivals[:1800].sum() == 0  # 01:30-02:00 is a gap
+    assert wl.arrivals[1800:].sum() > 0
+    hist = wl.history_rate
+    assert len(hist) == 3  # 00:00, 00:30, 01:00 on the grid
+    assert np.isnan(hist[2]) and not np.isnan(hist[0])
