@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import forecasts, grafana, ops, query, samples, scalers, tokens
+from app.api import forecasts, grafana, ops, query, samples, scalers, simulations, tokens
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
@@ -30,6 +30,7 @@ from app.workers.forecasts import ForecastCache, forecast_loop
 from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
 from app.workers.rollups import rollup_loop
+from app.workers.simulations import SimulationJobs
 from app.workers.supervisor import Supervisor
 
 __all__ = ["create_app"]
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             telemetry=Telemetry(),
             cluster=cluster,
             forecasts=ForecastCache(),
+            simulations=SimulationJobs(db, now_us=clock_.stamp_us),
         )
         app.state.ctx = ctx
         supervisor = Supervisor()
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             yield
         finally:
             await supervisor.stop()
+            await ctx.simulations.close()
             if kube is not None:
                 await kube.close()
             await db.dispose()
@@ -132,6 +135,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
 
     app.add_middleware(LatencyMiddleware)
-    for module in (ops, pushgateway, samples, query, tokens, scalers, forecasts, grafana):
+    for module in (
+        ops,
+        pushgateway,
+        samples,
+        query,
+        tokens,
+        scalers,
+        forecasts,
+        simulations,
+        grafana,
+    ):
         app.include_router(module.router)
     return app

@@ -17,6 +17,7 @@ from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache
+from app.workers.simulations import SimulationJobs
 
 __all__ = ["AppContext", "Ctx", "get_context"]
 
@@ -30,6 +31,7 @@ class AppContext:
     telemetry: Telemetry
     cluster: Cluster
     forecasts: ForecastCache
+    simulations: SimulationJobs
     extras: dict[str, object] = field(default_factory=dict)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from app.forecasting import History, make_forecaster, to_load_forecast
+from app.forecasting import History, to_load_forecast
 from app.forecasting.base import Forecaster
+from app.forecasting.from_spec import forecaster_for, lead_steps
 from app.policy import decide, parse_spec
 from app.policy.spec import ScalerSpec
 from app.policy.types import LoadForecast, MetricReading, Observation, ScalerState
@@ -132,14 +133,11 @@ class CiuicPolicy:
             return
         first = self.workload.start + (len(self._history) - len(hist)) * self.step_s
         first -= len(self.workload.history_rate) * self.step_s
-        lead_s = 60.0 + float(self.spec.forecast.buffer)
-        lead = max(1, math.ceil(lead_s / self.step_s))
+        lead = lead_steps(self.spec, self.step_s)  # as the live service: cold start + buffer
         horizon = lead + math.ceil(3600.0 / self.step_s) + 1
         history = History(first, self.step_s, np.asarray(hist))
         if self._model is None:
-            self._model = make_forecaster(
-                self.spec.algorithm.name, lead=lead, params=self.spec.algorithm.params
-            )
+            self._model = forecaster_for(self.spec, lead=lead)
             full = True
         model = self._model.fit(history) if full else self._model.refresh(history)
         self._forecast = to_load_forecast(model.predict(horizon), None, made_at=now_unix)

@@ -21,6 +21,7 @@ __all__ = [
     "scaler_events",
     "scalers",
     "series",
+    "simulations",
     "tokens",
 ]
 
@@ -176,4 +177,20 @@ forecasts = sa.Table(
     sa.Column("points", sa.Text, nullable=False),  # JSON {"mean": [...], "quantiles": {q: [...]}}
     sa.Column("failed", sa.Text, nullable=True),
     sa.Column("details", sa.Text, nullable=False),  # JSON: notes, backtest, lead, history
+)
+
+# Simulation and tuning jobs: run in the background by the replica that accepted them; any
+# replica answers their status.
+simulations = sa.Table(
+    "simulations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # simulate | tune
+    sa.Column("scaler", sa.String(63), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed
+    sa.Column("request", sa.Text, nullable=False),  # JSON
+    sa.Column("result", sa.Text, nullable=True),  # JSON
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("finished_us", sa.BigInteger, nullable=True),
 )

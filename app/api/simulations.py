@@ -1,0 +1,243 @@
+"""Simulations and tuning: replay a trace or a scaler's stored load through the real policy
+and the baselines (`POST /v1/simulations`), or search a scaler's targets for the cheapest spec
+that keeps drops under a limit (`POST /v1/scalers/{name}/tune`). Both run in the background;
+`GET /v1/simulations/{id}` returns the status and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.api.auth import RequireAdmin, RequireRead
+from app.api.body import read_body
+from app.api.context import AppContext, Ctx
+from app.api.scalers import get_scaler_spec
+from app.api.timeparams import parse_duration, parse_time
+from app.errors import BadRequest, NotFound, UnprocessableEntity
+from app.sim import DEFAULT_POLICIES, TraceError, parse_trace
+from app.store.tables import simulations
+from app.workers.forecasts import load_history
+from app.workers.simulations import replay_job, trace_job, tune_job
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["simulations"])
+
+Policy = Literal["ciuic", "hpa", "keda", "kpa", "oracle"]
+
+
+def _all_policies() -> list[Policy]:
+    return ["ciuic", "hpa", "keda", "kpa", "oracle"]
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scaler: str = Field(description="Replay this scaler's stored load with its spec")
+    start: str | float | None = Field(None, description="Default: 7 days before end")
+    end: str | float | None = Field(None, description="Default: now")
+    policies: list[Policy] = Field(default_factory=_all_policies)
+    seed: int = 0
+
+
+class TuneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: str | float | None = None
+    end: str | float | None = None
+    max_drop_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    monthly_budget_usd: Annotated[float, Field(gt=0)] | None = None
+    seed: int = 0
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    scaler: str | None
+    status: str
+    request: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+def _time(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
+
+
+async def _create(ctx: AppContext, kind: str, scaler: str | None, request: dict[str, Any]) -> str:
+    job_id = secrets.token_hex(8)
+    async with ctx.db.transaction() as conn:
+        await conn.execute(
+            sa.insert(simulations).values(
+                id=job_id,
+                kind=kind,
+                scaler=scaler,
+                status="pending",
+                request=json.dumps(request),
+                created_us=ctx.clock.stamp_us(),
+            )
+        )
+    return job_id
+
+
+def _accepted(job_id: str) -> Response:
+    body = json.dumps({"id": job_id, "status": "pending", "url": f"/v1/simulations/{job_id}"})
+    return Response(
+        body,
+        status_code=202,
+        media_type="application/json",
+        headers={"Location": f"/v1/simulations/{job_id}"},
+    )
+
+
+def _range(
+    ctx: AppContext, start: str | float | None, end: str | float | None
+) -> tuple[float, float]:
+    t1 = ctx.clock.now() if end is None else parse_time(str(end), "end")
+    t0 = t1 - 7 * 86400 if start is None else parse_time(str(start), "start")
+    if t1 - t0 < 3600:
+        raise BadRequest("the range must span at least an hour", code="invalid_parameter")
+    if t1 - t0 > 31 * 86400:
+        raise BadRequest("the range may span at most 31 days", code="invalid_parameter")
+    return t0, t1
+
+
+async def _stored_load(
+    ctx: AppContext, name: str, t0: float, t1: float
+) -> tuple[dict[str, Any], list[float], float, float]:
+    spec = await get_scaler_spec(ctx, name)
+    if spec.capacity is None:
+        raise UnprocessableEntity(
+            f"scaler {name!r} has no capacity: its load cannot be turned into requests",
+            details=[{"field": "capacity", "message": "required to replay the stored load"}],
+        )
+    async with ctx.db.read() as conn:
+        history = await load_history(conn, spec, t1, span_s=t1 - t0)
+    if history is None or len(history) < 12:
+        raise UnprocessableEntity(
+            f"scaler {name!r} has less than an hour of stored load ({spec.capacity.signal})",
+            code="not_enough_history",
+        )
+    rates = [float(v) for v in history.values]
+    return spec.to_document(defaults=True), rates, history.step_s, history.start
+
+
+@router.post(
+    "/v1/simulations",
+    status_code=202,
+    operation_id="create_simulation",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": ReplayRequest.model_json_schema()},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def create_simulation(
+    ctx: Ctx,
+    request: Request,
+    _auth: RequireRead,
+    policy: Annotated[list[Policy] | None, Query(description="For trace uploads")] = None,
+    window: Annotated[str | None, Query(description="Scored window, e.g. 14d")] = None,
+    seed: Annotated[int, Query()] = 0,
+    scaler: Annotated[str | None, Query(description="Use this scaler's spec for ciuic")] = None,
+) -> Response:
+    """A CSV trace (`timestamp,value` counts or a `TIMESTAMP,ContextTokens,GeneratedTokens`
+    request log), or JSON naming a scaler whose stored load to replay."""
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type in ("text/csv", "text/plain"):
+        text = body.decode("utf-8", errors="replace")
+        try:
+            await asyncio.to_thread(parse_trace, text.splitlines())
+        except TraceError as exc:
+            raise UnprocessableEntity(
+                f"the trace cannot be read: {exc}", code="invalid_trace"
+            ) from exc
+        window_s = None if window is None else parse_duration(window, "window")
+        spec = None
+        if scaler is not None:
+            spec = (await get_scaler_spec(ctx, scaler)).to_document(defaults=True)
+        policies = list(policy or DEFAULT_POLICIES)
+        job_id = await _create(
+            ctx,
+            "simulate",
+            scaler,
+            {"trace_bytes": len(body), "policies": policies, "window_s": window_s, "seed": seed},
+        )
+        ctx.simulations.submit(job_id, trace_job, text, policies, window_s, seed, spec)
+        return _accepted(job_id)
+    try:
+        req = ReplayRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise UnprocessableEntity(
+            f"{exc.error_count()} invalid field(s)",
+            details=[
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()
+            ],
+        ) from exc
+    t0, t1 = _range(ctx, req.start, req.end)
+    spec_doc, rates, step_s, start = await _stored_load(ctx, req.scaler, t0, t1)
+    job_id = await _create(
+        ctx,
+        "simulate",
+        req.scaler,
+        {"start": t0, "end": t1, "policies": list(req.policies), "seed": req.seed},
+    )
+    ctx.simulations.submit(
+        job_id, replay_job, rates, step_s, start, spec_doc, list(req.policies), req.seed
+    )
+    return _accepted(job_id)
+
+
+@router.post("/v1/scalers/{name}/tune", status_code=202, operation_id="tune_scaler")
+async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, _auth: RequireAdmin) -> Response:
+    """Replay the scaler's stored load with candidate GPU targets and keep the cheapest spec
+    whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
+    t0, t1 = _range(ctx, body.start, body.end)
+    spec_doc, rates, step_s, start = await _stored_load(ctx, name, t0, t1)
+    job_id = await _create(ctx, "tune", name, {**body.model_dump(), "start": t0, "end": t1})
+    ctx.simulations.submit(
+        job_id,
+        tune_job,
+        rates,
+        step_s,
+        start,
+        spec_doc,
+        body.seed,
+        body.max_drop_rate,
+        body.monthly_budget_usd,
+    )
+    return _accepted(job_id)
+
+
+@router.get("/v1/simulations/{job_id}", operation_id="get_simulation", response_model=JobOut)
+async def get_simulation(ctx: Ctx, job_id: str, _auth: RequireRead) -> JobOut:
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(sa.select(simulations).where(simulations.c.id == job_id))).first()
+    if row is None:
+        raise NotFound(f"no simulation {job_id!r}")
+    created = _time(int(row.created_us))
+    assert created is not None
+    return JobOut(
+        id=row.id,
+        kind=row.kind,
+        scaler=row.scaler,
+        status=row.status,
+        request=json.loads(row.request),
+        result=None if row.result is None else json.loads(row.result),
+        error=row.error,
+        created_at=created,
+        finished_at=_time(row.finished_us),
+    )
