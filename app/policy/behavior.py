@@ -18,7 +18,6 @@ signed delta)); both pruned to the longest window/period in use.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from app.policy.codes import Code
@@ -63,7 +62,9 @@ def scale_up_limit(rules: ScaleUpRules, current: int, events: tuple[tuple[float,
     for p in rules.policies:
         added, removed = _changes(p.period_seconds, events, now)
         start = current - added + removed
-        proposed = start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100))
+        # Integer arithmetic: 50 x (1 + 10/100) is 55.000000000000007 in floats, whose
+        # ceiling (56) would exceed a 10 % limit (HPA computes it in floats and does).
+        proposed = start + p.value if p.type == "Pods" else -(-start * (100 + p.value) // 100)
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
@@ -78,8 +79,8 @@ def scale_down_limit(rules: ScaleDownRules, current: int, events: tuple[tuple[fl
     for p in rules.policies:
         added, removed = _changes(p.period_seconds, events, now)
         start = current - added + removed
-        # Percent: Go's int32() conversion truncates.
-        proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
+        # Percent: Go's int32() conversion truncates (exact integer floor here).
+        proposed = start - p.value if p.type == "Pods" else start * (100 - p.value) // 100
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
