@@ -8,6 +8,7 @@ the current model by `switch_margin`, so the served model does not flap between 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Self
 
@@ -37,8 +38,13 @@ __all__ = ["DEFAULT_CANDIDATES", "AutoForecaster"]
 DEFAULT_CANDIDATES: tuple[str, ...] = ("naive", "seasonal_naive", "robust_seasonal")
 
 
+def _key(score: BacktestScore) -> float:
+    """Trimmed MAE (smallest 95 % of errors; see models.TRIM), MAE where a model has none."""
+    return score.trimmed if math.isfinite(score.trimmed) else score.mae
+
+
 class AutoForecaster:
-    """Fits every candidate and serves the best by backtest MAE at `lead`.
+    """Fits every candidate and serves the best by backtest (trimmed) MAE at `lead`.
 
     `candidates` names models known to `make_forecaster` (prophet may be added; it costs a
     second or so per fit). A failed candidate is skipped with a note; when all fail, the
@@ -134,7 +140,7 @@ class AutoForecaster:
             self._notes = tuple(notes)
             return self
         self._failed = None
-        scored = {n: s.mae for n, s in self._scores.items() if s is not None}
+        scored = {n: _key(s) for n, s in self._scores.items() if s is not None}
         previous = self._chosen_name
         if not scored:
             # Nothing could be backtested: prefer the simplest model that fitted.

@@ -52,6 +52,7 @@ __all__ = [
     "RobustSeasonalForecaster",
     "SeasonalNaiveForecaster",
     "eval_window",
+    "trimmed_mean",
 ]
 
 DEFAULT_EVAL_POINTS = 1000
@@ -60,6 +61,11 @@ LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 # ensemble: tiny wins on one window are mostly noise.
 SIMPLICITY_MARGIN = 0.005
 MIN_SPLIT = 40  # eval windows shorter than this are not cross-validated (noted)
+# Candidates are compared on the mean of their smallest 95 % absolute errors: on bursty series
+# (tweets, LLM traffic) plain MAE lets one burst in the window pick a model that loses on the
+# quiet days after (measured on the week before the scored one: auto -31 % vs naive with MAE,
+# +0.7 % trimmed), while on smooth series it changes little.
+TRIM = 0.05
 ENSEMBLE_POOL = 24  # members are picked among this many best single candidates
 ENSEMBLE_MIN_GAIN = 0.002  # a member joins the average only if it cuts the MAE by 0.2 %
 
@@ -83,12 +89,28 @@ def _last(cfgs: tuple[SeasonalConfig, ...], y: FloatArray, n_eval: int) -> list[
     return [(cfgs, n - n_eval, n)]
 
 
-def _mae(actual: FloatArray, forecast: FloatArray) -> tuple[float, int, float]:
+def trimmed_mean(err: FloatArray, axis: int = -1) -> FloatArray:
+    """Mean of the smallest 95 % along `axis`: one burst does not decide, the rest all count."""
+    k = max(1, int(np.ceil(err.shape[axis] * (1.0 - TRIM))))
+    part = np.partition(err, k - 1, axis=axis)
+    out: FloatArray = np.mean(np.take(part, np.arange(k), axis=axis), axis=axis)
+    return out
+
+
+def _score(actual: FloatArray, forecast: FloatArray, lead: int) -> BacktestScore | None:
     ok = np.isfinite(actual) & np.isfinite(forecast)
     if not ok.any():
-        return float("inf"), 0, 0.0
+        return None
     a = actual[ok]
-    return float(np.mean(np.abs(a - forecast[ok]))), int(ok.sum()), float(np.mean(np.abs(a)))
+    err = np.abs(a - forecast[ok])
+    return BacktestScore(
+        lead=lead,
+        mae=float(np.mean(err)),
+        n=int(ok.sum()),
+        scale=float(np.mean(np.abs(a))),
+        mdae=float(np.median(err)),
+        trimmed=float(trimmed_mean(err)),
+    )
 
 
 class _FastModel:
@@ -228,9 +250,7 @@ class _FastModel:
                 continue
             f, actual = np.concatenate(fc_parts), np.concatenate(actual_parts)
             if lead == self.lead:
-                mae, cnt, scale = _mae(actual, f)
-                if cnt:
-                    self._backtest = BacktestScore(lead=lead, mae=mae, n=cnt, scale=scale)
+                self._backtest = _score(actual, f, lead)
             errors.append(np.sort(relative_errors(actual, f, floor)))
             leads.append(lead)
         self._calib = Calibration(tuple(leads), tuple(errors), floor)
@@ -439,8 +459,9 @@ class RobustSeasonalForecaster(_FastModel):
 
     def _select(self, fc: FloatArray, actual: FloatArray) -> list[int]:
         """Greedy forward selection with replacement (Caruana et al. 2004): start from the
-        best (simplest within 0.5 %), add whichever candidate most lowers the average's MAE."""
-        maes = np.mean(np.abs(fc - actual), axis=1)
+        best (simplest within 0.5 %), add whichever candidate most lowers the average's
+        trimmed MAE (see TRIM)."""
+        maes = trimmed_mean(np.abs(fc - actual), axis=1)
         best = float(np.nanmin(maes))
         first = int(np.flatnonzero(maes <= best * (1.0 + SIMPLICITY_MARGIN))[0])
         members = [first]
@@ -450,7 +471,7 @@ class RobustSeasonalForecaster(_FastModel):
         pool_fc = fc[pool]
         while len(members) < self.max_members:
             k = len(members)
-            trial = np.mean(np.abs((total + pool_fc) / (k + 1) - actual), axis=1)
+            trial = trimmed_mean(np.abs((total + pool_fc) / (k + 1) - actual), axis=1)
             j = int(np.argmin(trial))
             if not float(trial[j]) < current * (1.0 - ENSEMBLE_MIN_GAIN):
                 break

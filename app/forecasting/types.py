@@ -93,13 +93,16 @@ class BacktestScore:
     """Rolling-origin accuracy of a fitted model on its own history at one lead (in steps).
 
     `mae` is the mean absolute error over the last `n` origins; `scale` is the mean absolute
-    value of the actuals there, so `mae / scale` is comparable between series.
+    value of the actuals there, so `mae / scale` is comparable between series; `mdae` is the
+    median absolute error, which one burst in the window does not dominate.
     """
 
     lead: int
     mae: float
     n: int
     scale: float
+    mdae: float = float("nan")  # median absolute error: what a typical (burst-free) step costs
+    trimmed: float = float("nan")  # mean of the smallest 95 % of absolute errors
 
 
 @dataclass(frozen=True, slots=True, eq=False)
