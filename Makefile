@@ -22,4 +22,7 @@ test: $(BIN)/.installed
 	scripts/test
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/simulate.py
