@@ -210,3 +210,16 @@ async def engine_for(database_url: str) -> AsyncIterator[Any]:
 
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+
+
+class FakeClock:
+    """The service's Clock, standing still until a test moves `t`."""
+
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def stamp_us(self) -> int:
+        return round(self.t * 1e6)

@@ -23,7 +23,7 @@ from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.forecasts import ForecastCache, load_history, refit_due
 from app.workers.reconciler import reconcile_once
-from tests.conftest import LiveServer, truncate_all
+from tests.conftest import FakeClock, LiveServer, truncate_all
 
 DAY = 86400.0
 SPEC: dict[str, Any] = {
@@ -37,17 +37,6 @@ SPEC: dict[str, Any] = {
     "max_replicas": 40,
     "cold_start": "45s",
 }
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def stamp_us(self) -> int:
-        return round(self.t * 1e6)
 
 
 def daily_load(t: np.ndarray) -> np.ndarray:
@@ -105,9 +94,9 @@ async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
     await add_scaler(db)
     cache = ForecastCache()
     settings = Settings(forecast_refit_s=60, forecast_accuracy_s=3600)
-    assert await refit_due(db, cache, Clock(NOW), settings) == 1
-    assert await refit_due(db, cache, Clock(NOW + 30), settings) == 0  # not due yet
-    assert await refit_due(db, cache, Clock(NOW + 61), settings) == 1
+    assert await refit_due(db, cache, FakeClock(NOW), settings) == 1
+    assert await refit_due(db, cache, FakeClock(NOW + 30), settings) == 0  # not due yet
+    assert await refit_due(db, cache, FakeClock(NOW + 61), settings) == 1
     async with db.read() as conn:
         stored = await forecast_store.get_forecast(conn, "deepseek-service")
     assert stored is not None and stored.forecast.failed is None
@@ -124,7 +113,7 @@ async def test_the_policy_scales_ahead_of_the_morning_ramp(db: Database) -> None
     await push_history(db, NOW, days=3)
     await add_scaler(db, scaler="predictive")
     cache = ForecastCache()
-    await refit_due(db, cache, Clock(NOW), Settings())
+    await refit_due(db, cache, FakeClock(NOW), Settings())
     # Pods report the current load as fine (no queue, moderate GPU): reactive alone holds.
     store = SeriesStore(max_series_per_job=1000, lateness_us=10**13)
     rows = [
@@ -135,7 +124,7 @@ async def test_the_policy_scales_ahead_of_the_morning_ramp(db: Database) -> None
         await store.write(conn, rows, now_us=round(NOW * 1e6))
     current = 4
     cluster = RecordingCluster(initial_replicas=current)
-    await reconcile_once(db, cluster, Clock(NOW), cache)
+    await reconcile_once(db, cluster, FakeClock(NOW), cache)
     async with db.read() as conn:
         scaler = await scaler_store.get_scaler(conn, "deepseek-service")
     assert scaler is not None and scaler.last_decision is not None
@@ -153,7 +142,7 @@ async def test_a_failed_forecast_falls_back_to_reactive_with_a_reason(db: Databa
     failed = LoadForecast(model="auto", made_at=NOW, start=NOW, step_s=300, mean=(), failed="boom")
     async with db.transaction() as conn:
         await forecast_store.save_forecast(conn, "deepseek-service", failed, {})
-    await reconcile_once(db, RecordingCluster(initial_replicas=2), Clock(NOW), ForecastCache())
+    await reconcile_once(db, RecordingCluster(initial_replicas=2), FakeClock(NOW), ForecastCache())
     async with db.read() as conn:
         scaler = await scaler_store.get_scaler(conn, "deepseek-service")
     assert scaler is not None and scaler.last_decision is not None

@@ -15,23 +15,12 @@ from app.store import scalers as store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
-from tests.conftest import truncate_all
+from tests.conftest import FakeClock, truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parent / "policy" / "brief.yaml").read_text()
 )
 NOW = 1_800_000_000.0
-
-
-class FixedClock:
-    def __init__(self, now: float) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-    def stamp_us(self) -> int:
-        return round(self.t * 1e6)
 
 
 class MissingCluster(RecordingCluster):
@@ -76,7 +65,7 @@ async def test_overload_scales_up_and_records_why(db: Database) -> None:
     await add_scaler(db)
     await push(db, NOW - 2, util=170.0, queue=10.0)
     cluster = RecordingCluster(initial_replicas=1)
-    assert await reconcile_once(db, cluster, FixedClock(NOW)) == 1
+    assert await reconcile_once(db, cluster, FakeClock(NOW)) == 1
     target = TargetRef(name="deepseek-service")
     assert (await cluster.observe(target)).replicas == 2
     [event] = await events(db)
@@ -89,7 +78,7 @@ async def test_overload_scales_up_and_records_why(db: Database) -> None:
     assert scaler.last_decision["replicas"] == 2
     assert scaler.state.recommendations  # the policy's history is carried for the next tick
     # A second tick with the same load keeps 2 replicas: no new event.
-    await reconcile_once(db, cluster, FixedClock(NOW + 5))
+    await reconcile_once(db, cluster, FakeClock(NOW + 5))
     assert len(await events(db)) == 1
 
 
@@ -97,7 +86,7 @@ async def test_dry_run_changes_nothing_and_says_what_it_would_do(db: Database) -
     await add_scaler(db, mode="dry_run")
     await push(db, NOW - 2, util=170.0, queue=10.0)
     cluster = RecordingCluster(initial_replicas=1)
-    await reconcile_once(db, cluster, FixedClock(NOW))
+    await reconcile_once(db, cluster, FakeClock(NOW))
     assert cluster.replicas == {}
     [event] = await events(db)
     assert event.kind == "dry_run" and event.replicas == 2
@@ -107,7 +96,7 @@ async def test_dry_run_changes_nothing_and_says_what_it_would_do(db: Database) -
 async def test_a_missing_target_is_an_error_on_status_once(db: Database) -> None:
     await add_scaler(db)
     for tick in range(3):
-        await reconcile_once(db, MissingCluster(), FixedClock(NOW + 5 * tick))
+        await reconcile_once(db, MissingCluster(), FakeClock(NOW + 5 * tick))
     [event] = await events(db)
     assert event.kind == "error" and "not found" in event.message
     async with db.read() as conn:
@@ -119,7 +108,7 @@ async def test_a_missing_target_is_an_error_on_status_once(db: Database) -> None
 async def test_silence_never_scales_to_the_minimum(db: Database) -> None:
     await add_scaler(db, min_replicas=1)
     cluster = RecordingCluster(initial_replicas=5)
-    await reconcile_once(db, cluster, FixedClock(NOW))  # no metrics at all
+    await reconcile_once(db, cluster, FakeClock(NOW))  # no metrics at all
     assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 5
     assert await events(db) == []
 
@@ -130,5 +119,5 @@ async def test_a_paused_scaler_is_left_alone(db: Database) -> None:
         await store.set_paused(conn, "deepseek-service", True, 0)
     await push(db, NOW - 2, util=170.0, queue=10.0)
     cluster = RecordingCluster(initial_replicas=1)
-    assert await reconcile_once(db, cluster, FixedClock(NOW)) == 0
+    assert await reconcile_once(db, cluster, FakeClock(NOW)) == 0
     assert cluster.replicas == {}

@@ -7,23 +7,13 @@ import pytest
 
 from app.kube.simulated import SimulatedCluster
 from app.policy.spec import TargetRef
+from tests.conftest import FakeClock
 
 TARGET = TargetRef(name="deepseek-service")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def stamp_us(self) -> int:
-        return round(self.t * 1e6)
-
-
 async def test_new_pods_become_ready_after_their_cold_start() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     cluster = SimulatedCluster(clock, initial_replicas=2, cold_start_s=(30, 60))
     first = await cluster.observe(TARGET)
     assert (first.replicas, first.ready, first.starting) == (2, 2, 0)
@@ -40,7 +30,7 @@ async def test_new_pods_become_ready_after_their_cold_start() -> None:
 
 
 async def test_scaling_down_removes_starting_pods_first() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     cluster = SimulatedCluster(clock, initial_replicas=3)
     await cluster.scale(TARGET, 6)
     await cluster.scale(TARGET, 4)
@@ -55,7 +45,7 @@ async def test_scaling_down_removes_starting_pods_first() -> None:
 async def test_cold_starts_are_reproducible_per_seed(seed: int) -> None:
     runs = []
     for _ in range(2):
-        clock = Clock()
+        clock = FakeClock(1000.0)
         cluster = SimulatedCluster(clock, initial_replicas=0, seed=seed)
         await cluster.scale(TARGET, 3)
         clock.t += 60

@@ -7,18 +7,20 @@ failures are 422 with one entry per field.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import ApiError
+from app.errors import ApiError, UnprocessableEntity
 from app.store.db import is_unavailable
 
-__all__ = ["error_body", "install_error_handlers"]
+__all__ = ["error_body", "field_errors", "install_error_handlers", "invalid_fields"]
 
 log = logging.getLogger("ciuic.api")
 
@@ -42,12 +44,32 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def field_errors(errors: Sequence[Any]) -> list[dict[str, object]]:
+    """pydantic's errors as the API reports them: dotted field, message, type, scalar value."""
+    out: list[dict[str, object]] = []
+    for e in errors:
+        value = e.get("input")
+        out.append(
+            {
+                "field": ".".join(str(p) for p in e["loc"]),
+                "message": e["msg"],
+                "type": e["type"],
+                "value": None if isinstance(value, dict | list) else value,
+            }
+        )
+    return out
+
+
+def invalid_fields(exc: ValidationError, what: str = "the request") -> UnprocessableEntity:
+    """The 422 for a body that pydantic refused."""
+    return UnprocessableEntity(
+        f"{exc.error_count()} invalid field(s) in {what}", details=field_errors(exc.errors())
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
-        for e in exc.errors()
-    ]
+    details = field_errors(exc.errors())
     return JSONResponse(
         error_body("invalid", f"{len(details)} invalid field(s) in the request", details),
         status_code=422,

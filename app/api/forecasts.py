@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import Ctx
+from app.api.errors import invalid_fields
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration
 from app.errors import BadRequest, UnprocessableEntity
@@ -279,13 +280,7 @@ async def forecast_series(
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON or CSV: {exc}", code="invalid_body") from exc
     except ValidationError as exc:
-        raise UnprocessableEntity(
-            f"{exc.error_count()} invalid field(s)",
-            details=[
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors()
-            ],
-        ) from exc
+        raise invalid_fields(exc) from exc
     if req.model not in MODEL_NAMES:
         raise UnprocessableEntity(
             f"unknown model {req.model!r}",

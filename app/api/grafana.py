@@ -42,7 +42,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
-from app.errors import BadRequest, UnprocessableEntity
+from app.api.errors import invalid_fields
+from app.errors import BadRequest
 from app.policy import SpecError, parse_spec
 from app.policy.predictive import planned_pods, quantile_path
 from app.store import catalog
@@ -165,17 +166,7 @@ async def _body(ctx: AppContext, request: Request, model: type[M]) -> M:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise UnprocessableEntity(
-            f"{exc.error_count()} invalid field(s) in the request",
-            details=[
-                {
-                    "field": ".".join(str(p) for p in e["loc"]),
-                    "message": e["msg"],
-                    "type": e["type"],
-                }
-                for e in exc.errors()
-            ],
-        ) from exc
+        raise invalid_fields(exc) from exc
 
 
 def _time_ms(value: str | float, field: str) -> int:

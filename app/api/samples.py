@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from app.api.auth import RequirePush
 from app.api.body import read_body
 from app.api.context import Ctx
+from app.api.errors import invalid_fields
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 from app.store.series import SampleRow, SeriesKey
 
@@ -58,17 +59,6 @@ class SamplesAccepted(BaseModel):
     accepted: int
 
 
-def _validation_details(exc: ValidationError) -> list[dict[str, object]]:
-    return [
-        {
-            "field": ".".join(str(p) for p in err["loc"]),
-            "message": err["msg"],
-            "value": err.get("input") if not isinstance(err.get("input"), dict | list) else None,
-        }
-        for err in exc.errors()
-    ]
-
-
 @router.post(
     "/v1/samples",
     operation_id="ingest_samples",
@@ -91,10 +81,7 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
             raise BadRequest(
                 f"the body is not valid JSON: {exc.errors()[0]['msg']}", code="invalid_json"
             ) from exc
-        raise UnprocessableEntity(
-            f"{exc.error_count()} invalid field(s) in the samples",
-            details=_validation_details(exc),
-        ) from exc
+        raise invalid_fields(exc, "the samples") from exc
     count = len(batch.samples)
     if count > ctx.settings.max_samples_per_push:
         raise PayloadTooLarge(

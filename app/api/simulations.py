@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
+from app.api.errors import invalid_fields
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
@@ -180,13 +181,7 @@ async def create_simulation(
     try:
         req = ReplayRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise UnprocessableEntity(
-            f"{exc.error_count()} invalid field(s)",
-            details=[
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors()
-            ],
-        ) from exc
+        raise invalid_fields(exc) from exc
     t0, t1 = _range(ctx, req.start, req.end)
     spec_doc, rates, step_s, start = await _stored_load(ctx, req.scaler, t0, t1)
     job_id = await _create(
