@@ -4,6 +4,7 @@ background workers start (lifespan)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -109,6 +110,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "no CIUIC_ADMIN_TOKEN set: the API is open to anyone who can reach %s",
                 settings.host,
             )
+        # Objects alive after start-up (modules, settings, caches) never become garbage: keep
+        # the collector from rescanning them on every full collection (fewer latency spikes).
+        gc.freeze()
         try:
             yield
         finally:

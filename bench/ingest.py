@@ -102,8 +102,13 @@ async def closed_loop(
 
 
 async def paced(url: str, rate: float, seconds: float) -> list[float]:
+    """Steady-state latency: every pod pushes once first (creating its 300 series is a one-off
+    cost per pod), then pushes arrive at `rate` per second."""
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for pod in range(50):
+            warm = await client.put(f"/metrics/job/paced/pod/p{pod}", content=text_body(pod, 0))
+            assert warm.status_code == 200, warm.text
 
         async def one(i: int) -> None:
             started = time.perf_counter()
