@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.policy.types import Decision, ScalerState
-from app.store.tables import forecasts, scaler_events, scalers
+from app.store.tables import forecasts, rollouts, scaler_events, scalers
 
 __all__ = [
     "StoredEvent",
@@ -161,6 +161,7 @@ async def delete_scaler(conn: AsyncConnection, name: str) -> None:
     await conn.execute(sa.delete(scalers).where(scalers.c.name == name))
     await conn.execute(sa.delete(scaler_events).where(scaler_events.c.scaler == name))
     await conn.execute(sa.delete(forecasts).where(forecasts.c.scaler == name))
+    await conn.execute(sa.delete(rollouts).where(rollouts.c.scaler == name))
 
 
 async def set_paused(conn: AsyncConnection, name: str, paused: bool, now_us: int) -> None:

@@ -3,12 +3,18 @@ would do), and record the decision, the carried state and any error.
 
 An event is written when something happens (a scale action, a dry-run "would scale", an
 error, a change of error), not on every tick: the status always holds the latest decision.
+
+A scaler whose target is being rolled out (app.workers.rollouts) is skipped: the rollout holds
+the replicas (its surge) until it hands back; the skip is an event once per rollout. The loop
+sleeps on the `Wakeup` event with its interval as the timeout, so a pushed burst or a held
+trigger coming due is reconciled at once, for the scalers concerned only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from app.clock import Clock
@@ -16,12 +22,13 @@ from app.kube.cluster import Cluster, ClusterError
 from app.policy import SpecError, decide, parse_spec
 from app.policy.types import Observation
 from app.settings import Settings
+from app.store import rollouts as rollout_store
 from app.store import scalers as store
 from app.store.db import Database, is_unavailable
 from app.store.observations import read_metrics
 from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache
-from app.workers.supervisor import sleep_or_stop
+from app.workers.wakeup import Wakeup
 
 __all__ = ["reconcile_loop", "reconcile_once", "reconcile_scaler"]
 
@@ -35,6 +42,7 @@ async def reconcile_scaler(
     now: float,
     now_us: int,
     forecasts: ForecastCache | None = None,
+    wakeup: Wakeup | None = None,
 ) -> None:
     name = scaler.name
     try:
@@ -42,6 +50,8 @@ async def reconcile_scaler(
     except SpecError as exc:  # a spec stored by an older version that no longer validates
         await _error(db, name, now_us, f"invalid spec: {exc}", scaler.last_error)
         return
+    if wakeup is not None:
+        wakeup.update(name, spec)
     try:
         cluster_state = await cluster.observe(spec.target)
     except ClusterError as exc:
@@ -59,6 +69,8 @@ async def reconcile_scaler(
     )
     stored = await forecasts.get(db, name) if forecasts is not None else None
     decision = decide(spec, observation, stored.forecast if stored else None, scaler.state, now)
+    if wakeup is not None:
+        wakeup.schedule(name, spec, decision.state, now)
     rendered = store.decision_to_json(decision)
     change = decision.valid and decision.replicas != cluster_state.replicas
     action_error: str | None = None
@@ -101,18 +113,57 @@ async def _error(db: Database, name: str, now_us: int, message: str, previous: s
 
 
 async def reconcile_once(
-    db: Database, cluster: Cluster, clock: Clock, forecasts: ForecastCache | None = None
+    db: Database,
+    cluster: Cluster,
+    clock: Clock,
+    forecasts: ForecastCache | None = None,
+    *,
+    wakeup: Wakeup | None = None,
+    only: set[str] | None = None,
+    held: dict[str, int] | None = None,
 ) -> int:
+    """One pass over every scaler (or those named in `only`); returns how many acted on.
+
+    `held` remembers the rollout each skipped scaler was last reported held for, so the
+    skip is an event once per rollout, not once per pass."""
+    held = {} if held is None else held
     async with db.read() as conn:
         found = await store.list_scalers(conn)
+        rolling = await rollout_store.active_for(conn)
     done = 0
+    seen: set[str] = set()
     for scaler in found:
+        if only is not None and scaler.name not in only:
+            continue
         if scaler.paused:
             continue
+        seen.add(scaler.name)
         now = clock.now()
-        await reconcile_scaler(db, cluster, scaler, now, round(now * 1e6), forecasts)
+        rollout_id = rolling.get(scaler.name)
+        if rollout_id is not None:
+            if held.get(scaler.name) != rollout_id:
+                held[scaler.name] = rollout_id
+                await _held(db, scaler.name, round(now * 1e6), rollout_id)
+            continue
+        held.pop(scaler.name, None)
+        await reconcile_scaler(db, cluster, scaler, now, round(now * 1e6), forecasts, wakeup)
         done += 1
+    if wakeup is not None and only is None:
+        wakeup.retain(seen)  # deleted and paused scalers no longer wake the loop
     return done
+
+
+async def _held(db: Database, name: str, now_us: int, rollout_id: int) -> None:
+    async with db.transaction() as conn:
+        await store.add_event(
+            conn,
+            name,
+            ts_us=now_us,
+            kind="skip",
+            message=f"not reconciled: rollout {rollout_id} holds the replicas until it hands "
+            "back to the policy",
+            payload={"rollout": rollout_id},
+        )
 
 
 def reconcile_loop(
@@ -122,16 +173,32 @@ def reconcile_loop(
     clock: Clock,
     telemetry: Telemetry,
     forecasts: ForecastCache | None = None,
+    wakeup: Wakeup | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
+    signal = wakeup if wakeup is not None else Wakeup()
+    held: dict[str, int] = {}
+
     async def loop(stop: asyncio.Event) -> None:
+        next_full = 0.0  # monotonic time of the next pass over every scaler
         while not stop.is_set():
+            names = signal.take(clock.now())
             try:
-                await reconcile_once(db, cluster, clock, forecasts)
+                if time.monotonic() >= next_full:
+                    next_full = time.monotonic() + settings.reconcile_interval_s
+                    await reconcile_once(db, cluster, clock, forecasts, wakeup=signal, held=held)
+                elif names:
+                    await reconcile_once(
+                        db, cluster, clock, forecasts, wakeup=signal, only=names, held=held
+                    )
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 log.warning("reconcile skipped: database unavailable (%s)", exc)
-            if await sleep_or_stop(stop, settings.reconcile_interval_s):
+            timeout = next_full - time.monotonic()
+            due = signal.next_due()
+            if due is not None:
+                timeout = min(timeout, due - clock.now())
+            if await signal.wait(stop, timeout):
                 return
 
     return loop
