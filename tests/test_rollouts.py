@@ -160,3 +160,142 @@ def test_surge_patch_follow_stabilize_release(live: LiveServer, cluster: Countin
         assert any(word in m for m in messages), (word, messages)
     listed = httpx.get(f"{url}/v1/scalers/deepseek-service/rollouts").json()["rollouts"]
     assert [r["id"] for r in listed] == [created["id"]]
+
+
+def test_one_active_rollout_per_scaler_and_the_reconciler_holds_off(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    first = start(url, image="deepseek:7b-v2", stabilize_s=60)
+    wait_for(url, first["id"], lambda b: b["step"] == "stabilize")
+    second = httpx.post(
+        f"{url}/v1/scalers/deepseek-service/rollouts", json={"image": "deepseek:7b-v3"}
+    )
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "rollout_active"
+    assert second.json()["error"]["details"] == {"rollout": first["id"]}
+    # Overload plus a burst over the emergency threshold: the reconciler is woken at once,
+    # but the rollout holds the replicas, so it records why it stays away.
+    push(url, gpu_utilization=170.0, request_queue=100.0)
+    deadline = time.monotonic() + 5
+    while not events(url, "skip") and time.monotonic() < deadline:
+        time.sleep(0.03)
+    [skip] = events(url, "skip")
+    assert f"rollout {first['id']} holds the replicas" in skip["message"]
+    assert events(url, "action") == []
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 3  # still the surge
+    # Once released (here by a cancel) the policy acts on the load at once.
+    assert httpx.post(f"{url}/v1/rollouts/{first['id']}/cancel").status_code == 202
+    done = wait_for(url, first["id"], finished)
+    assert done["status"] == "cancelled"
+    assert done["steps"][-1]["details"]["replicas_after"] > 3
+    assert len(events(url, "skip")) == 1  # once per rollout, not once per pass
+
+
+def test_cancel_rolls_back_to_the_original_template(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    created = start(url, template_patch={"metadata": {"annotations": {"v": "2"}}}, stabilize_s=60)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    patched = asyncio.run(cluster.template(TARGET))
+    assert patched["metadata"]["annotations"] == {"v": "2"}
+    cancel = httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel")
+    assert cancel.status_code == 202 and cancel.json()["cancel_requested"] is True
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "cancelled" and body["error"] is None
+    assert [(s["name"], s["status"]) for s in body["steps"]] == [
+        ("surge", "done"),
+        ("patch", "done"),
+        ("follow", "done"),
+        ("stabilize", "cancelled"),
+        ("release", "skipped"),
+        ("rollback", "done"),
+        ("release", "done"),
+    ]
+    rollback = body["steps"][5]
+    assert rollback["details"]["updated"] == rollback["details"]["replicas"]
+    # The template is exactly the original again: the added annotation is gone.
+    assert asyncio.run(cluster.template(TARGET)) == body["original_template"]
+    assert "annotations" not in body["original_template"]["metadata"]
+    again = httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "rollout_finished"
+
+
+def test_a_restart_resumes_from_the_recorded_step(database_url: str) -> None:
+    asyncio.run(truncate_all(database_url))
+    # The cluster outlives the service, as a real one does; pods take 1 s to start so the
+    # rollout is still being followed when the service stops.
+    cluster = CountingCluster(initial_replicas=2, cold_start_s=(1.0, 1.0))
+    first = serve(database_url, cluster)
+    try:
+        add_scaler(first.url)
+        created = start(first.url, image="deepseek:7b-v2", stabilize_s=0.2)
+        before = wait_for(first.url, created["id"], lambda b: b["step"] == "follow")
+    finally:
+        first.stop()
+    assert [s["status"] for s in before["steps"][:2]] == ["done", "done"]
+    assert cluster.patches == 1
+    second = serve(database_url, cluster)
+    try:
+        after = wait_for(second.url, created["id"], finished)
+    finally:
+        second.stop()
+    assert after["status"] == "succeeded", after
+    assert cluster.patches == 1  # the patch was not repeated
+    assert after["steps"][:2] == before["steps"][:2]  # surge and patch as recorded
+    assert [s["status"] for s in after["steps"]] == ["done"] * 5
+    assert image(cluster) == "deepseek:7b-v2"
+
+
+def test_dry_run_records_what_it_would_do_and_changes_nothing(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url, mode="dry_run")
+    created = start(url, image="deepseek:7b-v2")
+    assert created["dry_run"] is True
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "succeeded"
+    assert all(s["details"]["dry_run"] and s["status"] == "done" for s in body["steps"])
+    assert body["steps"][0]["details"]["would"].startswith(
+        "would scale deepseek-service from 2 to 3"
+    )
+    assert cluster.patches == 0 and image(cluster) == "deepseek-service:1"
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 2
+    assert sum("nothing changed" in e["message"] for e in events(url, "rollout")) == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        pytest.param({}, 422, "body", id="neither-image-nor-patch"),
+        pytest.param({"image": "a", "template_patch": {"metadata": {}}}, 422, "body", id="both"),
+        pytest.param({"template_patch": {}}, 422, "body", id="empty-patch"),
+        pytest.param({"image": "a", "surge_percent": 0}, 422, "body.surge_percent", id="surge-0"),
+        pytest.param(
+            {"image": "a", "surge_percent": 201}, 422, "body.surge_percent", id="surge-201"
+        ),
+        pytest.param({"image": "a", "stabilize_s": -1}, 422, "body.stabilize_s", id="stabilize"),
+        pytest.param({"image": "a", "replicas": 3}, 422, "body.replicas", id="unknown-field"),
+        pytest.param({"image": "a", "container": "nope"}, 422, "container", id="no-container"),
+    ],
+)
+def test_bad_requests(server: LiveServer, body: dict[str, Any], status: int, field: str) -> None:
+    url = server.url
+    add_scaler(url)
+    r = httpx.post(f"{url}/v1/scalers/deepseek-service/rollouts", json=body)
+    assert r.status_code == status, r.text
+    assert field in {d["field"] for d in r.json()["error"]["details"]}
+    assert httpx.get(f"{url}/v1/scalers/deepseek-service/rollouts").json()["rollouts"] == []
+
+
+def test_unknown_scaler_and_rollout_are_404(server: LiveServer) -> None:
+    url = server.url
+    r = httpx.post(f"{url}/v1/scalers/nope/rollouts", json={"image": "a"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(f"{url}/v1/scalers/nope/rollouts").status_code == 404
+    assert httpx.get(f"{url}/v1/rollouts/12345").status_code == 404
+    assert httpx.post(f"{url}/v1/rollouts/12345/cancel").status_code == 404
