@@ -598,26 +598,31 @@ class KubeEmulator:
         surge, unavailable = math.ceil(want * 0.25), math.floor(want * 0.25)
         if surge == 0 and unavailable == 0:
             unavailable = 1
-        new = [k for k in mine if self._pod_hash(k) == template_hash]
-        old = [k for k in mine if self._pod_hash(k) != template_hash]
-        total = len(mine)
-        while total < want + surge and len(new) < want:
-            self._serial += 1
-            suffix = hashlib.sha256(f"{name}{self._serial}".encode()).hexdigest()[:5]
-            pod_name = f"{name}-{template_hash}-{suffix}"
-            new.append(self._create_pod(obj, pod_name, template, template_hash, cold_start))
-            total += 1
-        ready = sum(1 for k in new + old if self._is_ready(k))
-        for key in sorted(old, key=lambda k: (self._is_ready(k), -self._pods[k].created)):
-            if self._is_ready(key):
-                if ready - 1 < want - unavailable:
-                    break
-                ready -= 1
-            del self._pods[key]
-            pod = self._objects.pop(("pods", *key))
-            self._rv += 1
-            pod["metadata"]["resourceVersion"] = str(self._rv)
-            self._record("DELETED", "pods", pod)
+        changed = True
+        while changed:  # create, then remove, until neither can go further
+            changed = False
+            mine = self._pods_of(obj)
+            new = [k for k in mine if self._pod_hash(k) == template_hash]
+            old = [k for k in mine if self._pod_hash(k) != template_hash]
+            total = len(mine)
+            while total < want + surge and len(new) < want:
+                self._serial += 1
+                suffix = hashlib.sha256(f"{name}{self._serial}".encode()).hexdigest()[:5]
+                pod_name = f"{name}-{template_hash}-{suffix}"
+                new.append(self._create_pod(obj, pod_name, template, template_hash, cold_start))
+                total += 1
+            ready = sum(1 for k in new + old if self._is_ready(k))
+            for key in sorted(old, key=lambda k: (self._is_ready(k), -self._pods[k].created)):
+                if self._is_ready(key):
+                    if ready - 1 < want - unavailable:
+                        break
+                    ready -= 1
+                del self._pods[key]
+                pod = self._objects.pop(("pods", *key))
+                self._rv += 1
+                pod["metadata"]["resourceVersion"] = str(self._rv)
+                self._record("DELETED", "pods", pod)
+                changed = True
         if not any(self._pod_hash(k) != template_hash for k in self._pods_of(obj)):
             self._sync_workload("deployments", namespace, name)  # done: trim to replicas
 
