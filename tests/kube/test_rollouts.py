@@ -132,3 +132,23 @@ def test_cancel_restores_the_template_through_the_api(
         and r.content_type.startswith("application/merge-patch+json")
     ]
     assert len(merge) == 1  # the rollback: a merge patch of the difference
+
+
+def test_without_the_rollouts_grant_the_rollout_fails_and_says_what_to_grant(
+    realtime_kube: KubeEmulator, service: LiveServer
+) -> None:
+    kube, url = realtime_kube, service.url
+    kube.add_workload("llm", replicas=1, ready=True)
+    kube.forbid("patch", "deployments")
+    spec = {"name": "llm", "target": "llm", "metrics": [{"name": "gpu_utilization", "target": 85}]}
+    assert httpx.post(f"{url}/v1/scalers", json=spec).status_code == 201
+    r = httpx.post(f"{url}/v1/scalers/llm/rollouts", json={"image": "v2", "stabilize_s": 0})
+    body = wait_finished(url, r.json()["id"])
+    assert body["status"] == "failed"
+    assert "may not patch deployments" in body["error"]
+    steps = [(s["name"], s["status"]) for s in body["steps"]]
+    assert steps[:2] == [("surge", "done"), ("patch", "failed")]
+    assert steps[-2:] == [("rollback", "done"), ("release", "done")]
+    assert kube.workload("llm")["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "deepseek:7b"
+    )
