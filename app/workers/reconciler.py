@@ -17,15 +17,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError
-from app.policy import SpecError, decide, parse_spec
+from app.policy import ScalerSpec, SpecError, decide, parse_spec
 from app.policy.types import Observation
 from app.settings import Settings
+from app.store import forecasts as forecast_store
 from app.store import rollouts as rollout_store
 from app.store import scalers as store
 from app.store.db import Database, is_unavailable
-from app.store.observations import read_metrics
+from app.store.forecasts import StoredForecast
+from app.store.observations import MetricsView, read_metrics, read_metrics_many
 from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache
 from app.workers.wakeup import Wakeup
@@ -33,6 +37,9 @@ from app.workers.wakeup import Wakeup
 __all__ = ["reconcile_loop", "reconcile_once", "reconcile_scaler"]
 
 log = logging.getLogger("ciuic.workers.reconciler")
+
+
+Write = Callable[[AsyncConnection], Awaitable[None]]
 
 
 async def reconcile_scaler(
@@ -44,21 +51,39 @@ async def reconcile_scaler(
     forecasts: ForecastCache | None = None,
     wakeup: Wakeup | None = None,
 ) -> None:
-    name = scaler.name
+    """Reconcile one scaler now (the rollout executor's hand-back; a pass uses the batch)."""
     try:
         spec = parse_spec(scaler.document)
     except SpecError as exc:  # a spec stored by an older version that no longer validates
-        await _error(db, name, now_us, f"invalid spec: {exc}", scaler.last_error)
-        return
+        write = _error(scaler, now_us, f"invalid spec: {exc}")
+    else:
+        async with db.read() as conn:
+            view = await read_metrics(conn, spec, now)
+        stored = await forecasts.get(db, scaler.name) if forecasts is not None else None
+        write = await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
+    async with db.transaction() as conn:
+        await write(conn)
+
+
+async def _reconcile(
+    cluster: Cluster,
+    scaler: store.StoredScaler,
+    spec: ScalerSpec,
+    view: MetricsView,
+    stored: StoredForecast | None,
+    now: float,
+    now_us: int,
+    wakeup: Wakeup | None,
+) -> Write:
+    """Observe, decide and act; returns the writes that record it (the caller batches them
+    into one transaction per pass)."""
+    name = scaler.name
     if wakeup is not None:
         wakeup.update(name, spec)
     try:
         cluster_state = await cluster.observe(spec.target)
     except ClusterError as exc:
-        await _error(db, name, now_us, f"cannot read {spec.target.name}: {exc}", scaler.last_error)
-        return
-    async with db.read() as conn:
-        view = await read_metrics(conn, spec, now)
+        return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
     observation = Observation(
         metrics=view.readings,
         current_replicas=cluster_state.replicas,
@@ -67,7 +92,6 @@ async def reconcile_scaler(
         load_rate=view.load_rate,
         cold_start_s=cluster_state.learned_cold_start_s,
     )
-    stored = await forecasts.get(db, name) if forecasts is not None else None
     decision = decide(spec, observation, stored.forecast if stored else None, scaler.state, now)
     if wakeup is not None:
         wakeup.schedule(name, spec, decision.state, now)
@@ -79,7 +103,8 @@ async def reconcile_scaler(
             await cluster.scale(spec.target, decision.replicas)
         except ClusterError as exc:
             action_error = f"cannot scale {spec.target.name}: {exc}"
-    async with db.transaction() as conn:
+
+    async def write(conn: AsyncConnection) -> None:
         # The state assumes the decision is applied; a failed action keeps the old state so
         # rate limits are not charged for a change that did not happen.
         state = scaler.state if action_error else decision.state
@@ -104,12 +129,16 @@ async def reconcile_scaler(
         if action_error:
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)
 
+    return write
 
-async def _error(db: Database, name: str, now_us: int, message: str, previous: str | None) -> None:
-    async with db.transaction() as conn:
-        await store.record_outcome(conn, name, now_us=now_us, error=message)
-        if message != previous:
-            await store.add_event(conn, name, ts_us=now_us, kind="error", message=message)
+
+def _error(scaler: store.StoredScaler, now_us: int, message: str) -> Write:
+    async def write(conn: AsyncConnection) -> None:
+        await store.record_outcome(conn, scaler.name, now_us=now_us, error=message)
+        if message != scaler.last_error:
+            await store.add_event(conn, scaler.name, ts_us=now_us, kind="error", message=message)
+
+    return write
 
 
 async def reconcile_once(
@@ -127,34 +156,50 @@ async def reconcile_once(
     `held` remembers the rollout each skipped scaler was last reported held for, so the
     skip is an event once per rollout, not once per pass."""
     held = {} if held is None else held
+    now = clock.now()
+    now_us = round(now * 1e6)
     async with db.read() as conn:
         found = await store.list_scalers(conn)
         rolling = await rollout_store.active_for(conn)
-    done = 0
     seen: set[str] = set()
+    todo: list[tuple[store.StoredScaler, ScalerSpec]] = []
+    writes: list[Write] = []
     for scaler in found:
-        if only is not None and scaler.name not in only:
-            continue
-        if scaler.paused:
+        if (only is not None and scaler.name not in only) or scaler.paused:
             continue
         seen.add(scaler.name)
-        now = clock.now()
         rollout_id = rolling.get(scaler.name)
         if rollout_id is not None:
             if held.get(scaler.name) != rollout_id:
                 held[scaler.name] = rollout_id
-                await _held(db, scaler.name, round(now * 1e6), rollout_id)
+                writes.append(_held(scaler.name, now_us, rollout_id))
             continue
         held.pop(scaler.name, None)
-        await reconcile_scaler(db, cluster, scaler, now, round(now * 1e6), forecasts, wakeup)
-        done += 1
+        try:
+            todo.append((scaler, parse_spec(scaler.document)))
+        except SpecError as exc:  # a spec stored by an older version that no longer validates
+            writes.append(_error(scaler, now_us, f"invalid spec: {exc}"))
+    # Two reads for every scaler's metrics, one transaction for every outcome: per-scaler
+    # round trips are what a pass over 1,000 scalers would otherwise spend its time on.
+    async with db.read() as conn:
+        views = await read_metrics_many(conn, [spec for _, spec in todo], now)
+        with_forecast = await forecast_store.forecast_names(conn) if forecasts else set()
+    for (scaler, spec), view in zip(todo, views, strict=True):
+        stored = None
+        if forecasts is not None and scaler.name in with_forecast:
+            stored = await forecasts.get(db, scaler.name)
+        writes.append(await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup))
+    if writes:
+        async with db.transaction() as conn:
+            for write in writes:
+                await write(conn)
     if wakeup is not None and only is None:
         wakeup.retain(seen)  # deleted and paused scalers no longer wake the loop
-    return done
+    return len(todo)
 
 
-async def _held(db: Database, name: str, now_us: int, rollout_id: int) -> None:
-    async with db.transaction() as conn:
+def _held(name: str, now_us: int, rollout_id: int) -> Write:
+    async def write(conn: AsyncConnection) -> None:
         await store.add_event(
             conn,
             name,
@@ -164,6 +209,8 @@ async def _held(db: Database, name: str, now_us: int, rollout_id: int) -> None:
             "back to the policy",
             payload={"rollout": rollout_id},
         )
+
+    return write
 
 
 def reconcile_loop(

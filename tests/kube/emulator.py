@@ -180,6 +180,7 @@ class Seen:
     name: str
     content_type: str = ""
     query: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (benchmarks)
 
 
 class _ApiError(Exception):
