@@ -90,17 +90,23 @@ def _time(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
 
 
-def _detail(key: str, value: Any) -> Any:
-    """Times in step details are stored as microseconds; shown as RFC 3339."""
-    when = _time(value) if key.endswith("_us") and isinstance(value, int) else None
-    return value if when is None else when.isoformat()
+def _details(stored: dict[str, Any]) -> dict[str, Any]:
+    """Times in step details are stored as `<name>_us` microseconds; shown as `<name>_at`."""
+    out: dict[str, Any] = {}
+    for key, value in stored.items():
+        when = _time(value) if key.endswith("_us") and isinstance(value, int) else None
+        if when is None:
+            out[key] = value
+        else:
+            out[key.removesuffix("_us") + "_at"] = when.isoformat()
+    return out
 
 
 def _out(r: store.StoredRollout) -> RolloutOut:
     steps = []
     for s in r.steps:
         started, ended = s.get("started_us"), s.get("ended_us")
-        details = {k: _detail(k, v) for k, v in s.get("details", {}).items()}
+        details = _details(s.get("details", {}))
         steps.append(
             StepOut(
                 name=s["name"],
