@@ -13,13 +13,17 @@ import httpx
 import pytest
 
 from app.clock import SystemClock
+from app.kube.cluster import DeploymentState, RecordingCluster
 from app.kube.simulated import SimulatedCluster
 from app.main import create_app
 from app.policy import parse_spec
 from app.policy.spec import TargetRef
 from app.policy.types import ScalerState
 from app.settings import Settings
+from app.store import scalers as scaler_store
+from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey
+from app.workers.reconciler import reconcile_once
 from app.workers.wakeup import Wakeup
 from tests.conftest import LiveServer, start_server, truncate_all
 
@@ -131,3 +135,35 @@ def test_a_burst_is_acted_on_within_a_second(
     ]
     assert action["message"].startswith("scaled llm from ")
     assert action["replicas"] >= 3  # at least the burst: 1 x burst_multiplier 3
+
+
+class OrderCluster(RecordingCluster):
+    """Records the order targets are observed in; observing `a` wakes the loop for `c`."""
+
+    def __init__(self, wakeup: Wakeup) -> None:
+        super().__init__(initial_replicas=1)
+        self.wakeup = wakeup
+        self.order: list[str] = []
+
+    async def observe(self, target: TargetRef) -> DeploymentState:
+        self.order.append(target.name)
+        if target.name == "a":
+            self.wakeup.wake("c")
+        return await super().observe(target)
+
+
+async def test_a_burst_goes_ahead_of_the_rest_of_a_long_pass(database_url: str) -> None:
+    await truncate_all(database_url)
+    db = Database(database_url)
+    try:
+        async with db.transaction() as conn:
+            for name in ("a", "b", "c"):
+                doc = spec() | {"name": name, "target": name}
+                await scaler_store.upsert_scaler(conn, name, doc, now_us=0)
+        wakeup = Wakeup()
+        cluster = OrderCluster(wakeup)
+        done = await reconcile_once(db, cluster, SystemClock(), wakeup=wakeup, chunk=1)
+        assert cluster.order == ["a", "c", "b"]  # c was woken while a was decided
+        assert done == 3
+    finally:
+        await db.dispose()

@@ -150,6 +150,7 @@ async def reconcile_once(
     wakeup: Wakeup | None = None,
     only: set[str] | None = None,
     held: dict[str, int] | None = None,
+    chunk: int = 100,
 ) -> int:
     """One pass over every scaler (or those named in `only`); returns how many acted on.
 
@@ -179,23 +180,45 @@ async def reconcile_once(
             todo.append((scaler, parse_spec(scaler.document)))
         except SpecError as exc:  # a spec stored by an older version that no longer validates
             writes.append(_error(scaler, now_us, f"invalid spec: {exc}"))
-    # Two reads for every scaler's metrics, one transaction for every outcome: per-scaler
-    # round trips are what a pass over 1,000 scalers would otherwise spend its time on.
-    async with db.read() as conn:
-        views = await read_metrics_many(conn, [spec for _, spec in todo], now)
-        with_forecast = await forecast_store.forecast_names(conn) if forecasts else set()
-    for (scaler, spec), view in zip(todo, views, strict=True):
-        stored = None
-        if forecasts is not None and scaler.name in with_forecast:
-            stored = await forecasts.get(db, scaler.name)
-        writes.append(await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup))
-    if writes:
-        async with db.transaction() as conn:
-            for write in writes:
-                await write(conn)
+    # Per chunk of scalers: two reads for their metrics and one transaction for their
+    # outcomes (per-scaler round trips are what a pass over 1,000 scalers would otherwise
+    # spend its time on). Between chunks, scalers woken by a burst go first, so a long pass
+    # delays a burst by one chunk at most.
+    with_forecast: set[str] = set()
+    if forecasts is not None and todo:
+        async with db.read() as conn:
+            with_forecast = await forecast_store.forecast_names(conn)
+    done = 0
+    served: set[str] = set()
+    for start in range(0, max(len(todo), 1), chunk):
+        if start and wakeup is not None and only is None and wakeup.event.is_set():
+            urgent = wakeup.take(clock.now())
+            if urgent:
+                done += await reconcile_once(
+                    db, cluster, clock, forecasts, wakeup=wakeup, only=urgent, held=held
+                )
+                served |= urgent  # already decided with fresh metrics: not again this pass
+        part = [(sc, sp) for sc, sp in todo[start : start + chunk] if sc.name not in served]
+        now = clock.now()  # each chunk reads the metrics as they are when it starts
+        now_us = round(now * 1e6)
+        async with db.read() as conn:
+            views = await read_metrics_many(conn, [spec for _, spec in part], now)
+        for (scaler, spec), view in zip(part, views, strict=True):
+            stored = None
+            if forecasts is not None and scaler.name in with_forecast:
+                stored = await forecasts.get(db, scaler.name)
+            writes.append(
+                await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
+            )
+        done += len(part)
+        if writes:
+            async with db.transaction() as conn:
+                for write in writes:
+                    await write(conn)
+            writes = []
     if wakeup is not None and only is None:
         wakeup.retain(seen)  # deleted and paused scalers no longer wake the loop
-    return len(todo)
+    return done
 
 
 def _held(name: str, now_us: int, rollout_id: int) -> Write:
