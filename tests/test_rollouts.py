@@ -16,10 +16,15 @@ import pytest
 import yaml
 
 from app.clock import SystemClock
+from app.kube.cluster import ClusterUnavailable, DeploymentState, RecordingCluster
 from app.kube.simulated import SimulatedCluster
 from app.main import create_app
 from app.policy.spec import TargetRef
 from app.settings import Settings
+from app.store import rollouts as rollout_store
+from app.store import scalers as scaler_store
+from app.store.db import Database
+from app.workers.rollouts import RolloutExecutor
 from tests.conftest import LiveServer, start_server, truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
@@ -299,3 +304,50 @@ def test_unknown_scaler_and_rollout_are_404(server: LiveServer) -> None:
     assert httpx.get(f"{url}/v1/scalers/nope/rollouts").status_code == 404
     assert httpx.get(f"{url}/v1/rollouts/12345").status_code == 404
     assert httpx.post(f"{url}/v1/rollouts/12345/cancel").status_code == 404
+
+
+class FlakyCluster(RecordingCluster):
+    """Unreachable for the first `failures` observations (an API server restart)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(initial_replicas=2)
+        self.failures = failures
+
+    async def observe(self, target: TargetRef) -> DeploymentState:
+        if self.failures:
+            self.failures -= 1
+            raise ClusterUnavailable("get deployments.apps: failed after 4 attempts: HTTP 503")
+        return await super().observe(target)
+
+
+async def test_a_cluster_outage_at_a_steps_start_is_retried(database_url: str) -> None:
+    await truncate_all(database_url)
+    db = Database(database_url)
+    try:
+        doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
+        request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
+        request |= {"surge_percent": 50, "stabilize_s": 0, "timeout_s": 60}
+        async with db.transaction() as conn:
+            await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+            created = await rollout_store.create_rollout(
+                conn, "deepseek-service", request, dry_run=False, now_us=0
+            )
+        cluster = FlakyCluster(failures=1)
+        executor = RolloutExecutor(db, cluster, SystemClock())
+        assert await executor.tick_all() == 1
+        async with db.read() as conn:
+            first = await rollout_store.get_rollout(conn, created.id)
+        assert first is not None and first.status == "running"
+        surge = first.steps[0]
+        assert surge["status"] == "running" and "HTTP 503" in surge["details"]["last_error"]
+        assert "to" not in surge["details"]  # not begun: the next tick starts it again
+        for _ in range(5):
+            if not await executor.tick_all():
+                break
+        async with db.read() as conn:
+            done = await rollout_store.get_rollout(conn, created.id)
+        assert done is not None and done.status == "succeeded", done
+        assert (done.steps[0]["details"]["from"], done.steps[0]["details"]["to"]) == (2, 3)
+        assert cluster.template_patches == [request["patch"]]
+    finally:
+        await db.dispose()

@@ -94,6 +94,8 @@ def _details(stored: dict[str, Any]) -> dict[str, Any]:
     """Times in step details are stored as `<name>_us` microseconds; shown as `<name>_at`."""
     out: dict[str, Any] = {}
     for key, value in stored.items():
+        if key == "begun":  # the executor's own bookkeeping
+            continue
         when = _time(value) if key.endswith("_us") and isinstance(value, int) else None
         if when is None:
             out[key] = value

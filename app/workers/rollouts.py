@@ -138,8 +138,11 @@ class RolloutExecutor:
     async def _step(self, r: StoredRollout, step: dict[str, Any], target: TargetRef) -> bool:
         """Act on or check the current step; True when it finished (go on to the next)."""
         name = step["name"]
-        started = step["status"] == "running"
-        if not started:
+        # `begun`: the step's first action is recorded (set with the first save); a step
+        # whose first attempt failed on the cluster is still running (its timeout counts from
+        # the first attempt) but has not begun, so the next tick starts it again.
+        started = bool(step["details"].get("begun"))
+        if step["status"] == "pending":
             step["status"] = "running"
             step["started_us"] = self.clock.stamp_us()
             if r.status == "pending":
@@ -166,7 +169,7 @@ class RolloutExecutor:
         details = step["details"]
         if not started:
             want = surge_target(state.replicas, float(r.request["surge_percent"]))
-            details.update({"from": state.replicas, "to": want})
+            details.update({"from": state.replicas, "to": want, "begun": True})
             await self._save(
                 r,
                 f"surge: scaling {target.name} from {state.replicas} to {want} "
@@ -194,7 +197,7 @@ class RolloutExecutor:
             # Saved before the first write: on a resume the template may already be patched.
             r.original_template = await self.cluster.template(target)
         if not started:
-            step["details"]["patch"] = patch
+            step["details"].update(patch=patch, begun=True)
             await self._save(r, "patch: applying the template patch")
         await self.cluster.patch_template(target, patch)
         status = await self.cluster.rollout_status(target)
@@ -210,8 +213,10 @@ class RolloutExecutor:
             if original is None:
                 return await self._done(r, step, "rollback: the template was never patched")
             await self.cluster.set_template(target, original)
+            step["details"]["begun"] = True
             await self._save(r, "rollback: restored the original template; following it")
         elif not started:
+            step["details"]["begun"] = True
             await self._save(r, "follow: waiting for every replica to run the new template")
         status = await self.cluster.rollout_status(target)
         step["details"].update(
@@ -242,7 +247,7 @@ class RolloutExecutor:
         now_us = self.clock.stamp_us()
         wait_s = float(r.request["stabilize_s"])
         if not started:
-            details.update(stable_since_us=now_us, restarts=0, wait_s=wait_s)
+            details.update(stable_since_us=now_us, restarts=0, wait_s=wait_s, begun=True)
             await self._save(r, f"stabilize: waiting {wait_s:g} s with every replica ready")
         status = await self.cluster.rollout_status(target)
         if not status.complete:
