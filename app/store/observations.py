@@ -17,7 +17,7 @@ from app.policy.spec import ScalerSpec
 from app.policy.types import MetricReading
 from app.store.tables import samples, series
 
-__all__ = ["MetricsView", "read_metrics", "read_metrics_many"]
+__all__ = ["MetricsView", "SeriesCatalog", "load_catalog", "read_metrics", "read_metrics_many"]
 
 
 class MetricsView:
@@ -100,7 +100,7 @@ async def read_metrics(conn: AsyncConnection, spec: ScalerSpec, now: float) -> M
     return MetricsView(readings, load_rate)
 
 
-class _Catalog:
+class SeriesCatalog:
     """Every series of some metric names, indexed by label pair, with each one's newest
     sample: what a reconcile pass over many scalers reads in two queries instead of a few
     per scaler."""
@@ -127,37 +127,52 @@ class _Catalog:
         ]
 
 
-async def read_metrics_many(
-    conn: AsyncConnection, specs: Sequence[ScalerSpec], now: float
-) -> list[MetricsView]:
-    """`read_metrics` for many scalers at once (same readings, same order as `specs`)."""
-    now_us = round(now * 1e6)
-    names: set[str] = set()
-    longest = 60.0
-    for spec in specs:
-        for metric in spec.metrics:
-            names.add(metric.name)
-            longest = max(longest, metric.window)
-        if spec.capacity is not None:
-            names.add(spec.capacity.signal)
-    catalog = _Catalog()
+async def load_catalog(conn: AsyncConnection, specs: Sequence[ScalerSpec]) -> SeriesCatalog:
+    """Every series of the metrics `specs` name, indexed by label pair (once per pass)."""
+    catalog = SeriesCatalog()
+    names = sorted(
+        {m.name for spec in specs for m in spec.metrics}
+        | {spec.capacity.signal for spec in specs if spec.capacity is not None}
+    )
     if names:
-        for sid, name, labels in (
-            await conn.execute(
-                sa.select(series.c.id, series.c.name, series.c.labels).where(
-                    series.c.name.in_(sorted(names))
-                )
-            )
-        ).all():
+        rows = await conn.execute(
+            sa.select(series.c.id, series.c.name, series.c.labels).where(series.c.name.in_(names))
+        )
+        for sid, name, labels in rows.all():
             sid = int(sid)
             catalog.all.setdefault(name, set()).add(sid)
             for key, value in json.loads(labels).items():
                 catalog.pairs.setdefault((name, key, value), set()).add(sid)
+    return catalog
+
+
+async def read_metrics_many(
+    conn: AsyncConnection,
+    specs: Sequence[ScalerSpec],
+    now: float,
+    catalog: SeriesCatalog | None = None,
+) -> list[MetricsView]:
+    """`read_metrics` for many scalers at once (same readings, same order as `specs`): the
+    newest sample of each of their series in one query. `catalog` (from `load_catalog` over
+    a superset of `specs`) lets a pass read its series once for all its chunks."""
+    now_us = round(now * 1e6)
+    if catalog is None:
+        catalog = await load_catalog(conn, specs)
+    longest = 60.0
+    wanted: set[int] = set()
+    for spec in specs:
+        for metric in spec.metrics:
+            longest = max(longest, metric.window)
+            wanted |= catalog.matching(metric.name, metric.selector)
+        if spec.capacity is not None:
+            selector = spec.metrics[0].selector if spec.metrics else {}
+            wanted |= catalog.matching(spec.capacity.signal, selector)
+    if wanted:
+        ids = sorted(wanted)
         newest = (
             sa.select(samples.c.series_id, sa.func.max(samples.c.ts).label("ts"))
-            .join(series, series.c.id == samples.c.series_id)
             .where(
-                series.c.name.in_(sorted(names)),
+                samples.c.series_id.in_(ids),
                 samples.c.ts >= now_us - round(longest * 1e6),
                 samples.c.ts <= now_us,
             )
@@ -170,7 +185,7 @@ async def read_metrics_many(
                 sa.and_(samples.c.series_id == newest.c.series_id, samples.c.ts == newest.c.ts),
             )
         )
-        catalog.latest = {int(sid): (int(ts), float(v)) for sid, ts, v in rows.all()}
+        catalog.latest.update({int(sid): (int(ts), float(v)) for sid, ts, v in rows.all()})
     views = []
     for spec in specs:
         readings: dict[str, MetricReading] = {}

@@ -124,8 +124,12 @@ async def get_scaler(
     return None if row is None else _scaler(row)
 
 
-async def list_scalers(conn: AsyncConnection) -> list[StoredScaler]:
-    rows = await conn.execute(sa.select(scalers).order_by(scalers.c.name))
+async def list_scalers(conn: AsyncConnection, names: set[str] | None = None) -> list[StoredScaler]:
+    """Every scaler, or only those in `names` (a burst's few, without loading the rest)."""
+    query = sa.select(scalers).order_by(scalers.c.name)
+    if names is not None:
+        query = query.where(scalers.c.name.in_(sorted(names)))
+    rows = await conn.execute(query)
     return [_scaler(r) for r in rows.all()]
 
 

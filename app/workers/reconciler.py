@@ -29,7 +29,12 @@ from app.store import rollouts as rollout_store
 from app.store import scalers as store
 from app.store.db import Database, is_unavailable
 from app.store.forecasts import StoredForecast
-from app.store.observations import MetricsView, read_metrics, read_metrics_many
+from app.store.observations import (
+    MetricsView,
+    load_catalog,
+    read_metrics,
+    read_metrics_many,
+)
 from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache
 from app.workers.wakeup import Wakeup
@@ -160,7 +165,7 @@ async def reconcile_once(
     now = clock.now()
     now_us = round(now * 1e6)
     async with db.read() as conn:
-        found = await store.list_scalers(conn)
+        found = await store.list_scalers(conn, only)
         rolling = await rollout_store.active_for(conn)
     seen: set[str] = set()
     todo: list[tuple[store.StoredScaler, ScalerSpec]] = []
@@ -188,6 +193,10 @@ async def reconcile_once(
     if forecasts is not None and todo:
         async with db.read() as conn:
             with_forecast = await forecast_store.forecast_names(conn)
+    catalog = None
+    if only is None and todo:  # a full pass reads the series of its metrics once
+        async with db.read() as conn:
+            catalog = await load_catalog(conn, [spec for _, spec in todo])
     done = 0
     served: set[str] = set()
     for start in range(0, max(len(todo), 1), chunk):
@@ -202,7 +211,10 @@ async def reconcile_once(
         now = clock.now()  # each chunk reads the metrics as they are when it starts
         now_us = round(now * 1e6)
         async with db.read() as conn:
-            views = await read_metrics_many(conn, [spec for _, spec in part], now)
+            if catalog is None:  # a burst's few scalers: their own series, found in SQL
+                views = [await read_metrics(conn, spec, now) for _, spec in part]
+            else:
+                views = await read_metrics_many(conn, [sp for _, sp in part], now, catalog)
         for (scaler, spec), view in zip(part, views, strict=True):
             stored = None
             if forecasts is not None and scaler.name in with_forecast:
