@@ -167,3 +167,18 @@ async def test_a_burst_goes_ahead_of_the_rest_of_a_long_pass(database_url: str) 
         assert done == 3
     finally:
         await db.dispose()
+
+
+def test_a_sample_wakes_only_the_scalers_its_labels_select() -> None:
+    wakeup = Wakeup()
+    for name, selector in (("a", {"app": "a"}), ("b", {"app": "b", "zone": "z1"}), ("c", {})):
+        doc = spec(threshold=50) | {"name": name}
+        doc["metrics"] = [{"name": "request_queue", "target": "<5", "selector": selector}]
+        wakeup.update(name, parse_spec(doc))
+
+    def labelled(**labels: str) -> SampleRow:
+        return SampleRow(SeriesKey.of("request_queue", labels), 0, 100.0)
+
+    assert wakeup.check([labelled(app="a", pod="p0")]) and wakeup.take(0) == {"a", "c"}
+    assert wakeup.check([labelled(app="b", zone="z2")]) and wakeup.take(0) == {"c"}
+    assert wakeup.check([labelled(app="b", zone="z1")]) and wakeup.take(0) == {"b", "c"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Iterable
 
 from app.policy import SpecError, parse_spec
@@ -26,13 +27,48 @@ from app.store.series import SampleRow
 
 __all__ = ["Wakeup"]
 
+Pairs = tuple[tuple[str, str], ...]
+_Trigger = tuple[str, float, Pairs]  # metric, threshold, the metric's selector (sorted pairs)
+
+
+class _MetricIndex:
+    """The triggers on one metric name, found from a sample's labels: a trigger whose
+    selector has a label pair is filed under its first pair, so a sample only meets the
+    triggers its own labels can match (not every scaler sharing the metric name)."""
+
+    def __init__(self) -> None:
+        self.lowest = math.inf
+        self.open: list[tuple[float, str, Pairs]] = []  # no selector: any sample
+        self.by_pair: dict[tuple[str, str], list[tuple[float, str, Pairs]]] = {}
+
+    def add(self, threshold: float, scaler: str, selector: Pairs) -> None:
+        self.lowest = min(self.lowest, threshold)
+        entry = (threshold, scaler, selector)
+        if selector:
+            self.by_pair.setdefault(selector[0], []).append(entry)
+        else:
+            self.open.append(entry)
+
+    def crossed(self, value: float, labels: Pairs) -> list[str]:
+        found = [scaler for threshold, scaler, _ in self.open if value > threshold]
+        have: dict[str, str] | None = None
+        for pair in labels:
+            for threshold, scaler, selector in self.by_pair.get(pair, ()):
+                if not value > threshold:
+                    continue
+                if len(selector) > 1:
+                    have = have if have is not None else dict(labels)
+                    if any(have.get(k) != v for k, v in selector):
+                        continue
+                found.append(scaler)
+        return found
+
 
 class Wakeup:
     def __init__(self) -> None:
         self.event = asyncio.Event()
-        # metric name -> [(threshold, scaler)], the lowest threshold first
-        self._index: dict[str, list[tuple[float, str]]] = {}
-        self._by_scaler: dict[str, list[tuple[str, float]]] = {}
+        self._index: dict[str, _MetricIndex] = {}  # metric name -> its triggers
+        self._by_scaler: dict[str, list[_Trigger]] = {}
         self._pending: set[str] = set()
         self._timers: dict[str, float] = {}  # scaler -> when a held trigger's duration elapses
         self.wakes = 0  # how many pushes woke the loop (telemetry, tests)
@@ -40,10 +76,15 @@ class Wakeup:
     # ---- the index ----------------------------------------------------------------------
 
     @staticmethod
-    def _triggers(spec: ScalerSpec) -> list[tuple[str, float]]:
+    def _triggers(spec: ScalerSpec) -> list[_Trigger]:
+        """(metric, threshold, selector) per trigger: the selector is the spec metric's, so
+        pods of other workloads pushing the same metric name wake nobody here."""
         if not spec.emergency.enabled:
             return []
-        return [(t.metric, t.threshold) for t in spec.emergency.triggers]
+        selectors = {m.name: tuple(sorted(m.selector.items())) for m in spec.metrics}
+        return [
+            (t.metric, t.threshold, selectors.get(t.metric, ())) for t in spec.emergency.triggers
+        ]
 
     def update(self, name: str, spec: ScalerSpec | None) -> None:
         """One scaler's triggers (None: deleted or paused); the index is rebuilt only when
@@ -75,12 +116,10 @@ class Wakeup:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        index: dict[str, list[tuple[float, str]]] = {}
+        index: dict[str, _MetricIndex] = {}
         for name, triggers in self._by_scaler.items():
-            for metric, threshold in triggers:
-                index.setdefault(metric, []).append((threshold, name))
-        for entries in index.values():
-            entries.sort()
+            for metric, threshold, selector in triggers:
+                index.setdefault(metric, _MetricIndex()).add(threshold, name, selector)
         self._index = index
 
     # ---- ingestion ----------------------------------------------------------------------
@@ -92,12 +131,10 @@ class Wakeup:
             return False
         woke = False
         for row in rows:
-            entries = index.get(row.key.name)
-            if entries is None or not row.value > entries[0][0]:
+            entry = index.get(row.key.name)
+            if entry is None or not row.value > entry.lowest:
                 continue
-            for threshold, scaler in entries:
-                if not row.value > threshold:
-                    break
+            for scaler in entry.crossed(row.value, row.key.label_items):
                 self._pending.add(scaler)
                 woke = True
         if woke:
