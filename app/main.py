@@ -14,7 +14,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api import forecasts, grafana, ops, query, samples, scalers, simulations, tokens
+from app.api import (
+    forecasts,
+    grafana,
+    ops,
+    query,
+    rollouts,
+    samples,
+    scalers,
+    simulations,
+    tokens,
+)
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
@@ -30,6 +40,7 @@ from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache, forecast_loop
 from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
+from app.workers.rollouts import RolloutExecutor, rollout_loop
 from app.workers.rollups import rollup_loop
 from app.workers.simulations import SimulationJobs
 from app.workers.supervisor import Supervisor
@@ -61,15 +72,22 @@ class LatencyMiddleware:
                 ).observe(time.perf_counter() - started)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    cluster: Cluster | None = None,
+) -> FastAPI:
+    """`cluster` replaces the configured one (tests, benchmarks: a simulated cluster with
+    short cold starts that outlives the app, as a real cluster outlives a restart)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         clock_ = clock or SystemClock()
-        kube = await build_cluster(settings)  # None: no cluster configured
-        cluster: Cluster = kube if kube is not None else SimulatedCluster(clock_)
+        kube = await build_cluster(settings) if cluster is None else None  # None: not configured
+        cluster_: Cluster = cluster or (kube if kube is not None else SimulatedCluster(clock_))
         ctx = AppContext(
             settings=settings,
             db=db,
@@ -79,7 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ),
             clock=clock_,
             telemetry=Telemetry(),
-            cluster=cluster,
+            cluster=cluster_,
             forecasts=ForecastCache(),
             simulations=SimulationJobs(db, now_us=clock_.stamp_us),
         )
@@ -91,7 +109,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 return {
                     "rollups": rollup_loop(db, settings, ctx.clock, ctx.telemetry),
                     "reconciler": reconcile_loop(
-                        db, ctx.cluster, settings, ctx.clock, ctx.telemetry, ctx.forecasts
+                        db,
+                        ctx.cluster,
+                        settings,
+                        ctx.clock,
+                        ctx.telemetry,
+                        ctx.forecasts,
+                        ctx.wakeup,
+                    ),
+                    "rollouts": rollout_loop(
+                        RolloutExecutor(db, ctx.cluster, ctx.clock, ctx.forecasts, ctx.wakeup),
+                        settings,
+                        ctx.rollout_kick,
                     ),
                     "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock),
                 }
@@ -146,6 +175,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         query,
         tokens,
         scalers,
+        rollouts,
         forecasts,
         simulations,
         grafana,

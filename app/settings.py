@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
 
     reconcile_interval_s: float = Field(5.0, gt=0)  # how often every scaler is reconciled
+    rollout_poll_s: float = Field(1.0, gt=0)  # how often a running rollout is checked
     forecast_refit_s: float = Field(60.0, gt=0)  # fast models
     forecast_refit_prophet_s: float = Field(3600.0, gt=0)
     forecast_accuracy_s: float = Field(3600.0, gt=0)  # per-model accuracy re-measured

@@ -5,6 +5,7 @@ Built once in the app's lifespan (app.main) and handed to routes through `Ctx`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from app.store.series import SeriesStore
 from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache
 from app.workers.simulations import SimulationJobs
+from app.workers.wakeup import Wakeup
 
 __all__ = ["AppContext", "Ctx", "get_context"]
 
@@ -32,6 +34,10 @@ class AppContext:
     cluster: Cluster
     forecasts: ForecastCache
     simulations: SimulationJobs
+    # Shared by routes and workers: ingestion wakes the reconciler for a burst; the rollout
+    # API kicks the rollout executor when it creates or cancels one.
+    wakeup: Wakeup = field(default_factory=Wakeup)
+    rollout_kick: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, object] = field(default_factory=dict)
 
 

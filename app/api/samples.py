@@ -137,6 +137,7 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
     async with ctx.db.transaction() as conn:
         written = await ctx.series.write(conn, rows, now_us=now_us)
     ctx.series.remember(written)
+    ctx.wakeup.check(rows)  # a burst over an emergency trigger: reconcile now
     ctx.telemetry.pushes.labels("json", "accepted").inc()
     ctx.telemetry.samples.labels("json").inc(written.samples)
     return SamplesAccepted(accepted=written.samples)

@@ -226,6 +226,7 @@ async def _save(
             message="created" if existing is None else f"replaced (generation {saved.generation})",
             payload={"generation": saved.generation, "actor": actor.token_id},
         )
+    ctx.wakeup.update(name, None if saved.paused else spec)
     return saved, existing is None
 
 
@@ -349,6 +350,7 @@ async def delete_scaler(
             raise NotFound(f"no scaler named {name!r}")
         _check_match(if_match, existing, name)
         await store.delete_scaler(conn, name)
+    ctx.wakeup.update(name, None)
     return Response(status_code=204)
 
 
@@ -370,6 +372,7 @@ async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal
             )
         saved = await store.get_scaler(conn, name)
     assert saved is not None
+    ctx.wakeup.update_document(name, None if paused else saved.document)
     return _out(saved)
 
 

@@ -7,8 +7,9 @@ Kubernetes adapter and the simulated cluster implement the same protocol.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.policy.spec import TargetRef
 
@@ -20,7 +21,11 @@ __all__ = [
     "ClusterUnavailable",
     "DeploymentState",
     "RecordingCluster",
+    "RolloutStatus",
     "TargetNotFound",
+    "merge_patch",
+    "restore_patch",
+    "strategic_merge",
 ]
 
 
@@ -67,12 +72,105 @@ class DeploymentState:
     learned_cold_start_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    """A workload's rollout progress, as `kubectl rollout status` reads it."""
+
+    generation: int  # metadata.generation
+    observed_generation: int  # status.observedGeneration
+    replicas: int  # spec.replicas
+    updated: int  # status.updatedReplicas: pods of the current template
+    available: int  # status.availableReplicas
+    total: int = 0  # status.replicas: every pod, old templates included
+    ready: int = 0  # status.readyReplicas
+
+    @property
+    def complete(self) -> bool:
+        """The controller saw the latest spec, every pod runs it, all are available and no
+        pod of an older template is left."""
+        return (
+            self.observed_generation >= self.generation
+            and self.updated == self.replicas
+            and self.available >= self.replicas
+            and self.total <= self.replicas
+        )
+
+
 class Cluster(Protocol):
     name: str
 
     async def observe(self, target: TargetRef) -> DeploymentState: ...
 
     async def scale(self, target: TargetRef, replicas: int) -> None: ...
+
+    async def template(self, target: TargetRef) -> dict[str, Any]:
+        """The workload's pod template (spec.template), as JSON."""
+        ...
+
+    async def patch_template(self, target: TargetRef, patch: dict[str, Any]) -> None:
+        """Apply a strategic merge patch to spec.template (a no-op patch changes nothing)."""
+        ...
+
+    async def set_template(self, target: TargetRef, template: dict[str, Any]) -> None:
+        """Make spec.template exactly `template` (a rollback)."""
+        ...
+
+    async def rollout_status(self, target: TargetRef) -> RolloutStatus: ...
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge, None deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(i, dict) and "name" in i for i in items)
+
+
+def strategic_merge(target: Any, patch: Any) -> Any:
+    """A strategic merge patch as the API server applies it to a pod template, for the parts
+    a rollout uses: dicts merge, None deletes, and lists of named items (containers, env,
+    volumes, ports) merge by `name`; other lists are replaced."""
+    if isinstance(patch, list) and isinstance(target, list) and _named(patch) and _named(target):
+        out = [copy.deepcopy(i) for i in target]
+        for item in patch:
+            at = next((n for n, t in enumerate(out) if t["name"] == item["name"]), None)
+            if at is None:
+                out.append(copy.deepcopy(item))
+            else:
+                out[at] = strategic_merge(out[at], item)
+        return out
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out_d = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out_d.pop(key, None)
+        else:
+            out_d[key] = strategic_merge(out_d.get(key), value)
+    return out_d
+
+
+def restore_patch(current: Any, wanted: Any) -> Any:
+    """The JSON merge patch that turns `current` into `wanted` (keys only in `current` are
+    deleted with None; lists and scalars are replaced whole)."""
+    if not isinstance(current, dict) or not isinstance(wanted, dict):
+        return copy.deepcopy(wanted)
+    patch: dict[str, Any] = {k: None for k in current if k not in wanted}
+    for key, value in wanted.items():
+        if key not in current:
+            patch[key] = copy.deepcopy(value)
+        elif current[key] != value:
+            patch[key] = restore_patch(current[key], value)
+    return patch
 
 
 class RecordingCluster:
@@ -81,6 +179,9 @@ class RecordingCluster:
     def __init__(self, initial_replicas: int = 1) -> None:
         self.initial_replicas = initial_replicas
         self.replicas: dict[tuple[str, str, str], int] = {}
+        self.templates: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.generations: dict[tuple[str, str, str], int] = {}
+        self.template_patches: list[dict[str, Any]] = []
 
     @staticmethod
     def _key(target: TargetRef) -> tuple[str, str, str]:
@@ -92,3 +193,26 @@ class RecordingCluster:
 
     async def scale(self, target: TargetRef, replicas: int) -> None:
         self.replicas[self._key(target)] = replicas
+
+    async def template(self, target: TargetRef) -> dict[str, Any]:
+        default = {
+            "metadata": {"labels": {"app": target.name}},
+            "spec": {"containers": [{"name": "main", "image": f"{target.name}:1"}]},
+        }
+        return copy.deepcopy(self.templates.get(self._key(target), default))
+
+    async def patch_template(self, target: TargetRef, patch: dict[str, Any]) -> None:
+        self.template_patches.append(copy.deepcopy(patch))
+        await self.set_template(target, strategic_merge(await self.template(target), patch))
+
+    async def set_template(self, target: TargetRef, template: dict[str, Any]) -> None:
+        key = self._key(target)
+        if template != await self.template(target):
+            self.generations[key] = self.generations.get(key, 1) + 1
+        self.templates[key] = copy.deepcopy(template)
+
+    async def rollout_status(self, target: TargetRef) -> RolloutStatus:
+        """A recording cluster rolls out at once: every pod is updated and available."""
+        n = self.replicas.get(self._key(target), self.initial_replicas)
+        gen = self.generations.get(self._key(target), 1)
+        return RolloutStatus(gen, gen, n, n, n, n, n)

@@ -27,7 +27,13 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from app.kube.api import Resource, RetryPolicy, call
-from app.kube.cluster import ClusterConflict, ClusterForbidden, DeploymentState
+from app.kube.cluster import (
+    ClusterConflict,
+    ClusterForbidden,
+    DeploymentState,
+    RolloutStatus,
+    restore_patch,
+)
 from app.kube.informer import Informer, WatchStats
 from app.kube.pods import ColdStarts, LabelSelector, PodCache, PodListener, PodView, TargetPods
 from app.policy.spec import TargetRef
@@ -271,6 +277,99 @@ class KubernetesCluster:
         raise ClusterConflict(
             f'{kind.workload.qualified} "{name}" in namespace {ns} kept changing: '
             f"{self.conflict_retries + 1} conflicting writes in a row; will retry next reconcile"
+        )
+
+    # ---- rollouts: the pod template and the controller's progress ---------------------------
+    # Patching spec.template needs `patch` on deployments (statefulsets), granted by its own
+    # ClusterRole (deploy/kubernetes/rbac.yaml: ciuic-rollouts), so scaling alone stays
+    # least-privilege.
+
+    async def _read_workload(self, target: TargetRef) -> Any:
+        kind = KINDS[target.kind]
+        return await call(
+            lambda: getattr(self._apps, kind.read)(
+                target.name, target.namespace, _request_timeout=self.retry.timeout_s
+            ),
+            verb="get",
+            resource=kind.workload,
+            namespace=target.namespace,
+            name=target.name,
+            retry=self.retry,
+        )
+
+    async def _patch_workload(
+        self, target: TargetRef, body: dict[str, Any], content_type: str
+    ) -> None:
+        kind = KINDS[target.kind]
+        method = "patch" + kind.read.removeprefix("read")
+        await call(
+            partial(
+                getattr(self._apps, method),
+                target.name,
+                target.namespace,
+                body,
+                _content_type=content_type,
+                _request_timeout=self.retry.timeout_s,
+            ),
+            verb="patch",
+            resource=kind.workload,
+            namespace=target.namespace,
+            name=target.name,
+            retry=self.retry,
+        )
+
+    async def template(self, target: TargetRef) -> dict[str, Any]:
+        workload = await self._read_workload(target)
+        template: dict[str, Any] = self.api.sanitize_for_serialization(workload.spec.template)
+        return template
+
+    async def patch_template(self, target: TargetRef, patch: dict[str, Any]) -> None:
+        """A strategic merge patch (containers merge by name), as `kubectl patch` sends."""
+        await self._patch_workload(
+            target, {"spec": {"template": patch}}, "application/strategic-merge-patch+json"
+        )
+
+    async def set_template(self, target: TargetRef, template: dict[str, Any]) -> None:
+        """Restore `template` exactly: a merge patch of the difference, conditional on the
+        resourceVersion read, re-read and retried on a conflict."""
+        for _ in range(self.conflict_retries + 1):
+            workload = await self._read_workload(target)
+            current = self.api.sanitize_for_serialization(workload.spec.template)
+            diff = restore_patch(current, template)
+            if not diff:
+                return
+            body = {
+                "metadata": {"resourceVersion": workload.metadata.resource_version},
+                "spec": {"template": diff},
+            }
+            try:
+                await self._patch_workload(target, body, "application/merge-patch+json")
+                return
+            except ClusterConflict:
+                log.info(
+                    "template %s/%s: conflict, reading it again", target.namespace, target.name
+                )
+        raise ClusterConflict(
+            f"{target.kind} {target.name!r} in namespace {target.namespace} kept changing: "
+            f"{self.conflict_retries + 1} conflicting writes in a row"
+        )
+
+    async def rollout_status(self, target: TargetRef) -> RolloutStatus:
+        workload = await self._read_workload(target)
+        status = workload.status
+        spec_replicas = workload.spec.replicas
+
+        def count(field_name: str) -> int:
+            return int(getattr(status, field_name, None) or 0) if status else 0
+
+        return RolloutStatus(
+            generation=int(workload.metadata.generation or 0),
+            observed_generation=count("observed_generation"),
+            replicas=1 if spec_replicas is None else int(spec_replicas),
+            updated=count("updated_replicas"),
+            available=count("available_replicas"),
+            total=count("replicas"),
+            ready=count("ready_replicas"),
         )
 
     def learned_cold_start_s(self, target: TargetRef) -> float | None:

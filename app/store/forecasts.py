@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.policy.types import LoadForecast
 from app.store.tables import forecasts
 
-__all__ = ["StoredForecast", "delete_forecast", "get_forecast", "save_forecast"]
+__all__ = ["StoredForecast", "delete_forecast", "forecast_names", "get_forecast", "save_forecast"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +68,9 @@ async def get_forecast(conn: AsyncConnection, scaler: str) -> StoredForecast | N
 
 async def delete_forecast(conn: AsyncConnection, scaler: str) -> None:
     await conn.execute(sa.delete(forecasts).where(forecasts.c.scaler == scaler))
+
+
+async def forecast_names(conn: AsyncConnection) -> set[str]:
+    """The scalers that have a stored forecast (a reconcile pass skips the rest's lookups)."""
+    rows = await conn.execute(sa.select(forecasts.c.scaler))
+    return {str(r.scaler) for r in rows.all()}

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.policy.types import Decision, ScalerState
-from app.store.tables import forecasts, scaler_events, scalers
+from app.store.tables import forecasts, rollouts, scaler_events, scalers
 
 __all__ = [
     "StoredEvent",
@@ -124,8 +124,12 @@ async def get_scaler(
     return None if row is None else _scaler(row)
 
 
-async def list_scalers(conn: AsyncConnection) -> list[StoredScaler]:
-    rows = await conn.execute(sa.select(scalers).order_by(scalers.c.name))
+async def list_scalers(conn: AsyncConnection, names: set[str] | None = None) -> list[StoredScaler]:
+    """Every scaler, or only those in `names` (a burst's few, without loading the rest)."""
+    query = sa.select(scalers).order_by(scalers.c.name)
+    if names is not None:
+        query = query.where(scalers.c.name.in_(sorted(names)))
+    rows = await conn.execute(query)
     return [_scaler(r) for r in rows.all()]
 
 
@@ -161,6 +165,7 @@ async def delete_scaler(conn: AsyncConnection, name: str) -> None:
     await conn.execute(sa.delete(scalers).where(scalers.c.name == name))
     await conn.execute(sa.delete(scaler_events).where(scaler_events.c.scaler == name))
     await conn.execute(sa.delete(forecasts).where(forecasts.c.scaler == name))
+    await conn.execute(sa.delete(rollouts).where(rollouts.c.scaler == name))
 
 
 async def set_paused(conn: AsyncConnection, name: str, paused: bool, now_us: int) -> None:

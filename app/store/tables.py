@@ -13,6 +13,7 @@ __all__ = [
     "metadata",
     "push_families",
     "push_groups",
+    "rollouts",
     "rollup_dirty",
     "rollup_state",
     "rollups_1h",
@@ -193,4 +194,26 @@ simulations = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("finished_us", sa.BigInteger, nullable=True),
+)
+
+# Rolling updates with a surge plan (app.workers.rollouts): the request, the step reached, each
+# step's times and details, and the template before the patch (for a rollback). A restart
+# resumes every pending/running/rolling_back rollout from its recorded step.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("scaler", sa.String(63), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(16), nullable=False),
+    sa.Column("steps", sa.Text, nullable=False),  # JSON [{name, status, started_us, ...}]
+    sa.Column("request", sa.Text, nullable=False),  # JSON
+    sa.Column("original_template", sa.Text, nullable=True),  # JSON, saved before the patch
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_rollouts_scaler_id", "scaler", "id"),
+    sa.Index("ix_rollouts_status", "status"),
 )

@@ -3,29 +3,48 @@ would do), and record the decision, the carried state and any error.
 
 An event is written when something happens (a scale action, a dry-run "would scale", an
 error, a change of error), not on every tick: the status always holds the latest decision.
+
+A scaler whose target is being rolled out (app.workers.rollouts) is skipped: the rollout holds
+the replicas (its surge) until it hands back; the skip is an event once per rollout. The loop
+sleeps on the `Wakeup` event with its interval as the timeout, so a pushed burst or a held
+trigger coming due is reconciled at once, for the scalers concerned only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError
-from app.policy import SpecError, decide, parse_spec
+from app.policy import ScalerSpec, SpecError, decide, parse_spec
 from app.policy.types import Observation
 from app.settings import Settings
+from app.store import forecasts as forecast_store
+from app.store import rollouts as rollout_store
 from app.store import scalers as store
 from app.store.db import Database, is_unavailable
-from app.store.observations import read_metrics
+from app.store.forecasts import StoredForecast
+from app.store.observations import (
+    MetricsView,
+    load_catalog,
+    read_metrics,
+    read_metrics_many,
+)
 from app.telemetry import Telemetry
 from app.workers.forecasts import ForecastCache
-from app.workers.supervisor import sleep_or_stop
+from app.workers.wakeup import Wakeup
 
 __all__ = ["reconcile_loop", "reconcile_once", "reconcile_scaler"]
 
 log = logging.getLogger("ciuic.workers.reconciler")
+
+
+Write = Callable[[AsyncConnection], Awaitable[None]]
 
 
 async def reconcile_scaler(
@@ -35,20 +54,41 @@ async def reconcile_scaler(
     now: float,
     now_us: int,
     forecasts: ForecastCache | None = None,
+    wakeup: Wakeup | None = None,
 ) -> None:
-    name = scaler.name
+    """Reconcile one scaler now (the rollout executor's hand-back; a pass uses the batch)."""
     try:
         spec = parse_spec(scaler.document)
     except SpecError as exc:  # a spec stored by an older version that no longer validates
-        await _error(db, name, now_us, f"invalid spec: {exc}", scaler.last_error)
-        return
+        write = _error(scaler, now_us, f"invalid spec: {exc}")
+    else:
+        async with db.read() as conn:
+            view = await read_metrics(conn, spec, now)
+        stored = await forecasts.get(db, scaler.name) if forecasts is not None else None
+        write = await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
+    async with db.transaction() as conn:
+        await write(conn)
+
+
+async def _reconcile(
+    cluster: Cluster,
+    scaler: store.StoredScaler,
+    spec: ScalerSpec,
+    view: MetricsView,
+    stored: StoredForecast | None,
+    now: float,
+    now_us: int,
+    wakeup: Wakeup | None,
+) -> Write:
+    """Observe, decide and act; returns the writes that record it (the caller batches them
+    into one transaction per pass)."""
+    name = scaler.name
+    if wakeup is not None:
+        wakeup.update(name, spec)
     try:
         cluster_state = await cluster.observe(spec.target)
     except ClusterError as exc:
-        await _error(db, name, now_us, f"cannot read {spec.target.name}: {exc}", scaler.last_error)
-        return
-    async with db.read() as conn:
-        view = await read_metrics(conn, spec, now)
+        return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
     observation = Observation(
         metrics=view.readings,
         current_replicas=cluster_state.replicas,
@@ -57,8 +97,9 @@ async def reconcile_scaler(
         load_rate=view.load_rate,
         cold_start_s=cluster_state.learned_cold_start_s,
     )
-    stored = await forecasts.get(db, name) if forecasts is not None else None
     decision = decide(spec, observation, stored.forecast if stored else None, scaler.state, now)
+    if wakeup is not None:
+        wakeup.schedule(name, spec, decision.state, now)
     rendered = store.decision_to_json(decision)
     change = decision.valid and decision.replicas != cluster_state.replicas
     action_error: str | None = None
@@ -67,7 +108,8 @@ async def reconcile_scaler(
             await cluster.scale(spec.target, decision.replicas)
         except ClusterError as exc:
             action_error = f"cannot scale {spec.target.name}: {exc}"
-    async with db.transaction() as conn:
+
+    async def write(conn: AsyncConnection) -> None:
         # The state assumes the decision is applied; a failed action keeps the old state so
         # rate limits are not charged for a change that did not happen.
         state = scaler.state if action_error else decision.state
@@ -96,27 +138,118 @@ async def reconcile_scaler(
         if action_error:
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)
 
+    return write
 
-async def _error(db: Database, name: str, now_us: int, message: str, previous: str | None) -> None:
-    async with db.transaction() as conn:
-        await store.record_outcome(conn, name, now_us=now_us, error=message)
-        if message != previous:
-            await store.add_event(conn, name, ts_us=now_us, kind="error", message=message)
+
+def _error(scaler: store.StoredScaler, now_us: int, message: str) -> Write:
+    async def write(conn: AsyncConnection) -> None:
+        await store.record_outcome(conn, scaler.name, now_us=now_us, error=message)
+        if message != scaler.last_error:
+            await store.add_event(conn, scaler.name, ts_us=now_us, kind="error", message=message)
+
+    return write
 
 
 async def reconcile_once(
-    db: Database, cluster: Cluster, clock: Clock, forecasts: ForecastCache | None = None
+    db: Database,
+    cluster: Cluster,
+    clock: Clock,
+    forecasts: ForecastCache | None = None,
+    *,
+    wakeup: Wakeup | None = None,
+    only: set[str] | None = None,
+    held: dict[str, int] | None = None,
+    chunk: int = 100,
 ) -> int:
+    """One pass over every scaler (or those named in `only`); returns how many acted on.
+
+    `held` remembers the rollout each skipped scaler was last reported held for, so the
+    skip is an event once per rollout, not once per pass."""
+    held = {} if held is None else held
+    now = clock.now()
+    now_us = round(now * 1e6)
     async with db.read() as conn:
-        found = await store.list_scalers(conn)
-    done = 0
+        found = await store.list_scalers(conn, only)
+        rolling = await rollout_store.active_for(conn)
+    seen: set[str] = set()
+    todo: list[tuple[store.StoredScaler, ScalerSpec]] = []
+    writes: list[Write] = []
     for scaler in found:
-        if scaler.paused:
+        if (only is not None and scaler.name not in only) or scaler.paused:
             continue
-        now = clock.now()
-        await reconcile_scaler(db, cluster, scaler, now, round(now * 1e6), forecasts)
-        done += 1
+        seen.add(scaler.name)
+        rollout_id = rolling.get(scaler.name)
+        if rollout_id is not None:
+            if held.get(scaler.name) != rollout_id:
+                held[scaler.name] = rollout_id
+                writes.append(_held(scaler.name, now_us, rollout_id))
+            continue
+        held.pop(scaler.name, None)
+        try:
+            todo.append((scaler, parse_spec(scaler.document)))
+        except SpecError as exc:  # a spec stored by an older version that no longer validates
+            writes.append(_error(scaler, now_us, f"invalid spec: {exc}"))
+    # Per chunk of scalers: two reads for their metrics and one transaction for their
+    # outcomes (per-scaler round trips are what a pass over 1,000 scalers would otherwise
+    # spend its time on). Between chunks, scalers woken by a burst go first, so a long pass
+    # delays a burst by one chunk at most.
+    with_forecast: set[str] = set()
+    if forecasts is not None and todo:
+        async with db.read() as conn:
+            with_forecast = await forecast_store.forecast_names(conn)
+    catalog = None
+    if only is None and todo:  # a full pass reads the series of its metrics once
+        async with db.read() as conn:
+            catalog = await load_catalog(conn, [spec for _, spec in todo])
+    done = 0
+    served: set[str] = set()
+    for start in range(0, max(len(todo), 1), chunk):
+        if start and wakeup is not None and only is None and wakeup.event.is_set():
+            urgent = wakeup.take(clock.now())
+            if urgent:
+                done += await reconcile_once(
+                    db, cluster, clock, forecasts, wakeup=wakeup, only=urgent, held=held
+                )
+                served |= urgent  # already decided with fresh metrics: not again this pass
+        part = [(sc, sp) for sc, sp in todo[start : start + chunk] if sc.name not in served]
+        now = clock.now()  # each chunk reads the metrics as they are when it starts
+        now_us = round(now * 1e6)
+        async with db.read() as conn:
+            if catalog is None:  # a burst's few scalers: their own series, found in SQL
+                views = [await read_metrics(conn, spec, now) for _, spec in part]
+            else:
+                views = await read_metrics_many(conn, [sp for _, sp in part], now, catalog)
+        for (scaler, spec), view in zip(part, views, strict=True):
+            stored = None
+            if forecasts is not None and scaler.name in with_forecast:
+                stored = await forecasts.get(db, scaler.name)
+            writes.append(
+                await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
+            )
+        done += len(part)
+        if writes:
+            async with db.transaction() as conn:
+                for write in writes:
+                    await write(conn)
+            writes = []
+    if wakeup is not None and only is None:
+        wakeup.retain(seen)  # deleted and paused scalers no longer wake the loop
     return done
+
+
+def _held(name: str, now_us: int, rollout_id: int) -> Write:
+    async def write(conn: AsyncConnection) -> None:
+        await store.add_event(
+            conn,
+            name,
+            ts_us=now_us,
+            kind="skip",
+            message=f"not reconciled: rollout {rollout_id} holds the replicas until it hands "
+            "back to the policy",
+            payload={"rollout": rollout_id},
+        )
+
+    return write
 
 
 def reconcile_loop(
@@ -126,16 +259,32 @@ def reconcile_loop(
     clock: Clock,
     telemetry: Telemetry,
     forecasts: ForecastCache | None = None,
+    wakeup: Wakeup | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
+    signal = wakeup if wakeup is not None else Wakeup()
+    held: dict[str, int] = {}
+
     async def loop(stop: asyncio.Event) -> None:
+        next_full = 0.0  # monotonic time of the next pass over every scaler
         while not stop.is_set():
+            names = signal.take(clock.now())
             try:
-                await reconcile_once(db, cluster, clock, forecasts)
+                if time.monotonic() >= next_full:
+                    next_full = time.monotonic() + settings.reconcile_interval_s
+                    await reconcile_once(db, cluster, clock, forecasts, wakeup=signal, held=held)
+                elif names:
+                    await reconcile_once(
+                        db, cluster, clock, forecasts, wakeup=signal, only=names, held=held
+                    )
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 log.warning("reconcile skipped: database unavailable (%s)", exc)
-            if await sleep_or_stop(stop, settings.reconcile_interval_s):
+            timeout = next_full - time.monotonic()
+            due = signal.next_due()
+            if due is not None:
+                timeout = min(timeout, due - clock.now())
+            if await signal.wait(stop, timeout):
                 return
 
     return loop

@@ -10,7 +10,10 @@ What it models:
 - apps/v1 deployments and statefulsets: get, list, watch, merge patch, and the `scale` subresource
   (get, merge patch, replace) with autoscaling/v1 Scale objects and resourceVersion
   preconditions (409 Conflict on a stale one). A built-in "controller" creates and deletes
-  pods to follow spec.replicas and keeps the workload's status counts.
+  pods to follow spec.replicas and keeps the workload's status counts. A Deployment's template
+  change (merge or strategic merge patch; it bumps metadata.generation) rolls out like a
+  RollingUpdate with the default 25 %/25 % surge and unavailability: new pods take their cold
+  start, old ones leave as new ones become Ready, and status.updatedReplicas follows.
 - core/v1 pods: get, list and watch (JSON lines) with a label selector. One resourceVersion
   counter for everything, like etcd; a watch from a version older than the last compaction
   gets an ERROR event carrying a 410 Expired Status, as the real server sends.
@@ -30,6 +33,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import math
 import re
 import socket
 import threading
@@ -79,6 +83,33 @@ def _merge(target: Any, patch: Any) -> Any:
         else:
             out[key] = _merge(out.get(key), value)
     return out
+
+
+def _strategic_merge(target: Any, patch: Any) -> Any:
+    """A strategic merge patch, for what templates need: lists of named items (containers,
+    env, ports) merge by `name`; other lists are replaced; None deletes."""
+
+    def named(items: Any) -> bool:
+        return isinstance(items, list) and all(isinstance(i, dict) and "name" in i for i in items)
+
+    if named(patch) and named(target):
+        out = [copy.deepcopy(i) for i in target]
+        for item in patch:
+            at = next((n for n, t in enumerate(out) if t["name"] == item["name"]), None)
+            if at is None:
+                out.append(copy.deepcopy(item))
+            else:
+                out[at] = _strategic_merge(out[at], item)
+        return out
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _strategic_merge(merged.get(key), value)
+    return merged
 
 
 class Selector:
@@ -149,6 +180,7 @@ class Seen:
     name: str
     content_type: str = ""
     query: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (benchmarks)
 
 
 class _ApiError(Exception):
@@ -508,6 +540,10 @@ class KubeEmulator:
             :10
         ]
         cold_start = self._cold_starts.get((resource, namespace, name), self.cold_start_s)
+        if resource == "deployments" and self._rolling(mine, template_hash):
+            self._roll(obj, mine, template, template_hash, cold_start)
+            self._update_status((resource, namespace, name))
+            return
         if resource == "statefulsets":
             taken = {key[1] for key in mine}
             ordinal = 0
@@ -534,6 +570,66 @@ class KubeEmulator:
                 pod["metadata"]["resourceVersion"] = str(self._rv)
                 self._record("DELETED", "pods", pod)
         self._update_status((resource, namespace, name))
+
+    def _pod_hash(self, key: tuple[str, str]) -> str:
+        labels: dict[str, str] = self._objects[("pods", *key)]["metadata"]["labels"]
+        return labels.get("pod-template-hash", "")
+
+    def _rolling(self, mine: list[tuple[str, str]], template_hash: str) -> bool:
+        return any(self._pod_hash(key) != template_hash for key in mine)
+
+    def _is_ready(self, key: tuple[str, str]) -> bool:
+        conditions = self._objects[("pods", *key)]["status"]["conditions"]
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def _roll(
+        self,
+        obj: Obj,
+        mine: list[tuple[str, str]],
+        template: Obj,
+        template_hash: str,
+        cold_start: float,
+    ) -> None:
+        """A RollingUpdate step with the defaults (maxSurge 25 % up, maxUnavailable 25 %
+        down): add pods of the new template while the total stays within replicas + surge,
+        remove old pods (not-ready ones first) while enough pods stay available. Called again
+        whenever a pod becomes Ready."""
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        want = int(obj["spec"].get("replicas", 1))
+        surge, unavailable = math.ceil(want * 0.25), math.floor(want * 0.25)
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        changed = True
+        while changed:  # create, then remove, until neither can go further
+            changed = False
+            mine = self._pods_of(obj)
+            new = [k for k in mine if self._pod_hash(k) == template_hash]
+            old = [k for k in mine if self._pod_hash(k) != template_hash]
+            total = len(mine)
+            while total < want + surge and len(new) < want:
+                self._serial += 1
+                suffix = hashlib.sha256(f"{name}{self._serial}".encode()).hexdigest()[:5]
+                pod_name = f"{name}-{template_hash}-{suffix}"
+                new.append(self._create_pod(obj, pod_name, template, template_hash, cold_start))
+                total += 1
+            ready = sum(1 for k in new + old if self._is_ready(k))
+            for key in sorted(old, key=lambda k: (self._is_ready(k), -self._pods[k].created)):
+                if self._is_ready(key):
+                    if ready - 1 < want - unavailable:
+                        break
+                    ready -= 1
+                del self._pods[key]
+                pod = self._objects.pop(("pods", *key))
+                self._rv += 1
+                pod["metadata"]["resourceVersion"] = str(self._rv)
+                self._record("DELETED", "pods", pod)
+                changed = True
+        if not any(self._pod_hash(k) != template_hash for k in self._pods_of(obj)):
+            self._sync_workload("deployments", namespace, name)  # done: trim to replicas
+
+    def _pods_of(self, obj: Obj) -> list[tuple[str, str]]:
+        workload = ("deployments", obj["metadata"]["namespace"], obj["metadata"]["name"])
+        return [key for key, sim in self._pods.items() if sim.workload == workload]
 
     def _create_pod(
         self, owner: Obj, name: str, template: Obj, template_hash: str, cold_start: float
@@ -616,6 +712,8 @@ class KubeEmulator:
             self._put("MODIFIED", "pods", pod)
             touched.add(sim.workload)
         for workload in touched:
+            if workload[0] == "deployments" and workload in self._objects:
+                self._sync_workload(*workload)  # a rolling update moves on when pods are Ready
             self._update_status(workload)
 
     def _refresh_ready(self, pod: Obj) -> None:
@@ -654,10 +752,19 @@ class KubeEmulator:
                 c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"]
             )
         )
+        current = hashlib.sha256(
+            json.dumps(obj["spec"]["template"], sort_keys=True).encode()
+        ).hexdigest()[:10]
+        updated = sum(
+            1
+            for p in pods
+            if workload[0] != "deployments"
+            or p["metadata"]["labels"].get("pod-template-hash") == current
+        )
         status = {
             "observedGeneration": obj["metadata"]["generation"],
             "replicas": len(pods),
-            "updatedReplicas": len(pods),
+            "updatedReplicas": updated,
             "readyReplicas": ready,
             "availableReplicas": ready,
         }
@@ -880,7 +987,10 @@ class KubeEmulator:
                 if patch is None:
                     return copy.deepcopy(obj)
                 self._check_precondition(obj, patch, res, name)
-                merged = _merge(copy.deepcopy(obj), patch)
+                if "strategic-merge-patch" in request.headers.get("content-type", ""):
+                    merged = _strategic_merge(copy.deepcopy(obj), patch)
+                else:
+                    merged = _merge(copy.deepcopy(obj), patch)
                 if merged["spec"] != obj["spec"]:
                     merged["metadata"]["generation"] = obj["metadata"]["generation"] + 1
                 self._put("MODIFIED", res, merged)

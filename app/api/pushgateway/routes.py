@@ -81,6 +81,7 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
         )
         written = await ctx.series.write(conn, rows, now_us=now_us)
     ctx.series.remember(written)
+    ctx.wakeup.check(rows)  # a burst over an emergency trigger: reconcile now
     ctx.telemetry.pushes.labels(protocol, "accepted").inc()
     ctx.telemetry.samples.labels(protocol).inc(written.samples)
     return Response(status_code=200)
