@@ -8,10 +8,12 @@ operation the SDK uses with its method and path; a test checks them against
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,9 +33,11 @@ from ciuic_sdk._models import (
     ForecastAccuracy,
     Prediction,
     RangeResult,
+    Rollout,
     Sample,
     Scaler,
     Series,
+    Simulation,
     Token,
     TokenCreated,
     Validation,
@@ -76,6 +80,13 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "list_tokens": ("GET", "/v1/tokens"),
     "create_token": ("POST", "/v1/tokens"),
     "revoke_token": ("DELETE", "/v1/tokens/{token_id}"),
+    "create_simulation": ("POST", "/v1/simulations"),
+    "get_simulation": ("GET", "/v1/simulations/{job_id}"),
+    "tune_scaler": ("POST", "/v1/scalers/{name}/tune"),
+    "create_rollout": ("POST", "/v1/scalers/{name}/rollouts"),
+    "list_scaler_rollouts": ("GET", "/v1/scalers/{name}/rollouts"),
+    "get_rollout": ("GET", "/v1/rollouts/{rollout_id}"),
+    "cancel_rollout": ("POST", "/v1/rollouts/{rollout_id}/cancel"),
 }
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -83,6 +94,7 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _SCALERS = TypeAdapter(list[Scaler])
 _SERIES = TypeAdapter(list[Series])
 _TOKENS = TypeAdapter(list[Token])
+_ROLLOUTS = TypeAdapter(list[Rollout])
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +379,94 @@ class _Calls:
         )
 
     @staticmethod
+    def simulate_trace(
+        trace: str | bytes,
+        policies: Iterable[str] | None,
+        window: str | None,
+        seed: int,
+        scaler: str | None,
+    ) -> Call[Simulation]:
+        params = [("policy", p) for p in policies or ()] + [("seed", str(seed))]
+        if window is not None:
+            params.append(("window", window))
+        if scaler is not None:
+            params.append(("scaler", scaler))
+        body = trace.encode() if isinstance(trace, str) else trace
+        return Call(
+            "create_simulation",
+            _path("create_simulation"),
+            _model(Simulation),
+            params=tuple(params),
+            content=body,
+            headers={"Content-Type": "text/csv"},
+        )
+
+    @staticmethod
+    def simulate_scaler(
+        scaler: str,
+        start: TimeInput | None,
+        end: TimeInput | None,
+        policies: Iterable[str] | None,
+        seed: int,
+    ) -> Call[Simulation]:
+        body: dict[str, Any] = {"scaler": scaler, "seed": seed}
+        if start is not None:
+            body["start"] = _time(start, "start")
+        if end is not None:
+            body["end"] = _time(end, "end")
+        if policies is not None:
+            body["policies"] = list(policies)
+        return Call("create_simulation", _path("create_simulation"), _model(Simulation), json=body)
+
+    @staticmethod
+    def get_simulation(job_id: str) -> Call[Simulation]:
+        return Call("get_simulation", _path("get_simulation", job_id=job_id), _model(Simulation))
+
+    @staticmethod
+    def tune(
+        scaler: str,
+        start: TimeInput | None,
+        end: TimeInput | None,
+        max_drop_rate: float,
+        monthly_budget_usd: float | None,
+        seed: int,
+    ) -> Call[Simulation]:
+        body: dict[str, Any] = {"max_drop_rate": max_drop_rate, "seed": seed}
+        if start is not None:
+            body["start"] = _time(start, "start")
+        if end is not None:
+            body["end"] = _time(end, "end")
+        if monthly_budget_usd is not None:
+            body["monthly_budget_usd"] = monthly_budget_usd
+        return Call("tune_scaler", _path("tune_scaler", name=scaler), _model(Simulation), json=body)
+
+    @staticmethod
+    def create_rollout(scaler: str, body: dict[str, Any]) -> Call[Rollout]:
+        return Call(
+            "create_rollout", _path("create_rollout", name=scaler), _model(Rollout), json=body
+        )
+
+    @staticmethod
+    def list_rollouts(scaler: str) -> Call[list[Rollout]]:
+        return Call(
+            "list_scaler_rollouts",
+            _path("list_scaler_rollouts", name=scaler),
+            lambda r: _ROLLOUTS.validate_python(r.json()["rollouts"]),
+        )
+
+    @staticmethod
+    def get_rollout(rollout_id: int) -> Call[Rollout]:
+        return Call(
+            "get_rollout", _path("get_rollout", rollout_id=str(rollout_id)), _model(Rollout)
+        )
+
+    @staticmethod
+    def cancel_rollout(rollout_id: int) -> Call[Rollout]:
+        return Call(
+            "cancel_rollout", _path("cancel_rollout", rollout_id=str(rollout_id)), _model(Rollout)
+        )
+
+    @staticmethod
     def series(match: str) -> Call[list[Series]]:
         return Call(
             "list_series",
@@ -606,6 +706,86 @@ class Client:
     ) -> RangeResult:
         return self.run(_Calls.query_range(query, start, end, step, agg))
 
+    def simulate(
+        self,
+        trace: str | bytes,
+        *,
+        policies: Iterable[str] | None = None,
+        window: str | None = None,
+        seed: int = 0,
+        scaler: str | None = None,
+    ) -> Simulation:
+        """Start a simulation of a CSV trace (counts or a request log); returns the job."""
+        return self.run(_Calls.simulate_trace(trace, policies, window, seed, scaler))
+
+    def simulate_scaler(
+        self,
+        scaler: str,
+        *,
+        start: TimeInput | None = None,
+        end: TimeInput | None = None,
+        policies: Iterable[str] | None = None,
+        seed: int = 0,
+    ) -> Simulation:
+        """Start a replay of the scaler's stored load through its spec and the baselines."""
+        return self.run(_Calls.simulate_scaler(scaler, start, end, policies, seed))
+
+    def tune(
+        self,
+        scaler: str,
+        *,
+        start: TimeInput | None = None,
+        end: TimeInput | None = None,
+        max_drop_rate: float = 0.01,
+        monthly_budget_usd: float | None = None,
+        seed: int = 0,
+    ) -> Simulation:
+        """Start a search for the cheapest spec within the drop rate and the budget."""
+        return self.run(_Calls.tune(scaler, start, end, max_drop_rate, monthly_budget_usd, seed))
+
+    def get_simulation(self, job_id: str) -> Simulation:
+        return self.run(_Calls.get_simulation(job_id))
+
+    def wait_simulation(
+        self, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 1.0
+    ) -> Simulation:
+        """Poll a simulation or tuning job until it is done or failed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.get_simulation(job_id)
+            if job.finished or time.monotonic() > deadline:
+                return job
+            time.sleep(poll_s)
+
+    def start_rollout(
+        self,
+        scaler: str,
+        *,
+        image: str | None = None,
+        container: str | None = None,
+        template_patch: Mapping[str, Any] | None = None,
+        surge_percent: float = 50,
+        stabilize_s: float = 60,
+    ) -> Rollout:
+        """A rolling update with a surge plan (give `image` or `template_patch`)."""
+        body: dict[str, Any] = {"surge_percent": surge_percent, "stabilize_s": stabilize_s}
+        if image is not None:
+            body["image"] = image
+        if container is not None:
+            body["container"] = container
+        if template_patch is not None:
+            body["template_patch"] = dict(template_patch)
+        return self.run(_Calls.create_rollout(scaler, body))
+
+    def rollouts(self, scaler: str) -> list[Rollout]:
+        return self.run(_Calls.list_rollouts(scaler))
+
+    def get_rollout(self, rollout_id: int) -> Rollout:
+        return self.run(_Calls.get_rollout(rollout_id))
+
+    def cancel_rollout(self, rollout_id: int) -> Rollout:
+        return self.run(_Calls.cancel_rollout(rollout_id))
+
     def list_tokens(self) -> list[Token]:
         return self.run(_Calls.list_tokens())
 
@@ -783,6 +963,88 @@ class AsyncClient:
         agg: Agg = "avg",
     ) -> RangeResult:
         return await self.run(_Calls.query_range(query, start, end, step, agg))
+
+    async def simulate(
+        self,
+        trace: str | bytes,
+        *,
+        policies: Iterable[str] | None = None,
+        window: str | None = None,
+        seed: int = 0,
+        scaler: str | None = None,
+    ) -> Simulation:
+        """Start a simulation of a CSV trace (counts or a request log); returns the job."""
+        return await self.run(_Calls.simulate_trace(trace, policies, window, seed, scaler))
+
+    async def simulate_scaler(
+        self,
+        scaler: str,
+        *,
+        start: TimeInput | None = None,
+        end: TimeInput | None = None,
+        policies: Iterable[str] | None = None,
+        seed: int = 0,
+    ) -> Simulation:
+        """Start a replay of the scaler's stored load through its spec and the baselines."""
+        return await self.run(_Calls.simulate_scaler(scaler, start, end, policies, seed))
+
+    async def tune(
+        self,
+        scaler: str,
+        *,
+        start: TimeInput | None = None,
+        end: TimeInput | None = None,
+        max_drop_rate: float = 0.01,
+        monthly_budget_usd: float | None = None,
+        seed: int = 0,
+    ) -> Simulation:
+        """Start a search for the cheapest spec within the drop rate and the budget."""
+        return await self.run(
+            _Calls.tune(scaler, start, end, max_drop_rate, monthly_budget_usd, seed)
+        )
+
+    async def get_simulation(self, job_id: str) -> Simulation:
+        return await self.run(_Calls.get_simulation(job_id))
+
+    async def wait_simulation(
+        self, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 1.0
+    ) -> Simulation:
+        """Poll a simulation or tuning job until it is done or failed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = await self.get_simulation(job_id)
+            if job.finished or time.monotonic() > deadline:
+                return job
+            await asyncio.sleep(poll_s)
+
+    async def start_rollout(
+        self,
+        scaler: str,
+        *,
+        image: str | None = None,
+        container: str | None = None,
+        template_patch: Mapping[str, Any] | None = None,
+        surge_percent: float = 50,
+        stabilize_s: float = 60,
+    ) -> Rollout:
+        """A rolling update with a surge plan (give `image` or `template_patch`)."""
+        body: dict[str, Any] = {"surge_percent": surge_percent, "stabilize_s": stabilize_s}
+        if image is not None:
+            body["image"] = image
+        if container is not None:
+            body["container"] = container
+        if template_patch is not None:
+            body["template_patch"] = dict(template_patch)
+        return await self.run(_Calls.create_rollout(scaler, body))
+
+    async def rollouts(self, scaler: str) -> list[Rollout]:
+        return await self.run(_Calls.list_rollouts(scaler))
+
+    async def get_rollout(self, rollout_id: int) -> Rollout:
+        return await self.run(_Calls.get_rollout(rollout_id))
+
+    async def cancel_rollout(self, rollout_id: int) -> Rollout:
+        return await self.run(_Calls.cancel_rollout(rollout_id))
 
     async def list_tokens(self) -> list[Token]:
         return await self.run(_Calls.list_tokens())

@@ -19,10 +19,13 @@ __all__ = [
     "PredictionPoint",
     "RangeResult",
     "RangeSeries",
+    "Rollout",
+    "RolloutStep",
     "Sample",
     "Scaler",
     "ScalerStatus",
     "Series",
+    "Simulation",
     "Token",
     "TokenCreated",
     "Validation",
@@ -184,3 +187,48 @@ class Forecast(_Model):
     failed: str | None = None
     notes: list[str] = Field(default_factory=list)
     points: list[ForecastPoint] = Field(default_factory=list)
+
+
+class Simulation(_Model):
+    """POST /v1/simulations, POST /v1/scalers/{name}/tune, GET /v1/simulations/{id}: a
+    background job. `status` is pending, running, done or failed; `result` holds the report
+    (`reports`, `markdown`) or the tuning (`best_spec`, `best`, `frontier`) once done."""
+
+    id: str
+    status: str
+    kind: str | None = None
+    scaler: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+
+class RolloutStep(_Model):
+    name: str
+    status: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rollout(_Model):
+    """A rolling update with a surge plan: surge, patch, follow, stabilize, release."""
+
+    id: int
+    scaler: str
+    status: str
+    step: str
+    steps: list[RolloutStep] = Field(default_factory=list)
+    request: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = False
+    cancel_requested: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    error: str | None = None
