@@ -26,3 +26,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/forecast.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/burst.py
