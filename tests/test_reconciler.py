@@ -44,13 +44,11 @@ async def add_scaler(db: Database, **changes: Any) -> None:
         await store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
 
 
-async def push(db: Database, at: float, util: float, queue: float) -> None:
+async def push(db: Database, at: float, util: float, queue: float, pod: str = "p0") -> None:
     series = SeriesStore(max_series_per_job=100, lateness_us=10**12)
     rows = [
-        SampleRow(
-            SeriesKey.of("gpu_utilization", {"job": "m", "pod": "p0"}), round(at * 1e6), util
-        ),
-        SampleRow(SeriesKey.of("request_queue", {"job": "m", "pod": "p0"}), round(at * 1e6), queue),
+        SampleRow(SeriesKey.of("gpu_utilization", {"job": "m", "pod": pod}), round(at * 1e6), util),
+        SampleRow(SeriesKey.of("request_queue", {"job": "m", "pod": pod}), round(at * 1e6), queue),
     ]
     async with db.transaction() as conn:
         await series.write(conn, rows, now_us=round(at * 1e6))
@@ -121,3 +119,40 @@ async def test_a_paused_scaler_is_left_alone(db: Database) -> None:
     cluster = RecordingCluster(initial_replicas=1)
     assert await reconcile_once(db, cluster, FakeClock(NOW)) == 0
     assert cluster.replicas == {}
+
+
+class NoResizeCluster(RecordingCluster):
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        return None if fraction is None else "in-place pod resize is not available"
+
+
+@pytest.mark.parametrize(
+    ("cluster_type", "message"),
+    [
+        pytest.param(
+            RecordingCluster,
+            "partial pod resized in place to 70% of its CPU and memory",
+            id="resized",
+        ),
+        pytest.param(
+            NoResizeCluster,
+            "plan rounded up to 4 whole pods instead of one at 70%: "
+            "in-place pod resize is not available",
+            id="rounded-up",
+        ),
+    ],
+)
+async def test_a_fractional_plan_reaches_the_partial_pod(
+    db: Database, cluster_type: type[RecordingCluster], message: str
+) -> None:
+    await add_scaler(db, fractional={"enabled": True, "step": 0.1, "min_fraction": 0.3})
+    for pod in ("p0", "p1"):  # 2 pods, each at 1.85 x its targets: 3.7 pods needed
+        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    cluster = cluster_type(initial_replicas=2)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 4
+    kinds = {e.message: e for e in await events(db)}
+    assert message in kinds
+    assert kinds[message].payload == {"partial": 0.7, "full": 3}
+    expected = {("Deployment", "default", "deepseek-service"): 0.7}
+    assert cluster.partial == (expected if cluster_type is RecordingCluster else {})

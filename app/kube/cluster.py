@@ -117,6 +117,11 @@ class Cluster(Protocol):
 
     async def rollout_status(self, target: TargetRef) -> RolloutStatus: ...
 
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        """Give one serving pod `fraction` of its CPU and memory in place (None: every pod
+        whole again). Returns why the plan was rounded up instead, or None when applied."""
+        ...
+
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: dicts merge, None deletes, anything else replaces."""
@@ -182,10 +187,18 @@ class RecordingCluster:
         self.templates: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.generations: dict[tuple[str, str, str], int] = {}
         self.template_patches: list[dict[str, Any]] = []
+        self.partial: dict[tuple[str, str, str], float] = {}
 
     @staticmethod
     def _key(target: TargetRef) -> tuple[str, str, str]:
         return (target.kind, target.namespace, target.name)
+
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        if fraction is None:
+            self.partial.pop(self._key(target), None)
+        else:
+            self.partial[self._key(target)] = fraction
+        return None
 
     async def observe(self, target: TargetRef) -> DeploymentState:
         n = self.replicas.get(self._key(target), self.initial_replicas)

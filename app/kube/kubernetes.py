@@ -32,15 +32,18 @@ from app.kube.cluster import (
     ClusterForbidden,
     DeploymentState,
     RolloutStatus,
+    TargetNotFound,
     restore_patch,
 )
 from app.kube.informer import Informer, WatchStats
 from app.kube.pods import ColdStarts, LabelSelector, PodCache, PodListener, PodView, TargetPods
+from app.kube.resources import full_resources, partial_resources
 from app.policy.spec import TargetRef
 
 __all__ = ["KubernetesCluster"]
 
 log = logging.getLogger("ciuic.kube")
+POD_RESIZE = Resource("pods/resize", "")
 
 Key = tuple[str, str, str]
 
@@ -136,6 +139,7 @@ class KubernetesCluster:
         self.pod_listener = pod_listener
         self._apps = client.AppsV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._resized: dict[Key, tuple[str, float]] = {}  # target -> (pod, fraction) resized
         self._workloads: dict[tuple[str, str], Informer[WorkloadView]] = {}  # (kind, ns)
         self._pods: dict[str, PodCache] = {}  # by namespace
         self._used: dict[Key, float] = {}  # when each target was last observed
@@ -370,6 +374,61 @@ class KubernetesCluster:
             available=count("available_replicas"),
             total=count("replicas"),
             ready=count("ready_replicas"),
+        )
+
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        """In-place resize (`pods/{name}/resize`) of the youngest serving pod to `fraction`
+        of the template's CPU and memory; None puts a resized pod back to whole. A cluster
+        without the subresource (before Kubernetes 1.33) gets the plan rounded up."""
+        key = self._key(target)
+        previous = self._resized.get(key)
+        tracked = self.cached_pods(target)
+        serving = sorted(
+            (p for p in (tracked.pods.values() if tracked else ()) if p.serving),
+            key=lambda p: (p.created or 0.0, p.name),
+        )
+        names = {p.name for p in serving}
+        if fraction is None:
+            if previous is not None and previous[0] in names:
+                await self._resize(target, previous[0], full_resources(await self.template(target)))
+            self._resized.pop(key, None)
+            return None
+        if not serving:
+            return "no serving pod to resize yet: the partial pod runs whole"
+        pick = serving[-1].name
+        if previous == (pick, fraction):
+            return None  # already applied: no request
+        template = await self.template(target)
+        containers = partial_resources(template, fraction)
+        if not containers:
+            return "the pod template sets no CPU or memory to share: the partial pod runs whole"
+        try:
+            if previous is not None and previous[0] != pick and previous[0] in names:
+                await self._resize(target, previous[0], full_resources(template))
+            await self._resize(target, pick, containers)
+        except TargetNotFound:
+            self._resized.pop(key, None)
+            return (
+                "in-place pod resize (pods/resize, Kubernetes >= 1.33) is not available: "
+                "the partial pod runs whole"
+            )
+        self._resized[key] = (pick, fraction)
+        return None
+
+    async def _resize(self, target: TargetRef, pod: str, containers: list[dict[str, Any]]) -> None:
+        await call(
+            partial(
+                self._core.patch_namespaced_pod_resize,
+                pod,
+                target.namespace,
+                {"spec": {"containers": containers}},
+                _request_timeout=self.retry.timeout_s,
+            ),
+            verb="patch",
+            resource=POD_RESIZE,
+            namespace=target.namespace,
+            name=pod,
+            retry=self.retry,
         )
 
     def learned_cold_start_s(self, target: TargetRef) -> float | None:

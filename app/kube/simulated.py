@@ -68,6 +68,8 @@ class SimulatedCluster:
         self.cold_start_s = cold_start_s
         self._rng = random.Random(seed)
         self._deployments: dict[tuple[str, str, str], _Deployment] = {}
+        # The share of CPU and memory the partial pod of each target runs with (in place).
+        self.partial: dict[tuple[str, str, str], float] = {}
 
     def _deployment(self, target: TargetRef) -> _Deployment:
         key = (target.kind, target.namespace, target.name)
@@ -162,6 +164,14 @@ class SimulatedCluster:
         d = self._deployment(target)
         d.replicas = replicas
         self._advance(d, self.clock.now())
+
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        key = (target.kind, target.namespace, target.name)
+        if fraction is None:
+            self.partial.pop(key, None)
+        else:
+            self.partial[key] = fraction
+        return None
 
     async def template(self, target: TargetRef) -> dict[str, Any]:
         return copy.deepcopy(self._deployment(target).template)

@@ -108,6 +108,17 @@ async def _reconcile(
             await cluster.scale(spec.target, decision.replicas)
         except ClusterError as exc:
             action_error = f"cannot scale {spec.target.name}: {exc}"
+    # A fractional plan's partial pod gets its share of CPU and memory in place; where the
+    # cluster cannot, the plan stays rounded up (whole pods) and an event says why.
+    partial_note: str | None = None
+    partial_changed = False
+    if spec.fractional.enabled and spec.mode == "apply" and not action_error and decision.valid:
+        previous = (scaler.last_decision or {}).get("plan", {}).get("partial")
+        partial_changed = previous != decision.plan.partial
+        try:
+            partial_note = await cluster.resize_partial(spec.target, decision.plan.partial)
+        except ClusterError as exc:
+            partial_note = f"cannot resize the partial pod: {exc}"
 
     async def write(conn: AsyncConnection) -> None:
         # The state assumes the decision is applied; a failed action keeps the old state so
@@ -134,6 +145,22 @@ async def _reconcile(
                     "ready": cluster_state.ready,
                     **rendered,
                 },
+            )
+        if partial_changed and decision.plan.partial is not None:
+            share = f"{decision.plan.partial:.0%}"
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="action",
+                replicas=decision.replicas,
+                message=(
+                    f"plan rounded up to {decision.replicas} whole pods instead of one at "
+                    f"{share}: {partial_note}"
+                    if partial_note
+                    else f"partial pod resized in place to {share} of its CPU and memory"
+                ),
+                payload={"partial": decision.plan.partial, "full": decision.plan.full},
             )
         if action_error:
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)

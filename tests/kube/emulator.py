@@ -213,6 +213,8 @@ class KubeEmulator:
         self._compacted = 0  # a watch from below this version has missed events: 410
         self._serial = 0
         self._forbidden: set[tuple[str, str]] = set()
+        self.resize_supported = True  # pods/resize exists (Kubernetes >= 1.33)
+        self.resizes: list[tuple[str, Any]] = []  # (pod, patch) as received
         self._faults: list[_Fault] = []
         self._drop_generation = 0
         self._stalled = False
@@ -306,6 +308,7 @@ class KubeEmulator:
         readiness_gates: tuple[str, ...] = (),
         annotations: dict[str, str] | None = None,
         ready: bool = False,
+        resources: dict[str, dict[str, str]] | None = None,
     ) -> Obj:
         """A Deployment (or StatefulSet) and its pods; `ready` makes the first pods Ready now."""
         resource = "deployments" if kind == "Deployment" else "statefulsets"
@@ -329,7 +332,10 @@ class KubeEmulator:
                     "template": {
                         "metadata": {"labels": dict(labels), "annotations": annotations or {}},
                         "spec": {
-                            "containers": [{"name": "model", "image": "deepseek:7b"}],
+                            "containers": [
+                                {"name": "model", "image": "deepseek:7b"}
+                                | ({"resources": resources} if resources else {})
+                            ],
                             "readinessGates": [{"conditionType": g} for g in readiness_gates],
                         },
                     },
@@ -364,6 +370,10 @@ class KubeEmulator:
             obj = copy.deepcopy(self._objects[(resource, namespace, name)])
             version: str = self._put("MODIFIED", resource, obj)["metadata"]["resourceVersion"]
             return version
+
+    def pod(self, name: str, *, namespace: str = "default") -> Obj:
+        with self._lock:
+            return copy.deepcopy(self._objects[("pods", namespace, name)])
 
     def workload(self, name: str, *, namespace: str = "default") -> Obj:
         with self._lock:
@@ -794,6 +804,7 @@ class KubeEmulator:
             Route(apps + "/{name}/scale", self._scale, methods=["GET", "PATCH", "PUT"]),
             Route(pods, self._pod_collection, methods=["GET"]),
             Route(pods + "/{name}", self._pod_item, methods=["GET"]),
+            Route(pods + "/{name}/resize", self._pod_resize, methods=["PATCH"]),
             Route(leases, self._lease_collection, methods=["GET", "POST"]),
             Route(leases + "/{name}", self._lease_item, methods=["GET", "PUT", "DELETE"]),
         ]
@@ -1099,6 +1110,32 @@ class KubeEmulator:
                 return copy.deepcopy(obj)
 
         return await self._handle(request, "get", "pods", body)
+
+    async def _pod_resize(self, request: Request) -> Response:
+        """In-place resize (Kubernetes 1.33+): containers' resources merged by name. With
+        `resize_supported` off, the subresource does not exist (404), as on older clusters."""
+        ns, name = request.path_params["ns"], request.path_params["name"]
+        patch = await self._json(request) if self.resize_supported else None
+
+        def body() -> Obj:
+            if not self.resize_supported:
+                raise _ApiError(404, "NotFound", "the server could not find the requested resource")
+            with self._lock:
+                obj = self._objects.get(("pods", ns, name))
+                if obj is None:
+                    raise self._not_found("pods", name)
+                pod = copy.deepcopy(obj)
+                wanted = {c["name"]: c for c in patch.get("spec", {}).get("containers", [])}
+                for container in pod["spec"]["containers"]:
+                    change = wanted.get(container["name"])
+                    if change and "resources" in change:
+                        container["resources"] = _strategic_merge(
+                            container.get("resources") or {}, change["resources"]
+                        )
+                self.resizes.append((name, copy.deepcopy(patch)))
+                return self._put("MODIFIED", "pods", pod)
+
+        return await self._handle(request, "patch", "pods/resize", body)
 
     def _watch(self, request: Request, resource: str, ns: str, selector: str | None) -> Response:
         sel = Selector(selector)
