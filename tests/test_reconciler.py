@@ -75,9 +75,14 @@ async def test_overload_scales_up_and_records_why(db: Database) -> None:
     assert scaler is not None and scaler.last_decision is not None
     assert scaler.last_decision["replicas"] == 2
     assert scaler.state.recommendations  # the policy's history is carried for the next tick
-    # A second tick with the same load keeps 2 replicas: no new event.
+    # The next ticks keep 2 replicas: no more actions; a decision whose reasons differ from
+    # the last one is recorded once, and an identical tick adds nothing.
     await reconcile_once(db, cluster, FakeClock(NOW + 5))
-    assert len(await events(db)) == 1
+    after = await events(db)
+    assert [e.kind for e in after if e.kind == "action"] == ["action"]
+    assert all(e.replicas == 2 for e in after)
+    await reconcile_once(db, cluster, FakeClock(NOW + 10))
+    assert len(await events(db)) == len(after)
 
 
 async def test_dry_run_changes_nothing_and_says_what_it_would_do(db: Database) -> None:
@@ -108,7 +113,9 @@ async def test_silence_never_scales_to_the_minimum(db: Database) -> None:
     cluster = RecordingCluster(initial_replicas=5)
     await reconcile_once(db, cluster, FakeClock(NOW))  # no metrics at all
     assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 5
-    assert await events(db) == []
+    [event] = await events(db)  # the first decision is recorded: it holds, and says why
+    assert event.kind == "decision" and event.replicas == 5
+    assert any("fallback" in r["code"] or "missing" in r["code"] for r in event.payload["reasons"])
 
 
 async def test_a_paused_scaler_is_left_alone(db: Database) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -125,6 +126,20 @@ async def _reconcile(
         # rate limits are not charged for a change that did not happen.
         state = scaler.state if action_error else decision.state
         await store.record_outcome(conn, name, now_us=now_us, state=state, decision=rendered)
+        if not change and _gist(rendered) != _gist(scaler.last_decision):
+            # A decision that changes nothing but differs from the last one (its replicas or
+            # its reasons' codes): recorded, so the history explains every turn; identical
+            # ticks are not repeated (the status always holds the latest).
+            codes = ", ".join(str(r["code"]) for r in rendered["reasons"])
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="decision",
+                replicas=decision.replicas,
+                message=f"decided {decision.replicas} (need {decision.need:.2f}): {codes}",
+                payload={"from": cluster_state.replicas, "ready": cluster_state.ready, **rendered},
+            )
         if change:
             move = f"{spec.target.name} from {cluster_state.replicas} to {decision.replicas}"
             if action_error:
@@ -166,6 +181,13 @@ async def _reconcile(
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)
 
     return write
+
+
+def _gist(decision: dict[str, Any] | None) -> tuple[object, ...] | None:
+    """What makes two decisions different for the event history."""
+    if decision is None:
+        return None
+    return (decision.get("replicas"), tuple(r.get("code") for r in decision.get("reasons", [])))
 
 
 def _error(scaler: store.StoredScaler, now_us: int, message: str) -> Write:
