@@ -103,18 +103,32 @@ async def _check_types(
     if not families:
         return
     wanted = {f.name: f.type for f in families}
-    rows = await conn.execute(
-        sa.select(push_families.c.name, push_families.c.type, push_groups.c.labels)
-        .join(push_groups, push_groups.c.id == push_families.c.group_id)
-        .where(push_families.c.name.in_(list(wanted)), push_families.c.group_id != group_id)
-    )
-    for name, kind, labels in rows.all():
-        if kind != wanted[name]:
-            raise BadRequest(
-                f"metric {name!r} is pushed as {wanted[name]} but is a {kind} in group "
-                f"{labels}; a metric name must keep one type across groups",
-                code="type_clash",
+    # Only a family of the same name with another type is a clash: ask for exactly that, so
+    # the answer stays empty (and cheap) however many groups push the same metrics.
+    clash = (
+        await conn.execute(
+            sa.select(push_families.c.name, push_families.c.type, push_families.c.group_id)
+            .where(
+                push_families.c.name.in_(list(wanted)),
+                push_families.c.group_id != group_id,
+                sa.or_(
+                    *(
+                        sa.and_(push_families.c.name == name, push_families.c.type != kind)
+                        for name, kind in wanted.items()
+                    )
+                ),
             )
+            .limit(1)
+        )
+    ).first()
+    if clash is not None:
+        name, kind, other = clash
+        labels = await conn.scalar(sa.select(push_groups.c.labels).where(push_groups.c.id == other))
+        raise BadRequest(
+            f"metric {name!r} is pushed as {wanted[name]} but is a {kind} in group "
+            f"{labels}; a metric name must keep one type across groups",
+            code="type_clash",
+        )
 
 
 async def delete_group(conn: AsyncConnection, grouping: dict[str, str]) -> None:
