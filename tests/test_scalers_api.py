@@ -271,3 +271,11 @@ def test_a_yaml_date_where_a_duration_belongs_is_422_not_500(server: LiveServer)
     assert response.status_code == 422
     issue = response.json()["error"]["details"][0]
     assert issue["field"] == "emergency.triggers.0.duration" and issue["value"] == "2026-01-01"
+
+
+def test_the_list_reads_as_yaml_too(server: LiveServer) -> None:
+    create_brief(server)
+    response = httpx.get(f"{server.url}/v1/scalers", headers=AS_YAML)
+    assert response.headers["content-type"].startswith("application/yaml")
+    [scaler] = yaml.safe_load(response.text)["scalers"]
+    assert scaler["name"] == "deepseek-service" and scaler["spec"]["metrics"][1]["target"] == "<5"

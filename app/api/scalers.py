@@ -60,6 +60,10 @@ class ScalerOut(BaseModel):
     status: ScalerStatus
 
 
+class ScalerList(BaseModel):
+    scalers: list[ScalerOut]
+
+
 class ValidationOut(BaseModel):
     valid: bool
     name: str
@@ -304,11 +308,8 @@ async def list_scalers(ctx: Ctx, request: Request, _auth: RequireRead) -> Respon
     async with ctx.db.read() as conn:
         found = await store.list_scalers(conn)
 
-    class _List(BaseModel):
-        scalers: list[ScalerOut]
-
     if _wants_yaml(request):
-        return _render(request, _List(scalers=[_out(s) for s in found]))
+        return _render(request, ScalerList(scalers=[_out(s) for s in found]))
     body = json.dumps([_out(s).model_dump(mode="json") for s in found])
     return Response(body, media_type="application/json")
 

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 
 from app.policy import parse_spec
 from app.sim import (
-    DEFAULT_POLICIES,
     SCENARIOS,
     Scenario,
     report_for,
@@ -192,6 +191,3 @@ class SimulationJobs:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-POLICIES = DEFAULT_POLICIES
