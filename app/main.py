@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import (
+    audit,
     forecasts,
     grafana,
     ops,
@@ -179,6 +180,7 @@ def create_app(
         forecasts,
         simulations,
         grafana,
+        audit,
     ):
         app.include_router(module.router)
     return app

@@ -6,10 +6,12 @@ Nothing else in the code base reads `os.environ`: everything configurable is a f
 from __future__ import annotations
 
 import ipaddress
+import json
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
@@ -23,13 +25,22 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = True
-    cors_origins: list[str] = Field(default_factory=list)
+    # Browser origins allowed to call the API (CORS); none by default, so no CORS header is
+    # ever sent. A JSON list or comma-separated: https://grafana.example.com,https://ops.example
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Limits on ingestion; each breach answers 413 or 429 and names the limit.
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_samples_per_push: int = Field(50_000, ge=1)
     max_series_per_job: int = Field(10_000, ge=1)
     max_future_skew_s: float = Field(300.0, ge=0)  # JSON samples further ahead are rejected
+    # Per-token rate of ingestion requests (pushes, JSON batches, group deletes), per process;
+    # over it: 429 with Retry-After. Pods usually share one push token, so the default is
+    # sized for a fleet: 1,000 pods pushing every 5 s are 200 requests/s, and the burst lets
+    # all of them push at the same instant (after a restart). 0 turns the limit off; a token
+    # may carry its own (POST /v1/tokens).
+    push_rate_per_s: float = Field(500.0, ge=0)
+    push_burst: int = Field(1000, ge=1)
 
     # Retention of the time series and its rollups, in days.
     raw_retention_days: float = Field(14.0, gt=0)
@@ -68,6 +79,16 @@ class Settings(BaseSettings):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
         return value
 
     @model_validator(mode="after")

@@ -3,6 +3,10 @@
 Tokens arrive as `Authorization: Bearer <token>` or as HTTP basic auth with the token as the
 password (what Pushgateway clients send). With no admin token configured the service runs
 open, which `app.cli` only allows on a loopback address.
+
+Secrets are never logged nor stored: the bootstrap token is compared in constant time
+(`hmac.compare_digest`), stored tokens are found by their SHA-256 (see app.store.tokens).
+`RequirePush` also holds each token to its ingestion rate (app.ratelimit): 429 + Retry-After.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,10 +23,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.api.context import AppContext, get_context
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, TooManyRequests, Unauthorized
+from app.ratelimit import Limit, RateLimiter
 from app.store.tokens import find_by_secret, hash_secret
 
-__all__ = ["Principal", "RequireAdmin", "RequirePush", "RequireRead", "require"]
+__all__ = [
+    "Principal",
+    "RequireAdmin",
+    "RequirePush",
+    "RequireRead",
+    "push_limiter",
+    "require",
+    "require_push",
+]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ciuic", Basic realm="ciuic"'}
 _CACHE_TTL_S = 5.0  # a revoked token stops working on other replicas within this
@@ -31,6 +45,8 @@ _CACHE_TTL_S = 5.0  # a revoked token stops working on other replicas within thi
 class Principal:
     token_id: str  # "admin" for the bootstrap token, "anonymous" in open mode
     scope: str
+    push_rate_per_s: float | None = None  # the token's own ingestion limit; None: the default
+    push_burst: int | None = None
 
     def allows(self, scope: str) -> bool:
         return self.scope == "admin" or self.scope == scope
@@ -100,7 +116,7 @@ async def authenticate(ctx: AppContext, request: Request) -> Principal:
         async with ctx.db.read() as conn:
             stored = await find_by_secret(conn, secret)
         principal = (
-            Principal(stored.id, stored.scope)
+            Principal(stored.id, stored.scope, stored.push_rate_per_s, stored.push_burst)
             if stored is not None and stored.revoked_us is None
             else None
         )
@@ -125,6 +141,45 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
-RequirePush = Annotated[Principal, Depends(require("push"))]
+def push_limiter(ctx: AppContext) -> RateLimiter:
+    limiter = ctx.extras.get("push_limiter")
+    if not isinstance(limiter, RateLimiter):
+        limiter = RateLimiter()
+        ctx.extras["push_limiter"] = limiter
+    return limiter
+
+
+_require_push = require("push")
+
+
+async def require_push(request: Request) -> Principal:
+    """Push scope, within the token's ingestion rate: checked before the body is read."""
+    principal = await _require_push(request)
+    ctx = get_context(request)
+    limit = Limit(
+        ctx.settings.push_rate_per_s
+        if principal.push_rate_per_s is None
+        else principal.push_rate_per_s,
+        ctx.settings.push_burst if principal.push_burst is None else principal.push_burst,
+    )
+    wait_s = push_limiter(ctx).take(principal.token_id, limit, ctx.clock.now())
+    if wait_s > 0:
+        retry_after = max(1, math.ceil(wait_s))
+        raise TooManyRequests(
+            f"token {principal.token_id!r} is over its ingestion rate ({limit.rate_per_s:g} "
+            f"requests/s, burst {limit.burst}); nothing was stored, retry in {retry_after} s",
+            code="rate_limited",
+            details={
+                "token": principal.token_id,
+                "rate_per_s": limit.rate_per_s,
+                "burst": limit.burst,
+                "retry_after_s": retry_after,
+            },
+            headers={"Retry-After": str(retry_after)},
+        )
+    return principal
+
+
+RequirePush = Annotated[Principal, Depends(require_push)]
 RequireRead = Annotated[Principal, Depends(require("read"))]
 RequireAdmin = Annotated[Principal, Depends(require("admin"))]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.api.audit import audit
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.context import AppContext, Ctx
 from app.errors import Conflict, NotFound, UnprocessableEntity
@@ -218,6 +219,14 @@ async def create_rollout(
             f"{', dry run' if dry_run else ''})",
             payload={"rollout": created.id, "request": request, "actor": auth.token_id},
         )
+        await audit(
+            conn,
+            auth,
+            ts_us=now_us,
+            action="rollout.start",
+            target=f"scaler/{name}",
+            details={"rollout": created.id, "dry_run": dry_run, "request": request},
+        )
     ctx.rollout_kick.set()
     response.headers["Location"] = f"/v1/rollouts/{created.id}"
     return _out(created)
@@ -279,6 +288,18 @@ async def cancel_rollout(
                 kind="rollout",
                 message=f"rollout {rollout_id}: cancel requested",
                 payload={"rollout": rollout_id, "actor": auth.token_id},
+            )
+            await audit(
+                conn,
+                auth,
+                ts_us=now_us,
+                action="rollout.cancel",
+                target=f"scaler/{found.scaler}",
+                details={
+                    "rollout": rollout_id,
+                    "before": {"status": found.status, "cancel_requested": False},
+                    "after": {"status": found.status, "cancel_requested": True},
+                },
             )
     ctx.rollout_kick.set()
     return _out(await _rollout(ctx, rollout_id))

@@ -15,6 +15,7 @@ import yaml
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from app.api.audit import audit
 from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
@@ -24,6 +25,7 @@ from app.kube.cluster import ClusterError
 from app.policy import ScalerSpec, SpecError, decide, parse_spec
 from app.policy.types import Observation
 from app.store import scalers as store
+from app.store.audit import diff_documents
 from app.store.observations import read_metrics
 
 __all__ = ["router"]
@@ -230,6 +232,20 @@ async def _save(
             message="created" if existing is None else f"replaced (generation {saved.generation})",
             payload={"generation": saved.generation, "actor": actor.token_id},
         )
+        await audit(
+            conn,
+            actor,
+            ts_us=now_us,
+            action="scaler.create" if existing is None else "scaler.replace",
+            target=f"scaler/{name}",
+            details={"generation": saved.generation, "spec": document}
+            if existing is None
+            else {
+                "generation": saved.generation,
+                "previous_generation": existing.generation,
+                "changes": diff_documents(existing.document, document),
+            },
+        )
     ctx.wakeup.update(name, None if saved.paused else spec)
     return saved, existing is None
 
@@ -342,15 +358,24 @@ async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) 
 async def delete_scaler(
     ctx: Ctx,
     name: str,
-    _auth: RequireAdmin,
+    auth: RequireAdmin,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
+    now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
         existing = await store.get_scaler(conn, name, for_update=True)
         if existing is None:
             raise NotFound(f"no scaler named {name!r}")
         _check_match(if_match, existing, name)
         await store.delete_scaler(conn, name)
+        await audit(
+            conn,
+            auth,
+            ts_us=now_us,
+            action="scaler.delete",
+            target=f"scaler/{name}",
+            details={"generation": existing.generation, "spec": existing.document},
+        )
     ctx.wakeup.update(name, None)
     return Response(status_code=204)
 
@@ -371,6 +396,14 @@ async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal
                 message="paused: the reconciler leaves the target alone" if paused else "resumed",
                 payload={"paused": paused, "actor": actor.token_id},
             )
+        await audit(
+            conn,
+            actor,
+            ts_us=now_us,
+            action="scaler.pause" if paused else "scaler.resume",
+            target=f"scaler/{name}",
+            details={"before": {"paused": existing.paused}, "after": {"paused": paused}},
+        )
         saved = await store.get_scaler(conn, name)
     assert saved is not None
     ctx.wakeup.update_document(name, None if paused else saved.document)

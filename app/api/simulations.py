@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.api.auth import RequireAdmin, RequireRead
+from app.api.audit import audit
+from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
@@ -72,8 +73,13 @@ def _time(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
 
 
-async def _create(ctx: AppContext, kind: str, scaler: str | None, request: dict[str, Any]) -> str:
+async def _create(
+    ctx: AppContext, kind: str, scaler: str | None, request: dict[str, Any], actor: Principal
+) -> str:
+    """The job's row and its audit entry: a tune is recorded against its scaler, a simulation
+    against itself."""
     job_id = secrets.token_hex(8)
+    now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
         await conn.execute(
             sa.insert(simulations).values(
@@ -82,8 +88,17 @@ async def _create(ctx: AppContext, kind: str, scaler: str | None, request: dict[
                 scaler=scaler,
                 status="pending",
                 request=json.dumps(request),
-                created_us=ctx.clock.stamp_us(),
+                created_us=now_us,
             )
+        )
+        tune = kind == "tune" and scaler is not None
+        await audit(
+            conn,
+            actor,
+            ts_us=now_us,
+            action="scaler.tune" if tune else "simulation.run",
+            target=f"scaler/{scaler}" if tune else f"simulation/{job_id}",
+            details={"job": job_id, "scaler": scaler, "request": request},
         )
     return job_id
 
@@ -147,7 +162,7 @@ async def _stored_load(
 async def create_simulation(
     ctx: Ctx,
     request: Request,
-    _auth: RequireRead,
+    auth: RequireRead,
     policy: Annotated[list[Policy] | None, Query(description="For trace uploads")] = None,
     window: Annotated[str | None, Query(description="Scored window, e.g. 14d")] = None,
     seed: Annotated[int, Query()] = 0,
@@ -175,6 +190,7 @@ async def create_simulation(
             "simulate",
             scaler,
             {"trace_bytes": len(body), "policies": policies, "window_s": window_s, "seed": seed},
+            auth,
         )
         ctx.simulations.submit(job_id, trace_job, text, policies, window_s, seed, spec)
         return _accepted(job_id)
@@ -189,6 +205,7 @@ async def create_simulation(
         "simulate",
         req.scaler,
         {"start": t0, "end": t1, "policies": list(req.policies), "seed": req.seed},
+        auth,
     )
     ctx.simulations.submit(
         job_id, replay_job, rates, step_s, start, spec_doc, list(req.policies), req.seed
@@ -197,12 +214,12 @@ async def create_simulation(
 
 
 @router.post("/v1/scalers/{name}/tune", status_code=202, operation_id="tune_scaler")
-async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, _auth: RequireAdmin) -> Response:
+async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, auth: RequireAdmin) -> Response:
     """Replay the scaler's stored load with candidate GPU targets and keep the cheapest spec
     whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
     t0, t1 = _range(ctx, body.start, body.end)
     spec_doc, rates, step_s, start = await _stored_load(ctx, name, t0, t1)
-    job_id = await _create(ctx, "tune", name, {**body.model_dump(), "start": t0, "end": t1})
+    job_id = await _create(ctx, "tune", name, {**body.model_dump(), "start": t0, "end": t1}, auth)
     ctx.simulations.submit(
         job_id,
         tune_job,

@@ -1,4 +1,8 @@
-"""Token management (admin scope): create (secret shown once), list, revoke."""
+"""Token management (admin scope): create (secret shown once), list, revoke; each audited.
+
+Neither the secret nor its hash ever leaves in a listing, and neither is written to the audit
+log.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.audit import audit
 from app.api.auth import RequireAdmin, token_cache
 from app.api.context import Ctx
 from app.errors import NotFound
@@ -22,6 +27,14 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=255)]
     scope: Literal["push", "read", "admin"]
+    push_rate_per_s: Annotated[float, Field(ge=0)] | None = Field(
+        None,
+        description="Ingestion requests per second for this token (0: unlimited); "
+        "default CIUIC_PUSH_RATE_PER_S",
+    )
+    push_burst: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Requests allowed at once; default CIUIC_PUSH_BURST"
+    )
 
 
 class TokenOut(BaseModel):
@@ -30,6 +43,8 @@ class TokenOut(BaseModel):
     scope: str
     created_at: datetime
     revoked_at: datetime | None = None
+    push_rate_per_s: float | None = None
+    push_burst: int | None = None
 
 
 class TokenCreated(TokenOut):
@@ -44,15 +59,35 @@ def _out(t: store.StoredToken) -> TokenOut:
     created = _time(t.created_us)
     assert created is not None
     return TokenOut(
-        id=t.id, name=t.name, scope=t.scope, created_at=created, revoked_at=_time(t.revoked_us)
+        id=t.id,
+        name=t.name,
+        scope=t.scope,
+        created_at=created,
+        revoked_at=_time(t.revoked_us),
+        push_rate_per_s=t.push_rate_per_s,
+        push_burst=t.push_burst,
     )
 
 
 @router.post("", status_code=201, operation_id="create_token", response_model=TokenCreated)
-async def create_token(ctx: Ctx, body: TokenCreate, _auth: RequireAdmin) -> TokenCreated:
+async def create_token(ctx: Ctx, body: TokenCreate, auth: RequireAdmin) -> TokenCreated:
+    now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
         stored, secret = await store.create_token(
-            conn, name=body.name, scope=body.scope, now_us=ctx.clock.stamp_us()
+            conn,
+            name=body.name,
+            scope=body.scope,
+            now_us=now_us,
+            push_rate_per_s=body.push_rate_per_s,
+            push_burst=body.push_burst,
+        )
+        await audit(
+            conn,
+            auth,
+            ts_us=now_us,
+            action="token.create",
+            target=f"token/{stored.id}",
+            details=body.model_dump(exclude_none=True),
         )
     return TokenCreated(**_out(stored).model_dump(), token=secret)
 
@@ -64,9 +99,23 @@ async def list_tokens(ctx: Ctx, _auth: RequireAdmin) -> list[TokenOut]:
 
 
 @router.delete("/{token_id}", status_code=204, operation_id="revoke_token")
-async def revoke_token(ctx: Ctx, token_id: str, _auth: RequireAdmin) -> Response:
+async def revoke_token(ctx: Ctx, token_id: str, auth: RequireAdmin) -> Response:
+    now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
-        found = await store.revoke_token(conn, token_id, ctx.clock.stamp_us())
+        found = await store.revoke_token(conn, token_id, now_us)
+        if found is not None:
+            await audit(
+                conn,
+                auth,
+                ts_us=now_us,
+                action="token.revoke",
+                target=f"token/{token_id}",
+                details={
+                    "name": found.name,
+                    "scope": found.scope,
+                    "already_revoked": found.revoked_us is not None,
+                },
+            )
     if found is None:
         raise NotFound(f"no token with id {token_id!r}")
     token_cache(ctx).clear()

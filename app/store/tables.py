@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "audit_log",
     "forecasts",
     "metadata",
     "push_families",
@@ -130,6 +131,9 @@ tokens = sa.Table(
     sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("revoked_us", sa.BigInteger, nullable=True),
+    # Per-token ingestion limits; NULL means the service's CIUIC_PUSH_RATE_PER_S / _BURST.
+    sa.Column("push_rate_per_s", sa.Double, nullable=True),
+    sa.Column("push_burst", sa.Integer, nullable=True),
 )
 
 # Scalers: the spec as submitted (normalised), a generation for optimistic concurrency, the
@@ -216,4 +220,22 @@ rollouts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_rollouts_scaler_id", "scaler", "id"),
     sa.Index("ix_rollouts_status", "status"),
+)
+
+# Who changed what: spec changes and manual actions, written in the same transaction as the
+# change itself (app.api.audit). `actor` is a token id ("admin" for the bootstrap token,
+# "anonymous" in open mode); `details` is JSON (a spec diff, before/after, a request).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(32), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # JSON
+    sa.Index("ix_audit_log_ts_us", "ts_us"),
+    sa.Index("ix_audit_log_actor_id", "actor", "id"),
+    sa.Index("ix_audit_log_target_id", "target", "id"),
 )

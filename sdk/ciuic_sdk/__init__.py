@@ -20,6 +20,8 @@ from ciuic_sdk._errors import (
     Unavailable,
 )
 from ciuic_sdk._models import (
+    AuditEntry,
+    AuditPage,
     Decision,
     Event,
     EventPage,
@@ -45,6 +47,8 @@ from ciuic_sdk._models import (
 __all__ = [
     "OPERATIONS",
     "AsyncClient",
+    "AuditEntry",
+    "AuditPage",
     "CiuicError",
     "Client",
     "Conflict",

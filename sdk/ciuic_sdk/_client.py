@@ -26,6 +26,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from ciuic_sdk._errors import error_from_response, unreachable
 from ciuic_sdk._models import (
+    AuditEntry,
+    AuditPage,
     Decision,
     Event,
     EventPage,
@@ -80,6 +82,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "list_tokens": ("GET", "/v1/tokens"),
     "create_token": ("POST", "/v1/tokens"),
     "revoke_token": ("DELETE", "/v1/tokens/{token_id}"),
+    "list_audit_entries": ("GET", "/v1/audit"),
     "create_simulation": ("POST", "/v1/simulations"),
     "get_simulation": ("GET", "/v1/simulations/{job_id}"),
     "tune_scaler": ("POST", "/v1/scalers/{name}/tune"),
@@ -499,12 +502,42 @@ class _Calls:
         )
 
     @staticmethod
-    def create_token(name: str, scope: Scope) -> Call[TokenCreated]:
+    def create_token(
+        name: str, scope: Scope, push_rate_per_s: float | None, push_burst: int | None
+    ) -> Call[TokenCreated]:
+        body: dict[str, Any] = {"name": name, "scope": scope}
+        if push_rate_per_s is not None:
+            body["push_rate_per_s"] = push_rate_per_s
+        if push_burst is not None:
+            body["push_burst"] = push_burst
+        return Call("create_token", _path("create_token"), _model(TokenCreated), json=body)
+
+    @staticmethod
+    def audit_page(
+        *,
+        since: TimeInput | None,
+        until: TimeInput | None,
+        actor: str | None,
+        target: str | None,
+        action: str | None,
+        limit: int,
+        cursor: int | None,
+    ) -> Call[AuditPage]:
+        params = [("limit", str(limit))]
+        if since is not None:
+            params.append(("since", _time(since, "since")))
+        if until is not None:
+            params.append(("until", _time(until, "until")))
+        for name, value in (("actor", actor), ("target", target), ("action", action)):
+            if value is not None:
+                params.append((name, value))
+        if cursor is not None:
+            params.append(("cursor", str(cursor)))
         return Call(
-            "create_token",
-            _path("create_token"),
-            _model(TokenCreated),
-            json={"name": name, "scope": scope},
+            "list_audit_entries",
+            _path("list_audit_entries"),
+            _model(AuditPage),
+            params=tuple(params),
         )
 
     @staticmethod
@@ -789,11 +822,70 @@ class Client:
     def list_tokens(self) -> list[Token]:
         return self.run(_Calls.list_tokens())
 
-    def create_token(self, name: str, scope: Scope) -> TokenCreated:
-        return self.run(_Calls.create_token(name, scope))
+    def create_token(
+        self,
+        name: str,
+        scope: Scope,
+        *,
+        push_rate_per_s: float | None = None,
+        push_burst: int | None = None,
+    ) -> TokenCreated:
+        """A new token; the secret is in the answer only. `push_rate_per_s` / `push_burst`
+        override the service's ingestion limit for this token (0: unlimited)."""
+        return self.run(_Calls.create_token(name, scope, push_rate_per_s, push_burst))
 
     def revoke_token(self, token_id: str) -> None:
         self.run(_Calls.revoke_token(token_id))
+
+    def audit_page(
+        self,
+        *,
+        since: TimeInput | None = None,
+        until: TimeInput | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        cursor: int | None = None,
+    ) -> AuditPage:
+        return self.run(
+            _Calls.audit_page(
+                since=since,
+                until=until,
+                actor=actor,
+                target=target,
+                action=action,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def audit(
+        self,
+        *,
+        since: TimeInput | None = None,
+        until: TimeInput | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[AuditEntry]:
+        """Every audit entry (admin token), newest first, fetching pages as needed."""
+        cursor: int | None = None
+        while True:
+            page = self.audit_page(
+                since=since,
+                until=until,
+                actor=actor,
+                target=target,
+                action=action,
+                limit=page_size,
+                cursor=cursor,
+            )
+            yield from page.entries
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
 
 class AsyncClient:
@@ -1049,8 +1141,65 @@ class AsyncClient:
     async def list_tokens(self) -> list[Token]:
         return await self.run(_Calls.list_tokens())
 
-    async def create_token(self, name: str, scope: Scope) -> TokenCreated:
-        return await self.run(_Calls.create_token(name, scope))
+    async def create_token(
+        self,
+        name: str,
+        scope: Scope,
+        *,
+        push_rate_per_s: float | None = None,
+        push_burst: int | None = None,
+    ) -> TokenCreated:
+        return await self.run(_Calls.create_token(name, scope, push_rate_per_s, push_burst))
 
     async def revoke_token(self, token_id: str) -> None:
         await self.run(_Calls.revoke_token(token_id))
+
+    async def audit_page(
+        self,
+        *,
+        since: TimeInput | None = None,
+        until: TimeInput | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        cursor: int | None = None,
+    ) -> AuditPage:
+        return await self.run(
+            _Calls.audit_page(
+                since=since,
+                until=until,
+                actor=actor,
+                target=target,
+                action=action,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def audit(
+        self,
+        *,
+        since: TimeInput | None = None,
+        until: TimeInput | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[AuditEntry]:
+        cursor: int | None = None
+        while True:
+            page = await self.audit_page(
+                since=since,
+                until=until,
+                actor=actor,
+                target=target,
+                action=action,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for entry in page.entries:
+                yield entry
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AuditEntry",
+    "AuditPage",
     "Decision",
     "Event",
     "EventPage",
@@ -130,6 +132,23 @@ class Token(_Model):
     scope: str
     created_at: datetime
     revoked_at: datetime | None = None
+    push_rate_per_s: float | None = None  # None: the service's default
+    push_burst: int | None = None
+
+
+class AuditEntry(_Model):
+    id: int
+    time: datetime
+    actor: str
+    scope: str
+    action: str
+    target: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditPage(_Model):
+    entries: list[AuditEntry]
+    next_cursor: int | None = None
 
 
 class TokenCreated(Token):

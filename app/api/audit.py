@@ -1,0 +1,105 @@
+"""The audit log through the API (admin scope), and `audit()` for the routes that change things.
+
+Recorded: scaler create / replace / delete / pause / resume, token create / revoke, rollout
+start / cancel, simulation and tune runs. Each row is written in the transaction of the change.
+Targets read `scaler/<name>`, `token/<id>`, `simulation/<id>`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.api.auth import Principal, RequireAdmin
+from app.api.context import Ctx
+from app.api.timeparams import parse_time
+from app.store import audit as store
+
+__all__ = ["audit", "router"]
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+async def audit(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    ts_us: int,
+    action: str,
+    target: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record `action` by `principal` on `target`, in the caller's transaction `conn`."""
+    await store.record(
+        conn,
+        ts_us=ts_us,
+        actor=principal.token_id,
+        scope=principal.scope,
+        action=action,
+        target=target,
+        details=details,
+    )
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    time: datetime
+    actor: str = Field(description='Token id; "admin" is the bootstrap token')
+    scope: str
+    action: str = Field(examples=["scaler.replace"])
+    target: str = Field(examples=["scaler/deepseek-service"])
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntryOut]
+    next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page")
+
+
+@router.get("", operation_id="list_audit_entries", response_model=AuditPage)
+async def list_audit(
+    ctx: Ctx,
+    _auth: RequireAdmin,
+    since: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
+    until: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
+    actor: Annotated[str | None, Query(description="A token id, or admin / anonymous")] = None,
+    target: Annotated[str | None, Query(description="e.g. scaler/deepseek-service")] = None,
+    action: Annotated[str | None, Query(description="e.g. scaler.replace, token.revoke")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+) -> AuditPage:
+    """Newest first."""
+    since_us = None if since is None else round(parse_time(since, "since") * 1e6)
+    until_us = None if until is None else round(parse_time(until, "until") * 1e6)
+    async with ctx.db.read() as conn:
+        found = await store.list_entries(
+            conn,
+            since_us=since_us,
+            until_us=until_us,
+            actor=actor,
+            target=target,
+            action=action,
+            before_id=cursor,
+            limit=limit + 1,
+        )
+    more = len(found) > limit
+    found = found[:limit]
+    return AuditPage(
+        entries=[
+            AuditEntryOut(
+                id=e.id,
+                time=datetime.fromtimestamp(e.ts_us / 1e6, tz=UTC),
+                actor=e.actor,
+                scope=e.scope,
+                action=e.action,
+                target=e.target,
+                details=e.details,
+            )
+            for e in found
+        ],
+        next_cursor=found[-1].id if more and found else None,
+    )
