@@ -262,6 +262,20 @@ def test_revoked_token_stops_working(secured_server: LiveServer) -> None:
             admin.revoke_token("no-such-token")
 
 
+def test_the_audit_log_through_the_sdk(secured_server: LiveServer) -> None:
+    with Client(secured_server.url, ADMIN_TOKEN) as admin:
+        fleet = admin.create_token("fleet", "push", push_rate_per_s=1000, push_burst=5000)
+        assert (fleet.push_rate_per_s, fleet.push_burst) == (1000, 5000)
+        admin.revoke_token(fleet.id)
+        entries = list(admin.audit(page_size=1))
+        assert [(e.actor, e.action, e.target) for e in entries] == [
+            ("admin", "token.revoke", f"token/{fleet.id}"),
+            ("admin", "token.create", f"token/{fleet.id}"),
+        ]
+        assert admin.audit_page(action="token.create").entries[0].details["push_burst"] == 5000
+        assert admin.audit_page(actor="nobody").entries == []
+
+
 def test_unreachable_service_is_unavailable_with_status_zero() -> None:
     with (
         Client(f"http://127.0.0.1:{free_port()}", timeout=2) as ciuic,
