@@ -22,6 +22,14 @@ import pytest
 
 from app.store.migrate import upgrade
 from tests.conftest import IN_CI, free_port
+from tests.kube.emulator import KubeEmulator
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeEmulator]:
+    """The Kubernetes API emulator (tests/kube/emulator.py), with its fault injection."""
+    with KubeEmulator(cold_start_s=30) as emulator:
+        yield emulator
 
 
 def _pg_bin() -> Path | None:
