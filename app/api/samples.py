@@ -59,6 +59,23 @@ class SamplesAccepted(BaseModel):
     accepted: int
 
 
+def _behind_receipt(rows: list[SampleRow], now_us: int) -> list[SampleRow]:
+    """A sample cannot have been measured after it arrived: a series whose newest sample in
+    this push is ahead of the server's clock (by up to CIUIC_MAX_FUTURE_SKEW_S) comes from a pod
+    whose clock runs fast. Its samples in the push are moved back together, so the newest is
+    at the time of receipt and their spacing is kept. Stored as sent, they would be invisible
+    to the reconciler until the server's clock caught up, and would then look fresh for as
+    long as the pod's clock is ahead after the pod fell silent."""
+    ahead: dict[SeriesKey, int] = {}
+    for row in rows:
+        if row.ts_us > now_us and row.ts_us - now_us > ahead.get(row.key, 0):
+            ahead[row.key] = row.ts_us - now_us
+    return [
+        SampleRow(row.key, row.ts_us - ahead[row.key], row.value) if row.key in ahead else row
+        for row in rows
+    ]
+
+
 @router.post(
     "/v1/samples",
     operation_id="ingest_samples",
@@ -95,6 +112,7 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
     oldest_ok = now_us - int(ctx.settings.raw_retention_days * 86400e6)
     rows: list[SampleRow] = []
     problems: list[dict[str, object]] = []
+    newest_seen = 0
     for i, s in enumerate(batch.samples):
         if s.timestamp is None:
             ts_us = now_us
@@ -129,11 +147,15 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
                 }
             )
         rows.append(SampleRow(SeriesKey.of(s.metric, s.labels), ts_us, s.value))
+        if ts_us > newest_seen:
+            newest_seen = ts_us
     if problems:
         raise UnprocessableEntity(
             f"{len(problems)} sample(s) with invalid or out-of-range timestamps",
             details=problems,
         )
+    if newest_seen > now_us:
+        rows = _behind_receipt(rows, now_us)
     async with ctx.db.transaction() as conn:
         written = await ctx.series.write(conn, rows, now_us=now_us)
     ctx.series.remember(written)

@@ -27,6 +27,7 @@ class Code:
     PREDICTIVE_FAILED = "predictive.failed"  # the last fit failed
     PREDICTIVE_STALE = "predictive.stale"  # older than forecast.max_age
     PREDICTIVE_OUT_OF_RANGE = "predictive.out_of_range"  # does not cover the horizon
+    PREDICTIVE_INVALID = "predictive.invalid"  # NaN/inf in the horizon, or an overflowing floor
     # 3. schedule
     SCHEDULE_NONE = "schedule.none"  # no entries
     SCHEDULE_INACTIVE = "schedule.inactive"  # no entry in force now

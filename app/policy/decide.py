@@ -14,7 +14,9 @@ eight entries, in this order. No I/O, no clock, no randomness: `now` and the pre
 `ScalerState` come in, the next state goes out; callers store it and pass it back unchanged.
 
 - `Decision.need` is the fractional pods after steps 1-5 (what the load asks for, spares
-  included), before behaviour and bounds; `replicas` is what to set; `plan.pods == replicas`.
+  included), before behaviour and bounds, at most 1e9 (a wild reading or forecast gives a
+  finite count, rate-limited in 6 and capped in 7); `replicas` is what to set; `plan.pods ==
+  replicas`.
 - `Decision.valid` is False when no metric had fresh data and no forecast was usable: the
   replicas are then the current count moved into the bounds (safe to apply, nothing learned).
 - `mode: apply` records a scale event whenever `replicas != current_replicas`, as the HPA does
@@ -31,7 +33,7 @@ from app.policy.emergency import emergency_step
 from app.policy.fractional import fractional_plan, pods_for, split_need
 from app.policy.predictive import forecast_floor
 from app.policy.preheat import preheat_need
-from app.policy.reactive import reactive_need
+from app.policy.reactive import MAX_NEED, reactive_need
 from app.policy.schedule import schedule_bounds
 from app.policy.spec import ScalerSpec
 from app.policy.types import Decision, LoadForecast, Observation, ScalerState
@@ -63,6 +65,7 @@ def decide(
         need = float(burst.floor)
 
     need, preheat_reason = preheat_need(spec, need)  # 5
+    need = min(need, MAX_NEED)  # a wild reading or forecast: a finite count, capped in 7
 
     events = prune_events(spec.behavior, state.scale_events, now)  # 6
     if spec.fractional.enabled:

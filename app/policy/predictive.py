@@ -9,7 +9,11 @@ planned utilisation (`capacity.per_pod x capacity.utilization`).
 The forecast can only raise the need (`max(floor, reactive)`, like AWS predictive scaling,
 which never scales in on a forecast): a falling forecast alone removes pods no faster than the
 scale-down behaviour lets the reactive need do it. A forecast that failed, is older than
-`forecast.max_age`, or does not cover the horizon is ignored, with a reason.
+`forecast.max_age`, does not cover the horizon, or has a non-finite value (NaN, inf) in it or
+a floor that overflows is ignored, with a reason. A finite forecast gone wild (1e12 req/s)
+raises the need, and that is all: the scale-up behaviour still limits how fast the count
+grows and `max_replicas` (step 7) caps it, so a bad forecast costs at most the rate limit's
+pods per period up to the cap, never more than the operator allowed.
 
 The forecast is assumed to be of `capacity.signal` (requests/s by default), in units per second.
 """
@@ -99,6 +103,15 @@ def peak_between(path: tuple[float, ...], start: float, step: float, t0: float, 
     return best
 
 
+def _finite_between(path: tuple[float, ...], start: float, step: float, t0: float,
+                    t1: float) -> bool:  # fmt: skip
+    """True when every grid point `peak_between` may read over [t0, t1] is finite."""
+    last = len(path) - 1
+    first = max(0, min(int((t0 - start) / step), last))
+    end = min(int((t1 - start) / step) + 1, last)
+    return all(math.isfinite(v) for v in path[first : end + 1])
+
+
 def forecast_floor(
     spec: ScalerSpec,
     obs: Observation,
@@ -136,8 +149,14 @@ def forecast_floor(
                   "forecast_end": end}  # fmt: skip
         return PredictiveResult(None, Reason(Code.PREDICTIVE_OUT_OF_RANGE, msg, values))
 
-    load = max(0.0, peak_between(path, forecast.start, step, lo, hi))
     per_pod = capacity.per_pod * capacity.utilization
+    peak = peak_between(path, forecast.start, step, lo, hi)
+    finite = _finite_between(path, forecast.start, step, lo, hi)
+    if not finite or not math.isfinite(peak / per_pod):
+        msg = "forecast has a non-finite value (NaN or inf) over the horizon: ignored"
+        values = {"horizon_from": t0, "horizon_to": t1}
+        return PredictiveResult(None, Reason(Code.PREDICTIVE_INVALID, msg, values))
+    load = max(0.0, peak)
     floor = load / per_pod
     values = {
         "load": load,

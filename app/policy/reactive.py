@@ -18,6 +18,12 @@ What the policy assumes of `Observation.metrics` (the shell aggregates per-pod s
 Metrics are combined by weight (the brief) or by max (HPA). With some metrics missing the rest
 still decide, but never a scale-down ("never scale down on partial data"); with none, the
 spec's fallback holds the current count or goes to a fixed count.
+
+A reading gone wild counts as missing, never as load: NaN, +-inf, a negative value, or one so
+large that the pods it asks for overflow a float. So a broken exporter cannot scale down
+(missing data never does) and cannot scale past `max_replicas` (a finite 1e12 scales up at the
+behaviour's rate, capped by the bounds). The reason names each metric left out and why
+(`<name>.stale_s`, `<name>.invalid` in its values): silence reads as "stale", not as idle.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from app.policy.codes import Code
 from app.policy.spec import MetricSpec, ScalerSpec
 from app.policy.types import MetricReading, Observation, Reason
 
-__all__ = ["ReactiveResult", "hpa_replicas", "reactive_need"]
+__all__ = ["MAX_NEED", "ReactiveResult", "hpa_replicas", "reactive_need"]
 
 _EPS = 1e-9
+MAX_NEED = 1e9  # pods: more than any cluster runs; a need past it is a wild reading's
 
 
 class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
@@ -76,6 +83,8 @@ def hpa_replicas(
     if abs(1.0 - new_usage) <= tolerance or (usage < 1.0 < new_usage) or (new_usage < 1.0 < usage):
         return float(current)
     need = new_usage * count
+    if not math.isfinite(need):  # overflowed: the caller leaves the metric out
+        return need
     pods = math.ceil(need - _EPS)
     if (new_usage < 1.0 and pods > current) or (new_usage > 1.0 and pods < current):
         return float(current)
@@ -94,6 +103,19 @@ def _fresh(reading: MetricReading | None, stale_after: float) -> float | None:
     if not math.isfinite(value) or value < 0:
         return None
     return value
+
+
+def _left_out(
+    name: str, reading: MetricReading | None, stale_after: float, values: dict[str, float]
+) -> str:
+    """Why metric `name` does not count (off the hot path: only for a metric left out)."""
+    if reading is None or reading.value is None:
+        return f"{name}: no data"
+    if reading.age_s > stale_after:
+        values[f"{name}.stale_s"] = reading.age_s
+        return f"{name}: stale ({reading.age_s:.0f}s old > {stale_after:g}s)"
+    values[f"{name}.invalid"] = 1.0
+    return f"{name}: invalid value {reading.value!r}"
 
 
 def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Observation,
@@ -138,6 +160,7 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
     valid = 0
     n = 0
     by_weight = spec.combine == "weighted"
+    left_out: list[str] = []
     for m in spec.metrics:
         # No weights given means equal shares: weight 1 each, normalised below. With weights,
         # a weight-0 metric does not scale (it can still trigger an emergency burst).
@@ -148,9 +171,15 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
         reading = obs.metrics.get(m.name)
         value = _fresh(reading, stale_after)
         if value is None or reading is None:
+            left_out.append(_left_out(m.name, reading, stale_after, values))
             continue
         need = _metric_need(m, value, reading, obs, spec.tolerance)
         if need is None:
+            left_out.append(f"{m.name}: no Ready or starting pod to attribute it to")
+            continue
+        if not math.isfinite(need):  # a finite value so large its pods overflow
+            values[f"{m.name}.invalid"] = 1.0
+            left_out.append(f"{m.name}: {value!r} asks for more pods than a float holds")
             continue
         valid += 1
         k_value, k_target, k_need = _keys(m.name)
@@ -163,31 +192,34 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
             best = need
 
     values["metrics_valid"] = float(valid)
+    why = f" ({'; '.join(left_out)})" if left_out else ""
     if valid == 0:
         if spec.fallback.on_missing == "replicas" and spec.fallback.replicas is not None:
             need = float(spec.fallback.replicas)
             values["need"] = need
-            msg = f"no fresh metrics: fallback to {spec.fallback.replicas} replicas"
+            msg = f"no fresh metrics{why}: fallback to {spec.fallback.replicas} replicas"
             return ReactiveResult(need, False, Reason(Code.REACTIVE_FALLBACK_REPLICAS, msg, values))
         values["need"] = float(current)
-        msg = f"no fresh metrics: holding {current} replicas"
+        msg = f"no fresh metrics{why}: holding {current} replicas"
         return ReactiveResult(
             float(current), False, Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         )
 
     need = weighted / total_w if by_weight else best
+    if not math.isfinite(need):  # weighted finite needs can still overflow when summed
+        need = MAX_NEED
     values["need"] = need
     if valid < n:
         if need < current:
             values["need"] = float(current)
             msg = (
-                f"{n - valid} of {n} metrics missing: not scaling down on partial data "
+                f"{n - valid} of {n} metrics missing{why}: not scaling down on partial data "
                 f"(would be {need:.2f}), holding {current}"
             )
             return ReactiveResult(
                 float(current), True, Reason(Code.REACTIVE_PARTIAL_HOLD, msg, values)
             )
-        msg = f"{n - valid} of {n} metrics missing: the others ask for {need:.2f} pods"
+        msg = f"{n - valid} of {n} metrics missing{why}: the others ask for {need:.2f} pods"
         return ReactiveResult(need, True, Reason(Code.REACTIVE_PARTIAL, msg, values))
     if need == current:
         msg = f"metrics within tolerance of their targets: keep {current}"

@@ -66,6 +66,29 @@ class Database:
         await self.engine.dispose()
 
 
+# asyncpg raises these outside SQLAlchemy's wrapping when a connection dies mid-flight, and
+# SQLAlchemy wraps them in a plain DBAPIError when they happen on connect or in a statement.
+_DRIVER_UNAVAILABLE = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "CannotConnectNowError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+    }
+)
+
+
+def _unavailable_sqlstate(code: object) -> bool:
+    """SQLSTATE class 08 (connection exception) or 57P01-57P03: the server is shutting down,
+    crashed, or not accepting connections yet (a restart)."""
+    return isinstance(code, str) and (code.startswith("08") or code in _SHUTDOWN_STATES)
+
+
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` means the database cannot be reached (answer 503), not a bad query."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
@@ -74,11 +97,16 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OSError | TimeoutError):
         return True
-    name = type(exc).__name__
-    # asyncpg raises these outside SQLAlchemy's wrapping when a connection dies mid-flight.
-    return name in {
-        "ConnectionDoesNotExistError",
-        "InterfaceError",
-        "CannotConnectNowError",
-        "ConnectionFailureError",
-    }
+    # Through the wrappers (SQLAlchemy's DBAPIError -> the adapter's error -> asyncpg's):
+    # "the database system is shutting down" arrives as a plain DBAPIError during a restart.
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if type(seen).__name__ in _DRIVER_UNAVAILABLE:
+            return True
+        if _unavailable_sqlstate(getattr(seen, "sqlstate", None)):
+            return True
+        nxt = getattr(seen, "orig", None)
+        seen = nxt if isinstance(nxt, BaseException) else seen.__cause__
+    return False
