@@ -1,0 +1,42 @@
+"""Defects the fuzzers found, each pinned by the smallest request that showed it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import yaml
+from fastapi.responses import JSONResponse
+
+from app.api.errors import error_body, field_errors
+from tests.conftest import LiveServer
+
+BRIEF = yaml.safe_load((Path(__file__).parent / "policy" / "brief.yaml").read_text())
+
+
+def test_a_nan_in_a_refused_spec_is_a_422_not_a_500(server: LiveServer) -> None:
+    # YAML's .nan reaches the spec parser's issue list as a float NaN; strict JSON has no
+    # NaN, so rendering the 422 used to fail and the client got a 500.
+    doc = {**BRIEF, "max_replicas": float("nan")}
+    response = httpx.post(
+        f"{server.url}/v1/scalers",
+        content=yaml.safe_dump(doc),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert response.status_code == 422, response.text
+    issue = next(i for i in response.json()["error"]["details"] if i["field"] == "max_replicas")
+    assert issue["value"] == "nan"
+    assert httpx.get(f"{server.url}/v1/scalers").json() == []
+
+
+def test_a_refused_body_of_raw_bytes_renders_as_json() -> None:
+    # FastAPI reports a body it could not read as JSON with the raw bytes as pydantic's
+    # `input`; rendering that 422 used to fail (bytes are not JSON) and the client got a 500.
+    errors = [{"loc": ("body",), "msg": "not a dict", "type": "dict_type", "input": b"\xff{x"}]
+    details = field_errors(errors)
+    assert details == [
+        {"field": "body", "message": "not a dict", "type": "dict_type", "value": "\ufffd{x"}
+    ]
+    body = error_body("invalid", "1 invalid field(s)", {"nan": float("nan"), "raw": b"ok"})
+    assert json.loads(JSONResponse(body).body)["error"]["details"] == {"nan": "nan", "raw": "ok"}
