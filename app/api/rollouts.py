@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.context import AppContext, Ctx
+from app.api.openapi import errors
 from app.errors import Conflict, NotFound, UnprocessableEntity
 from app.kube.cluster import ClusterError
 from app.policy import SpecError, parse_spec
@@ -159,6 +160,7 @@ async def _rollout(ctx: AppContext, rollout_id: int) -> store.StoredRollout:
     operation_id="create_rollout",
     response_model=RolloutOut,
     responses={
+        **errors(400),
         404: {"description": "No such scaler"},
         409: {
             "description": "A rollout of this scaler is already active, or the target "
@@ -227,6 +229,7 @@ async def create_rollout(
     "/v1/scalers/{name}/rollouts",
     operation_id="list_scaler_rollouts",
     response_model=RolloutList,
+    responses=errors(404),
 )
 async def list_rollouts(
     ctx: Ctx,
@@ -241,7 +244,12 @@ async def list_rollouts(
     return RolloutList(rollouts=[_out(r) for r in found])
 
 
-@router.get("/v1/rollouts/{rollout_id}", operation_id="get_rollout", response_model=RolloutOut)
+@router.get(
+    "/v1/rollouts/{rollout_id}",
+    operation_id="get_rollout",
+    response_model=RolloutOut,
+    responses=errors(404),
+)
 async def get_rollout(
     ctx: Ctx, rollout_id: Annotated[int, Path(ge=1)], _auth: RequireRead
 ) -> RolloutOut:
@@ -254,7 +262,7 @@ async def get_rollout(
     status_code=202,
     operation_id="cancel_rollout",
     response_model=RolloutOut,
-    responses={409: {"description": "The rollout has already finished"}},
+    responses={**errors(404), 409: {"description": "The rollout has already finished"}},
 )
 async def cancel_rollout(
     ctx: Ctx, rollout_id: Annotated[int, Path(ge=1)], auth: RequireAdmin

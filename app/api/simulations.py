@@ -19,6 +19,7 @@ from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
+from app.api.openapi import errors
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
@@ -134,6 +135,7 @@ async def _stored_load(
     "/v1/simulations",
     status_code=202,
     operation_id="create_simulation",
+    responses=errors(400, 404, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -196,7 +198,12 @@ async def create_simulation(
     return _accepted(job_id)
 
 
-@router.post("/v1/scalers/{name}/tune", status_code=202, operation_id="tune_scaler")
+@router.post(
+    "/v1/scalers/{name}/tune",
+    status_code=202,
+    operation_id="tune_scaler",
+    responses=errors(400, 404),
+)
 async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, _auth: RequireAdmin) -> Response:
     """Replay the scaler's stored load with candidate GPU targets and keep the cheapest spec
     whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
@@ -217,7 +224,12 @@ async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, _auth: RequireAdmi
     return _accepted(job_id)
 
 
-@router.get("/v1/simulations/{job_id}", operation_id="get_simulation", response_model=JobOut)
+@router.get(
+    "/v1/simulations/{job_id}",
+    operation_id="get_simulation",
+    response_model=JobOut,
+    responses=errors(404),
+)
 async def get_simulation(ctx: Ctx, job_id: str, _auth: RequireRead) -> JobOut:
     async with ctx.db.read() as conn:
         row = (await conn.execute(sa.select(simulations).where(simulations.c.id == job_id))).first()

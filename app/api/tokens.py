@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import RequireAdmin, token_cache
 from app.api.context import Ctx
+from app.api.openapi import errors
 from app.errors import NotFound
 from app.store import tokens as store
 
@@ -48,7 +49,13 @@ def _out(t: store.StoredToken) -> TokenOut:
     )
 
 
-@router.post("", status_code=201, operation_id="create_token", response_model=TokenCreated)
+@router.post(
+    "",
+    status_code=201,
+    operation_id="create_token",
+    response_model=TokenCreated,
+    responses=errors(400),
+)
 async def create_token(ctx: Ctx, body: TokenCreate, _auth: RequireAdmin) -> TokenCreated:
     async with ctx.db.transaction() as conn:
         stored, secret = await store.create_token(
@@ -63,7 +70,7 @@ async def list_tokens(ctx: Ctx, _auth: RequireAdmin) -> list[TokenOut]:
         return [_out(t) for t in await store.list_tokens(conn)]
 
 
-@router.delete("/{token_id}", status_code=204, operation_id="revoke_token")
+@router.delete("/{token_id}", status_code=204, operation_id="revoke_token", responses=errors(404))
 async def revoke_token(ctx: Ctx, token_id: str, _auth: RequireAdmin) -> Response:
     async with ctx.db.transaction() as conn:
         found = await store.revoke_token(conn, token_id, ctx.clock.stamp_us())
