@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from fastapi.responses import JSONResponse
 
@@ -40,3 +41,34 @@ def test_a_refused_body_of_raw_bytes_renders_as_json() -> None:
     ]
     body = error_body("invalid", "1 invalid field(s)", {"nan": float("nan"), "raw": b"ok"})
     assert json.loads(JSONResponse(body).body)["error"]["details"] == {"nan": "nan", "raw": "ok"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/tokens", "/v1/scalers/brief/rollouts", "/v1/scalers/brief/tune"],
+    ids=["token", "rollout", "tune"],
+)
+def test_no_token_is_refused_before_the_body_is_read(secured_server: LiveServer, path: str) -> None:
+    # FastAPI parsed these routes' bodies before the token check ran: a malformed body
+    # without a token got 400, not 401, and any size was read (no CIUIC_MAX_BODY_BYTES).
+    response = httpx.post(
+        f"{secured_server.url}{path}",
+        content=b"\xff not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/tokens", "/v1/scalers/brief/rollouts", "/v1/scalers/brief/tune"],
+    ids=["token", "rollout", "tune"],
+)
+def test_a_body_over_the_limit_is_a_413(limited_server: LiveServer, path: str) -> None:
+    body = json.dumps({"name": "x" * 5000, "scope": "read"})
+    response = httpx.post(
+        f"{limited_server.url}{path}", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.auth import RequireAdmin, RequireRead
+from app.api.body import json_body, json_body_doc
 from app.api.context import AppContext, Ctx
 from app.api.openapi import errors
 from app.errors import Conflict, NotFound, UnprocessableEntity
@@ -159,8 +160,9 @@ async def _rollout(ctx: AppContext, rollout_id: int) -> store.StoredRollout:
     status_code=201,
     operation_id="create_rollout",
     response_model=RolloutOut,
+    openapi_extra=json_body_doc(RolloutIn),
     responses={
-        **errors(400),
+        **errors(400, 413),
         404: {"description": "No such scaler"},
         409: {
             "description": "A rollout of this scaler is already active, or the target "
@@ -173,7 +175,11 @@ async def _rollout(ctx: AppContext, rollout_id: int) -> store.StoredRollout:
     },
 )
 async def create_rollout(
-    ctx: Ctx, name: str, body: RolloutIn, auth: RequireAdmin, response: Response
+    ctx: Ctx,
+    name: str,
+    auth: RequireAdmin,
+    body: Annotated[RolloutIn, Depends(json_body(RolloutIn))],
+    response: Response,
 ) -> RolloutOut:
     """Surge, patch the template, follow, stabilise, hand back to the policy."""
     scaler = await _scaler(ctx, name)

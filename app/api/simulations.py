@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.auth import RequireAdmin, RequireRead
-from app.api.body import read_body
+from app.api.body import json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
 from app.api.openapi import errors
@@ -202,9 +202,15 @@ async def create_simulation(
     "/v1/scalers/{name}/tune",
     status_code=202,
     operation_id="tune_scaler",
-    responses=errors(400, 404),
+    openapi_extra=json_body_doc(TuneRequest),
+    responses=errors(400, 404, 413),
 )
-async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, _auth: RequireAdmin) -> Response:
+async def tune_scaler(
+    ctx: Ctx,
+    name: str,
+    _auth: RequireAdmin,
+    body: Annotated[TuneRequest, Depends(json_body(TuneRequest))],
+) -> Response:
     """Replay the scaler's stored load with candidate GPU targets and keep the cheapest spec
     whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
     t0, t1 = _range(ctx, body.start, body.end)

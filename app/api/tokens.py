@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import RequireAdmin, token_cache
+from app.api.body import json_body, json_body_doc
 from app.api.context import Ctx
 from app.api.openapi import errors
 from app.errors import NotFound
@@ -54,9 +55,14 @@ def _out(t: store.StoredToken) -> TokenOut:
     status_code=201,
     operation_id="create_token",
     response_model=TokenCreated,
-    responses=errors(400),
+    openapi_extra=json_body_doc(TokenCreate),
+    responses=errors(400, 413, 422),
 )
-async def create_token(ctx: Ctx, body: TokenCreate, _auth: RequireAdmin) -> TokenCreated:
+async def create_token(
+    ctx: Ctx,
+    _auth: RequireAdmin,
+    body: Annotated[TokenCreate, Depends(json_body(TokenCreate))],
+) -> TokenCreated:
     async with ctx.db.transaction() as conn:
         stored, secret = await store.create_token(
             conn, name=body.name, scope=body.scope, now_us=ctx.clock.stamp_us()
