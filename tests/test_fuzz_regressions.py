@@ -72,3 +72,13 @@ def test_a_body_over_the_limit_is_a_413(limited_server: LiveServer, path: str) -
     )
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_pushed_nan_is_kept_in_the_group_but_not_in_the_series(server: LiveServer) -> None:
+    # SQLite stores a NaN as NULL: the samples table refused it and the push got a 500.
+    response = httpx.put(f"{server.url}/metrics/job/nan", content=b"up NaN\nready 1\n")
+    assert response.status_code == 200, response.text
+    [group] = httpx.get(f"{server.url}/api/v1/metrics").json()["data"]
+    assert group["up"]["metrics"][0]["value"] == "NaN"
+    series = httpx.get(f"{server.url}/v1/series", params={"match": '{job="nan"}'}).json()
+    assert [s["metric"] for s in series["series"]] == ["ready"]

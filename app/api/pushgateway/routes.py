@@ -7,6 +7,7 @@ parameter means no request here is ever redirected (prometheus_client treats a 3
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,8 +74,14 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
             details={"samples": count, "limit": ctx.settings.max_samples_per_push},
         )
     now_us = ctx.clock.stamp_us()
+    # A NaN is "no value" (Prometheus' own staleness marker): the group keeps it, as the
+    # Pushgateway does, but the time series do not (SQLite cannot even store one, and a NaN
+    # reading would only poison the averages the policy takes).
     rows = [
-        SampleRow(SeriesKey(s.name, s.items), now_us, s.value) for f in families for s in f.samples
+        SampleRow(SeriesKey(s.name, s.items), now_us, s.value)
+        for f in families
+        for s in f.samples
+        if not math.isnan(s.value)
     ]
     async with ctx.db.transaction() as conn:
         await pushgroups.push(
