@@ -28,6 +28,7 @@ from app.api import (
 )
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
 from app.api.pushgateway import routes as pushgateway
 from app.clock import Clock, SystemClock
 from app.kube.cluster import Cluster
@@ -183,4 +184,5 @@ def create_app(
         audit,
     ):
         app.include_router(module.router)
+    install_openapi(app)
     return app

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.api.auth import Principal, RequireAdmin
 from app.api.context import Ctx
+from app.api.openapi import errors
 from app.api.timeparams import parse_time
 from app.store import audit as store
 
@@ -60,7 +61,7 @@ class AuditPage(BaseModel):
     next_cursor: int | None = Field(None, description="Pass as `cursor` for the next page")
 
 
-@router.get("", operation_id="list_audit_entries", response_model=AuditPage)
+@router.get("", operation_id="list_audit_entries", response_model=AuditPage, responses=errors(400))
 async def list_audit(
     ctx: Ctx,
     _auth: RequireAdmin,

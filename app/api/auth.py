@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.http import HTTPBase
 
 from app.api.context import AppContext, get_context
 from app.errors import Forbidden, TooManyRequests, Unauthorized
@@ -39,6 +41,21 @@ __all__ = [
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ciuic", Basic realm="ciuic"'}
 _CACHE_TTL_S = 5.0  # a revoked token stops working on other replicas within this
+# The two ways to send a token, as the OpenAPI document names them. They only describe:
+# neither refuses a request (auto_error=False, and HTTPBase decodes nothing); `authenticate`
+# reads the header itself.
+_BEARER = HTTPBearer(
+    scheme_name="bearerAuth",
+    description="A token (scope push, read or admin): `Authorization: Bearer <token>`",
+    auto_error=False,
+)
+_BASIC = HTTPBase(
+    scheme="basic",
+    scheme_name="basicAuth",
+    description="The token as the basic-auth password (what Pushgateway clients send)",
+    auto_error=False,
+)
+_Described = HTTPAuthorizationCredentials | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +143,12 @@ async def authenticate(ctx: AppContext, request: Request) -> Principal:
     return principal
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
-    async def dependency(request: Request) -> Principal:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(
+        request: Request,
+        _bearer: Annotated[_Described, Security(_BEARER)],
+        _basic: Annotated[_Described, Security(_BASIC)],
+    ) -> Principal:
         ctx = get_context(request)
         principal = await authenticate(ctx, request)
         if not principal.allows(scope):
@@ -152,9 +173,10 @@ def push_limiter(ctx: AppContext) -> RateLimiter:
 _require_push = require("push")
 
 
-async def require_push(request: Request) -> Principal:
+async def require_push(
+    request: Request, principal: Annotated[Principal, Depends(_require_push)]
+) -> Principal:
     """Push scope, within the token's ingestion rate: checked before the body is read."""
-    principal = await _require_push(request)
     ctx = get_context(request)
     limit = Limit(
         ctx.settings.push_rate_per_s

@@ -7,6 +7,7 @@ failures are 422 with one entry per field.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,23 @@ log = logging.getLogger("ciuic.api")
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    return {"error": {"code": code, "message": message, "details": _jsonable(details)}}
+
+
+def _jsonable(value: Any) -> Any:
+    """`details` as strict JSON can carry it, whatever the input held (NaN, bytes, dates):
+    an error response must never fail to render."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
 
 
 def _retry_after(request: Request) -> str:
@@ -44,17 +61,36 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_MAX_VALUE_CHARS = 200
+
+
+def _scalar(value: object) -> object:
+    """The refused input as JSON can carry it: containers are left out, bytes and non-finite
+    numbers become text, long text is cut."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict | list | tuple | set):
+        return None
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", errors="replace")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > _MAX_VALUE_CHARS:
+        return text[:_MAX_VALUE_CHARS] + "…"
+    return text
+
+
 def field_errors(errors: Sequence[Any]) -> list[dict[str, object]]:
     """pydantic's errors as the API reports them: dotted field, message, type, scalar value."""
     out: list[dict[str, object]] = []
     for e in errors:
-        value = e.get("input")
         out.append(
             {
                 "field": ".".join(str(p) for p in e["loc"]),
                 "message": e["msg"],
                 "type": e["type"],
-                "value": None if isinstance(value, dict | list) else value,
+                "value": _scalar(e.get("input")),
             }
         )
     return out

@@ -19,6 +19,7 @@ from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
+from app.api.openapi import errors
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration
 from app.errors import BadRequest, UnprocessableEntity
@@ -64,6 +65,7 @@ def _value(path: tuple[float, ...], forecast: LoadForecast, t: float) -> float:
     "/v1/scalers/{name}/prediction",
     operation_id="get_scaler_prediction",
     response_model=Prediction,
+    responses=errors(400, 404),
 )
 async def get_prediction(
     ctx: Ctx,
@@ -150,6 +152,7 @@ class Accuracy(BaseModel):
     "/v1/scalers/{name}/forecast-accuracy",
     operation_id="get_forecast_accuracy",
     response_model=Accuracy,
+    responses=errors(404),
 )
 async def get_accuracy(ctx: Ctx, name: str, _auth: RequireRead) -> Accuracy:
     await get_scaler_spec(ctx, name)
@@ -246,6 +249,7 @@ def _is_number(text: str) -> bool:
     "/v1/forecasts",
     operation_id="forecast_series",
     response_model=ForecastResponse,
+    responses=errors(400, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -43,6 +43,7 @@ from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
+from app.api.openapi import errors
 from app.errors import BadRequest
 from app.policy import SpecError, parse_spec
 from app.policy.predictive import planned_pods, quantile_path
@@ -699,7 +700,7 @@ async def _all_targets(ctx: AppContext) -> tuple[list[str], list[str], list[str]
     return names, scaler_targets, forecast_metric_names(scalers)
 
 
-@router.post("/metrics", operation_id="grafana_metrics")
+@router.post("/metrics", operation_id="grafana_metrics", responses=errors(400, 413, 422))
 async def metrics(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, Any]]:
     """Every queryable target. Stored metrics take a selector payload; scaler series none."""
     await _body(ctx, request, MetricsIn)
@@ -711,7 +712,11 @@ async def metrics(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[s
     return out
 
 
-@router.post("/metric-payload-options", operation_id="grafana_metric_payload_options")
+@router.post(
+    "/metric-payload-options",
+    operation_id="grafana_metric_payload_options",
+    responses=errors(400, 413, 422),
+)
 async def metric_payload_options(
     ctx: Ctx, request: Request, _auth: RequireRead
 ) -> list[dict[str, str]]:
@@ -719,7 +724,7 @@ async def metric_payload_options(
     return _STATIC_OPTIONS.get(body.name, [])
 
 
-@router.post("/query", operation_id="grafana_query")
+@router.post("/query", operation_id="grafana_query", responses=errors(400, 413, 422))
 async def query(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, Any]]:
     body = await _body(ctx, request, QueryIn)
     start_ms, end_ms = _range_ms(body.range)
@@ -815,14 +820,14 @@ async def _variable_values(ctx: AppContext, text: str) -> list[str]:
     )
 
 
-@router.post("/variable", operation_id="grafana_variable")
+@router.post("/variable", operation_id="grafana_variable", responses=errors(400, 413, 422))
 async def variable(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, str]]:
     body = await _body(ctx, request, VariableIn)
     values = await _variable_values(ctx, _variable_query(body))
     return [{"__text": v, "__value": v} for v in values]
 
 
-@router.post("/tag-keys", operation_id="grafana_tag_keys")
+@router.post("/tag-keys", operation_id="grafana_tag_keys", responses=errors(400, 413, 422))
 async def tag_keys(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, str]]:
     await _body(ctx, request, _Loose)
     async with ctx.db.read() as conn:
@@ -831,7 +836,7 @@ async def tag_keys(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[
     return [{"type": "string", "text": k} for k in keys]
 
 
-@router.post("/tag-values", operation_id="grafana_tag_values")
+@router.post("/tag-values", operation_id="grafana_tag_values", responses=errors(400, 413, 422))
 async def tag_values(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, str]]:
     body = await _body(ctx, request, TagValuesIn)
     if body.key == "scaler":
@@ -842,7 +847,7 @@ async def tag_values(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dic
     return [{"text": v} for v in values]
 
 
-@router.post("/search", operation_id="grafana_search")
+@router.post("/search", operation_id="grafana_search", responses=errors(400, 413, 422))
 async def search(ctx: Ctx, request: Request, _auth: RequireRead) -> list[str]:
     """simple-json: the targets whose name contains the search text (all when empty)."""
     body = await _body(ctx, request, SearchIn)
@@ -854,7 +859,7 @@ async def search(ctx: Ctx, request: Request, _auth: RequireRead) -> list[str]:
     return [t for t in everything if text in t] if text else everything
 
 
-@router.post("/annotations", operation_id="grafana_annotations")
+@router.post("/annotations", operation_id="grafana_annotations", responses=errors(400, 413, 422))
 async def simple_annotations(
     ctx: Ctx, request: Request, _auth: RequireRead
 ) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from app.api.auth import RequireRead
 from app.api.context import Ctx
+from app.api.openapi import errors
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest
 from app.store.query import find_series, read_range
@@ -50,7 +51,7 @@ def _selector(text: str) -> Selector:
         raise BadRequest(str(exc), code="invalid_selector", details={"selector": text}) from exc
 
 
-@router.get("/series", operation_id="list_series", response_model=SeriesList)
+@router.get("/series", operation_id="list_series", response_model=SeriesList, responses=errors(400))
 async def list_series(
     ctx: Ctx,
     _auth: RequireRead,
@@ -62,7 +63,9 @@ async def list_series(
     return SeriesList(series=[SeriesOut(metric=s.name, labels=s.labels) for s in found])
 
 
-@router.get("/query_range", operation_id="query_range", response_model=RangeOut)
+@router.get(
+    "/query_range", operation_id="query_range", response_model=RangeOut, responses=errors(400)
+)
 async def query_range(
     ctx: Ctx,
     _auth: RequireRead,

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.audit import audit
 from app.api.auth import RequireAdmin, RequireRead
+from app.api.body import json_body, json_body_doc
 from app.api.context import AppContext, Ctx
+from app.api.openapi import errors
 from app.errors import Conflict, NotFound, UnprocessableEntity
 from app.kube.cluster import ClusterError
 from app.policy import SpecError, parse_spec
@@ -159,7 +161,9 @@ async def _rollout(ctx: AppContext, rollout_id: int) -> store.StoredRollout:
     status_code=201,
     operation_id="create_rollout",
     response_model=RolloutOut,
+    openapi_extra=json_body_doc(RolloutIn),
     responses={
+        **errors(400, 413),
         404: {"description": "No such scaler"},
         409: {
             "description": "A rollout of this scaler is already active, or the target "
@@ -172,7 +176,11 @@ async def _rollout(ctx: AppContext, rollout_id: int) -> store.StoredRollout:
     },
 )
 async def create_rollout(
-    ctx: Ctx, name: str, body: RolloutIn, auth: RequireAdmin, response: Response
+    ctx: Ctx,
+    name: str,
+    auth: RequireAdmin,
+    body: Annotated[RolloutIn, Depends(json_body(RolloutIn))],
+    response: Response,
 ) -> RolloutOut:
     """Surge, patch the template, follow, stabilise, hand back to the policy."""
     scaler = await _scaler(ctx, name)
@@ -236,6 +244,7 @@ async def create_rollout(
     "/v1/scalers/{name}/rollouts",
     operation_id="list_scaler_rollouts",
     response_model=RolloutList,
+    responses=errors(404),
 )
 async def list_rollouts(
     ctx: Ctx,
@@ -250,7 +259,12 @@ async def list_rollouts(
     return RolloutList(rollouts=[_out(r) for r in found])
 
 
-@router.get("/v1/rollouts/{rollout_id}", operation_id="get_rollout", response_model=RolloutOut)
+@router.get(
+    "/v1/rollouts/{rollout_id}",
+    operation_id="get_rollout",
+    response_model=RolloutOut,
+    responses=errors(404),
+)
 async def get_rollout(
     ctx: Ctx, rollout_id: Annotated[int, Path(ge=1)], _auth: RequireRead
 ) -> RolloutOut:
@@ -263,7 +277,7 @@ async def get_rollout(
     status_code=202,
     operation_id="cancel_rollout",
     response_model=RolloutOut,
-    responses={409: {"description": "The rollout has already finished"}},
+    responses={**errors(404), 409: {"description": "The rollout has already finished"}},
 )
 async def cancel_rollout(
     ctx: Ctx, rollout_id: Annotated[int, Path(ge=1)], auth: RequireAdmin

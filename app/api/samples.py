@@ -12,6 +12,7 @@ from app.api.auth import RequirePush
 from app.api.body import read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
+from app.api.openapi import errors
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 from app.store.series import SampleRow, SeriesKey
 
@@ -81,6 +82,7 @@ def _behind_receipt(rows: list[SampleRow], now_us: int) -> list[SampleRow]:
     operation_id="ingest_samples",
     summary="Append samples (all or nothing)",
     response_model=SamplesAccepted,
+    responses=errors(400, 413, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,

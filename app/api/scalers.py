@@ -19,6 +19,7 @@ from app.api.audit import audit
 from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
+from app.api.openapi import errors
 from app.api.timeparams import parse_time
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
 from app.kube.cluster import ClusterError
@@ -257,6 +258,7 @@ async def _save(
     response_model=ScalerOut,
     openapi_extra=_SPEC_BODY,
     responses={
+        **errors(400, 413),
         409: {"description": "A scaler of that name exists"},
         422: {"description": "Invalid spec"},
     },
@@ -274,7 +276,7 @@ async def create_scaler(ctx: Ctx, request: Request, auth: RequireAdmin) -> Respo
     operation_id="validate_scaler",
     response_model=ValidationOut,
     openapi_extra=_SPEC_BODY,
-    responses={422: {"description": "Invalid spec"}},
+    responses={**errors(400, 413), 422: {"description": "Invalid spec"}},
 )
 async def validate_scaler(ctx: Ctx, request: Request, _auth: RequireRead) -> Response:
     spec = _parse(await _document(ctx, request))
@@ -288,6 +290,7 @@ async def validate_scaler(ctx: Ctx, request: Request, _auth: RequireRead) -> Res
     response_model=ScalerOut,
     openapi_extra=_SPEC_BODY,
     responses={
+        **errors(400, 413),
         201: {"description": "Created"},
         412: {"description": "If-Match did not match"},
         422: {"description": "Invalid spec"},
@@ -343,7 +346,7 @@ async def get_scaler_spec(ctx: AppContext, name: str) -> ScalerSpec:
     return _parse((await _get(ctx, name)).document)
 
 
-@router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut)
+@router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut, responses=errors(404))
 async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) -> Response:
     found = await _get(ctx, name)
     return _render(request, _out(found), etag=found.generation)
@@ -353,7 +356,7 @@ async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) 
     "/{name}",
     status_code=204,
     operation_id="delete_scaler",
-    responses={412: {"description": "If-Match did not match"}},
+    responses={**errors(404), 412: {"description": "If-Match did not match"}},
 )
 async def delete_scaler(
     ctx: Ctx,
@@ -410,18 +413,27 @@ async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal
     return _out(saved)
 
 
-@router.post("/{name}/pause", operation_id="pause_scaler", response_model=ScalerOut)
+@router.post(
+    "/{name}/pause", operation_id="pause_scaler", response_model=ScalerOut, responses=errors(404)
+)
 async def pause_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
     """Stop acting on the target (decisions are still computed on request)."""
     return await _set_paused(ctx, name, True, auth)
 
 
-@router.post("/{name}/resume", operation_id="resume_scaler", response_model=ScalerOut)
+@router.post(
+    "/{name}/resume", operation_id="resume_scaler", response_model=ScalerOut, responses=errors(404)
+)
 async def resume_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
     return await _set_paused(ctx, name, False, auth)
 
 
-@router.get("/{name}/decision", operation_id="get_scaler_decision", response_model=DecisionOut)
+@router.get(
+    "/{name}/decision",
+    operation_id="get_scaler_decision",
+    response_model=DecisionOut,
+    responses={**errors(404), 409: {"description": "The target cannot be read from the cluster"}},
+)
 async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
     """What the policy decides now from the stored metrics; nothing is changed."""
     found = await _get(ctx, name)
@@ -466,7 +478,12 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
     )
 
 
-@router.get("/{name}/events", operation_id="list_scaler_events", response_model=EventPage)
+@router.get(
+    "/{name}/events",
+    operation_id="list_scaler_events",
+    response_model=EventPage,
+    responses=errors(400, 404),
+)
 async def list_events(
     ctx: Ctx,
     name: str,

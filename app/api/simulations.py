@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.audit import audit
 from app.api.auth import Principal, RequireAdmin, RequireRead
-from app.api.body import read_body
+from app.api.body import json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
+from app.api.openapi import errors
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
@@ -149,6 +150,7 @@ async def _stored_load(
     "/v1/simulations",
     status_code=202,
     operation_id="create_simulation",
+    responses=errors(400, 404, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -213,8 +215,19 @@ async def create_simulation(
     return _accepted(job_id)
 
 
-@router.post("/v1/scalers/{name}/tune", status_code=202, operation_id="tune_scaler")
-async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, auth: RequireAdmin) -> Response:
+@router.post(
+    "/v1/scalers/{name}/tune",
+    status_code=202,
+    operation_id="tune_scaler",
+    openapi_extra=json_body_doc(TuneRequest),
+    responses=errors(400, 404, 413),
+)
+async def tune_scaler(
+    ctx: Ctx,
+    name: str,
+    auth: RequireAdmin,
+    body: Annotated[TuneRequest, Depends(json_body(TuneRequest))],
+) -> Response:
     """Replay the scaler's stored load with candidate GPU targets and keep the cheapest spec
     whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
     t0, t1 = _range(ctx, body.start, body.end)
@@ -234,7 +247,12 @@ async def tune_scaler(ctx: Ctx, name: str, body: TuneRequest, auth: RequireAdmin
     return _accepted(job_id)
 
 
-@router.get("/v1/simulations/{job_id}", operation_id="get_simulation", response_model=JobOut)
+@router.get(
+    "/v1/simulations/{job_id}",
+    operation_id="get_simulation",
+    response_model=JobOut,
+    responses=errors(404),
+)
 async def get_simulation(ctx: Ctx, job_id: str, _auth: RequireRead) -> JobOut:
     async with ctx.db.read() as conn:
         row = (await conn.execute(sa.select(simulations).where(simulations.c.id == job_id))).first()

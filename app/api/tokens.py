@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.audit import audit
 from app.api.auth import RequireAdmin, token_cache
+from app.api.body import json_body, json_body_doc
 from app.api.context import Ctx
+from app.api.openapi import errors
 from app.errors import NotFound
 from app.store import tokens as store
 
@@ -69,8 +71,19 @@ def _out(t: store.StoredToken) -> TokenOut:
     )
 
 
-@router.post("", status_code=201, operation_id="create_token", response_model=TokenCreated)
-async def create_token(ctx: Ctx, body: TokenCreate, auth: RequireAdmin) -> TokenCreated:
+@router.post(
+    "",
+    status_code=201,
+    operation_id="create_token",
+    response_model=TokenCreated,
+    openapi_extra=json_body_doc(TokenCreate),
+    responses=errors(400, 413, 422),
+)
+async def create_token(
+    ctx: Ctx,
+    auth: RequireAdmin,
+    body: Annotated[TokenCreate, Depends(json_body(TokenCreate))],
+) -> TokenCreated:
     now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:
         stored, secret = await store.create_token(
@@ -98,7 +111,7 @@ async def list_tokens(ctx: Ctx, _auth: RequireAdmin) -> list[TokenOut]:
         return [_out(t) for t in await store.list_tokens(conn)]
 
 
-@router.delete("/{token_id}", status_code=204, operation_id="revoke_token")
+@router.delete("/{token_id}", status_code=204, operation_id="revoke_token", responses=errors(404))
 async def revoke_token(ctx: Ctx, token_id: str, auth: RequireAdmin) -> Response:
     now_us = ctx.clock.stamp_us()
     async with ctx.db.transaction() as conn:

@@ -7,6 +7,7 @@ parameter means no request here is ever redirected (prometheus_client treats a 3
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 from app.api.auth import RequirePush, RequireRead
 from app.api.body import read_body
 from app.api.context import Ctx
+from app.api.openapi import errors
 from app.api.pushgateway.exposition import PushedFamily, format_value, parse_push_body
 from app.api.pushgateway.grouping import parse_grouping_key
 from app.errors import BadRequest, PayloadTooLarge
@@ -72,8 +74,14 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
             details={"samples": count, "limit": ctx.settings.max_samples_per_push},
         )
     now_us = ctx.clock.stamp_us()
+    # A NaN is "no value" (Prometheus' own staleness marker): the group keeps it, as the
+    # Pushgateway does, but the time series do not (SQLite cannot even store one, and a NaN
+    # reading would only poison the averages the policy takes).
     rows = [
-        SampleRow(SeriesKey(s.name, s.items), now_us, s.value) for f in families for s in f.samples
+        SampleRow(SeriesKey(s.name, s.items), now_us, s.value)
+        for f in families
+        for s in f.samples
+        if not math.isnan(s.value)
     ]
     async with ctx.db.transaction() as conn:
         await pushgroups.push(
@@ -101,6 +109,8 @@ def _to_group(families: list[PushedFamily]) -> list[pushgroups.GroupFamily]:
     operation_id="push_replace_group",
     summary="Replace a group's metrics (Pushgateway PUT, prometheus_client push_to_gateway)",
     openapi_extra=_TEXT_BODY,
+    response_class=Response,
+    responses={200: {"description": "Stored"}, **errors(400, 413, 429)},
 )
 async def push_replace(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
     return await _push(ctx, request, replace_all=True)
@@ -111,6 +121,8 @@ async def push_replace(ctx: Ctx, request: Request, _auth: RequirePush, grouping:
     operation_id="push_add_to_group",
     summary="Replace the families named in the body (Pushgateway POST, pushadd_to_gateway)",
     openapi_extra=_TEXT_BODY,
+    response_class=Response,
+    responses={200: {"description": "Stored"}, **errors(400, 413, 429)},
 )
 async def push_add(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
     return await _push(ctx, request, replace_all=False)
@@ -121,6 +133,8 @@ async def push_add(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str
     status_code=202,
     operation_id="push_delete_group",
     summary="Delete a group (Pushgateway DELETE, delete_from_gateway)",
+    response_class=Response,
+    responses={202: {"description": "Deleted (or there was no such group)"}, **errors(400)},
 )
 async def push_delete(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
     labels = _grouping(request)
