@@ -12,6 +12,8 @@ The forecast is `profile(t) (x or +) level(o) (+ trend)`:
 - `level(o)`: how the last `window` points compare with what the profile said for them (a ratio
   of sums, or a mean difference), so a level shift or a restart is followed within `window`
   steps; with `trend`, the change of that level between the last two windows is extrapolated.
+  A `robust` level is the median difference instead of the mean: a burst inside the window
+  does not carry into the forecast (bursty series: tweets, LLM traffic).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class SeasonalConfig:
     ratio: bool = False
     trend: bool = False
     clip: bool = False  # cap the profile's source at CLIP_FACTOR x its trailing season mean
+    robust: bool = False  # level = median (not mean) of the window's differences; not ratio
 
     def describe(self) -> str:
         parts = []
@@ -55,7 +58,8 @@ class SeasonalConfig:
             if self.clip:
                 parts.append("clipped")
         if self.window:
-            parts.append(f"{'ratio' if self.ratio and self.season else 'level'}={self.window}")
+            kind = "ratio" if self.ratio and self.season else "level"
+            parts.append(f"{'median ' if self.robust else ''}{kind}={self.window}")
         if self.trend:
             parts.append("trend")
         return " ".join(parts) or "constant"
@@ -138,6 +142,7 @@ class SeriesCache:
         self.cy: FloatArray = np.concatenate(([0.0], np.cumsum(yf)))
         self._ys: dict[tuple[int, int], FloatArray] = {}
         self._prof: dict[tuple[int, int, int, int, bool], tuple[FloatArray, FloatArray]] = {}
+        self._medians: dict[tuple[int, int, int, int, bool, int], FloatArray] = {}
 
     def ensure_extra(self, extra: int) -> None:
         """Make room for forecasts `extra` steps past the end (drops cached profiles)."""
@@ -177,6 +182,20 @@ class SeriesCache:
             head = np.nan_to_num(prof[: self.n], nan=0.0)
             got = (prof, np.concatenate(([0.0], np.cumsum(head))))
             self._prof[key] = got
+        return got
+
+    def rolling_median(self, cfg: SeasonalConfig, k0: int) -> FloatArray:
+        """`out[i]` = median of `y - profile` over the `cfg.window` points ending at `i`
+        (`y` alone without a season); NaN before the first full window."""
+        key = (cfg.season, cfg.seasons, cfg.smooth, k0 if cfg.season else 0, cfg.clip, cfg.window)
+        got = self._medians.get(key)
+        if got is None:
+            diff = self.yf - self.profile(cfg, k0)[0][: self.n] if cfg.season else self.yf
+            got = np.full(self.n, np.nan)
+            if self.n >= cfg.window:
+                windows = np.lib.stride_tricks.sliding_window_view(diff, cfg.window)
+                got[cfg.window - 1 :] = np.median(windows, axis=1)
+            self._medians[key] = got
         return got
 
 
@@ -256,6 +275,9 @@ def _forecast_group(
     ratio = cfg.ratio and cfg.season > 0
 
     def level(stop: IntArray) -> FloatArray:
+        if cfg.robust and not ratio:
+            med: FloatArray = cache.rolling_median(cfg, k0)[stop - 1]
+            return med
         # A one-point window is read directly: exact, where a cumsum difference would round.
         sy = cache.yf[stop - 1] if w == 1 else cy[stop] - cy[stop - w]
         if not cfg.season:

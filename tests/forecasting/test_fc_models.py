@@ -189,6 +189,7 @@ _CFGS = st.builds(
     ratio=st.booleans(),
     trend=st.booleans(),
     clip=st.booleans(),
+    robust=st.booleans(),
 )
 
 
@@ -227,3 +228,16 @@ def test_clipped_single_season_profile_does_not_bring_back_last_seasons_burst() 
     clipped = SeasonalConfig(season=DAY, seasons=1, window=0, clip=True)
     assert lead_forecast(cache, o, 15, plain)[0] == 5000.0
     assert lead_forecast(cache, o, 15, clipped)[0] < 0.2 * 5000.0  # capped at 4x the day mean
+
+
+def test_median_level_forgets_a_burst_that_a_mean_level_carries_forward() -> None:
+    """Tweets, LLM traffic: a short burst inside the level window. An hour ahead the mean of the
+    window still holds a third of it; the median is the quiet level."""
+    y = np.full(200, 40.0)
+    y[190:194] = 400.0  # four points of burst in the last twelve
+    cache = SeriesCache(causal_fill(y, 0), extra=12)
+    o = np.array([199])
+    mean_level = SeasonalConfig(window=12)
+    median_level = SeasonalConfig(window=12, robust=True)
+    assert lead_forecast(cache, o, 12, mean_level)[0] == pytest.approx(160.0)
+    assert lead_forecast(cache, o, 12, median_level)[0] == 40.0
