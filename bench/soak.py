@@ -180,9 +180,11 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
-def rss_and_cpu(pids: list[int]) -> tuple[float, float]:
-    """Summed VmRSS (MB) and utime + stime (s) of `pids`."""
-    rss_kb, ticks = 0, 0
+def rss_and_cpu(pids: list[int]) -> tuple[float, float, float]:
+    """Summed VmRSS (MB), utime + stime (s), and the time their main threads (the event
+    loops) were runnable but waiting for a CPU (s, /proc/<pid>/schedstat): on a shared
+    machine, how much of the service's latency is the machine's, not the service's."""
+    rss_kb, ticks, waited_ns = 0, 0, 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
@@ -193,9 +195,11 @@ def rss_and_cpu(pids: list[int]) -> tuple[float, float]:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            with open(f"/proc/{pid}/schedstat") as f:
+                waited_ns += int(f.read().split()[1])
         except (OSError, IndexError, ValueError):
             continue  # a process that just exited
-    return rss_kb / 1024, ticks / CLK_TCK
+    return rss_kb / 1024, ticks / CLK_TCK, waited_ns / 1e9
 
 
 def slope_per_s(points: list[tuple[float, float]]) -> float:
@@ -347,24 +351,28 @@ async def push_loop(
 async def sample_loop(
     server: subprocess.Popen[bytes], t0: float, every: float, stop: asyncio.Event, out: Measures
 ) -> None:
-    last_wall, (_, last_cpu) = time.perf_counter(), rss_and_cpu(process_tree(server.pid))
+    last_wall, (_, last_cpu, last_waited) = (
+        time.perf_counter(),
+        rss_and_cpu(process_tree(server.pid)),
+    )
     last_gen = time.process_time()
     while not stop.is_set():
         await pause(stop, every)
         pids = process_tree(server.pid)
-        rss, cpu = rss_and_cpu(pids)
+        rss, cpu, waited = rss_and_cpu(pids)
         wall, gen = time.perf_counter(), time.process_time()
         out.samples.append(
             {
                 "t": round(wall - t0, 2),
                 "rss_mb": round(rss, 1),
                 "cores": round((cpu - last_cpu) / (wall - last_wall), 3),
+                "cpu_wait": round((waited - last_waited) / (wall - last_wall), 3),
                 "generator_cores": round((gen - last_gen) / (wall - last_wall), 3),
                 "processes": len(pids),
                 "load1": round(os.getloadavg()[0], 2),
             }
         )
-        last_wall, last_cpu, last_gen = wall, cpu, gen
+        last_wall, last_cpu, last_gen, last_waited = wall, cpu, gen, waited
 
 
 async def poll_loop(
@@ -558,6 +566,9 @@ def summarise(
                 "cores": round(statistics.fmean(s["cores"] for s in samples), 2)
                 if samples
                 else None,
+                "cpu_wait": round(statistics.fmean(s["cpu_wait"] for s in samples), 2)
+                if samples
+                else None,
                 "max_decision_age_s": max(p["max_age_s"] for p in polls) if polls else None,
                 "events": dict(events_by_bucket.get(b, Counter())),
             }
@@ -612,6 +623,12 @@ def summarise(
         "rss_growth_pct_second_half": round(growth_pct, 2),
         "cpu_cores_mean": round(statistics.fmean(cores), 2) if cores else None,
         "cpu_cores_p95": cores[int(0.95 * (len(cores) - 1))] if cores else None,
+        "cpu_ms_per_push": round(1000 * statistics.fmean(cores) / (len(wired) / seconds), 2)
+        if cores and wired
+        else None,
+        "service_cpu_wait": round(statistics.fmean(s["cpu_wait"] for s in out.samples), 2)
+        if out.samples
+        else None,
         "generator_cores": round(statistics.fmean(s["generator_cores"] for s in out.samples), 2)
         if out.samples
         else None,
@@ -697,7 +714,16 @@ def print_report(r: dict[str, Any]) -> None:
             f"{r['rss_slope_mb_per_10min']} MB/10 min ({r['rss_growth_pct_second_half']} %)",
             f"< {t['rss_growth_pct_second_half']:g} % ({mark('memory_flat')})",
         ),
-        ("service CPU mean / p95", f"{r['cpu_cores_mean']} / {r['cpu_cores_p95']} cores", ""),
+        (
+            "service CPU mean / p95; per push sent (all its work: reconciles, rollups too)",
+            f"{r['cpu_cores_mean']} / {r['cpu_cores_p95']} cores; {r['cpu_ms_per_push']} ms",
+            "",
+        ),
+        (
+            "service event loop waiting for a CPU (run queue), share of wall time",
+            f"{r['service_cpu_wait']}",
+            "",
+        ),
         (
             "load generator CPU; machine load average (1 min) max",
             f"{r['generator_cores']} cores; {r['load1_max']}",
@@ -728,6 +754,7 @@ def print_report(r: dict[str, Any]) -> None:
         "gen_lag_p99_ms",
         "rss_mb",
         "cores",
+        "cpu_wait",
         "max_decision_age_s",
     ]
     print("\n| " + " | ".join(cols) + " | events |")
