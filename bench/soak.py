@@ -601,6 +601,7 @@ def summarise(
         "intended_per_s": round(intended / seconds, 1),
         "sent": len(wired),
         "sent_per_s": round(len(wired) / seconds, 1),
+        "ok_per_s": round(sum(p.ok for p in pushes) / seconds, 1),
         "delivered_pct": round(100 * len(wired) / intended, 2) if intended else 0.0,
         "generator_lag_p50_ms": _ms(gen_lags, 0.5),
         "generator_lag_p99_ms": _ms(gen_lags, 0.99),
@@ -673,7 +674,7 @@ def print_report(r: dict[str, Any]) -> None:
         (
             "pushes sent / intended",
             f"{r['sent']} / {r['intended_pushes']} ({r['sent_per_s']}/s of "
-            f"{r['intended_per_s']}/s, {r['delivered_pct']} %)",
+            f"{r['intended_per_s']}/s, {r['delivered_pct']} %); answered 2xx: {r['ok_per_s']}/s",
             "",
         ),
         (
