@@ -25,18 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,50 +43,15 @@ from app.kube.simulated import SimulatedCluster  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import scalers as scaler_store  # noqa: E402
 from app.store.db import Database  # noqa: E402
-from app.store.migrate import upgrade  # noqa: E402
 from app.store.series import SampleRow, SeriesKey, SeriesStore  # noqa: E402
 from app.telemetry import Telemetry  # noqa: E402
 from app.workers import reconciler  # noqa: E402
 from app.workers.forecasts import ForecastCache  # noqa: E402
 from app.workers.wakeup import Wakeup  # noqa: E402
+from bench._common import drop_database, fresh_database, pct, start_service  # noqa: E402
 from tests.kube.emulator import KubeEmulator  # noqa: E402
 
-PG_ADMIN = os.environ.get("CIUIC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGETS = {"burst_p99_ms": 1000, "cpu_s_per_min": 60}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-
-async def fresh_database(backend: str, tmp: Path, tag: str) -> tuple[str, str | None]:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp}/{tag}.db"
-        await upgrade(url)
-        return url, None
-    name = f"ciuic_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
-    await upgrade(url)
-    return url, name
-
-
-async def drop_database(name: str | None) -> None:
-    if name:
-        conn = await asyncpg.connect(PG_ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 # ---- 1. burst -> PATCH ----------------------------------------------------------------------
@@ -111,31 +72,13 @@ def burst_spec(i: int) -> dict[str, Any]:
     }
 
 
-def start_service(url: str, kubeconfig: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CIUIC_DATABASE_URL": url,
+def service_env(kubeconfig: Path) -> dict[str, str]:
+    return {
         "CIUIC_KUBECONFIG": str(kubeconfig),
-        "CIUIC_LOG_LEVEL": "WARNING",
         "CIUIC_LEASE_RETRY_PERIOD_S": "0.2",
         "CIUIC_LEASE_RENEW_DEADLINE_S": "2",
         "CIUIC_LEASE_DURATION_S": "3",
     }
-    env.pop("CIUIC_ADMIN_TOKEN", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("the service did not become ready")
 
 
 def run_bursts(backend: str, bursts: int) -> dict[str, Any]:
@@ -146,7 +89,7 @@ def run_bursts(backend: str, bursts: int) -> dict[str, Any]:
         kubeconfig.write_text(json.dumps(kube.kubeconfig()))
         for i in range(bursts):
             kube.add_workload(f"llm-{i}", replicas=1, ready=True)
-        server, base = start_service(url, kubeconfig)
+        server, base = start_service(url, env=service_env(kubeconfig))
         from_response: list[float] = []
         from_request: list[float] = []
         try:

@@ -16,36 +16,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.store.db import Database  # noqa: E402
-from app.store.migrate import upgrade  # noqa: E402
 from app.store.series import SampleRow, SeriesKey, SeriesStore  # noqa: E402
+from bench._common import drop_database, fresh_database, pct, start_service  # noqa: E402
 
-PG_ADMIN = os.environ.get("CIUIC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGETS = {"json_samples_per_s": 50_000, "text_samples_per_s": 25_000, "paced_p99_ms": 50}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def text_body(pod: int, tick: int) -> bytes:
@@ -152,58 +139,6 @@ async def ceiling(database_url: str, seconds: float) -> int:
     return int(written / elapsed)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-
-async def fresh_database(backend: str, tmp: Path) -> tuple[str, object]:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        await upgrade(url)
-        return url, None
-    name = f"ciuic_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
-    await upgrade(url)
-    return url, name
-
-
-async def drop_database(name: object) -> None:
-    if name:
-        conn = await asyncpg.connect(PG_ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-
-def start_service(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CIUIC_DATABASE_URL": url,
-        "CIUIC_LOG_LEVEL": "WARNING",
-        "CIUIC_MAX_SERIES_PER_JOB": "1000000",
-    }
-    env.pop("CIUIC_ADMIN_TOKEN", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("the service did not become ready")
-
-
 async def load(base: str, seconds: float) -> dict[str, list[float] | int]:
     # Bodies are built before the clock starts: the load generator shares the two cores with
     # the service and PostgreSQL, and should spend them sending, not serialising.
@@ -233,7 +168,7 @@ async def load(base: str, seconds: float) -> dict[str, list[float] | int]:
 def run_backend(backend: str, seconds: float, workers: int) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp())
     url, name = asyncio.run(fresh_database(backend, tmp))
-    server, base = start_service(url, workers)
+    server, base = start_service(url, workers=workers, env={"CIUIC_MAX_SERIES_PER_JOB": "1000000"})
     try:
         m = asyncio.run(load(base, seconds))
     finally:
