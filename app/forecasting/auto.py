@@ -39,13 +39,12 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("naive", "seasonal_naive", "robust_season
 
 
 def _key(score: BacktestScore) -> float:
-    """Winsorized MAE (errors capped at their 95th percentile; see models.TRIM), MAE where a
-    model has none."""
-    return score.winsorized if math.isfinite(score.winsorized) else score.mae
+    """Trimmed MAE (smallest 95 % of errors; see models.TRIM), MAE where a model has none."""
+    return score.trimmed if math.isfinite(score.trimmed) else score.mae
 
 
 class AutoForecaster:
-    """Fits every candidate and serves the best by backtest (winsorized) MAE at `lead`.
+    """Fits every candidate and serves the best by backtest (trimmed) MAE at `lead`.
 
     `candidates` names models known to `make_forecaster` (prophet may be added; it costs a
     second or so per fit). A failed candidate is skipped with a note; when all fail, the

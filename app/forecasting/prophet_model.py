@@ -25,7 +25,7 @@ from app.forecasting.base import (
     failed_forecast,
 )
 from app.forecasting.calibration import Calibration, relative_errors, scale_floor
-from app.forecasting.models import DEFAULT_EVAL_POINTS, eval_window, winsorized_mean
+from app.forecasting.models import DEFAULT_EVAL_POINTS, eval_window, trimmed_mean
 from app.forecasting.types import (
     BacktestScore,
     ConfigError,
@@ -168,7 +168,7 @@ class ProphetForecaster:
                         n=int(ok.sum()),
                         scale=float(np.mean(np.abs(actual[ok]))),
                         mdae=float(np.median(np.abs(actual[ok] - f[ok]))),
-                        winsorized=float(winsorized_mean(np.abs(actual[ok] - f[ok]))),
+                        trimmed=float(trimmed_mean(np.abs(actual[ok] - f[ok]))),
                     )
                 errs = np.sort(relative_errors(actual, f, floor))
                 self._calib = Calibration((self.lead,), (errs,), floor)

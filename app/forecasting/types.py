@@ -102,7 +102,7 @@ class BacktestScore:
     n: int
     scale: float
     mdae: float = float("nan")  # median absolute error: what a typical (burst-free) step costs
-    winsorized: float = float("nan")  # MAE with the largest 5 % of errors capped at the 95th
+    trimmed: float = float("nan")  # mean of the smallest 95 % of absolute errors
 
 
 @dataclass(frozen=True, slots=True, eq=False)
