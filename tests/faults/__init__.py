@@ -5,6 +5,7 @@
 - test_process_kill.py       the leader SIGKILLed mid-rollout: takeover within the lease, resume
 - test_metrics_stop.py       metrics stop arriving (hold, "stale"); pause/resume through the API
 - test_clock_skew.py         skewed timestamps in pushes
+- test_client_disconnect.py  a pusher hanging up mid-body: nothing stored, no traceback
 
 Elsewhere, proving parts in more detail: tests/test_dependencies_down.py (database unreachable
 from the start), tests/test_leader.py (advisory lock / file lock failover), tests/kube/
