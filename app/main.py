@@ -86,7 +86,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         clock_ = clock or SystemClock()
         kube = await build_cluster(settings) if cluster is None else None  # None: not configured
         cluster_: Cluster = cluster or (kube if kube is not None else SimulatedCluster(clock_))

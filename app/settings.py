@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     leader_identity: str | None = None  # the pod name (downward API); default: host + random
 
     db_retry_after_s: int = Field(5, ge=1)  # Retry-After on 503 when the database is down
+    # PostgreSQL connections per process (SQLite always uses one). A request waits for a pooled
+    # connection (503 after 10 s) rather than opening one past the pool.
+    db_pool_size: int = Field(20, ge=1)
+    db_max_overflow: int = Field(0, ge=0)
     run_workers: bool = True  # background loops (rollups, retention, ...) in this process
 
     @field_validator("database_url")

@@ -29,7 +29,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 20, max_overflow: int = 0
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any]
@@ -37,10 +39,12 @@ class Database:
             kwargs = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 30}
         else:
             kwargs = {
-                "pool_size": 10,
-                "max_overflow": 10,
+                # A fixed pool: connections opened past it would be closed again on return,
+                # and under load that churn (connect, TLS attempt, statements prepared
+                # afresh) costs more than waiting for a pooled one.
+                "pool_size": pool_size,
+                "max_overflow": max_overflow,
                 "pool_timeout": 10,
-                "pool_pre_ping": True,
                 "connect_args": {"timeout": 5, "command_timeout": 30},
             }
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **kwargs)
