@@ -111,6 +111,23 @@ def test_type_clash_across_groups_is_refused(server: LiveServer) -> None:
     assert retyped.status_code == 200
 
 
+def test_a_group_retyping_a_family_another_group_holds_is_refused(server: LiveServer) -> None:
+    """Re-pushing a family with the type the group already holds skips the clash query; a
+    change of type must still be checked against the other groups, on PUT and on POST."""
+    put = httpx.put
+    assert put(f"{server.url}/metrics/job/a", content=b"# TYPE load gauge\nload 1\n").is_success
+    assert put(f"{server.url}/metrics/job/b", content=b"# TYPE load gauge\nload 1\n").is_success
+    assert put(f"{server.url}/metrics/job/b", content=b"# TYPE load gauge\nload 2\n").is_success
+    for send in (httpx.put, httpx.post):
+        retyped = send(f"{server.url}/metrics/job/b", content=b"# TYPE load counter\nload 3\n")
+        assert retyped.status_code == 400
+        assert retyped.json()["error"]["code"] == "type_clash"
+    # the refused pushes changed nothing: b still holds its gauge at 2
+    b = next(g for g in state(server) if g["labels"]["job"] == "b")
+    assert b["load"]["type"] == "GAUGE"  # the Pushgateway API spells types upper-case
+    assert b["load"]["metrics"][0]["value"] == "2"
+
+
 def test_url_labels_override_body_labels(server: LiveServer) -> None:
     response = httpx.put(f"{server.url}/metrics/job/bar", content=b'x{job="foo",pod="p"} 1\n')
     assert response.status_code == 200

