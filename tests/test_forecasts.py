@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import httpx
@@ -94,9 +96,12 @@ async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
     await add_scaler(db)
     cache = ForecastCache()
     settings = Settings(forecast_refit_s=60, forecast_accuracy_s=3600)
-    assert await refit_due(db, cache, FakeClock(NOW), settings) == 1
-    assert await refit_due(db, cache, FakeClock(NOW + 30), settings) == 0  # not due yet
-    assert await refit_due(db, cache, FakeClock(NOW + 61), settings) == 1
+    # In a spawned process, as the service's forecast loop runs them (off the event loop).
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        assert await refit_due(db, cache, FakeClock(NOW), settings, pool) == 1
+        assert await refit_due(db, cache, FakeClock(NOW + 30), settings, pool) == 0  # not due
+        assert await refit_due(db, cache, FakeClock(NOW + 61), settings, pool) == 1
     async with db.read() as conn:
         stored = await forecast_store.get_forecast(conn, "deepseek-service")
     assert stored is not None and stored.forecast.failed is None
