@@ -276,6 +276,10 @@ def forecast_loop(
             initializer=_background_priority,
         )
         try:
+            # Started now, not at the first fit (minutes later, once a scaler has history): the
+            # service's footprint is known from start-up, and a process that cannot start
+            # fails here, visibly.
+            await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
             while not stop.is_set():
                 try:
                     await refit_due(db, cache, clock, settings, pool)
