@@ -39,9 +39,9 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
     # ingestion
-    ("PUT", "/metrics/{grouping:path}"): PUSH,
-    ("POST", "/metrics/{grouping:path}"): PUSH,
-    ("DELETE", "/metrics/{grouping:path}"): PUSH,
+    ("PUT", "/metrics/{grouping:grouping}"): PUSH,
+    ("POST", "/metrics/{grouping:grouping}"): PUSH,
+    ("DELETE", "/metrics/{grouping:grouping}"): PUSH,
     ("POST", "/v1/samples"): PUSH,
     # reading
     ("GET", "/api/v1/metrics"): READ,
@@ -93,8 +93,8 @@ SPEC: dict[str, Any] = {
 }
 # Bodies that would change something if a handler ran: a denied request must not.
 BODIES: dict[tuple[str, str], bytes | dict[str, Any]] = {
-    ("PUT", "/metrics/{grouping:path}"): b"matrix_probe 1\n",
-    ("POST", "/metrics/{grouping:path}"): b"matrix_probe 1\n",
+    ("PUT", "/metrics/{grouping:grouping}"): b"matrix_probe 1\n",
+    ("POST", "/metrics/{grouping:grouping}"): b"matrix_probe 1\n",
     ("POST", "/v1/samples"): {"samples": [{"metric": "matrix_probe", "value": 1}]},
     ("POST", "/v1/scalers"): {**SPEC, "name": "another"},
     ("PUT", "/v1/scalers/{name}"): {**SPEC, "max_replicas": 99},
@@ -129,13 +129,13 @@ def test_every_route_is_in_the_table() -> None:
     published = {
         (method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops
     }
-    # The OpenAPI spells {grouping:path} as {grouping}; every published operation is served.
-    assert {(m, p.replace("{grouping}", "{grouping:path}")) for m, p in published} <= served
+    # The OpenAPI spells {grouping:grouping} as {grouping}; every published operation is served.
+    assert {(m, p.replace("{grouping}", "{grouping:grouping}")) for m, p in published} <= served
 
 
 def _concrete(path: str, ids: dict[str, str]) -> str:
     return (
-        path.replace("{grouping:path}", "job/matrix")
+        path.replace("{grouping:grouping}", "job/matrix")
         .replace("{name}", SCALER)
         .replace("{token_id}", ids["victim"])
         .replace("{rollout_id}", "999999")

@@ -82,3 +82,26 @@ def test_a_pushed_nan_is_kept_in_the_group_but_not_in_the_series(server: LiveSer
     assert group["up"]["metrics"][0]["value"] == "NaN"
     series = httpx.get(f"{server.url}/v1/series", params={"match": '{job="nan"}'}).json()
     assert [s["metric"] for s in series["series"]] == ["ready"]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"push_burst": 704244613833766252551602176},  # found by schemathesis: int32 overflow
+        {"push_burst": 10_000_001},
+        {"push_rate_per_s": 1e12},
+        {"push_rate_per_s": "Infinity"},
+    ],
+)
+def test_token_limits_out_of_range_are_a_422_and_no_token(
+    server: LiveServer, limits: dict[str, object]
+) -> None:
+    body = json.dumps({"name": "fleet", "scope": "push", **limits}).replace(
+        '"Infinity"', "Infinity"
+    )
+    response = httpx.post(
+        f"{server.url}/v1/tokens", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid"
+    assert httpx.get(f"{server.url}/v1/tokens").json() == []

@@ -25,16 +25,21 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
 
+# Far above any fleet, and within the database's integer column.
+MAX_PUSH_RATE_PER_S = 1_000_000.0
+MAX_PUSH_BURST = 10_000_000
+
+
 class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: Annotated[str, Field(min_length=1, max_length=255)]
     scope: Literal["push", "read", "admin"]
-    push_rate_per_s: Annotated[float, Field(ge=0)] | None = Field(
+    push_rate_per_s: Annotated[float, Field(ge=0, le=MAX_PUSH_RATE_PER_S)] | None = Field(
         None,
         description="Ingestion requests per second for this token (0: unlimited); "
         "default CIUIC_PUSH_RATE_PER_S",
     )
-    push_burst: Annotated[int, Field(ge=1)] | None = Field(
+    push_burst: Annotated[int, Field(ge=1, le=MAX_PUSH_BURST)] | None = Field(
         None, description="Requests allowed at once; default CIUIC_PUSH_BURST"
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from app.api.auth import RequirePush, RequireRead
 from app.api.body import read_body
@@ -25,6 +26,16 @@ from app.store import pushgroups
 from app.store.series import SampleRow, SeriesKey
 
 __all__ = ["router"]
+
+
+class _GroupingConvertor(PathConvertor):
+    """Starlette's `path`, newlines included: a label value may hold one (URL-encoded), and
+    the grouping parser, not the router, is the one to judge it (400, not 404)."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("grouping", _GroupingConvertor())
 
 router = APIRouter(tags=["pushgateway"])
 
@@ -105,7 +116,7 @@ def _to_group(families: list[PushedFamily]) -> list[pushgroups.GroupFamily]:
 
 
 @router.put(
-    "/metrics/{grouping:path}",
+    "/metrics/{grouping:grouping}",
     operation_id="push_replace_group",
     summary="Replace a group's metrics (Pushgateway PUT, prometheus_client push_to_gateway)",
     openapi_extra=_TEXT_BODY,
@@ -117,7 +128,7 @@ async def push_replace(ctx: Ctx, request: Request, _auth: RequirePush, grouping:
 
 
 @router.post(
-    "/metrics/{grouping:path}",
+    "/metrics/{grouping:grouping}",
     operation_id="push_add_to_group",
     summary="Replace the families named in the body (Pushgateway POST, pushadd_to_gateway)",
     openapi_extra=_TEXT_BODY,
@@ -129,7 +140,7 @@ async def push_add(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str
 
 
 @router.delete(
-    "/metrics/{grouping:path}",
+    "/metrics/{grouping:grouping}",
     status_code=202,
     operation_id="push_delete_group",
     summary="Delete a group (Pushgateway DELETE, delete_from_gateway)",
