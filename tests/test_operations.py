@@ -37,7 +37,8 @@ def test_own_metrics_count_pushes_samples_rejects_and_latency(server: LiveServer
     assert delta("ciuic_samples_ingested_total|protocol=pushgateway") == 2
     assert delta("ciuic_rejects_total|code=timestamp_not_allowed") == 1
     assert (
-        delta("ciuic_request_duration_seconds_count|method=PUT|route=/metrics/{grouping:path}") == 2
+        delta("ciuic_request_duration_seconds_count|method=PUT|route=/metrics/{grouping:grouping}")
+        == 2
     )
 
 
