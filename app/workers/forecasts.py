@@ -290,6 +290,8 @@ def forecast_loop(
                 if await sleep_or_stop(stop, 10.0):
                     return
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Waited for (off the loop), so the process and its semaphores are gone before
+            # the service exits, instead of leaking warnings from the resource tracker.
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     return loop
