@@ -157,7 +157,14 @@ def test_leader_killed_mid_rollout_the_other_replica_takes_over_and_resumes(
     time.sleep(3 * RETRY_S)
     assert holder(kube) == "ciuic-a"  # b follows
 
-    spec = {"name": NAME, "target": NAME, "metrics": [{"name": "gpu_utilization", "target": "85%"}]}
+    # min 2: light load would otherwise take the Deployment to 1 before or after the surge,
+    # depending on whether the leader reconciled first (a race that made this test flaky).
+    spec = {
+        "name": NAME,
+        "target": NAME,
+        "min_replicas": 2,
+        "metrics": [{"name": "gpu_utilization", "target": "85%"}],
+    }
     assert httpx.post(f"{a.url}/v1/scalers", json=spec).status_code == 201
     push(a.url, 40.0)  # light load: once the rollout hands back, the policy gives back the surge
     created = httpx.post(
