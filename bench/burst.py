@@ -96,11 +96,18 @@ def run_bursts(backend: str, bursts: int) -> dict[str, Any]:
             with httpx.Client(base_url=base, timeout=30) as client:
                 for i in range(bursts):
                     assert client.post("/v1/scalers", json=burst_spec(i)).status_code == 201
-                # The leader's first passes have seen every scaler (and opened its pod watch).
+                # The leader's first passes have decided every scaler (an event each) and
+                # opened the namespace's shared pod watch.
                 deadline = time.monotonic() + 60
-                while kube.count("watch", "pods") < bursts:
+                pending = set(range(bursts))
+                while pending or kube.count("watch", "pods") < 1:
                     if time.monotonic() > deadline:
                         raise RuntimeError("the service never observed every target")
+                    pending = {
+                        i
+                        for i in pending
+                        if not client.get(f"/v1/scalers/llm-{i}/events").json()["events"]
+                    }
                     time.sleep(0.1)
                 time.sleep(1.0)
                 for i in range(bursts):
