@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.api.auth import Principal, RequireAdmin
 from app.api.context import Ctx
 from app.api.openapi import errors
-from app.api.timeparams import parse_time
+from app.api.timeparams import optional_time_us
 from app.store import audit as store
 
 __all__ = ["audit", "router"]
@@ -74,8 +74,8 @@ async def list_audit(
     cursor: Annotated[int | None, Query(ge=1)] = None,
 ) -> AuditPage:
     """Newest first."""
-    since_us = None if since is None else round(parse_time(since, "since") * 1e6)
-    until_us = None if until is None else round(parse_time(until, "until") * 1e6)
+    since_us = optional_time_us(since, "since")
+    until_us = optional_time_us(until, "until")
     async with ctx.db.read() as conn:
         found = await store.list_entries(
             conn,

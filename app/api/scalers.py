@@ -20,7 +20,7 @@ from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.openapi import errors
-from app.api.timeparams import parse_time
+from app.api.timeparams import optional_time_us
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
 from app.kube.cluster import ClusterError
 from app.policy import ScalerSpec, SpecError, decide, parse_spec
@@ -497,8 +497,8 @@ async def list_events(
     cursor: Annotated[int | None, Query(ge=1)] = None,
 ) -> EventPage:
     await _get(ctx, name)
-    since_us = None if since is None else round(parse_time(since, "since") * 1e6)
-    until_us = None if until is None else round(parse_time(until, "until") * 1e6)
+    since_us = optional_time_us(since, "since")
+    until_us = optional_time_us(until, "until")
     async with ctx.db.read() as conn:
         events = await store.list_events(
             conn,

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from app.errors import BadRequest
 
-__all__ = ["parse_duration", "parse_time"]
+__all__ = ["optional_time_us", "parse_duration", "parse_time"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -40,6 +40,11 @@ def parse_time(value: str, name: str) -> float:
             details={"parameter": name, "value": value},
         )
     return seconds
+
+
+def optional_time_us(value: str | None, name: str) -> int | None:
+    """An optional `since`/`until`-style bound, in microseconds (None when absent)."""
+    return None if value is None else round(parse_time(value, name) * 1e6)
 
 
 def parse_duration(value: str, name: str) -> float:
