@@ -142,7 +142,8 @@ class SeriesCache:
         self.cy: FloatArray = np.concatenate(([0.0], np.cumsum(yf)))
         self._ys: dict[tuple[int, int], FloatArray] = {}
         self._prof: dict[tuple[int, int, int, int, bool], tuple[FloatArray, FloatArray]] = {}
-        self._medians: dict[tuple[int, int, int, int, bool, int], FloatArray] = {}
+        # key -> (first index computed, medians; NaN before it)
+        self._medians: dict[tuple[int, int, int, int, bool, int], tuple[int, FloatArray]] = {}
 
     def ensure_extra(self, extra: int) -> None:
         """Make room for forecasts `extra` steps past the end (drops cached profiles)."""
@@ -184,19 +185,29 @@ class SeriesCache:
             self._prof[key] = got
         return got
 
-    def rolling_median(self, cfg: SeasonalConfig, k0: int) -> FloatArray:
-        """`out[i]` = median of `y - profile` over the `cfg.window` points ending at `i`
-        (`y` alone without a season); NaN before the first full window."""
+    def rolling_median(self, cfg: SeasonalConfig, k0: int, at: IntArray) -> FloatArray:
+        """The median of `y - profile` over the `cfg.window` points ending at each index in
+        `at` (`y` alone without a season); NaN before the first full window.
+
+        Computed once per configuration, but only from the earliest index asked for: fits read
+        the latest origins only, and the median is most of a fit's cost.
+        """
         key = (cfg.season, cfg.seasons, cfg.smooth, k0 if cfg.season else 0, cfg.clip, cfg.window)
+        w = cfg.window
+        # One window earlier as well: a trend reads the level a window before the origin.
+        lo = max(int(at.min()) - w if at.size else self.n, w - 1)
         got = self._medians.get(key)
-        if got is None:
-            diff = self.yf - self.profile(cfg, k0)[0][: self.n] if cfg.season else self.yf
-            got = np.full(self.n, np.nan)
-            if self.n >= cfg.window:
-                windows = np.lib.stride_tricks.sliding_window_view(diff, cfg.window)
-                got[cfg.window - 1 :] = np.median(windows, axis=1)
+        if got is None or lo < got[0]:
+            start, out = (self.n, np.full(self.n, np.nan)) if got is None else got
+            if lo < start:
+                diff = self.yf - self.profile(cfg, k0)[0][: self.n] if cfg.season else self.yf
+                windows = np.lib.stride_tricks.sliding_window_view(diff[lo + 1 - w : start], w)
+                out[lo:start] = np.median(windows, axis=1)
+                start = lo
+            got = (start, out)
             self._medians[key] = got
-        return got
+        res: FloatArray = got[1][at]
+        return res
 
 
 def _median_rows(stack: FloatArray) -> FloatArray:
@@ -276,7 +287,7 @@ def _forecast_group(
 
     def level(stop: IntArray) -> FloatArray:
         if cfg.robust and not ratio:
-            med: FloatArray = cache.rolling_median(cfg, k0)[stop - 1]
+            med: FloatArray = cache.rolling_median(cfg, k0, stop - 1)
             return med
         # A one-point window is read directly: exact, where a cumsum difference would round.
         sy = cache.yf[stop - 1] if w == 1 else cy[stop] - cy[stop - w]
