@@ -201,7 +201,9 @@ def test_a_restarted_replica_fails_the_jobs_of_a_dead_one_and_leaves_a_live_ones
     restarted = replicas()
     after = time.time()
 
-    # At start-up: the jobs whose heartbeat is long gone are failed, saying why and when.
+    # By the time the restarted replica answers (its start-up sweep, or the live replica's
+    # latest: both apply the one rule), the jobs whose heartbeat is long gone are failed,
+    # saying why and when.
     for job_id in ("dead-running", "dead-pending", "before-0008"):
         body = job(restarted, job_id)
         assert (body["status"], body["error"]) == ("failed", LOST), body
