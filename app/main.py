@@ -105,10 +105,24 @@ def create_app(
             telemetry=Telemetry(),
             cluster=cluster_,
             forecasts=ForecastCache(),
-            simulations=SimulationJobs(db, now_us=clock_.stamp_us),
+            simulations=SimulationJobs(
+                db,
+                now_us=clock_.stamp_us,
+                max_pending=settings.max_pending_simulations,
+                heartbeat_s=settings.simulation_heartbeat_s,
+                lost_after_s=settings.simulation_lost_after_s,
+            ),
         )
         app.state.ctx = ctx
         supervisor = Supervisor()
+        # Jobs left queued or running by a process that is gone are failed now (those whose
+        # heartbeat is already old) and by the loop later (those it stops refreshing). In
+        # every process, workers or not: each one runs the jobs it accepted.
+        try:
+            await ctx.simulations.reap()
+        except Exception as exc:  # the database may be down at start-up: the loop retries
+            log.warning("could not check for lost simulation jobs: %s", exc)
+        supervisor.start("simulations", ctx.simulations.keep_alive)
         if settings.run_workers:
 
             def workers() -> dict[str, Callable[[asyncio.Event], Awaitable[None]]]:

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     rollup_interval_s: float = Field(30.0, gt=0)
     rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
 
+    # Simulation and tuning jobs (POST /v1/simulations, /v1/scalers/{name}/tune), per process:
+    # at most this many queued or running (each holds its trace in memory); over it: 429 with
+    # Retry-After. Each job's process refreshes its heartbeat every `simulation_heartbeat_s`;
+    # any replica fails a queued or running job whose heartbeat is older than
+    # `simulation_lost_after_s` (its process died). Replicas' clocks must agree within the
+    # difference of the two.
+    max_pending_simulations: int = Field(8, ge=1)
+    simulation_heartbeat_s: float = Field(10.0, gt=0)
+    simulation_lost_after_s: float = Field(60.0, gt=0)
+
     reconcile_interval_s: float = Field(5.0, gt=0)  # how often every scaler is reconciled
     rollout_poll_s: float = Field(1.0, gt=0)  # how often a running rollout is checked
     forecast_refit_s: float = Field(60.0, gt=0)  # fast models
@@ -103,6 +113,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "need lease_retry_period_s < lease_renew_deadline_s < lease_duration_s"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _simulation_timings(self) -> Settings:
+        # A job survives one missed or late heartbeat before another replica fails it.
+        if self.simulation_lost_after_s < 2 * self.simulation_heartbeat_s:
+            raise ValueError("need simulation_lost_after_s >= 2 * simulation_heartbeat_s")
         return self
 
     @property

@@ -13,7 +13,7 @@ module adds what follows from the shape of the service:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -54,9 +54,16 @@ _DESCRIPTIONS = {
 }
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for the errors a route raises itself, with their usual descriptions."""
-    return {code: {"description": _DESCRIPTIONS[code]} for code in codes}
+def errors(
+    *codes: int, described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for the errors a route raises itself, with their usual descriptions, and
+    those `described` by the route itself (where a status means something else there)."""
+    out: dict[int | str, dict[str, Any]] = {
+        code: {"description": _DESCRIPTIONS[code]} for code in codes
+    }
+    out.update({code: {"description": text} for code, text in (described or {}).items()})
+    return out
 
 
 def _error_content() -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Simulations and tuning: replay a trace or a scaler's stored load through the real policy
 and the baselines (`POST /v1/simulations`), or search a scaler's targets for the cheapest spec
 that keeps drops under a limit (`POST /v1/scalers/{name}/tune`). Both run in the background;
-`GET /v1/simulations/{id}` returns the status and the report."""
+`GET /v1/simulations/{id}` returns the status and the report. A replica takes at most
+CIUIC_MAX_PENDING_SIMULATIONS jobs at a time (429 beyond), and a job whose replica died is
+failed, not left running (app.workers.simulations)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from app.errors import BadRequest, NotFound, UnprocessableEntity
 from app.sim import DEFAULT_POLICIES, TraceError, parse_trace
 from app.store.tables import simulations
 from app.workers.forecasts import load_history
-from app.workers.simulations import replay_job, trace_job, tune_job
+from app.workers.simulations import Slot, replay_job, trace_job, tune_job
 
 __all__ = ["router"]
 
@@ -90,6 +92,8 @@ async def _create(
                 status="pending",
                 request=json.dumps(request),
                 created_us=now_us,
+                owner=ctx.simulations.owner,
+                heartbeat_us=now_us,
             )
         )
         tune = kind == "tune" and scaler is not None
@@ -102,6 +106,12 @@ async def _create(
             details={"job": job_id, "scaler": scaler, "request": request},
         )
     return job_id
+
+
+_TOO_MANY = {
+    429: "This replica already has CIUIC_MAX_PENDING_SIMULATIONS jobs queued or running; "
+    "nothing was created. Retry after `Retry-After` s"
+}
 
 
 def _accepted(job_id: str) -> Response:
@@ -150,7 +160,7 @@ async def _stored_load(
     "/v1/simulations",
     status_code=202,
     operation_id="create_simulation",
-    responses=errors(400, 404, 413, 422),
+    responses=errors(400, 404, 413, 422, described=_TOO_MANY),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -172,6 +182,20 @@ async def create_simulation(
 ) -> Response:
     """A CSV trace (`timestamp,value` counts or a `TIMESTAMP,ContextTokens,GeneratedTokens`
     request log), or JSON naming a scaler whose stored load to replay."""
+    with ctx.simulations.reserve() as slot:  # before the body is read: it is what takes memory
+        return await _create_simulation(ctx, request, auth, slot, policy, window, seed, scaler)
+
+
+async def _create_simulation(
+    ctx: AppContext,
+    request: Request,
+    auth: Principal,
+    slot: Slot,
+    policy: list[Policy] | None,
+    window: str | None,
+    seed: int,
+    scaler: str | None,
+) -> Response:
     body = await read_body(request, ctx.settings.max_body_bytes)
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type in ("text/csv", "text/plain"):
@@ -194,7 +218,7 @@ async def create_simulation(
             {"trace_bytes": len(body), "policies": policies, "window_s": window_s, "seed": seed},
             auth,
         )
-        ctx.simulations.submit(job_id, trace_job, text, policies, window_s, seed, spec)
+        slot.submit(job_id, trace_job, text, policies, window_s, seed, spec)
         return _accepted(job_id)
     try:
         req = ReplayRequest.model_validate_json(body)
@@ -209,9 +233,7 @@ async def create_simulation(
         {"start": t0, "end": t1, "policies": list(req.policies), "seed": req.seed},
         auth,
     )
-    ctx.simulations.submit(
-        job_id, replay_job, rates, step_s, start, spec_doc, list(req.policies), req.seed
-    )
+    slot.submit(job_id, replay_job, rates, step_s, start, spec_doc, list(req.policies), req.seed)
     return _accepted(job_id)
 
 
@@ -220,7 +242,7 @@ async def create_simulation(
     status_code=202,
     operation_id="tune_scaler",
     openapi_extra=json_body_doc(TuneRequest),
-    responses=errors(400, 404, 413),
+    responses=errors(400, 404, 413, described=_TOO_MANY),
 )
 async def tune_scaler(
     ctx: Ctx,
@@ -230,21 +252,23 @@ async def tune_scaler(
 ) -> Response:
     """Replay the scaler's stored load with candidate GPU targets and keep the cheapest spec
     whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
-    t0, t1 = _range(ctx, body.start, body.end)
-    spec_doc, rates, step_s, start = await _stored_load(ctx, name, t0, t1)
-    job_id = await _create(ctx, "tune", name, {**body.model_dump(), "start": t0, "end": t1}, auth)
-    ctx.simulations.submit(
-        job_id,
-        tune_job,
-        rates,
-        step_s,
-        start,
-        spec_doc,
-        body.seed,
-        body.max_drop_rate,
-        body.monthly_budget_usd,
-    )
-    return _accepted(job_id)
+    with ctx.simulations.reserve() as slot:
+        t0, t1 = _range(ctx, body.start, body.end)
+        spec_doc, rates, step_s, start = await _stored_load(ctx, name, t0, t1)
+        request = {**body.model_dump(), "start": t0, "end": t1}
+        job_id = await _create(ctx, "tune", name, request, auth)
+        slot.submit(
+            job_id,
+            tune_job,
+            rates,
+            step_s,
+            start,
+            spec_doc,
+            body.seed,
+            body.max_drop_rate,
+            body.monthly_budget_usd,
+        )
+        return _accepted(job_id)
 
 
 @router.get(

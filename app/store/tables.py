@@ -186,7 +186,9 @@ forecasts = sa.Table(
 )
 
 # Simulation and tuning jobs: run in the background by the replica that accepted them; any
-# replica answers their status.
+# replica answers their status. The owner (a random id per process) refreshes `heartbeat_us`
+# while the job is pending or running; any replica fails a job whose heartbeat is too old
+# (app.workers.simulations). Rows from before 0008 have neither: their creation time counts.
 simulations = sa.Table(
     "simulations",
     metadata,
@@ -199,6 +201,9 @@ simulations = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("finished_us", sa.BigInteger, nullable=True),
+    sa.Column("owner", sa.String(32), nullable=True),
+    sa.Column("heartbeat_us", sa.BigInteger, nullable=True),
+    sa.Index("ix_simulations_status", "status"),  # the lost-job sweep reads the active ones
 )
 
 # Rolling updates with a surge plan (app.workers.rollouts): the request, the step reached, each

@@ -3,6 +3,19 @@
 A job runs in the replica that accepted it, in a process of its own (a 14-day replay costs
 tens of CPU-seconds; the event loop must keep answering). Its status lives in the database,
 so any replica answers `GET /v1/simulations/{id}`.
+
+Two guards keep jobs from piling up or hanging:
+
+- A replica holds at most `max_pending` jobs queued or running (each keeps its uploaded trace
+  or stored load in memory until it finishes); `reserve()` refuses one more with a 429.
+- Each job row names its owner (a random id per process) and carries a heartbeat that the
+  owner refreshes every `heartbeat_s` while the job is queued or running. Any replica fails
+  the queued or running jobs whose heartbeat is older than `lost_after_s` ("the service
+  restarted before the job finished"): their owner crashed or was restarted, nothing will
+  finish them, and a client polling for them would otherwise wait forever. A live replica's
+  jobs are never failed this way (it keeps beating for them), provided the replicas' clocks
+  agree within `lost_after_s - heartbeat_s`. A job once finished or failed stays so: the
+  owner's late result never overwrites a failure.
 """
 
 from __future__ import annotations
@@ -13,13 +26,16 @@ import json
 import logging
 import math
 import multiprocessing
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
+from app.errors import TooManyRequests
 from app.policy import parse_spec
 from app.sim import (
     SCENARIOS,
@@ -32,10 +48,15 @@ from app.sim import (
 )
 from app.sim.report import markdown_table
 from app.sim.traces import Workload
-from app.store.db import Database
+from app.store.db import Database, is_unavailable
 from app.store.tables import simulations
+from app.workers.supervisor import sleep_or_stop
 
-__all__ = ["SimulationJobs", "replay_job", "trace_job", "tune_job"]
+__all__ = ["LOST", "SimulationJobs", "Slot", "replay_job", "trace_job", "tune_job"]
+
+ACTIVE = ("pending", "running")  # a job in these states is owned by a live process, or lost
+LOST = "the service restarted before the job finished"
+RETRY_AFTER_S = 10  # a 2-day trace replays in seconds; a 14-day one in tens of seconds
 
 log = logging.getLogger("ciuic.workers.simulations")
 
@@ -128,12 +149,85 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class Slot:
+    """A place among a replica's pending jobs, taken before the request is read: released on
+    leaving the `with` block unless a job was submitted into it (the job releases it when it
+    finishes)."""
+
+    def __init__(self, jobs: SimulationJobs) -> None:
+        self._jobs = jobs
+        self._held = True
+
+    def submit(self, job_id: str, fn: Callable[..., dict[str, Any]], *args: Any) -> None:
+        if not self._held:
+            raise RuntimeError("this slot was already used")
+        self._held = False
+        self._jobs._reserved -= 1
+        self._jobs._submit(job_id, fn, args)
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._held:
+            self._held = False
+            self._jobs._reserved -= 1
+
+
 class SimulationJobs:
-    def __init__(self, db: Database, *, now_us: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        now_us: Callable[[], int],
+        max_pending: int = 8,
+        heartbeat_s: float = 10.0,
+        lost_after_s: float = 60.0,
+        owner: str | None = None,
+    ) -> None:
         self.db = db
         self.now_us = now_us
+        self.max_pending = max_pending
+        self.heartbeat_s = heartbeat_s
+        self.lost_after_s = lost_after_s
+        self.owner = owner or uuid.uuid4().hex  # this process; rows record it
         self._pool: ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Jobs queued or running here, until their outcome is known: what the limit counts and
+        # the heartbeat covers. A job leaves it before its outcome is written, so a client that
+        # reads the outcome finds its slot free.
+        self._active: set[str] = set()
+        self._reserved = 0  # slots taken by requests not yet submitted
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running here, and requests holding a slot for one."""
+        return len(self._active) + self._reserved
+
+    def reserve(self) -> Slot:
+        """A slot for one more job, or TooManyRequests (429) when the replica is full.
+
+        Synchronous, so two concurrent requests cannot both take the last slot."""
+        if self.pending >= self.max_pending:
+            raise TooManyRequests(
+                f"this replica already has {self.pending} simulation jobs queued or running, "
+                f"its limit (CIUIC_MAX_PENDING_SIMULATIONS); nothing was created, retry in "
+                f"{RETRY_AFTER_S} s",
+                code="too_many_simulations",
+                details={
+                    "pending": self.pending,
+                    "limit": self.max_pending,
+                    "retry_after_s": RETRY_AFTER_S,
+                },
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self._reserved += 1
+        return Slot(self)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -143,41 +237,105 @@ class SimulationJobs:
             )
         return self._pool
 
-    def submit(self, job_id: str, fn: Callable[..., dict[str, Any]], *args: Any) -> None:
+    def _submit(
+        self, job_id: str, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]
+    ) -> None:
         task = asyncio.create_task(self._run(job_id, fn, args), name=f"simulation-{job_id}")
+        self._active.add(job_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _set(self, job_id: str, **values: Any) -> None:
+    async def _set(self, job_id: str, **values: Any) -> bool:
+        """Update a job that is still queued or running; False when it no longer is (another
+        replica failed it as lost)."""
         async with self.db.transaction() as conn:
-            await conn.execute(
-                sa.update(simulations).where(simulations.c.id == job_id).values(**values)
+            result = await conn.execute(
+                sa.update(simulations)
+                .where(simulations.c.id == job_id, simulations.c.status.in_(ACTIVE))
+                .values(**values)
             )
+        return bool(result.rowcount)
 
     async def _run(
         self, job_id: str, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]
     ) -> None:
-        await self._set(job_id, status="running")
+        try:
+            await self._run_job(job_id, fn, args)
+        finally:
+            self._active.discard(job_id)
+
+    async def _run_job(
+        self, job_id: str, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]
+    ) -> None:
+        if not await self._set(job_id, status="running", heartbeat_us=self.now_us()):
+            log.warning("simulation %s was failed as lost before it started", job_id)
+            return
+        outcome: dict[str, Any]
         try:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._executor(), fn, *args)
         except asyncio.CancelledError:
+            self._active.discard(job_id)
             await self._set(
                 job_id, status="failed", error="the service stopped", finished_us=self.now_us()
             )
             raise
         except Exception as exc:
             log.warning("simulation %s failed: %s", job_id, exc)
-            await self._set(
-                job_id,
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                finished_us=self.now_us(),
-            )
+            outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            outcome = {"status": "done", "result": json.dumps(_clean(result))}
+        self._active.discard(job_id)
+        if not await self._set(job_id, finished_us=self.now_us(), **outcome):
+            log.warning("simulation %s finished after it was failed as lost", job_id)
+
+    async def beat(self) -> None:
+        """Refresh the heartbeat of every job this process is queueing or running."""
+        ids = list(self._active)
+        if not ids:
             return
-        await self._set(
-            job_id, status="done", result=json.dumps(_clean(result)), finished_us=self.now_us()
-        )
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                sa.update(simulations)
+                .where(
+                    simulations.c.id.in_(ids),
+                    simulations.c.owner == self.owner,
+                    simulations.c.status.in_(ACTIVE),
+                )
+                .values(heartbeat_us=self.now_us())
+            )
+
+    async def reap(self) -> int:
+        """Fail the queued or running jobs whose owner stopped beating for them (any replica's:
+        a job's heartbeat says whether its owner is alive); returns how many."""
+        now_us = self.now_us()
+        last_sign = sa.func.coalesce(simulations.c.heartbeat_us, simulations.c.created_us)
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                sa.update(simulations)
+                .where(
+                    simulations.c.status.in_(ACTIVE),
+                    last_sign < now_us - round(self.lost_after_s * 1e6),
+                )
+                .values(status="failed", error=LOST, finished_us=now_us)
+            )
+        reaped = int(result.rowcount or 0)
+        if reaped:
+            log.warning("failed %d simulation job(s) whose replica is gone", reaped)
+        return reaped
+
+    async def keep_alive(self, stop: asyncio.Event) -> None:
+        """Beat for this process's jobs, and fail other replicas' lost ones, until `stop`."""
+        while True:
+            try:
+                await self.beat()
+                await self.reap()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise  # a bug: the supervisor logs it and restarts the loop
+                log.warning("simulation heartbeat skipped, the database is unavailable: %s", exc)
+            if await sleep_or_stop(stop, self.heartbeat_s):
+                return
 
     async def wait(self) -> None:
         """Until every job submitted so far has finished (tests, shutdown)."""

@@ -85,14 +85,16 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
             details={"samples": count, "limit": ctx.settings.max_samples_per_push},
         )
     now_us = ctx.clock.stamp_us()
-    # A NaN is "no value" (Prometheus' own staleness marker): the group keeps it, as the
-    # Pushgateway does, but the time series do not (SQLite cannot even store one, and a NaN
-    # reading would only poison the averages the policy takes).
+    # NaN and ±Inf are valid pushed values: the group keeps them and shows them back, as the
+    # Pushgateway does. The time series do not: a NaN is "no value" (Prometheus' staleness
+    # marker; SQLite cannot even store one), and an infinity would make every sum, average and
+    # max over its bucket infinite, in the rollups, the queries and the policy's reading of
+    # all the scaler's pods, for a single pod's bad sample. The JSON path refuses both (422).
     rows = [
         SampleRow(SeriesKey(s.name, s.items), now_us, s.value)
         for f in families
         for s in f.samples
-        if not math.isnan(s.value)
+        if math.isfinite(s.value)
     ]
     async with ctx.db.transaction() as conn:
         await pushgroups.push(
