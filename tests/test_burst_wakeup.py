@@ -182,3 +182,56 @@ def test_a_sample_wakes_only_the_scalers_its_labels_select() -> None:
     assert wakeup.check([labelled(app="a", pod="p0")]) and wakeup.take(0) == {"a", "c"}
     assert wakeup.check([labelled(app="b", zone="z2")]) and wakeup.take(0) == {"c"}
     assert wakeup.check([labelled(app="b", zone="z1")]) and wakeup.take(0) == {"b", "c"}
+
+
+@pytest.fixture
+def live_fast(database_url: str) -> Iterator[LiveServer]:
+    """The service reconciling every 0.5 s (the default is 5 s), so a test need not wait."""
+    asyncio.run(truncate_all(database_url))
+    settings = Settings(database_url=database_url, reconcile_interval_s=0.5, leader_interval_s=0.1)
+    cluster = SimulatedCluster(SystemClock(), initial_replicas=1, cold_start_s=(0.2, 0.3))
+    server = start_server(settings, create_app(settings, cluster=cluster))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "bursts"),
+    [
+        # 4 pods x 20 waiting: 80 in all > 50
+        pytest.param("sum", True, id="total-queue-bursts"),
+        # the brief's trigger as written: the per-pod average, 20, is under 50
+        pytest.param(None, False, id="per-pod-average-does-not"),
+    ],
+)
+def test_per_pod_pushes_burst_a_trigger_on_the_total_queue(
+    live_fast: LiveServer, aggregation: str | None, bursts: bool
+) -> None:
+    """No single pod's sample is over the threshold, so no push wakes the loop: the total is
+    seen on the next reconcile (every interval), and the held trigger's timer fires it."""
+    url = live_fast.url
+    doc = spec("1s")
+    if aggregation is not None:
+        doc["emergency"]["triggers"][0]["aggregation"] = aggregation
+    assert httpx.post(f"{url}/v1/scalers", json=doc).status_code == 201
+    samples = [
+        {"metric": "request_queue", "labels": {"pod": f"p{i}"}, "value": 20.0} for i in range(4)
+    ]
+    pushed = time.monotonic()
+    while time.monotonic() - pushed < 4:
+        assert httpx.post(f"{url}/v1/samples", json={"samples": samples}).status_code == 200
+        if bursting(url):
+            break
+        time.sleep(0.2)
+    assert bursting(url) is bursts, status(url)
+    reasons = status(url)["last_decision"]["reasons"]
+    [emergency] = [r for r in reasons if r["code"].startswith("emergency.")]
+    if bursts:
+        assert emergency["values"]["request_queue.sum"] == 80.0
+        [action, *_] = httpx.get(f"{url}/v1/scalers/llm/events", params={"kind": "action"}).json()[
+            "events"
+        ]
+        assert action["replicas"] >= 3  # 1 x burst_multiplier 3
+    else:
+        assert emergency["code"] == "emergency.idle"
+        assert emergency["values"]["request_queue.avg"] == 20.0

@@ -75,6 +75,18 @@ async def test_the_batch_reads_what_each_scaler_reads_alone(db: Database) -> Non
             [{"name": "gpu_utilization", "target": "85%", "selector": {"app": "b"}}],
             capacity={"request_rate": "2/s"},
         ),
+        spec(  # triggers reading the metric two other ways than its per-pod average
+            "trigger-ways",
+            [{"name": "gpu_utilization", "target": "85%", "selector": {"app": "b"}}],
+            emergency={
+                "enabled": True,
+                "triggers": [
+                    {"metric": "gpu_utilization", "threshold": 50, "aggregation": "sum"},
+                    {"metric": "gpu_utilization", "threshold": 21.5, "aggregation": "max"},
+                    {"metric": "gpu_utilization", "threshold": 90},
+                ],
+            },
+        ),
     ]
     async with db.read() as conn:
         batch = await read_metrics_many(conn, specs, NOW)
@@ -82,8 +94,9 @@ async def test_the_batch_reads_what_each_scaler_reads_alone(db: Database) -> Non
     for s, got, want in zip(specs, batch, alone, strict=True):
         assert got.load_rate == pytest.approx(want.load_rate), s.scaler_name
         assert got.readings.keys() == want.readings.keys(), s.scaler_name
-        for key, reading in want.readings.items():
-            other = got.readings[key]
+        assert got.by_aggregation.keys() == want.by_aggregation.keys(), s.scaler_name
+        pairs = [(got.readings, want.readings), (got.by_aggregation, want.by_aggregation)]
+        for reading, other in [(r, g[k]) for g, w in pairs for k, r in w.items()]:
             assert other.pods_reporting == reading.pods_reporting, s.scaler_name
             assert other.age_s == pytest.approx(reading.age_s), s.scaler_name
             if reading.value is None:
@@ -99,6 +112,14 @@ async def test_the_batch_reads_what_each_scaler_reads_alone(db: Database) -> Non
     assert values["long-window"]["request_queue"].value == 7.0
     assert values["stale"]["request_queue"].value is None
     assert values["nobody"]["tokens_per_s"].pods_reporting == 0
-    assert batch[-1].load_rate == pytest.approx(6.3)
+    assert values["capacity"]["gpu_utilization"].value is not None
+    assert batch[-2].load_rate == pytest.approx(6.3)
+    ways = batch[-1]  # the newest samples of app b: 20, 21, 22
+    assert ways.readings["gpu_utilization"].value == pytest.approx(21.0)
+    assert ways.by_aggregation.keys() == {("gpu_utilization", "sum"), ("gpu_utilization", "max")}
+    assert ways.by_aggregation[("gpu_utilization", "sum")].value == pytest.approx(63.0)
+    assert ways.by_aggregation[("gpu_utilization", "max")].value == pytest.approx(22.0)
+    assert ways.by_aggregation[("gpu_utilization", "sum")].pods_reporting == 3
+    assert all(not v.by_aggregation for v in batch[:-1])  # no trigger, nothing more read
     async with db.read() as conn:
         assert await read_metrics_many(conn, [], NOW) == []

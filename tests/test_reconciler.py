@@ -163,3 +163,47 @@ async def test_a_fractional_plan_reaches_the_partial_pod(
     assert kinds[message].payload == {"partial": 0.7, "full": 3}
     expected = {("Deployment", "default", "deepseek-service"): 0.7}
     assert cluster.partial == (expected if cluster_type is RecordingCluster else {})
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "replicas", "code"),
+    [
+        # 4 pods x 15 waiting = 60 in all > 50 for 30 s: burst, 4 x 3 at once
+        pytest.param("sum", 12, "emergency.start", id="total-over-50-bursts"),
+        # the brief's trigger as written reads the per-pod average, 15: never over 50
+        pytest.param(None, 4, "emergency.idle", id="per-pod-average-under-50"),
+    ],
+)
+async def test_a_trigger_on_the_total_queue_bursts_from_per_pod_pushes(
+    db: Database, aggregation: str | None, replicas: int, code: str
+) -> None:
+    trigger: dict[str, Any] = {"metric": "request_queue", "threshold": 50, "duration": "30s"}
+    if aggregation is not None:
+        trigger["aggregation"] = aggregation
+    await add_scaler(
+        db,
+        # the GPU on target decides the count; the queue (weight 0) only triggers
+        metrics=[
+            {"name": "gpu_utilization", "weight": 1.0, "target": "85%"},
+            {"name": "request_queue", "weight": 0.0, "target": "<5"},
+        ],
+        max_replicas=20,
+        emergency={"enabled": True, "burst_multiplier": 3.0, "triggers": [trigger]},
+    )
+    cluster = RecordingCluster(initial_replicas=4)
+    for t in (0, 30):
+        for pod in ("p0", "p1", "p2", "p3"):
+            await push(db, NOW + t - 2, util=85.0, queue=15.0, pod=pod)
+        await reconcile_once(db, cluster, FakeClock(NOW + t))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == replicas
+    async with db.read() as conn:
+        scaler = await store.get_scaler(conn, "deepseek-service")
+    assert scaler is not None and scaler.last_decision is not None
+    [emergency] = [r for r in scaler.last_decision["reasons"] if r["code"].startswith("emerg")]
+    assert emergency["code"] == code
+    # the reason names the reading it compared, aggregated the trigger's way
+    if aggregation == "sum":
+        assert emergency["values"]["request_queue.sum"] == 60.0
+        assert "request_queue (sum) 60 > 50" in emergency["message"]
+    else:
+        assert emergency["values"]["request_queue.avg"] == 15.0

@@ -134,6 +134,11 @@ BAD_SPECS = [
     (brief_with("emergency.burst_multiplier", 0.5), "emergency.burst_multiplier", ""),
     (brief_with("emergency.triggers.0.duration", "30x"), "emergency.triggers.0.duration", ""),
     (brief_with("emergency.triggers.0.threshold", "lots"), "emergency.triggers.0.threshold", ""),
+    (
+        brief_with("emergency.triggers.0.aggregation", "median"),
+        "emergency.triggers.0.aggregation",
+        "",
+    ),
     (brief_with("min_replicas", 12), "max_replicas", ""),
     (brief_with("max_replicas", 0), "max_replicas", ""),
     (brief_with("cold_start", "forever"), "cold_start", ""),

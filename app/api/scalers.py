@@ -448,6 +448,7 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
         raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc
     observation = Observation(
         metrics=view.readings,
+        by_aggregation=view.by_aggregation,
         current_replicas=state.replicas,
         ready_pods=state.ready,
         starting_pods=state.starting,
@@ -464,6 +465,15 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
             "metrics": {
                 k: {"value": r.value, "pods_reporting": r.pods_reporting, "age_s": r.age_s}
                 for k, r in view.readings.items()
+            },
+            # what emergency triggers with their own aggregation read, as "<metric>.<how>"
+            "trigger_readings": {
+                f"{name}.{how}": {
+                    "value": r.value,
+                    "pods_reporting": r.pods_reporting,
+                    "age_s": r.age_s,
+                }
+                for (name, how), r in view.by_aggregation.items()
             },
             "load_rate": view.load_rate,
         },

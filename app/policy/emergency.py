@@ -1,11 +1,15 @@
 """Step 4, emergency burst: Knative's panic mode for load the forecast did not see.
 
-A trigger is "over" while its metric (fresh, as aggregated for the spec) is above its
-threshold; held over for its `duration`, it starts a burst: the replicas at that moment times
-`burst_multiplier`, at once (step 7 applies it as a floor, past the rate limits). While the
-burst lasts there is no scale-down. Any over-threshold reading extends the burst to one
-`stable_window` later; the first decision after that with no trigger over ends it.
-A missing or stale reading does not count as over (it resets the trigger's clock).
+A trigger is "over" while its metric (fresh, aggregated over pods the trigger's way: its
+`aggregation`, else the metric's in `metrics:`) is above its threshold; held over for its
+`duration`, it starts a burst: the replicas at that moment times `burst_multiplier`, at once
+(step 7 applies it as a floor, past the rate limits). While the burst lasts there is no
+scale-down. Any over-threshold reading extends the burst to one `stable_window` later; the
+first decision after that with no trigger over ends it. A missing or stale reading does not
+count as over (it resets the trigger's clock). A trigger whose aggregation differs from its
+metric's reads `Observation.by_aggregation`, never the metric's own reading in its place.
+The reason's values carry each trigger's fresh reading under `<metric>.<aggregation>`
+(e.g. `request_queue.sum`), and its message names the trigger over its threshold.
 
 State carried in `ScalerState`: `trigger_since` (trigger key -> first over), `burst_until`,
 `burst_base` (replicas when the burst started).
@@ -19,10 +23,10 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from app.policy.codes import Code
-from app.policy.spec import ScalerSpec
-from app.policy.types import Observation, Reason, ScalerState
+from app.policy.spec import EmergencyTrigger, ScalerSpec
+from app.policy.types import MetricReading, Observation, Reason, ScalerState
 
-__all__ = ["EmergencyResult", "emergency_step", "trigger_key"]
+__all__ = ["EmergencyResult", "emergency_step", "trigger_key", "trigger_reading"]
 
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
@@ -44,6 +48,16 @@ def trigger_key(index: int, metric: str) -> str:
     return f"{index}:{metric}"
 
 
+def trigger_reading(
+    spec: ScalerSpec, obs: Observation, trigger: EmergencyTrigger
+) -> tuple[MetricReading | None, str]:
+    """The reading `trigger` compares with its threshold, and which aggregation it is."""
+    how = spec.trigger_aggregation(trigger)
+    if how == spec.aggregation_of(trigger.metric):
+        return obs.metrics.get(trigger.metric), how
+    return obs.by_aggregation.get((trigger.metric, how)), how
+
+
 def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
                    now: float) -> EmergencyResult:  # fmt: skip
     em = spec.emergency
@@ -51,29 +65,30 @@ def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
         return EmergencyResult(None, False, _DISABLED)
     stale_after = spec.fallback.stale_after
     since: dict[str, float] = {}
+    values: dict[str, float] = {"multiplier": em.burst_multiplier}
     over_any = False
     fired = False
     held_max = 0.0
+    what = ""  # the longest-held trigger, in words
     for i, trig in enumerate(em.triggers):
-        reading = obs.metrics.get(trig.metric)
-        if (
-            reading is None
-            or reading.value is None
-            or reading.age_s > stale_after
-            or not reading.value > trig.threshold
-        ):
+        reading, how = trigger_reading(spec, obs, trig)
+        if reading is None or reading.value is None or reading.age_s > stale_after:
+            continue
+        values[f"{trig.metric}.{how}"] = reading.value  # which reading, aggregated which way
+        if not reading.value > trig.threshold:
             continue
         key = trigger_key(i, trig.metric)
         first = state.trigger_since.get(key, now)
         first = min(first, now)
         since[key] = first
-        over_any = True
         held = now - first
+        if not over_any or held > held_max:
+            what = f"{trig.metric} ({how}) {reading.value:g} > {trig.threshold:g}"
+        over_any = True
         held_max = max(held_max, held)
         if held >= trig.duration:
             fired = True
 
-    values: dict[str, float] = {"multiplier": em.burst_multiplier}
     active = state.burst_until is not None
     if active and state.burst_base is not None:
         base = state.burst_base
@@ -97,12 +112,12 @@ def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
         floor = math.ceil(base * em.burst_multiplier)
         until = now + em.stable_window
         values.update(base=float(base), floor=float(floor), until=until, held_s=held_max)
-        msg = f"trigger held {held_max:.0f}s over threshold: burst to {floor} replicas"
+        msg = f"trigger held {held_max:.0f}s over threshold, {what}: burst to {floor} replicas"
         reason = Reason(Code.EMERGENCY_START, msg, values)
         return EmergencyResult(floor, True, reason, since, until, base)
     if over_any:
         values["held_s"] = held_max
-        msg = f"trigger over threshold for {held_max:.0f}s, not yet long enough"
+        msg = f"trigger over threshold for {held_max:.0f}s, {what}: not yet long enough"
         return EmergencyResult(None, False, Reason(Code.EMERGENCY_ARMED, msg, values), since)
     reason = Reason(Code.EMERGENCY_IDLE, "no trigger over threshold", values)
     return EmergencyResult(None, False, reason, since)

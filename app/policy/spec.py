@@ -43,6 +43,7 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "DEFAULT_COLD_START_S",
     "KNOWN_ALGORITHMS",
+    "Aggregation",
     "AlgorithmSpec",
     "BehaviorSpec",
     "CapacitySpec",
@@ -300,6 +301,10 @@ _METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
 
 
+Aggregation = Literal["avg", "sum", "max", "min"]
+"""How a metric's per-pod values are combined into one reading."""
+
+
 Count = Annotated[int, Field(strict=True)]
 """A whole number; `true` or 2.5 are rejected rather than coerced."""
 
@@ -391,7 +396,7 @@ class MetricSpec(_Model):
     ]
     weight: float | None = Field(default=None, ge=0)
     selector: dict[str, str] = Field(default_factory=dict)
-    aggregation: Literal["avg", "sum", "max", "min"] = "avg"
+    aggregation: Aggregation = "avg"
     window: Duration = 60.0
 
     @field_validator("selector")
@@ -476,11 +481,18 @@ class ScheduleEntry(_Model):
 
 
 class EmergencyTrigger(_Model):
-    """Burst when `metric` stays above `threshold` for `duration`."""
+    """Burst when `metric` stays above `threshold` for `duration`.
+
+    `aggregation` is how the trigger reads the metric over the target's pods: None (the
+    default) reads it as aggregated in `metrics:` (per pod by default, `avg`), so the brief's
+    `threshold: 50` on `request_queue` means 50 waiting per pod; `sum` compares the threshold
+    with the total over pods (50 waiting in all), `max` with the busiest pod. The reactive
+    step keeps comparing the metric's own aggregation with its per-pod target."""
 
     metric: str = Field(pattern=rf"^{_METRIC_NAME}$")
     threshold: float
     duration: Duration = 30.0
+    aggregation: Aggregation | None = None
 
 
 class EmergencySpec(_Model):
@@ -813,6 +825,31 @@ class ScalerSpec(_Model):
         if all(m.weight is None for m in self.metrics):
             return {m.name: 1.0 / len(self.metrics) for m in self.metrics}
         return {m.name: float(m.weight or 0.0) for m in self.metrics}
+
+    def aggregation_of(self, metric: str) -> Aggregation:
+        """How `metrics:` aggregates `metric` over pods (what `Observation.metrics` holds)."""
+        for m in self.metrics:
+            if m.name == metric:
+                return m.aggregation
+        return "avg"  # not a spec metric (a trigger always names one: validated)
+
+    def trigger_aggregation(self, trigger: EmergencyTrigger) -> Aggregation:
+        """How `trigger` reads its metric: its own `aggregation`, else the metric's."""
+        return trigger.aggregation or self.aggregation_of(trigger.metric)
+
+    @property
+    def extra_readings(self) -> tuple[tuple[str, Aggregation], ...]:
+        """(metric, aggregation) pairs an enabled emergency trigger reads that `metrics:`
+        does not aggregate that way: the callers of `decide` put these readings in
+        `Observation.by_aggregation`, from the same pod samples as the metric's own."""
+        if not self.emergency.enabled:
+            return ()
+        pairs: dict[tuple[str, Aggregation], None] = {}  # ordered, without repeats
+        for trig in self.emergency.triggers:
+            how = self.trigger_aggregation(trig)
+            if how != self.aggregation_of(trig.metric):
+                pairs[(trig.metric, how)] = None
+        return tuple(pairs)
 
     @property
     def zone(self) -> ZoneInfo:

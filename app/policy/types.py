@@ -45,6 +45,9 @@ class Observation:
     starting_pods: int = 0  # created, not Ready yet
     load_rate: float | None = None  # the load signal (requests/s by default), if measured
     cold_start_s: float | None = None  # learned time from pod created to Ready, if measured
+    # A spec metric aggregated another way than `metrics:` says, keyed (metric, aggregation):
+    # what an emergency trigger with its own `aggregation` reads (`ScalerSpec.extra_readings`).
+    by_aggregation: Mapping[tuple[str, str], MetricReading] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """What the pods pushed, turned into the policy's input (`MetricReading`s, the load rate).
 
 Per spec metric: the series of that name matching the metric's label selector, each pod's
-newest sample within the metric's window, aggregated over pods as the spec says.
+newest sample within the metric's window, aggregated over pods as the spec says; and, for an
+emergency trigger with its own `aggregation`, the same samples aggregated the trigger's way
+(`ScalerSpec.extra_readings`, `Observation.by_aggregation`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,20 @@ __all__ = ["MetricsView", "SeriesCatalog", "load_catalog", "read_metrics", "read
 
 
 class MetricsView:
-    """The readings for one scaler at one instant, plus the load signal's total."""
+    """The readings for one scaler at one instant, plus the load signal's total.
 
-    def __init__(self, readings: Mapping[str, MetricReading], load_rate: float | None) -> None:
+    `by_aggregation` holds the metrics emergency triggers read another way than `readings`,
+    keyed (metric, aggregation), for `Observation.by_aggregation`."""
+
+    def __init__(
+        self,
+        readings: Mapping[str, MetricReading],
+        load_rate: float | None,
+        by_aggregation: Mapping[tuple[str, str], MetricReading] | None = None,
+    ) -> None:
         self.readings = dict(readings)
         self.load_rate = load_rate
+        self.by_aggregation = dict(by_aggregation or {})
 
 
 def _aggregate(values: Sequence[float], how: str) -> float:
@@ -36,6 +47,31 @@ def _aggregate(values: Sequence[float], how: str) -> float:
     if how == "min":
         return float(min(values))
     return float(sum(values) / len(values))
+
+
+Found = list[tuple[int, float]]  # (timestamp in µs, value): each pod's newest sample
+
+
+def _reading(found: Found, how: str, now_us: int) -> MetricReading:
+    if not found:
+        return MetricReading(value=None, pods_reporting=0)
+    newest = max(ts for ts, _ in found)
+    return MetricReading(
+        value=_aggregate([v for _, v in found], how),
+        pods_reporting=len(found),
+        age_s=max(0.0, (now_us - newest) / 1e6),
+    )
+
+
+def _view(spec: ScalerSpec, now_us: int, found: Mapping[str, Found], load: Found) -> MetricsView:
+    """The readings from each metric's newest samples per pod (`found`, by metric name) and
+    from the load signal's (`load`)."""
+    readings = {m.name: _reading(found[m.name], m.aggregation, now_us) for m in spec.metrics}
+    extra: dict[tuple[str, str], MetricReading] = {
+        (name, how): _reading(found[name], how, now_us) for name, how in spec.extra_readings
+    }
+    load_rate = float(sum(v for _, v in load)) if load else None
+    return MetricsView(readings, load_rate, extra)
 
 
 def _label(conn: AsyncConnection, key: str) -> sa.ColumnElement[str]:
@@ -75,29 +111,18 @@ async def _latest_per_series(
 
 async def read_metrics(conn: AsyncConnection, spec: ScalerSpec, now: float) -> MetricsView:
     now_us = round(now * 1e6)
-    readings: dict[str, MetricReading] = {}
+    found: dict[str, Found] = {}
     for metric in spec.metrics:
-        found = await _latest_per_series(
+        found[metric.name] = await _latest_per_series(
             conn, metric.name, metric.selector, now_us - round(metric.window * 1e6), now_us
         )
-        if not found:
-            readings[metric.name] = MetricReading(value=None, pods_reporting=0)
-            continue
-        newest = max(ts for ts, _ in found)
-        readings[metric.name] = MetricReading(
-            value=_aggregate([v for _, v in found], metric.aggregation),
-            pods_reporting=len(found),
-            age_s=max(0.0, (now_us - newest) / 1e6),
-        )
-    load_rate: float | None = None
+    load: Found = []
     if spec.capacity is not None:
         selector = spec.metrics[0].selector if spec.metrics else {}
-        found = await _latest_per_series(
+        load = await _latest_per_series(
             conn, spec.capacity.signal, selector, now_us - 60_000_000, now_us
         )
-        if found:
-            load_rate = float(sum(v for _, v in found))
-    return MetricsView(readings, load_rate)
+    return _view(spec, now_us, found, load)
 
 
 class SeriesCatalog:
@@ -188,25 +213,13 @@ async def read_metrics_many(
         catalog.latest.update({int(sid): (int(ts), float(v)) for sid, ts, v in rows.all()})
     views = []
     for spec in specs:
-        readings: dict[str, MetricReading] = {}
-        for metric in spec.metrics:
-            found = catalog.newest(
-                metric.name, metric.selector, now_us - round(metric.window * 1e6)
-            )
-            if not found:
-                readings[metric.name] = MetricReading(value=None, pods_reporting=0)
-                continue
-            newest_ts = max(ts for ts, _ in found)
-            readings[metric.name] = MetricReading(
-                value=_aggregate([v for _, v in found], metric.aggregation),
-                pods_reporting=len(found),
-                age_s=max(0.0, (now_us - newest_ts) / 1e6),
-            )
-        load_rate: float | None = None
+        found = {
+            m.name: catalog.newest(m.name, m.selector, now_us - round(m.window * 1e6))
+            for m in spec.metrics
+        }
+        load: Found = []
         if spec.capacity is not None:
             selector = spec.metrics[0].selector if spec.metrics else {}
-            found = catalog.newest(spec.capacity.signal, selector, now_us - 60_000_000)
-            if found:
-                load_rate = float(sum(v for _, v in found))
-        views.append(MetricsView(readings, load_rate))
+            load = catalog.newest(spec.capacity.signal, selector, now_us - 60_000_000)
+        views.append(_view(spec, now_us, found, load))
     return views

@@ -92,6 +92,7 @@ async def _reconcile(
         return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
     observation = Observation(
         metrics=view.readings,
+        by_aggregation=view.by_aggregation,
         current_replicas=cluster_state.replicas,
         ready_pods=cluster_state.ready,
         starting_pods=cluster_state.starting,

@@ -8,7 +8,10 @@ The loop also schedules a wake for the moment a held trigger's duration elapses
 next interval. The index is refreshed on every reconcile pass and whenever a spec changes.
 
 A wake is a hint: a sample over the threshold of one pod may not move the aggregated metric;
-the reconcile pass then simply decides nothing new. The event is per process: a push received
+the reconcile pass then simply decides nothing new. Conversely a trigger on a total
+(`aggregation: sum`) can be over while every pod's sample is under its threshold: no push
+wakes the loop then, the next interval's reconcile sees the total and the held-trigger timer
+above fires it on time. The event is per process: a push received
 by a follower replica does not wake the leader (it acts at its next interval).
 """
 

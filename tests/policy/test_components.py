@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.policy import Code, FractionalPlan, LoadForecast, ScalerState
+from app.policy import Code, FractionalPlan, LoadForecast, MetricReading, Observation, ScalerState
 from app.policy.fractional import fractional_plan, pods_for
 from app.policy.predictive import peak_between
 from app.policy.schedule import schedule_bounds
@@ -282,6 +283,76 @@ def test_trigger_clock_resets_when_under_or_missing() -> None:
     d = run(s, obs(2, gpu=80.0, queue=None), state=d.state, now=T0 + 15)
     assert dict(d.state.trigger_since) == {}
     assert code_of(d, "emergency") == Code.EMERGENCY_IDLE
+
+
+def queue_obs(current: int, per_pod: float, total: float | None) -> Observation:
+    """`current` pods, each with `per_pod` waiting; the total summed over pods, if read."""
+    o = obs(current, gpu=85.0, queue=per_pod)
+    if total is None:
+        return o
+    return replace(o, by_aggregation={(QUEUE, "sum"): MetricReading(total, current)})
+
+
+def trigger_on(aggregation: str | None) -> dict[str, Any]:
+    """The brief's trigger (queue > 50 for 30 s), read `aggregation` over pods; the queue
+    only triggers (weight 0) and the GPU is on target, so only a burst changes the count."""
+    trigger: dict[str, Any] = {"metric": QUEUE, "threshold": 50, "duration": "30s"}
+    if aggregation is not None:
+        trigger["aggregation"] = aggregation
+    return {
+        **EMERGENCY,
+        "combine": "weighted",
+        "metrics": [
+            {"name": GPU, "target": "85%", "weight": 1.0},
+            {"name": QUEUE, "target": "<5", "weight": 0.0},
+        ],
+        "emergency": {**EMERGENCY["emergency"], "triggers": [trigger]},
+    }
+
+
+@pytest.mark.parametrize(
+    "aggregation,total,expected",
+    [
+        # 4 pods x 15 waiting: 60 in all > 50 for 30 s -> 4 x 3 = 12 at once
+        pytest.param("sum", 60.0, [(0, 4, Code.EMERGENCY_ARMED), (30, 12, Code.EMERGENCY_START)],
+                     id="sum-over-bursts"),
+        # the brief's trigger as written reads the per-pod average: 15 < 50, never over
+        pytest.param(None, 60.0, [(0, 4, Code.EMERGENCY_IDLE), (30, 4, Code.EMERGENCY_IDLE)],
+                     id="as-aggregated-never-over"),
+        # 4 x 10 = 40 in all: under 50 either way
+        pytest.param("sum", 40.0, [(0, 4, Code.EMERGENCY_IDLE), (30, 4, Code.EMERGENCY_IDLE)],
+                     id="sum-under"),
+        # no total was read: missing, not the per-pod reading in its place
+        pytest.param("sum", None, [(0, 4, Code.EMERGENCY_IDLE), (30, 4, Code.EMERGENCY_IDLE)],
+                     id="sum-missing"),
+    ],
+)  # fmt: skip
+def test_a_trigger_reads_its_metric_aggregated_its_own_way(
+    aggregation: str | None, total: float | None, expected: list[tuple[int, int, str]]
+) -> None:
+    s = spec(**trigger_on(aggregation))
+    state, timeline = ScalerState(), []
+    for t in (0, 30):
+        d = run(s, queue_obs(4, per_pod=total / 4 if total else 15.0, total=total),
+                state=state, now=T0 + t)  # fmt: skip
+        state = d.state
+        timeline.append((t, d.replicas, code_of(d, "emergency")))
+    assert timeline == expected
+
+
+def test_the_emergency_reason_says_which_aggregation_it_read() -> None:
+    s = spec(**trigger_on("sum"))
+    d = run(s, queue_obs(4, per_pod=15.0, total=60.0), now=T0)
+    [reason] = [r for r in d.reasons if r.code == Code.EMERGENCY_ARMED]
+    assert reason.values["request_queue.sum"] == 60.0
+    assert "request_queue (sum) 60 > 50" in reason.message
+    d = run(s, queue_obs(4, per_pod=15.0, total=60.0), state=d.state, now=T0 + 30)
+    [reason] = [r for r in d.reasons if r.code == Code.EMERGENCY_START]
+    assert "request_queue (sum) 60 > 50" in reason.message and reason.values["floor"] == 12
+    # as written in the brief: the per-pod average is what it read
+    d = run(spec(**trigger_on(None)), queue_obs(4, per_pod=15.0, total=60.0), now=T0)
+    [reason] = [r for r in d.reasons if r.code == Code.EMERGENCY_IDLE]
+    assert reason.values["request_queue.avg"] == 15.0 and "request_queue.sum" not in reason.values
 
 
 # ---------------------------------------------------------------------------------------------

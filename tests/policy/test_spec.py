@@ -101,6 +101,74 @@ def test_brief_round_trips(dump: Any, load: Any, defaults: bool) -> None:
     assert again == s
 
 
+QUEUE_TOTAL_TRIGGER = """\
+target: deepseek-service
+metrics:
+  - name: gpu_utilization
+    weight: 0.6
+    target: 85%
+  - name: request_queue
+    weight: 0.4
+    target: <5
+emergency:
+  enabled: true
+  burst_multiplier: 3.0
+  triggers:
+    - metric: request_queue
+      threshold: 50
+      duration: 30s
+      aggregation: sum   # 50 waiting in all, not per pod
+"""
+
+
+@pytest.mark.parametrize("defaults", [False, True], ids=["as-written", "with-defaults"])
+def test_a_trigger_aggregation_round_trips_through_yaml(defaults: bool) -> None:
+    s = parse_spec(yaml.safe_load(QUEUE_TOTAL_TRIGGER))
+    [trigger] = s.emergency.triggers
+    assert trigger.aggregation == "sum"
+    # the reactive step still reads the per-pod average against "<5"
+    assert s.aggregation_of("request_queue") == "avg"
+    assert s.trigger_aggregation(trigger) == "sum"
+    text = yaml.safe_dump(s.to_document(defaults=defaults))
+    assert "aggregation: sum" in text
+    again = parse_spec(yaml.safe_load(text))
+    assert again == s and again.emergency.triggers[0].aggregation == "sum"
+
+
+def test_the_briefs_trigger_keeps_reading_the_metric_as_aggregated() -> None:
+    s = parse_spec(brief_document())
+    [trigger] = s.emergency.triggers
+    assert trigger.aggregation is None  # not written: as the metric is aggregated in metrics:
+    assert s.trigger_aggregation(trigger) == "avg"
+    assert s.extra_readings == ()
+    for defaults in (False, True):  # never rendered, so the brief's file comes back as written
+        assert "aggregation" not in s.to_document(defaults=defaults)["emergency"]["triggers"][0]
+
+
+@pytest.mark.parametrize(
+    "metric_aggregation,trigger_aggregation,enabled,extra",
+    [
+        # the trigger reads the total of a per-pod metric: one more reading
+        pytest.param("avg", "sum", True, (("request_queue", "sum"),), id="avg-metric-sum-trigger"),
+        # the trigger names the metric's own aggregation: nothing more to read
+        pytest.param("sum", "sum", True, (), id="same-as-metric"),
+        # no aggregation on the trigger: the metric's reading
+        pytest.param("max", None, True, (), id="as-aggregated"),
+        # emergency off: nobody reads it
+        pytest.param("avg", "max", False, (), id="disabled"),
+    ],
+)
+def test_extra_readings_are_what_triggers_read_beyond_the_metrics(
+    metric_aggregation: str, trigger_aggregation: str | None, enabled: bool, extra: object
+) -> None:
+    doc = yaml.safe_load(QUEUE_TOTAL_TRIGGER)
+    doc["metrics"][1]["aggregation"] = metric_aggregation
+    doc["emergency"]["enabled"] = enabled
+    doc["emergency"]["triggers"][0]["aggregation"] = trigger_aggregation
+    doc["emergency"]["triggers"].append(dict(doc["emergency"]["triggers"][0], threshold=80))
+    assert parse_spec(doc).extra_readings == extra  # one pair even for two triggers
+
+
 RICH: dict[str, Any] = {
     "name": "ds-7b",
     "target": {"kind": "StatefulSet", "namespace": "llm", "name": "deepseek"},
@@ -385,6 +453,14 @@ BAD: list[Any] = [
         "unknown_metric",
         "not one of the spec's metrics",
         id="trigger-unknown-metric",
+    ),
+    # a trigger reads its metric avg, sum, max or min over pods
+    pytest.param(
+        with_("emergency.triggers.0.aggregation", "median"),
+        "emergency.triggers.0.aggregation",
+        "literal_error",
+        "'avg', 'sum', 'max' or 'min'",
+        id="bad-trigger-aggregation",
     ),
     # enabled with nothing to trigger it
     pytest.param(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,62 @@ def test_a_user_spec_replaces_the_default_and_bad_specs_are_rejected() -> None:
     assert res.replicas[10:].max() <= 3  # once the policy has seen a sample (starts with 9)
     with pytest.raises(SpecError):
         make_policy("ciuic", SC, wl, {"target": "x", "metrics": []})
+
+
+def test_default_spec_reads_the_benchmarks_one_queue_in_total() -> None:
+    # BENCHMARK.md: "burst when queue > 50 for 30 s", the one FIFO in front of the deployment
+    [trigger] = default_spec(SC, step_load(2, 4, at=10, n=60))["emergency"]["triggers"]
+    assert trigger == {
+        "metric": "request_queue",
+        "threshold": 50,
+        "duration": "30s",
+        "aggregation": "sum",
+    }
+
+
+def _brief_trigger(wl: Workload, aggregation: str | None) -> dict[str, object]:
+    doc = copy.deepcopy(default_spec(SC, wl))
+    trigger = doc["emergency"]["triggers"][0]
+    if aggregation is None:
+        trigger.pop("aggregation", None)  # the brief's YAML as written
+    else:
+        trigger["aggregation"] = aggregation
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "bursts"),
+    [
+        # 4 -> 12 req/s at t=1200 on 9 pods: the total queue passes 50 within 15 s
+        pytest.param("sum", True, id="total-queue-over-50-bursts"),
+        # the brief's trigger as written reads the queue per pod: it stays under 50
+        pytest.param(None, False, id="per-pod-queue-never-over-50"),
+    ],
+)
+def test_a_sudden_step_bursts_when_the_trigger_reads_the_total_queue(
+    aggregation: str | None, bursts: bool
+) -> None:
+    # three days at 4 req/s seen before (the forecast holds ~9 pods), then a step to 12 req/s
+    # that no forecast saw
+    rate = np.where(np.arange(1800) < 1200, 4, 12)
+    wl = workload_from_arrivals(
+        np.random.default_rng(1).poisson(rate),
+        history_rate=np.full(3 * 288, 4.0),
+        history_step_s=300,
+        start=3 * 86400.0,
+    )
+    policy = CiuicPolicy.build(SC, wl, _brief_trigger(wl, aggregation))
+    res = run(wl, policy)
+    over = np.flatnonzero(res.queue > 50)
+    assert over[0] >= 1200 and over[0] < 1220  # quiet until the step
+    assert np.all(res.queue[over[0] : over[0] + 40] > 50)  # over 50 in all for 40 s...
+    per_pod = res.queue / np.maximum(res.ready, 1)
+    assert per_pod.max() < 50  # ...and never 50 per pod
+    if bursts:
+        [first, *_] = policy.burst_starts  # emergency.start decided
+        # held 30 s, seen 5 s late, decided on the next 5 s tick
+        assert over[0] + 30 <= first <= over[0] + 45
+        # the burst floor (replicas x 3) past the rate limits at once, up to max_replicas
+        assert res.replicas[first + 1] == SC.max_replicas
+    else:
+        assert policy.burst_starts == []
