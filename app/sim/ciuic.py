@@ -27,10 +27,7 @@ from app.sim.traces import TraceKind, Workload
 __all__ = ["BRIEF_SPEC", "CiuicPolicy", "default_spec"]
 
 # The brief's ciuic-config.yaml, as BENCHMARK.md runs it (no cron floors: the traces are not
-# the brief's service, and floors at 09:00/23:00 would only add cost). BENCHMARK.md's burst
-# trigger is "queue > 50 for 30 s" on its one FIFO in front of the deployment: the total
-# waiting, so the trigger reads request_queue summed over pods (`aggregation: sum`) while the
-# reactive step keeps the per-pod average against its per-pod target "<5".
+# the brief's service, and floors at 09:00/23:00 would only add cost).
 BRIEF_SPEC: dict[str, Any] = {
     "target": "deepseek-service",
     "scaler": "predictive",
@@ -43,9 +40,7 @@ BRIEF_SPEC: dict[str, Any] = {
     "emergency": {
         "enabled": True,
         "burst_multiplier": 3.0,
-        "triggers": [
-            {"metric": "request_queue", "threshold": 50, "duration": "30s", "aggregation": "sum"}
-        ],
+        "triggers": [{"metric": "request_queue", "threshold": 50, "duration": "30s"}],
     },
 }
 

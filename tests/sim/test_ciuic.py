@@ -76,17 +76,6 @@ def test_a_user_spec_replaces_the_default_and_bad_specs_are_rejected() -> None:
         make_policy("ciuic", SC, wl, {"target": "x", "metrics": []})
 
 
-def test_default_spec_reads_the_benchmarks_one_queue_in_total() -> None:
-    # BENCHMARK.md: "burst when queue > 50 for 30 s", the one FIFO in front of the deployment
-    [trigger] = default_spec(SC, step_load(2, 4, at=10, n=60))["emergency"]["triggers"]
-    assert trigger == {
-        "metric": "request_queue",
-        "threshold": 50,
-        "duration": "30s",
-        "aggregation": "sum",
-    }
-
-
 def _brief_trigger(wl: Workload, aggregation: str | None) -> dict[str, object]:
     doc = copy.deepcopy(default_spec(SC, wl))
     trigger = doc["emergency"]["triggers"][0]
