@@ -25,7 +25,7 @@ def make_forecaster(
     """A new, unfitted model. `lead` is the lead time in grid steps that backtests (and so
     `auto`'s choice and the bands) are tuned for; `params` are the model's keyword arguments
     (prophet: growth, cap, floor, daily_seasonality, weekly_seasonality, …; auto:
-    candidates, switch_margin; all: eval_points). Raises `ConfigError` on a bad name or key.
+    candidates, switch_margin, prefer; all: eval_points). Raises `ConfigError` on a bad name or key.
     """
     kwargs = dict(params or {})
     builders: dict[str, Any] = {

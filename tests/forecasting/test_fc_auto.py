@@ -31,9 +31,12 @@ def hist(values: np.ndarray) -> History:
 class Fixed:
     """A stand-in model with a fixed backtest score (and an optional failure)."""
 
-    def __init__(self, name: str, mae: float | None, fail: str | None = None) -> None:
+    def __init__(
+        self, name: str, mae: float | None, fail: str | None = None, trimmed: float | None = None
+    ) -> None:
         self.name = name
         self._mae = mae
+        self._trimmed = mae if trimmed is None else trimmed
         self._fail = fail
         self.refreshed = 0
 
@@ -54,7 +57,9 @@ class Fixed:
 
     @property
     def backtest(self) -> BacktestScore | None:
-        return None if self._mae is None else BacktestScore(1, self._mae, 100, 1.0)
+        if self._mae is None:
+            return None
+        return BacktestScore(1, self._mae, 100, 1.0, trimmed=float(self._trimmed or 0.0))
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -164,3 +169,70 @@ def test_to_load_forecast_gives_the_policy_plain_tuples() -> None:
     assert stale.failed == "stale: fitted 2 h ago" and stale.mean == () and not stale.quantiles
     nodata = make_forecaster("auto").fit(hist(np.full(5, np.nan))).predict(3)
     assert to_load_forecast(nodata, "auto", 1.0).failed is not None
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected", "why"),
+    [
+        ({"naive": 0.97, "robust_seasonal": 1.0}, "robust_seasonal", "naive 3 % better: keep"),
+        ({"naive": 0.90, "robust_seasonal": 1.0}, "naive", "naive 10 % better on both: serve it"),
+        ({"naive": 1.2, "robust_seasonal": 1.0}, "robust_seasonal", "robust is best anyway"),
+        ({"naive": 1.0, "robust_seasonal": None}, "naive", "robust not scorable"),
+    ],
+)
+def test_the_general_model_is_served_unless_a_simpler_one_clearly_beats_it(
+    scores: dict[str, float | None], expected: str, why: str
+) -> None:
+    m = _auto(scores)
+    assert m.prefer == "robust_seasonal"
+    m.fit(hist(np.ones(10)))
+    assert m.chosen == expected, why
+
+
+@pytest.mark.parametrize(
+    ("naive", "expected", "why"),
+    [
+        ((0.8, 1.2), "robust_seasonal", "better on typical steps, worse with the bursts: keep"),
+        ((1.2, 0.8), "robust_seasonal", "better only with the bursts: keep"),
+        ((0.8, 0.97), "robust_seasonal", "better with the bursts by less than 5 %: keep"),
+        ((0.8, 0.9), "naive", "10 % or more better on both: serve it"),
+    ],
+)
+def test_a_simpler_model_must_beat_the_general_one_on_trimmed_mae_and_mae(
+    naive: tuple[float, float], expected: str, why: str
+) -> None:
+    """(trimmed MAE, MAE) against robust_seasonal's (1.0, 1.0)."""
+
+    def factory(name: str) -> Forecaster:
+        if name == "naive":
+            return Fixed(name, naive[1], trimmed=naive[0])
+        return Fixed(name, 1.0)
+
+    m = AutoForecaster(candidates=("naive", "robust_seasonal"), factory=factory)
+    m.fit(hist(np.ones(10)))
+    assert m.chosen == expected, why
+    if expected == "robust_seasonal" and naive[0] < 1.0:  # naive was the best trimmed
+        assert any("kept robust_seasonal" in n for n in m.notes)
+
+
+def test_the_preferred_model_is_the_anchor_even_after_a_simpler_one_was_served() -> None:
+    """Hysteresis on the last choice would keep naive at 3 % better; the anchor is robust."""
+    current: dict[str, float | None] = {"naive": 0.8, "robust_seasonal": 1.0}
+
+    def factory(name: str) -> Forecaster:
+        return Fixed(name, current[name])
+
+    m = AutoForecaster(candidates=tuple(current), factory=factory)
+    m.fit(hist(np.ones(10)))
+    assert m.chosen == "naive"
+    current["naive"] = 0.97
+    m.fit(hist(np.ones(11)))
+    assert m.chosen == "robust_seasonal"
+    assert any("switched from naive to robust_seasonal" in n for n in m.notes)
+
+
+def test_prefer_must_be_a_candidate() -> None:
+    with pytest.raises(ConfigError, match="prefer"):
+        make_forecaster("auto", params={"candidates": ["naive"], "prefer": "seasonal_naive"})
+    m = make_forecaster("auto", params={"candidates": ["naive", "seasonal_naive"]})
+    assert isinstance(m, AutoForecaster) and m.prefer is None
