@@ -10,6 +10,11 @@ data, and the CPU time 1,000 such refits take (measured on a sample, extrapolate
 Prints one JSON line and a markdown table. Run from the repository root:
 
     .venv/bin/python bench/forecast.py [--refit-s 7200] [--prophet-origins 100] [--no-prophet]
+                                       [--weeks-earlier K]
+
+`--weeks-earlier K` scores the window K weeks before the benchmark's one (the data after it is
+dropped): the same method on weeks it was not chosen on (count traces only; a request log has no
+earlier weeks and is skipped).
 """
 
 from __future__ import annotations
@@ -70,8 +75,11 @@ class Trace:
     kind: str
 
 
-def load_trace(path: Path) -> Trace:
-    """`timestamp,value` counts (regular) or a request log (`TIMESTAMP,…`, bucketed to counts)."""
+def load_trace(path: Path, weeks_earlier: int = 0) -> Trace | None:
+    """`timestamp,value` counts (regular) or a request log (`TIMESTAMP,…`, bucketed to counts).
+
+    With `weeks_earlier`, the last that many weeks of a count trace are dropped, so the scored
+    window moves back; a request log (no earlier weeks) is then None."""
     with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
     header = [h.strip().lower() for h in rows[0]]
@@ -80,10 +88,16 @@ def load_trace(path: Path) -> Trace:
         vals = np.array([float(r[1]) for r in rows[1:] if r], dtype=np.float64)
         step = float(np.median(np.diff(np.sort(ts))))
         hist = resample_to_grid(ts, vals, step, how="mean")
+        if weeks_earlier:
+            hist = hist.head(len(hist) - round(weeks_earlier * 7 * 86400 / step))
         kind = f"counts every {step / 60:g} min"
+        if weeks_earlier:
+            kind += f", scored {weeks_earlier} week(s) before the benchmark's window"
         scored = SCORED_S.get(path.stem, 7 * 86400.0)
         n_scored = min(int(scored / step), len(hist) * 3 // 4)
         return Trace(path.stem, hist, len(hist) - n_scored, kind)
+    if weeks_earlier:
+        return None
     grid = resample_to_grid(ts, None, REQUEST_LOG_STEP_S, how="count")
     # The log starts and ends mid-bucket: those two buckets would read as a sudden drop.
     hist = History(grid.start + grid.step_s, grid.step_s, grid.values[1:-1])
@@ -209,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prophet-origins", type=int, default=100)
     ap.add_argument("--speed-reps", type=int, default=40)
     ap.add_argument("--no-prophet", action="store_true")
+    ap.add_argument("--weeks-earlier", type=int, default=0, help="score an earlier window")
     args = ap.parse_args(argv)
     models = tuple(m for m in MODELS if not (args.no_prophet and m == "prophet"))
     t_start = time.perf_counter()
-    traces = [load_trace(p) for p in sorted(args.traces.glob("*.csv"))]
+    loaded = [load_trace(p, args.weeks_earlier) for p in sorted(args.traces.glob("*.csv"))]
+    traces = [t for t in loaded if t is not None]
     rows: list[dict[str, Any]] = []
     for tr in traces:
         rows.extend(evaluate_trace(tr, args.refit_s, args.prophet_origins, models))
