@@ -67,6 +67,19 @@ class Calibration:
     def usable(self) -> bool:
         return bool(self.leads) and self.n >= MIN_RESIDUALS
 
+    def measured(self) -> tuple[Calibration, tuple[int, ...]]:
+        """Only the leads with enough residuals, and the leads dropped. A long lead has fewer
+        backtest origins than a short one (a short history may have none): its band is then
+        the longest measured lead's widened like sqrt(lead), not the mean (no band at all)."""
+        keep = [i for i, e in enumerate(self.errors) if e.shape[0] >= MIN_RESIDUALS]
+        if not keep or len(keep) == len(self.leads):
+            return self, ()
+        dropped = tuple(lead for i, lead in enumerate(self.leads) if i not in keep)
+        kept = Calibration(
+            tuple(self.leads[i] for i in keep), tuple(self.errors[i] for i in keep), self.floor
+        )
+        return kept, dropped
+
     def band(self, mean: FloatArray, q: float) -> FloatArray:
         """The `q` quantile path for a mean path starting at lead 1 (the mean if unusable)."""
         if not self.usable():

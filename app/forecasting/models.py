@@ -33,6 +33,7 @@ from app.forecasting.base import (
     season_steps,
 )
 from app.forecasting.calibration import (
+    MIN_RESIDUALS,
     Calibration,
     calibration_leads,
     relative_errors,
@@ -249,6 +250,14 @@ class _FastModel:
                 if o.size:
                     fc_parts.append(mean_forecast(cache, o, lead, cfgs))
                     actual_parts.append(y[o + lead])
+            if sum(p.shape[0] for p in fc_parts) < MIN_RESIDUALS and lead < self.lead:
+                # A history too short to backtest the lead itself can still measure a shorter
+                # one: every origin the served configuration can forecast from (its choice saw
+                # these points; its forecasts of them did not).
+                lo = max(warmup(c, lead) for c in self._cfgs)
+                o = np.arange(lo, max(int(y.shape[0]) - lead, lo), dtype=np.int64)
+                fc_parts = [mean_forecast(cache, o, lead, self._cfgs)] if o.size else []
+                actual_parts = [y[o + lead]] if o.size else []
             if not fc_parts:
                 continue
             f, actual = np.concatenate(fc_parts), np.concatenate(actual_parts)
@@ -256,7 +265,12 @@ class _FastModel:
                 self._backtest = _score(actual, f, lead)
             errors.append(np.sort(relative_errors(actual, f, floor)))
             leads.append(lead)
-        self._calib = Calibration(tuple(leads), tuple(errors), floor)
+        self._calib, dropped = Calibration(tuple(leads), tuple(errors), floor).measured()
+        if dropped:
+            notes.append(
+                f"too few backtest residuals at lead(s) {', '.join(map(str, dropped))}: bands "
+                f"past lead {self._calib.leads[-1]} widen like sqrt(lead) from it"
+            )
         if not self._calib.usable():
             notes.append(
                 f"only {self._calib.n} backtest residuals: bands are uncalibrated (equal the mean)"

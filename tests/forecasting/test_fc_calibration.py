@@ -83,3 +83,28 @@ def test_metrics_on_known_numbers() -> None:
     )
     m = metrics(r, base)
     assert m == Metrics(n=4, mae=3.0, mase=pytest.approx(3.0 / 8.0), under=0.5, coverage=0.75)
+
+
+def test_a_lead_with_too_few_residuals_is_dropped_and_the_band_widens_from_the_last_measured() -> (
+    None
+):
+    short = np.array([0.9, 1.0])  # two residuals at lead 4: a guess, not a band
+    c, dropped = Calibration(
+        (1, 2, 4), (np.zeros(30) + 0.1, np.zeros(30) + 0.2, short), 1.0
+    ).measured()
+    assert dropped == (4,) and c.leads == (1, 2) and c.usable()
+    band = c.band(np.full(4, 100.0), 0.9)
+    assert band[1] == pytest.approx(120.0)
+    assert band[3] == pytest.approx(100 + 20 * np.sqrt(2))  # sqrt(4 / 2) past lead 2
+
+
+def test_a_history_too_short_for_its_lead_still_gets_a_band_from_shorter_leads() -> None:
+    """A new scaler: 20 minutes of per-minute counts, a forecast 23 minutes ahead. No origin
+    can be scored at lead 23, but leads 1 and 6 can: the P90 is above the mean, not equal."""
+    rng = np.random.default_rng(3)
+    y = rng.poisson(300.0, 20).astype(float)
+    f = make_forecaster("auto", lead=23).fit(History(0.0, 60.0, y)).predict(23, (0.9,))
+    assert f.failed is None
+    assert float(f.quantiles[0.9][-1]) > float(f.mean[-1]) * 1.05
+    assert any("widen like sqrt(lead)" in n for n in f.notes)
+    assert not any("uncalibrated" in n for n in f.notes)
