@@ -46,7 +46,7 @@ from app.forecasting import (
     rolling_origin,
 )
 
-MODELS = ("naive", "seasonal_naive", "robust_seasonal", "auto", "prophet")
+MODELS = ("naive", "seasonal_naive", "robust_seasonal", "adaptive", "auto", "prophet")
 HORIZONS_S = (300.0, 3600.0)  # the 5-minute and 1-hour leads
 SCORED_S = {"nyc_taxi": 14 * 86400.0, "twitter_volume_aapl": 7 * 86400.0}  # BENCHMARK.md
 HISTORY_S = 28 * 86400.0  # what each fit sees at most (the store keeps more)

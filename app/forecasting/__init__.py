@@ -9,12 +9,13 @@ data never raises, it comes back as `Forecast.failed`.
 
 from __future__ import annotations
 
-from app.forecasting.auto import DEFAULT_CANDIDATES, AutoForecaster
+from app.forecasting.auto import AutoForecaster, default_candidates, general_model
 from app.forecasting.base import DEFAULT_QUANTILES, DEFAULT_SEASONS_S, Forecaster
 from app.forecasting.convert import to_load_forecast
 from app.forecasting.evaluate import EvalResult, Metrics, metrics, rolling_origin
 from app.forecasting.grid import resample_to_grid
 from app.forecasting.models import (
+    AdaptiveForecaster,
     NaiveForecaster,
     RobustSeasonalForecaster,
     SeasonalNaiveForecaster,
@@ -31,10 +32,10 @@ from app.forecasting.types import (
 )
 
 __all__ = [
-    "DEFAULT_CANDIDATES",
     "DEFAULT_QUANTILES",
     "DEFAULT_SEASONS_S",
     "MODEL_NAMES",
+    "AdaptiveForecaster",
     "AutoForecaster",
     "BacktestScore",
     "ConfigError",
@@ -49,6 +50,8 @@ __all__ = [
     "ProphetForecaster",
     "RobustSeasonalForecaster",
     "SeasonalNaiveForecaster",
+    "default_candidates",
+    "general_model",
     "make_forecaster",
     "metrics",
     "resample_to_grid",

@@ -49,6 +49,7 @@ from app.forecasting.types import (
 )
 
 __all__ = [
+    "AdaptiveForecaster",
     "NaiveForecaster",
     "RobustSeasonalForecaster",
     "SeasonalNaiveForecaster",
@@ -172,6 +173,17 @@ class _FastModel:
 
     # -- fit ------------------------------------------------------------------------------
 
+    def _forecast(
+        self,
+        cache: SeriesCache,
+        origins: npt.NDArray[np.int64],
+        leads: npt.NDArray[np.int64] | int,
+        cfgs: tuple[SeasonalConfig, ...],
+    ) -> FloatArray:
+        """The forecast of `y[o + lead]` from `y[: o + 1]`: the configurations' average. One
+        function for the backtest, the bands and the live forecast."""
+        return mean_forecast(cache, origins, leads, cfgs)
+
     def _choose(
         self, cache: SeriesCache, y: FloatArray, n_eval: int, seasons: list[int]
     ) -> tuple[tuple[SeasonalConfig, ...], list[Fold], list[str]]:
@@ -248,7 +260,7 @@ class _FastModel:
                 lo = max(t_lo - lead, *(warmup(c, lead) for c in cfgs))
                 o = np.arange(lo, max(t_hi - lead, lo), dtype=np.int64)
                 if o.size:
-                    fc_parts.append(mean_forecast(cache, o, lead, cfgs))
+                    fc_parts.append(self._forecast(cache, o, lead, cfgs))
                     actual_parts.append(y[o + lead])
             if sum(p.shape[0] for p in fc_parts) < MIN_RESIDUALS and lead < self.lead:
                 # A history too short to backtest the lead itself can still measure a shorter
@@ -256,7 +268,7 @@ class _FastModel:
                 # these points; its forecasts of them did not).
                 lo = max(warmup(c, lead) for c in self._cfgs)
                 o = np.arange(lo, max(int(y.shape[0]) - lead, lo), dtype=np.int64)
-                fc_parts = [mean_forecast(cache, o, lead, self._cfgs)] if o.size else []
+                fc_parts = [self._forecast(cache, o, lead, self._cfgs)] if o.size else []
                 actual_parts = [y[o + lead]] if o.size else []
             if not fc_parts:
                 continue
@@ -296,7 +308,7 @@ class _FastModel:
         cache, cfgs = self._cache, self._cfgs
         cache.ensure_extra(horizon)
         h = np.arange(1, horizon + 1, dtype=np.int64)
-        mean = mean_forecast(cache, np.full(horizon, cache.n - 1, dtype=np.int64), h, cfgs)
+        mean = self._forecast(cache, np.full(horizon, cache.n - 1, dtype=np.int64), h, cfgs)
         assert self._calib is not None
         bands = self._calib.bands(mean, qs)
         if self._nonnegative:
@@ -501,3 +513,51 @@ class RobustSeasonalForecaster(_FastModel):
             total += pool_fc[j]
             current = float(trial[j])
         return sorted(members)
+
+
+SWITCH_WINDOW = 48  # steps of recent errors `adaptive` compares its two arms on
+
+
+class AdaptiveForecaster(RobustSeasonalForecaster):
+    """`robust_seasonal`, or the last value at origins where the last value's forecasts at the
+    lead were better over the last SWITCH_WINDOW steps.
+
+    A smoothed seasonal level wins on calm stretches of a bursty series and lags through a
+    burst, where the last value tracks it; which of the two has lately been right is known at
+    every origin (their errors at the lead on targets already seen), so the switch is causal
+    and the backtest scores it like any other forecast.
+    """
+
+    name = "adaptive"
+
+    def _forecast(
+        self,
+        cache: SeriesCache,
+        origins: npt.NDArray[np.int64],
+        leads: npt.NDArray[np.int64] | int,
+        cfgs: tuple[SeasonalConfig, ...],
+    ) -> FloatArray:
+        smooth = mean_forecast(cache, origins, leads, cfgs)
+        naive = SeasonalConfig(window=1)
+        if cfgs == (naive,) or origins.size == 0:
+            return smooth
+        lead, k = self.lead, SWITCH_WINDOW
+        first = max(warmup(c, lead) for c in cfgs) + lead  # first target both arms forecast
+        t0 = max(int(origins.min()) - k + 1, first)
+        t1 = int(origins.max()) + 1
+        if t1 <= t0:
+            return smooth
+        t = np.arange(t0, t1, dtype=np.int64)
+        y = cache.yf
+        # naive error minus smoothed error per target; its sum over the window ending at each
+        # origin says which arm has lately been better.
+        d = np.abs(y[t] - y[t - lead]) - np.abs(y[t] - mean_forecast(cache, t - lead, lead, cfgs))
+        cd = np.concatenate(([0.0], np.cumsum(d)))
+        hi = np.clip(origins + 1 - t0, 0, t.size)
+        lo = np.clip(origins + 1 - k - t0, 0, t.size)
+        use_naive = (hi > lo) & (cd[hi] - cd[lo] < 0.0)
+        if not use_naive.any():
+            return smooth
+        last = lead_forecast(cache, origins, leads, naive)
+        out: FloatArray = np.where(use_naive, last, smooth)
+        return out

@@ -8,6 +8,7 @@ from typing import Any
 from app.forecasting.auto import AutoForecaster
 from app.forecasting.base import Forecaster
 from app.forecasting.models import (
+    AdaptiveForecaster,
     NaiveForecaster,
     RobustSeasonalForecaster,
     SeasonalNaiveForecaster,
@@ -16,7 +17,14 @@ from app.forecasting.types import ConfigError
 
 __all__ = ["MODEL_NAMES", "make_forecaster"]
 
-MODEL_NAMES: tuple[str, ...] = ("auto", "robust_seasonal", "seasonal_naive", "naive", "prophet")
+MODEL_NAMES: tuple[str, ...] = (
+    "auto",
+    "robust_seasonal",
+    "adaptive",
+    "seasonal_naive",
+    "naive",
+    "prophet",
+)
 
 
 def make_forecaster(
@@ -31,6 +39,7 @@ def make_forecaster(
     builders: dict[str, Any] = {
         "auto": AutoForecaster,
         "robust_seasonal": RobustSeasonalForecaster,
+        "adaptive": AdaptiveForecaster,
         "seasonal_naive": SeasonalNaiveForecaster,
         "naive": NaiveForecaster,
     }

@@ -72,7 +72,8 @@ def _auto(scores: dict[str, float | None], fails: dict[str, str] | None = None) 
     def factory(name: str) -> Forecaster:
         return Fixed(name, scores.get(name), fails.get(name))
 
-    return AutoForecaster(candidates=tuple(scores), factory=factory)
+    # lead 12: robust_seasonal is the general model there (adaptive one step ahead)
+    return AutoForecaster(lead=12, candidates=tuple(scores), factory=factory)
 
 
 def test_real_models_seasonal_series_picks_a_seasonal_model() -> None:
@@ -94,7 +95,7 @@ def test_real_models_random_walk_does_not_pick_seasonal_naive() -> None:
     y = 1000 + np.cumsum(rng.normal(0, 10, 4 * DAY))
     m = make_forecaster("auto", lead=1).fit(hist(y))
     assert isinstance(m, AutoForecaster)
-    assert m.chosen in ("naive", "robust_seasonal")
+    assert m.chosen in ("naive", "adaptive")
     s = m.scores
     assert s["seasonal_naive"] is not None and s["naive"] is not None
     assert s["naive"].mae < 0.5 * s["seasonal_naive"].mae
@@ -208,7 +209,7 @@ def test_a_simpler_model_must_beat_the_general_one_on_trimmed_mae_and_mae(
             return Fixed(name, naive[1], trimmed=naive[0])
         return Fixed(name, 1.0)
 
-    m = AutoForecaster(candidates=("naive", "robust_seasonal"), factory=factory)
+    m = AutoForecaster(lead=12, candidates=("naive", "robust_seasonal"), factory=factory)
     m.fit(hist(np.ones(10)))
     assert m.chosen == expected, why
     if expected == "robust_seasonal" and naive[0] < 1.0:  # naive was the best trimmed
@@ -222,7 +223,7 @@ def test_the_preferred_model_is_the_anchor_even_after_a_simpler_one_was_served()
     def factory(name: str) -> Forecaster:
         return Fixed(name, current[name])
 
-    m = AutoForecaster(candidates=tuple(current), factory=factory)
+    m = AutoForecaster(lead=12, candidates=tuple(current), factory=factory)
     m.fit(hist(np.ones(10)))
     assert m.chosen == "naive"
     current["naive"] = 0.97
@@ -236,3 +237,11 @@ def test_prefer_must_be_a_candidate() -> None:
         make_forecaster("auto", params={"candidates": ["naive"], "prefer": "seasonal_naive"})
     m = make_forecaster("auto", params={"candidates": ["naive", "seasonal_naive"]})
     assert isinstance(m, AutoForecaster) and m.prefer is None
+
+
+def test_one_step_ahead_the_general_model_is_adaptive_further_robust_seasonal() -> None:
+    one, hour = AutoForecaster(lead=1), AutoForecaster(lead=12)
+    assert one.candidates == ("naive", "seasonal_naive", "adaptive") and one.prefer == "adaptive"
+    assert hour.candidates[-1] == "robust_seasonal" and hour.prefer == "robust_seasonal"
+    mixed = AutoForecaster(lead=1, candidates=("naive", "robust_seasonal"))
+    assert mixed.prefer is None  # the general model of lead 1 is not among them

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.forecasting import (
+    AdaptiveForecaster,
     ConfigError,
     History,
     NaiveForecaster,
@@ -124,7 +125,7 @@ def test_short_history_falls_back_to_level_only_with_a_reason() -> None:
     assert all(c.season == 0 for c in m.config)
 
 
-@pytest.mark.parametrize("name", ["naive", "seasonal_naive", "robust_seasonal", "auto"])
+@pytest.mark.parametrize("name", ["naive", "seasonal_naive", "robust_seasonal", "adaptive", "auto"])
 @pytest.mark.parametrize(
     "values",
     [np.full(50, np.nan), np.empty(0)],
@@ -241,3 +242,47 @@ def test_median_level_forgets_a_burst_that_a_mean_level_carries_forward() -> Non
     median_level = SeasonalConfig(window=12, robust=True)
     assert lead_forecast(cache, o, 12, mean_level)[0] == pytest.approx(160.0)
     assert lead_forecast(cache, o, 12, median_level)[0] == 40.0
+
+
+def _calm_then_burst(burst: bool) -> np.ndarray:
+    """Two days of noisy counts on a daily shape; with `burst`, the last two hours are ten
+    times busier (a sustained burst the daily profile never saw)."""
+    rng = np.random.default_rng(5)
+    y = rng.poisson(daily(3 * DAY, base=200.0, amp=80.0)).astype(float)
+    if burst:
+        y[-24:] = rng.poisson(2000.0, 24)
+    return y
+
+
+def test_adaptive_smooths_calm_noise_and_tracks_a_sustained_burst_one_step_ahead() -> None:
+    calm = AdaptiveForecaster(lead=1).fit(hist(_calm_then_burst(burst=False)))
+    y = _calm_then_burst(burst=True)
+    burst = AdaptiveForecaster(lead=1).fit(hist(y))
+    smooth = RobustSeasonalForecaster(lead=1).fit(hist(y))
+    assert burst.config == smooth.config  # the same smoothed arm; only the switch differs
+    # In the burst the last value has lately been the better forecast: it is served.
+    assert burst.predict(1).mean[0] == y[-1]
+    assert abs(smooth.predict(1).mean[0] - y[-1]) > 1.0
+    # On calm noise the smoothed arm is served (not the last value).
+    last = _calm_then_burst(burst=False)[-1]
+    assert calm.predict(1).mean[0] != last
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), back=st.integers(1, 40))
+def test_adaptive_backtest_equals_the_forecast_made_from_truncated_history(
+    seed: int, back: int
+) -> None:
+    """The switch reads only errors on targets already seen: the backtest forecast at origin
+    `o` equals the live forecast from `y[: o + 1]` with the same configuration."""
+    rng = np.random.default_rng(seed)
+    y = rng.poisson(daily(2 * DAY, base=100.0, amp=40.0)).astype(float)
+    y[-60:-30] *= rng.uniform(3, 10)
+    m = AdaptiveForecaster(lead=1).fit(hist(y))
+    cfgs = m.config
+    o = len(y) - 1 - back
+    full = SeriesCache(causal_fill(y, DAY), extra=1)
+    trunc = SeriesCache(causal_fill(y[: o + 1], DAY), extra=1)
+    a = m._forecast(full, np.array([o]), 1, cfgs)
+    b = m._forecast(trunc, np.array([o]), 1, cfgs)
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
