@@ -78,6 +78,7 @@ KNOWN_ALGORITHMS: set[str] = {
     "seasonal",
     "seasonal_naive",
     "robust_seasonal",
+    "adaptive",
     "naive",
     "none",
 }
