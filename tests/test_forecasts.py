@@ -108,7 +108,13 @@ async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
     assert stored is not None and stored.forecast.failed is None
     assert stored.forecast.made_at == NOW + 61
     assert set(stored.forecast.quantiles) == {0.5, 0.9, 0.99}
-    assert set(stored.details["accuracy"]) == {"naive", "seasonal_naive", "robust_seasonal", "auto"}
+    assert set(stored.details["accuracy"]) == {
+        "naive",
+        "seasonal_naive",
+        "robust_seasonal",
+        "adaptive",
+        "auto",
+    }
     # A noiseless daily cycle: the chosen model tracks it closely an hour ahead.
     path = np.array(stored.forecast.mean)
     times = stored.forecast.start + 300 * np.arange(len(path))

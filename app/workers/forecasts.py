@@ -50,7 +50,7 @@ log = logging.getLogger("ciuic.workers.forecasts")
 GRID_STEP_S = 300.0
 HISTORY_S = 14 * 86400.0
 QUANTILES = (0.5, 0.9, 0.99)
-ACCURACY_MODELS = ("naive", "seasonal_naive", "robust_seasonal", "auto")
+ACCURACY_MODELS = ("naive", "seasonal_naive", "robust_seasonal", "adaptive", "auto")
 
 
 async def load_history(
