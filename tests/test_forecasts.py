@@ -24,7 +24,13 @@ from app.store import forecasts as forecast_store
 from app.store import scalers as scaler_store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
-from app.workers.forecasts import ForecastCache, _background_priority, load_history, refit_due
+from app.workers.forecasts import (
+    ForecastCache,
+    _background_priority,
+    fit_forecast,
+    load_history,
+    refit_due,
+)
 from app.workers.reconciler import reconcile_once
 from tests.conftest import FakeClock, LiveServer, truncate_all
 
@@ -90,6 +96,37 @@ async def test_history_sums_the_pods_per_bucket(db: Database) -> None:
     expected = daily_load(np.arange(NOW - 300, NOW - 300 + 300, 60.0)).mean()
     assert history.values[-1] == pytest.approx(expected, rel=1e-6)
     assert history.end == NOW - 300  # the bucket in progress is left out
+
+
+async def test_a_pod_restart_and_a_silent_hour_leave_a_usable_history(db: Database) -> None:
+    """Pod p0 is replaced by p1 (a restart: a new pod name, a new series) and nobody pushes for
+    an hour before the replacement: the buckets of that hour are gaps, not zero load; the
+    others sum whichever pods pushed; the forecast fits across the gap."""
+    store = SeriesStore(max_series_per_job=1000, lateness_us=10**13)
+    times = np.arange(NOW - 2 * DAY, NOW, 60.0)
+    restart, back = NOW - DAY, NOW - DAY + 3600
+    rows = [
+        SampleRow(
+            SeriesKey.of("request_rate", {"job": "llm", "pod": "p0" if t < restart else "p1"}),
+            round(t * 1e6),
+            float(v),
+        )
+        for t, v in zip(times, daily_load(times), strict=True)
+        if not restart <= t < back
+    ]
+    for i in range(0, len(rows), 5000):
+        async with db.transaction() as conn:
+            await store.write(conn, rows[i : i + 5000], now_us=round(NOW * 1e6))
+    async with db.read() as conn:
+        history = await load_history(conn, parse_spec(SPEC), NOW)
+    assert history is not None
+    t = history.start + 300 * np.arange(len(history))
+    silent = (t >= restart) & (t < back)
+    assert silent.sum() == 12 and np.isnan(history.values[silent]).all()
+    expected = np.array([daily_load(np.arange(b, b + 300, 60.0)).mean() for b in t[~silent]])
+    np.testing.assert_allclose(history.values[~silent], expected, rtol=1e-6)
+    forecast, _details = fit_forecast(parse_spec(SPEC), history, NOW)
+    assert forecast.failed is None and np.isfinite(forecast.mean).all()
 
 
 async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
