@@ -10,8 +10,10 @@ replica that is alive.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -174,12 +176,35 @@ def test_a_refused_request_gives_its_slot_back(replicas: Callable[..., LiveServe
 # --- lost jobs -------------------------------------------------------------------------------
 
 
+class HeldPool(Executor):
+    """A replica's job pool that holds every job until the test releases it, so that a job
+    outlives the heartbeat bound by construction, however fast the machine runs it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._threads = ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def held() -> Any:
+            if not self.release.wait(timeout=120):
+                raise TimeoutError("the test never released the job")
+            return fn(*args, **kwargs)
+
+        return self._threads.submit(held)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.release.set()
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
 def test_a_restarted_replica_fails_the_jobs_of_a_dead_one_and_leaves_a_live_ones_alone(
     replicas: Callable[..., LiveServer],
 ) -> None:
     live = replicas()
     url = live.settings.database_url
-    running = simulate(live, "hpa", "kpa", "keda")  # seconds of work, beaten for all along
+    pool = HeldPool()
+    live.app.state.ctx.simulations.pool = pool  # the live replica's jobs wait for the test
+    running = simulate(live)
     assert running.status_code == 202, running.text
     now_us = time.time_ns() // 1000
     minute = 60_000_000
@@ -214,13 +239,17 @@ def test_a_restarted_replica_fails_the_jobs_of_a_dead_one_and_leaves_a_live_ones
     failed = wait_until(restarted, "crashed-now", lambda b: b["status"] != "running")
     assert (failed["status"], failed["error"]) == ("failed", LOST)
 
-    # The live replica's job ran on through the restarted replica's sweeps, for longer than
-    # the bound: its replica's heartbeat kept it alive, and it finished.
+    # The live replica's job, held open, runs on through the restarted replica's sweeps for
+    # longer than the bound: its replica's heartbeat keeps it alive.
+    bound = FAST["simulation_lost_after_s"] + FAST["simulation_heartbeat_s"]
+    held = job(live, running.json()["id"])
+    time.sleep(max(0.0, _epoch(held["created_at"]) + 2 * bound - time.time()))
+    assert job(restarted, running.json()["id"])["status"] == "running"
+    pool.release.set()
     body = wait_until(restarted, running.json()["id"], finished)
     assert (body["status"], body["error"]) == ("done", None)
     took = _epoch(body["finished_at"]) - _epoch(body["created_at"])
-    bound = FAST["simulation_lost_after_s"] + FAST["simulation_heartbeat_s"]
-    assert took > bound, f"the job took only {took:.2f} s: too quick to show anything"
+    assert took > 2 * bound, f"the job was released after only {took:.2f} s"
 
 
 def _epoch(stamp: str) -> float:

@@ -28,7 +28,7 @@ import math
 import multiprocessing
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -196,7 +196,8 @@ class SimulationJobs:
         self.heartbeat_s = heartbeat_s
         self.lost_after_s = lost_after_s
         self.owner = owner or uuid.uuid4().hex  # this process; rows record it
-        self._pool: ProcessPoolExecutor | None = None
+        # Where jobs run: a spawned process, made on first use (a test may hold jobs in its own).
+        self.pool: Executor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Jobs queued or running here, until their outcome is known: what the limit counts and
         # the heartbeat covers. A job leaves it before its outcome is written, so a client that
@@ -229,13 +230,13 @@ class SimulationJobs:
         self._reserved += 1
         return Slot(self)
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
+    def _executor(self) -> Executor:
+        if self.pool is None:
             # spawn: a clean interpreter, never a fork of a process holding an event loop
-            self._pool = ProcessPoolExecutor(
+            self.pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
-        return self._pool
+        return self.pool
 
     def _submit(
         self, job_id: str, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]
@@ -346,6 +347,6 @@ class SimulationJobs:
         for task in list(self._tasks):
             task.cancel()
         await self.wait()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
