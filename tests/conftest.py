@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
@@ -130,6 +131,20 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def decided_once(live: LiveServer, name: str, after_s: float = 0.0) -> None:
+    """Wake the reconcile loop for scaler `name` and wait for its first recorded decision,
+    then `after_s` more (a scaler gives nothing back before a window of its own data)."""
+    live.app.state.ctx.wakeup.wake(name)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{live.url}/v1/scalers/{name}").json()["status"]
+        if status["last_decision_at"] is not None:
+            time.sleep(after_s)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"scaler {name} never decided")
 
 
 def start_server(settings: Settings, app: FastAPI | None = None) -> LiveServer:

@@ -69,7 +69,7 @@ async def test_overload_scales_up_and_records_why(db: Database) -> None:
     [event] = await events(db)
     assert event.kind == "action" and event.replicas == 2
     assert event.message == "scaled deepseek-service from 1 to 2"
-    assert len(event.payload["reasons"]) == 8
+    assert len(event.payload["reasons"]) == 9
     async with db.read() as conn:
         scaler = await store.get_scaler(conn, "deepseek-service")
     assert scaler is not None and scaler.last_decision is not None

@@ -25,7 +25,7 @@ from app.store import rollouts as rollout_store
 from app.store import scalers as scaler_store
 from app.store.db import Database
 from app.workers.rollouts import RolloutExecutor
-from tests.conftest import LiveServer, start_server, truncate_all
+from tests.conftest import LiveServer, decided_once, start_server, truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parent / "policy" / "brief.yaml").read_text()
@@ -74,7 +74,15 @@ def live(database_url: str, cluster: CountingCluster) -> Iterator[LiveServer]:
 
 
 def add_scaler(url: str, **changes: Any) -> None:
-    doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}, **changes}
+    # Each decision reads its own samples: the stable window (and the hold it gives scale-down)
+    # has its own tests; here a hand-back must decide on what the load says now.
+    doc = {
+        **BRIEF,
+        "schedule": [],
+        "preheat": {"enabled": False},
+        "reactive": {"window": "1s"},
+        **changes,
+    }
     r = httpx.post(f"{url}/v1/scalers", json=doc)
     assert r.status_code == 201, r.text
 
@@ -126,8 +134,10 @@ def image(cluster: SimulatedCluster) -> str:
 def test_surge_patch_follow_stabilize_release(live: LiveServer, cluster: CountingCluster) -> None:
     url = live.url
     add_scaler(url)
-    # Load for about 2 replicas: after the rollout the policy takes the surge back.
+    # Load for about 2 replicas: after the rollout the policy takes the surge back (a scaler
+    # that has decided for a window before: a new one gives nothing back before it has).
     push(url, gpu_utilization=40.0, request_queue=1.0)
+    decided_once(live, "deepseek-service", after_s=1.1)
     created = start(url, image="deepseek:7b-v2", surge_percent=50, stabilize_s=0.3)
     assert created["status"] == "pending" and created["step"] == "surge"
     body = wait_for(url, created["id"], finished)

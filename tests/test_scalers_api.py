@@ -94,7 +94,8 @@ def test_validate_stores_nothing_and_fills_defaults(server: LiveServer) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["valid"] is True and body["name"] == "deepseek-service"
-    assert body["spec"]["max_replicas"] == 10 and "behavior" in body["spec"]
+    assert body["spec"]["max_replicas"] == 10 and "reactive" in body["spec"]
+    assert body["spec"]["capacity"] == "learn"  # the default: learned from the pods' pushes
     assert httpx.get(f"{server.url}/v1/scalers").json() == []
 
 
@@ -222,7 +223,7 @@ def test_decision_from_pushed_metrics_explains_itself(server: LiveServer) -> Non
     }
     assert body["replicas"] == 2
     codes = [r["code"] for r in body["reasons"]]
-    assert len(codes) == 8 and all(isinstance(c, str) and c for c in codes)
+    assert len(codes) == 9 and all(isinstance(c, str) and c for c in codes)
     # Nothing was acted on: no decision recorded, status unchanged.
     status = httpx.get(f"{server.url}/v1/scalers/deepseek-service").json()["status"]
     assert status["last_decision"] is None

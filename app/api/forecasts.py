@@ -20,7 +20,7 @@ from app.api.body import read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
 from app.api.openapi import errors
-from app.api.scalers import get_scaler_spec
+from app.api.scalers import get_scaler_capacity, get_scaler_spec
 from app.api.timeparams import parse_duration
 from app.errors import BadRequest, UnprocessableEntity
 from app.forecasting import MODEL_NAMES, History, make_forecaster, resample_to_grid
@@ -74,7 +74,7 @@ async def get_prediction(
     horizon: Annotated[str, Query(description="How far ahead: seconds or 1h")] = "3600",
     step: Annotated[str, Query(description="Spacing of the points: seconds or 5m")] = "60",
 ) -> Prediction:
-    spec = await get_scaler_spec(ctx, name)
+    spec, per_pod = await get_scaler_capacity(ctx, name)
     horizon_s, step_s = parse_duration(horizon, "horizon"), parse_duration(step, "step")
     if horizon_s / step_s > 10_000:
         raise BadRequest("horizon / step is more than 10,000 points", code="too_many_points")
@@ -110,7 +110,7 @@ async def get_prediction(
     t = now - now % step_s
     while t <= min(now + horizon_s, end - 1e-9):
         if t >= fc.start:
-            pods = planned_pods(spec, _value(planned, fc, t))
+            pods = planned_pods(spec, _value(planned, fc, t), per_pod)
             replicas = (
                 None
                 if pods is None

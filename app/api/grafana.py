@@ -46,6 +46,7 @@ from app.api.errors import invalid_fields
 from app.api.openapi import errors
 from app.errors import BadRequest
 from app.policy import SpecError, parse_spec
+from app.policy.capacity import capacity_in_use
 from app.policy.predictive import planned_pods, quantile_path
 from app.store import catalog
 from app.store import scalers as scaler_store
@@ -380,7 +381,8 @@ async def forecast_series(
             spec = parse_spec(stored_scaler.document)
         except SpecError:
             return []
-        if spec.capacity is None:
+        per_pod = capacity_in_use(spec, stored_scaler.state.capacity).per_pod
+        if per_pod is None:
             return []
         path, _ = quantile_path(fc, spec.forecast.quantile)
     else:
@@ -396,7 +398,7 @@ async def forecast_series(
         if value is None:
             continue
         if spec is not None:
-            pods = planned_pods(spec, value)
+            pods = planned_pods(spec, value, per_pod)
             if pods is None:
                 continue
             value = float(min(spec.max_replicas, max(spec.min_replicas, math.ceil(pods - 1e-9))))

@@ -24,6 +24,7 @@ from app.api.timeparams import optional_time_us
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
 from app.kube.cluster import ClusterError
 from app.policy import ScalerSpec, SpecError, decide, parse_spec
+from app.policy.capacity import capacity_in_use
 from app.policy.types import Observation
 from app.store import scalers as store
 from app.store.audit import diff_documents
@@ -344,6 +345,14 @@ async def _get(ctx: AppContext, name: str) -> store.StoredScaler:
 async def get_scaler_spec(ctx: AppContext, name: str) -> ScalerSpec:
     """The stored scaler's spec (404 when there is none)."""
     return _parse((await _get(ctx, name)).document)
+
+
+async def get_scaler_capacity(ctx: AppContext, name: str) -> tuple[ScalerSpec, float | None]:
+    """The stored scaler's spec and the per-pod capacity its decisions use now (the spec's,
+    or the learned one; None while it is still being learned); 404 when there is none."""
+    found = await _get(ctx, name)
+    spec = _parse(found.document)
+    return spec, capacity_in_use(spec, found.state.capacity).per_pod
 
 
 @router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut, responses=errors(404))

@@ -23,7 +23,7 @@ from app.api.body import json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
 from app.api.openapi import errors
-from app.api.scalers import get_scaler_spec
+from app.api.scalers import get_scaler_capacity, get_scaler_spec
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
 from app.sim import DEFAULT_POLICIES, TraceError, parse_trace
@@ -139,11 +139,18 @@ def _range(
 async def _stored_load(
     ctx: AppContext, name: str, t0: float, t1: float
 ) -> tuple[dict[str, Any], list[float], float, float]:
-    spec = await get_scaler_spec(ctx, name)
-    if spec.capacity is None:
+    spec, per_pod = await get_scaler_capacity(ctx, name)
+    if per_pod is None:
         raise UnprocessableEntity(
-            f"scaler {name!r} has no capacity: its load cannot be turned into requests",
-            details=[{"field": "capacity", "message": "required to replay the stored load"}],
+            f"scaler {name!r} does not know its per-pod capacity yet: its load cannot be "
+            "turned into requests",
+            details=[
+                {
+                    "field": "capacity",
+                    "message": "state it in the spec, or let the pods push "
+                    f"{spec.capacity.signal} until the scaler has learned it",
+                }
+            ],
         )
     async with ctx.db.read() as conn:
         history = await load_history(conn, spec, t1, span_s=t1 - t0)
@@ -153,7 +160,10 @@ async def _stored_load(
             code="not_enough_history",
         )
     rates = [float(v) for v in history.values]
-    return spec.to_document(defaults=True), rates, history.step_s, history.start
+    doc = spec.to_document(defaults=True)
+    # The replay prices the load with the capacity the scaler uses now (stated or learned).
+    doc["capacity"] = {spec.capacity.signal: f"{per_pod:.6g}/s"}
+    return doc, rates, history.step_s, history.start
 
 
 @router.post(

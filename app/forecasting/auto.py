@@ -44,7 +44,9 @@ from app.forecasting.types import (
     NotFittedError,
 )
 
-__all__ = ["AutoForecaster", "default_candidates", "general_model"]
+__all__ = ["NO_WORSE", "AutoForecaster", "default_candidates", "general_model"]
+
+NO_WORSE = 0.02  # a model this much worse than the last value (backtest MAE) is not served
 
 _GENERAL = "general"  # `prefer`'s default: the general model of the default candidates
 
@@ -202,10 +204,39 @@ class AutoForecaster:
                 name = previous
             if previous is not None and previous != name:
                 notes.append(f"switched from {previous} to {name}")
+        name = self._no_worse_than_naive(name, notes)
         self._chosen, self._chosen_name = fitted[name], name
         notes.extend(fitted[name].notes)
+        skill = self.skill
+        if skill is not None and skill <= 0:
+            notes.append(
+                f"no skill at lead {self.lead}: not better than the last value on the backtest"
+            )
         self._notes = tuple(notes)
         return self
+
+    def _no_worse_than_naive(self, name: str, notes: list[str]) -> str:
+        """`name`, unless the last value beat it by more than `NO_WORSE` on MAE: a model that
+        loses to "the next value is the last one" serves that instead (and says so)."""
+        naive = self._scores.get("naive")
+        chosen = self._scores.get(name)
+        if name == "naive" or naive is None or chosen is None:
+            return name
+        if chosen.mae > naive.mae * (1.0 + NO_WORSE):
+            notes.append(
+                f"served naive: {name} was {chosen.mae / naive.mae - 1:.0%} worse than the "
+                f"last value at lead {self.lead}"
+            )
+            return "naive"
+        return name
+
+    @property
+    def skill(self) -> float | None:
+        """The served model's skill over the last value at the lead (0 for naive itself)."""
+        chosen = self._scores.get(self._chosen_name or "")
+        if chosen is None:
+            return None
+        return chosen.skill_over(self._scores.get("naive"))
 
     def _against_preferred(self, best: str, prefer: str, notes: list[str]) -> str:
         """`best` if it beats `prefer` by the margin on trimmed MAE and on MAE, else `prefer`."""
@@ -254,4 +285,5 @@ class AutoForecaster:
             failed=f.failed,
             notes=self._notes,
             backtest=f.backtest,
+            skill=self.skill,
         )

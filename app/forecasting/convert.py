@@ -33,4 +33,5 @@ def to_load_forecast(
         mean=tuple(float(v) for v in forecast.mean),
         quantiles={float(q): tuple(float(v) for v in p) for q, p in forecast.quantiles.items()},
         failed=None,
+        skill=forecast.skill,
     )

@@ -54,9 +54,13 @@ def _prophet_params(spec: ScalerSpec) -> dict[str, Any]:
     if growth is not None:
         out["growth"] = growth
         if growth == "logistic" and "cap" not in params:
-            if spec.capacity is None:
-                raise ConfigError("logistic growth needs `capacity` to set its cap")
-            out["cap"] = spec.max_replicas * spec.capacity.per_pod * spec.capacity.utilization
+            per_pod = spec.capacity.per_pod
+            if per_pod is None:
+                # A learned capacity is not known when the model is built: the cap (the load
+                # max_replicas pods serve) cannot be set, so the trend grows without one.
+                out["growth"] = "linear"
+            else:
+                out["cap"] = spec.max_replicas * per_pod * spec.capacity.utilization
     out.update(params)
     return out
 

@@ -8,11 +8,13 @@ from typing import Any
 from app.forecasting.auto import AutoForecaster
 from app.forecasting.base import Forecaster
 from app.forecasting.models import (
+    DEFAULT_EVAL_POINTS,
     AdaptiveForecaster,
     NaiveForecaster,
     RobustSeasonalForecaster,
     SeasonalNaiveForecaster,
 )
+from app.forecasting.skill import WithSkill
 from app.forecasting.types import ConfigError
 
 __all__ = ["MODEL_NAMES", "make_forecaster"]
@@ -53,4 +55,7 @@ def make_forecaster(
         model: Forecaster = builders[name](lead=lead, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"bad parameters for {name}: {exc}") from exc
-    return model
+    if name == "auto":
+        return model  # its candidates include the last value: it measures its own skill
+    eval_points = int(kwargs.get("eval_points", DEFAULT_EVAL_POINTS))
+    return WithSkill(model, lead=lead, eval_points=eval_points)

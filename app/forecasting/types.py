@@ -104,6 +104,14 @@ class BacktestScore:
     mdae: float = float("nan")  # median absolute error: what a typical (burst-free) step costs
     trimmed: float = float("nan")  # mean of the smallest 95 % of absolute errors
 
+    def skill_over(self, baseline: BacktestScore | None) -> float | None:
+        """1 - MAE / the baseline's MAE at the same lead (None when either is unusable)."""
+        if baseline is None or baseline.lead != self.lead:
+            return None
+        if not (math.isfinite(self.mae) and math.isfinite(baseline.mae)) or baseline.mae <= 0:
+            return None
+        return 1.0 - self.mae / baseline.mae
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Forecast:
@@ -123,6 +131,9 @@ class Forecast:
     failed: str | None = None
     notes: tuple[str, ...] = ()
     backtest: BacktestScore | None = None
+    # 1 - MAE / MAE of the last value, both backtested at the lead on the same origins: how
+    # much the model has earned over "tomorrow is like now" (None: not measurable yet).
+    skill: float | None = None
 
     def __len__(self) -> int:
         return int(self.mean.shape[0])

@@ -13,6 +13,7 @@ class Code:
 
     # 1. reactive
     REACTIVE_SCALE = "reactive.scale"  # metrics ask for a different count
+    REACTIVE_PANIC = "reactive.panic"  # the newest reading asks for a multiple of the pods
     REACTIVE_IN_TOLERANCE = "reactive.in_tolerance"  # within the dead-band: keep current
     REACTIVE_PARTIAL = "reactive.partial"  # some metrics missing; the rest ask for >= current
     REACTIVE_PARTIAL_HOLD = "reactive.partial_hold"  # some missing and the rest say down: hold
@@ -28,6 +29,7 @@ class Code:
     PREDICTIVE_STALE = "predictive.stale"  # older than forecast.max_age
     PREDICTIVE_OUT_OF_RANGE = "predictive.out_of_range"  # does not cover the horizon
     PREDICTIVE_INVALID = "predictive.invalid"  # NaN/inf in the horizon, or an overflowing floor
+    PREDICTIVE_NO_SKILL = "predictive.no_skill"  # backtest no better than the last value
     # 3. schedule
     SCHEDULE_NONE = "schedule.none"  # no entries
     SCHEDULE_INACTIVE = "schedule.inactive"  # no entry in force now
@@ -49,7 +51,14 @@ class Code:
     BEHAVIOR_DOWN_STABILIZED = "behavior.scale_down_stabilized"  # ScaleDownStabilized
     BEHAVIOR_UP_LIMIT = "behavior.scale_up_limit"  # ScaleUpLimit
     BEHAVIOR_DOWN_LIMIT = "behavior.scale_down_limit"  # ScaleDownLimit
-    # 7. bounds
+    # 7. hold (scale-down hysteresis)
+    HOLD_NONE = "hold.none"  # no scale-down asked
+    HOLD_DOWN = "hold.down"  # nothing within the window wanted more: scaling down
+    HOLD_WINDOW = "hold.window"  # a decision within the window wanted more: down to that only
+    HOLD_WARMUP = "hold.warmup"  # less than a window of data: no scale-down yet
+    HOLD_PARTIAL = "hold.partial"  # metrics missing: no scale-down
+    HOLD_PANIC = "hold.panic"  # a panic reading holds
+    # 8. bounds
     BOUNDS_WITHIN = "bounds.within"
     BOUNDS_MIN = "bounds.min"  # raised to min_replicas (TooFewReplicas)
     BOUNDS_MAX = "bounds.max"  # cut to max_replicas (TooManyReplicas)
@@ -57,7 +66,7 @@ class Code:
     BOUNDS_SCHEDULE_CAP = "bounds.schedule_cap"
     BOUNDS_BURST_FLOOR = "bounds.burst_floor"  # burst_multiplier x replicas at burst start
     BOUNDS_BURST_HOLD = "bounds.burst_hold"  # no scale-down while bursting
-    # 8. fractional
+    # 9. fractional
     FRACTIONAL_DISABLED = "fractional.disabled"  # whole pods (ceil)
     FRACTIONAL_WHOLE = "fractional.whole"  # the need is a whole number of pods
     FRACTIONAL_PARTIAL = "fractional.partial"  # full pods + one partial pod

@@ -2,14 +2,17 @@
 
 A trigger is "over" while its metric (fresh, aggregated over pods the trigger's way: its
 `aggregation`, else the metric's in `metrics:`) is above its threshold; held over for its
-`duration`, it starts a burst: the replicas at that moment times `burst_multiplier`, at once
-(step 7 applies it as a floor, past the rate limits). While the burst lasts there is no
-scale-down. Any over-threshold reading extends the burst to one `stable_window` later; the
-first decision after that with no trigger over ends it. A missing or stale reading does not
-count as over (it resets the trigger's clock). A trigger whose aggregation differs from its
-metric's reads `Observation.by_aggregation`, never the metric's own reading in its place.
-The reason's values carry each trigger's fresh reading under `<metric>.<aggregation>`
-(e.g. `request_queue.sum`), and its message names the trigger over its threshold.
+`duration`, it starts a burst. A burst is sized to the shortfall, not multiplied blindly: the
+pods the newest reading asks for (the load signal and the queue drained within
+`reactive.drain`, see `app.policy.reactive`), capped at the replicas when it started times
+`burst_multiplier`, reached at once (step 8 applies it as a floor, past the rate limits). While
+it lasts there is no scale-down. It ends at the first decision with no trigger over, once the
+queue has drained, or `stable_window` after the last over-threshold reading when one is set.
+A missing or stale reading does not count as over (it resets the trigger's clock). A trigger
+whose aggregation differs from its metric's reads `Observation.by_aggregation`, never the
+metric's own reading in its place. The reason's values carry each trigger's fresh reading under
+`<metric>.<aggregation>` (e.g. `request_queue.sum`), and its message names the trigger over its
+threshold.
 
 State carried in `ScalerState`: `trigger_since` (trigger key -> first over), `burst_until`,
 `burst_base` (replicas when the burst started).
@@ -44,6 +47,15 @@ class EmergencyResult(NamedTuple):  # a tuple: ~4x cheaper to build than a froze
 _DISABLED = Reason(Code.EMERGENCY_DISABLED, "emergency burst disabled", _EMPTY)
 
 
+def _sized(base: int, multiplier: float, current: int, shortfall: float | None) -> int:
+    """The burst floor: the shortfall's pods (never fewer than now), at most base x multiplier;
+    the multiplier's count itself when the shortfall is not known."""
+    cap = math.ceil(base * multiplier)
+    if shortfall is None or not math.isfinite(shortfall):
+        return cap
+    return min(cap, max(current, math.ceil(shortfall - 1e-9)))
+
+
 def trigger_key(index: int, metric: str) -> str:
     return f"{index}:{metric}"
 
@@ -58,8 +70,10 @@ def trigger_reading(
     return obs.by_aggregation.get((trigger.metric, how)), how
 
 
-def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
-                   now: float) -> EmergencyResult:  # fmt: skip
+def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState, now: float,
+                   shortfall: float | None) -> EmergencyResult:  # fmt: skip
+    """`shortfall`: the pods the newest reading asks for (what a burst is sized to; None when
+    it cannot be measured: the burst is then the multiplier's)."""
     em = spec.emergency
     if not em.enabled:
         return EmergencyResult(None, False, _DISABLED)
@@ -96,11 +110,11 @@ def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
         if over_any:
             until = max(until, now + em.stable_window)
         if over_any or now < until:
-            floor = math.ceil(base * em.burst_multiplier)
+            floor = _sized(base, em.burst_multiplier, obs.current_replicas, shortfall)
             values.update(base=float(base), floor=float(floor), until=until)
             msg = (
-                f"bursting: at least {floor} replicas ({base} x {em.burst_multiplier:g}), "
-                "no scale-down"
+                f"bursting: at least {floor} replicas (the shortfall, at most {base} x "
+                f"{em.burst_multiplier:g}), no scale-down until the queue drains"
             )
             reason = Reason(Code.EMERGENCY_ACTIVE, msg, values)
             return EmergencyResult(floor, True, reason, since, until, base)
@@ -109,10 +123,14 @@ def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState,
 
     if fired:
         base = max(obs.current_replicas, 1)
-        floor = math.ceil(base * em.burst_multiplier)
+        floor = _sized(base, em.burst_multiplier, obs.current_replicas, shortfall)
         until = now + em.stable_window
         values.update(base=float(base), floor=float(floor), until=until, held_s=held_max)
-        msg = f"trigger held {held_max:.0f}s over threshold, {what}: burst to {floor} replicas"
+        sized = "" if shortfall is None else f"the shortfall {shortfall:.1f} pods, "
+        msg = (
+            f"trigger held {held_max:.0f}s over threshold, {what}: burst to {floor} replicas "
+            f"({sized}at most {base} x {em.burst_multiplier:g})"
+        )
         reason = Reason(Code.EMERGENCY_START, msg, values)
         return EmergencyResult(floor, True, reason, since, until, base)
     if over_any:

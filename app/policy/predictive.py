@@ -1,21 +1,19 @@
-"""Step 2, predictive: a floor from the forecast load, reached before the load arrives.
+"""Step 2, predictive: a floor from the forecast load, only as strong as the forecast has earned.
 
 A pod started now is Ready after the cold start, so the capacity that matters is the load from
-`now + cold_start` to `now + cold_start + forecast.buffer`: the policy takes the highest value of
-the forecast's upper quantile (`forecast.quantile`, P90 by default: provisioning to a band cut
-under-prediction sharply) over that interval and divides it by what one pod serves at the
-planned utilisation (`capacity.per_pod x capacity.utilization`).
+`now + cold_start` to `now + cold_start + forecast.buffer`. A forecast point is the mean load of
+its grid bucket, so the load over that interval is the highest bucket it touches (a step
+function: nyc's 30-minute buckets start and end at their edges, not half a bucket early). The
+policy reads the forecast's `forecast.quantile` band there (0.5 by default: the calibrated
+median, the model's own bias removed; the bands come from its measured errors at each lead, per
+series) and divides it by what one pod serves (`app.policy.capacity`).
 
-The forecast can only raise the need (`max(floor, reactive)`, like AWS predictive scaling,
-which never scales in on a forecast): a falling forecast alone removes pods no faster than the
-scale-down behaviour lets the reactive need do it. A forecast that failed, is older than
-`forecast.max_age`, does not cover the horizon, or has a non-finite value (NaN, inf) in it or
-a floor that overflows is ignored, with a reason. A finite forecast gone wild (1e12 req/s)
-raises the need, and that is all: the scale-up behaviour still limits how fast the count
-grows and `max_replicas` (step 7) caps it, so a bad forecast costs at most the rate limit's
-pods per period up to the cap, never more than the operator allowed.
-
-The forecast is assumed to be of `capacity.signal` (requests/s by default), in units per second.
+The floor only raises the need, and only where the forecast has earned it: a forecast whose
+backtest at the lead is no better than the last value (`LoadForecast.skill` <= 0, or unknown)
+adds nothing (the reactive step already sees the last value, sooner). A forecast that failed,
+is older than `forecast.max_age`, does not cover the horizon, or has a non-finite value in it
+or a floor that overflows is ignored, with a reason. A finite forecast gone wild (1e12 req/s)
+raises the need, and that is all: `max_replicas` (step 8) caps it.
 """
 
 from __future__ import annotations
@@ -31,9 +29,9 @@ from app.policy.types import LoadForecast, Observation, Reason
 
 __all__ = [
     "PredictiveResult",
+    "bucket_range",
     "cold_start_s",
     "forecast_floor",
-    "peak_between",
     "planned_pods",
     "quantile_path",
 ]
@@ -47,14 +45,6 @@ class PredictiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a froz
 _NONE: Mapping[str, float] = MappingProxyType({})
 # Constant outcomes are built once: a decision costs tens of microseconds, each object counts.
 _OFF = PredictiveResult(None, Reason(Code.PREDICTIVE_OFF, "scaler is reactive", _NONE))
-_NO_CAPACITY = PredictiveResult(
-    None,
-    Reason(
-        Code.PREDICTIVE_NO_CAPACITY,
-        "no capacity in the spec: cannot turn a load forecast into pods",
-        _NONE,
-    ),
-)
 _MISSING = PredictiveResult(None, Reason(Code.PREDICTIVE_MISSING, "no forecast yet", _NONE))
 
 
@@ -79,37 +69,22 @@ def quantile_path(forecast: LoadForecast, q: float) -> tuple[tuple[float, ...], 
     return forecast.mean, 0.5
 
 
-def planned_pods(spec: ScalerSpec, load: float) -> float | None:
-    """Pods for `load` at the planned utilisation, fractional; None without a capacity."""
-    if spec.capacity is None:
+def planned_pods(spec: ScalerSpec, load: float, per_pod: float | None = None) -> float | None:
+    """Pods for `load` (fractional): `per_pod` (the capacity in use), else the spec's; None
+    when neither is known."""
+    if per_pod is None and spec.capacity.per_pod is not None:
+        per_pod = spec.capacity.per_pod * spec.capacity.utilization
+    if per_pod is None:
         return None
-    return max(0.0, load) / (spec.capacity.per_pod * spec.capacity.utilization)
+    return max(0.0, load) / per_pod
 
 
-def peak_between(path: tuple[float, ...], start: float, step: float, t0: float, t1: float) -> float:
-    """Highest value of the piecewise-linear path over [t0, t1] (both within the path)."""
-    last = len(path) - 1
-    best = -math.inf
-    for t in (t0, t1):
-        x = (t - start) / step
-        i = int(x)
-        v = path[-1] if i >= last else path[i] + (path[i + 1] - path[i]) * (x - i)
-        if v > best:
-            best = v
-    hi = min(int((t1 - start) / step), last)
-    for i in range(int((t0 - start) / step) + 1, hi + 1):
-        if path[i] > best:
-            best = path[i]
-    return best
-
-
-def _finite_between(path: tuple[float, ...], start: float, step: float, t0: float,
-                    t1: float) -> bool:  # fmt: skip
-    """True when every grid point `peak_between` may read over [t0, t1] is finite."""
-    last = len(path) - 1
-    first = max(0, min(int((t0 - start) / step), last))
-    end = min(int((t1 - start) / step) + 1, last)
-    return all(math.isfinite(v) for v in path[first : end + 1])
+def bucket_range(start: float, step: float, n: int, t0: float, t1: float) -> range:
+    """The indexes of the grid buckets `[start + i step, start + (i + 1) step)` that overlap
+    `[t0, t1]`, within the `n` points of a path (empty when none does)."""
+    first = max(0, math.floor((t0 - start) / step))
+    last = min(n - 1, math.floor((t1 - start) / step))
+    return range(first, last + 1)
 
 
 def forecast_floor(
@@ -117,14 +92,15 @@ def forecast_floor(
     obs: Observation,
     forecast: LoadForecast | None,
     now: float,
-    reactive_need: float,
+    per_pod: float | None,
+    capacity_note: str,
 ) -> PredictiveResult:
     """The pods the forecast asks for at the horizon, or None with the reason it was ignored."""
     if spec.scaler == "reactive":
         return _OFF
-    capacity = spec.capacity
-    if capacity is None:
-        return _NO_CAPACITY
+    if per_pod is None:
+        msg = f"{capacity_note}: cannot turn a load forecast into pods"
+        return PredictiveResult(None, Reason(Code.PREDICTIVE_NO_CAPACITY, msg, _NONE))
     if forecast is None:
         return _MISSING
     if forecast.failed is not None:
@@ -141,18 +117,25 @@ def forecast_floor(
     t1 = t0 + spec.forecast.buffer
     path, q_used = quantile_path(forecast, spec.forecast.quantile)
     step = forecast.step_s
-    end = forecast.start + step * (len(path) - 1)
-    lo, hi = max(t0, forecast.start), min(t1, end)
-    if not path or step <= 0 or lo > hi:
+    buckets = bucket_range(forecast.start, step, len(path), t0, t1) if step > 0 else range(0)
+    if not buckets:
+        end = forecast.start + step * len(path)
         msg = "forecast does not cover the horizon: ignored"
         values = {"horizon_from": t0, "horizon_to": t1, "forecast_start": forecast.start,
                   "forecast_end": end}  # fmt: skip
         return PredictiveResult(None, Reason(Code.PREDICTIVE_OUT_OF_RANGE, msg, values))
+    skill = forecast.skill
+    if skill is None or not math.isfinite(skill) or skill <= 0:
+        shown = "unknown" if skill is None or not math.isfinite(skill) else f"{skill:.0%}"
+        msg = (
+            f"forecast ({forecast.model}) has no measured skill over the last value at its "
+            f"lead (skill {shown}): it adds nothing to what the metrics show"
+        )
+        values = {} if skill is None or not math.isfinite(skill) else {"skill": skill}
+        return PredictiveResult(None, Reason(Code.PREDICTIVE_NO_SKILL, msg, values))
 
-    per_pod = capacity.per_pod * capacity.utilization
-    peak = peak_between(path, forecast.start, step, lo, hi)
-    finite = _finite_between(path, forecast.start, step, lo, hi)
-    if not finite or not math.isfinite(peak / per_pod):
+    peak = max(path[i] for i in buckets)
+    if not all(math.isfinite(path[i]) for i in buckets) or not math.isfinite(peak / per_pod):
         msg = "forecast has a non-finite value (NaN or inf) over the horizon: ignored"
         values = {"horizon_from": t0, "horizon_to": t1}
         return PredictiveResult(None, Reason(Code.PREDICTIVE_INVALID, msg, values))
@@ -165,13 +148,11 @@ def forecast_floor(
         "lead_s": lead,
         "buffer_s": spec.forecast.buffer,
         "floor": floor,
-        "reactive_need": reactive_need,
+        "skill": skill,
     }
-    if floor > reactive_need:
-        msg = (
-            f"forecast P{q_used * 100:.0f} load {load:.3g}/s in {lead:.0f}-"
-            f"{lead + spec.forecast.buffer:.0f}s needs {floor:.2f} pods: raising the need"
-        )
-        return PredictiveResult(floor, Reason(Code.PREDICTIVE_FLOOR, msg, values))
-    msg = f"forecast needs {floor:.2f} pods, reactive already {reactive_need:.2f}"
-    return PredictiveResult(floor, Reason(Code.PREDICTIVE_BELOW, msg, values))
+    msg = (
+        f"forecast P{q_used * 100:.0f} load {load:.3g}/s in {lead:.0f}-"
+        f"{lead + spec.forecast.buffer:.0f}s (skill {skill:.0%} over the last value) needs "
+        f"{floor:.2f} pods at {per_pod:.3g}/s each"
+    )
+    return PredictiveResult(floor, Reason(Code.PREDICTIVE_FLOOR, msg, values))

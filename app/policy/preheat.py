@@ -1,8 +1,12 @@
 """Step 5, preheat: warm spare capacity so new load lands on a Ready pod (zero cold start).
 
-`eager` keeps `min_ready` spare pods above the need at all times (a warm pool, like AWS warm
-pools' MinSize); `lazy` adds nothing here and relies on step 2, which already launches pods one
-cold start ahead of the forecast load.
+`eager` keeps at least `min_ready` pods' worth of spare capacity above the recent demand at full
+use (a warm pool, like AWS warm pools' MinSize): `need >= demand + min_ready`. Headroom the
+other steps already provide counts as spare: at 40 busy pods planned at 85 % the six idle pods'
+worth is spare enough, while at 2 busy pods at night the pool still holds one more. Without a
+load metric (no demand to measure against) the spares are added on top of the need. `lazy` adds
+nothing here and relies on step 2, which already launches pods one cold start ahead of the
+forecast load.
 """
 
 from __future__ import annotations
@@ -18,14 +22,31 @@ __all__ = ["preheat_need"]
 _DISABLED = Reason(Code.PREHEAT_DISABLED, "preheat disabled", MappingProxyType({}))
 
 
-def preheat_need(spec: ScalerSpec, need: float) -> tuple[float, Reason]:
-    """The need with the spare pods added, and why."""
+def preheat_need(spec: ScalerSpec, need: float, demand: float | None) -> tuple[float, Reason]:
+    """The need with the spare capacity ensured, and why."""
     p = spec.preheat
     if not p.enabled:
         return need, _DISABLED
     if p.strategy == "lazy":
         msg = "lazy preheat: no spare pods, the forecast pre-launches capacity"
         return need, Reason(Code.PREHEAT_LAZY, msg, {"need": need})
-    out = need + p.min_ready
-    msg = f"eager preheat: {p.min_ready} spare ready pod(s) above the need {need:.2f}"
-    return out, Reason(Code.PREHEAT_EAGER, msg, {"min_ready": float(p.min_ready), "need": out})
+    values = {"min_ready": float(p.min_ready)}
+    if demand is None:
+        out = need + p.min_ready
+        msg = f"eager preheat: {p.min_ready} spare ready pod(s) above the need {need:.2f}"
+    elif need >= demand + p.min_ready:
+        out = need
+        values["demand"] = demand
+        msg = (
+            f"eager preheat: the need {need:.2f} already leaves {need - demand:.2f} pods spare "
+            f"above the demand {demand:.2f} (>= {p.min_ready})"
+        )
+    else:
+        out = demand + p.min_ready
+        values["demand"] = demand
+        msg = (
+            f"eager preheat: {p.min_ready} spare ready pod(s) above the demand {demand:.2f}: "
+            f"{out:.2f}"
+        )
+    values["need"] = out
+    return out, Reason(Code.PREHEAT_EAGER, msg, values)

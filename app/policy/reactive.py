@@ -1,29 +1,41 @@
-"""Step 1, reactive: how many pods the metrics as measured now ask for.
+"""Step 1, reactive: how many pods the metrics as measured ask for, read the way Knative reads
+concurrency: averaged over a stable window, with a panic mode for a sudden jump.
 
-Per metric, Kubernetes' replica calculator (`replica_calculator.go`, plain metrics):
-`usage = observed / target`; within `tolerance` of 1 keep the current count; otherwise
-`usage x pods that reported`. Pods that are Ready but did not report count as exactly the target
-on a scale-down and 0 on a scale-up; not-yet-ready pods count as 0 on a scale-up; if that
-rebalancing flips the direction or lands in the dead-band, keep the current count. A metric
-aggregated with `sum` is a total over pods (KEDA's AverageValue): `need = total / target`.
+Each decision first turns the fresh readings into numbers of pods (`read_metrics`):
+- **need**, pods at the metrics' targets. Per load metric (a percent or plain target),
+  Kubernetes' replica calculator (`replica_calculator.go`) without its dead-band:
+  `usage x pods that reported`, where Ready pods that did not report count as exactly the
+  target on a scale-down and 0 on a scale-up, and not-yet-ready pods as 0 on a scale-up; a
+  `sum` metric is a total over pods: `total / target`. Load metrics blend by weight (the
+  brief's 0.6 / 0.4) or by max (HPA).
+- **demand**, the same pods at full use: for a percent target `need x target / 100` (what the
+  pods are busy with), for a plain target the need itself. It is what the learned capacity is
+  measured against and the least a forecast may provision.
+- A **ceiling** (`<5`) is not a load measure but a bound: under its target it abstains. Over it
+  the deployment is saturated: with a known capacity, the load signal shows the demand the busy
+  pods cannot (`load / capacity` pods at full use), and the queue over the ceiling adds the pods
+  that serve it within `reactive.drain` (how long a queued request may wait) counted from when
+  new pods would be Ready (`excess / (capacity x (drain - cold start))`; nothing when the cold
+  start is longer: those requests are served by the pods already up, or lost whatever is
+  launched); without a capacity it asks like KEDA's queue scaler (`queue / target` pods).
 
-What the policy assumes of `Observation.metrics` (the shell aggregates per-pod samples):
-- one `MetricReading` per spec metric (and per emergency trigger metric), keyed by name;
-- `value` aggregates the samples of **Ready** pods within the metric's window with the spec's
-  aggregation; `pods_reporting` is how many Ready pods contributed (0 = not counted: then every
-  Ready pod is assumed to have reported); `age_s` is the age of the newest sample;
-- a metric with no sample is `value=None` (or absent); older than `fallback.stale_after` is
-  treated the same.
+Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
+`reactive.window`. A stable need within `tolerance` of the current count keeps the count (HPA's
+dead-band). A newest need of `reactive.panic` x the Ready pods or more, and above the current
+count, is acted on at once and holds scale-down for a window (Knative's panic mode; a need
+under the current count is no panic, however few pods are Ready yet).
 
-Metrics are combined by weight (the brief) or by max (HPA). With some metrics missing the rest
-still decide, but never a scale-down ("never scale down on partial data"); with none, the
-spec's fallback holds the current count or goes to a fixed count.
+Missing data: with some metrics missing the rest still decide, but never a scale-down (the
+hold step enforces it); with none, the spec's fallback holds the current count or goes to a
+fixed count. A reading gone wild counts as missing, never as load: NaN, +-inf, a negative
+value, or one so large that the pods it asks for overflow a float. The reason names each metric
+left out and why (`<name>.stale_s`, `<name>.invalid` in its values): silence reads as "stale",
+not as idle.
 
-A reading gone wild counts as missing, never as load: NaN, +-inf, a negative value, or one so
-large that the pods it asks for overflow a float. So a broken exporter cannot scale down
-(missing data never does) and cannot scale past `max_replicas` (a finite 1e12 scales up at the
-behaviour's rate, capped by the bounds). The reason names each metric left out and why
-(`<name>.stale_s`, `<name>.invalid` in its values): silence reads as "stale", not as idle.
+What the policy assumes of `Observation.metrics` (the shell aggregates per-pod samples): one
+`MetricReading` per spec metric, `value` aggregated over the Ready pods within the metric's
+window the spec's way, `pods_reporting` the pods that contributed (0: every Ready pod assumed),
+`age_s` the age of the newest sample; no sample is `value=None`.
 """
 
 from __future__ import annotations
@@ -33,19 +45,21 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from app.policy.codes import Code
+from app.policy.predictive import cold_start_s
 from app.policy.spec import MetricSpec, ScalerSpec
-from app.policy.types import MetricReading, Observation, Reason
+from app.policy.types import MetricReading, Observation, Reason, ScalerState
 
-__all__ = ["MAX_NEED", "ReactiveResult", "hpa_replicas", "reactive_need"]
+__all__ = [
+    "MAX_NEED",
+    "ReactiveResult",
+    "Reading",
+    "hpa_replicas",
+    "reactive_need",
+    "read_metrics",
+]
 
 _EPS = 1e-9
 MAX_NEED = 1e9  # pods: more than any cluster runs; a need past it is a wild reading's
-
-
-class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
-    need: float
-    has_data: bool  # at least one metric had fresh data
-    reason: Reason
 
 
 def hpa_replicas(
@@ -120,6 +134,7 @@ def _left_out(
 
 def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Observation,
                  tolerance: float) -> float | None:  # fmt: skip
+    """Pods at the metric's target: Kubernetes' replica calculator, dead-band included."""
     target = m.target.value
     current = obs.current_replicas
     if m.aggregation == "sum":
@@ -149,17 +164,51 @@ def _metric_need(m: MetricSpec, value: float, reading: MetricReading, obs: Obser
     )
 
 
-def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
-    """The reactive need (pods, fractional) and why."""
-    current = obs.current_replicas
+def _metric_demand(m: MetricSpec, value: float, obs: Observation) -> float:
+    """The pods' worth of work the metric shows, at full use: a percent target's average over
+    the Ready pods as a share of 100 %, a plain target's as a share of the target (taken as
+    full use), a `sum` over the target."""
+    if m.aggregation == "sum":
+        return value / m.target.value
+    full = 100.0 if m.target.form == "percent" else m.target.value
+    return value / full * max(obs.ready_pods, obs.starting_pods if obs.ready_pods <= 0 else 0)
+
+
+def _excess(m: MetricSpec, value: float, obs: Observation) -> float:
+    """Requests over a ceiling (0 under it): per pod over the Ready pods, or in total."""
+    target = m.target.value
+    if m.aggregation == "sum":
+        return max(0.0, value - target * max(1, obs.ready_pods))
+    return max(0.0, value - target) * max(1, obs.ready_pods)
+
+
+class Reading(NamedTuple):
+    """What the fresh metrics say at this decision, before any averaging."""
+
+    need: float | None  # pods at the load metrics' targets (None: no load metric fresh)
+    demand: float | None  # the same pods at full use
+    target_use: float  # the load metrics' targets as a share of full use (85 % -> 0.85)
+    excess: float  # requests over the ceilings (0 under them, or no ceiling)
+    ceiling_need: float | None  # KEDA-style pods for the ceilings (used without a capacity)
+    saturated: bool  # a ceiling is over its target
+    valid: int  # metrics that counted
+    total: int  # metrics that could have
+    left_out: tuple[str, ...]
+    values: dict[str, float]
+
+
+def read_metrics(spec: ScalerSpec, obs: Observation) -> Reading:
+    """The readings of this decision in pods (see the module docstring)."""
     stale_after = spec.fallback.stale_after
-    values: dict[str, float] = {"current": float(current)}
-    total_w = 0.0
-    weighted = 0.0
-    best = -1.0
-    valid = 0
-    n = 0
+    values: dict[str, float] = {"current": float(obs.current_replicas)}
     by_weight = spec.combine == "weighted"
+    total_w = weighted = weighted_demand = weighted_use = 0.0
+    best = best_demand = -1.0
+    best_use = 1.0
+    excess = 0.0
+    ceiling_need: float | None = None
+    saturated = False
+    valid = n = 0
     left_out: list[str] = []
     for m in spec.metrics:
         # No weights given means equal shares: weight 1 each, normalised below. With weights,
@@ -173,6 +222,18 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
         if value is None or reading is None:
             left_out.append(_left_out(m.name, reading, stale_after, values))
             continue
+        k_value, k_target, k_need = _keys(m.name)
+        if m.target.form == "below":
+            valid += 1
+            values[k_value] = value
+            values[k_target] = m.target.value
+            over = _excess(m, value, obs)
+            if over > 0:
+                saturated = True
+                excess += over
+            keda = value / m.target.value * (1 if m.aggregation == "sum" else obs.ready_pods)
+            ceiling_need = keda if ceiling_need is None else max(ceiling_need, keda)
+            continue
         need = _metric_need(m, value, reading, obs, spec.tolerance)
         if need is None:
             left_out.append(f"{m.name}: no Ready or starting pod to attribute it to")
@@ -181,48 +242,168 @@ def reactive_need(spec: ScalerSpec, obs: Observation) -> ReactiveResult:
             values[f"{m.name}.invalid"] = 1.0
             left_out.append(f"{m.name}: {value!r} asks for more pods than a float holds")
             continue
+        demand = _metric_demand(m, value, obs)
+        use = m.target.value / 100.0 if m.target.form == "percent" else 1.0
         valid += 1
-        k_value, k_target, k_need = _keys(m.name)
         values[k_value] = value
         values[k_target] = m.target.value
         values[k_need] = need
         total_w += w
         weighted += w * need
+        weighted_demand += w * demand
+        weighted_use += w * use
         if need > best:
-            best = need
+            best, best_demand, best_use = need, demand, use
+    need_out: float | None = None
+    demand_out: float | None = None
+    use_out = 1.0
+    if total_w > 0:
+        need_out = weighted / total_w if by_weight else best
+        demand_out = weighted_demand / total_w if by_weight else best_demand
+        use_out = weighted_use / total_w if by_weight else best_use
+        if not math.isfinite(need_out):  # weighted finite needs can still overflow when summed
+            need_out = demand_out = MAX_NEED
+    return Reading(
+        need_out,
+        demand_out,
+        use_out,
+        excess,
+        ceiling_need,
+        saturated,
+        valid,
+        n,
+        tuple(left_out),
+        values,
+    )
 
-    values["metrics_valid"] = float(valid)
-    why = f" ({'; '.join(left_out)})" if left_out else ""
-    if valid == 0:
+
+class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
+    need: float  # what the reactive step asks for (dead-band and panic applied)
+    panic_need: float | None  # the newest reading's need while a panic holds
+    demand: float | None  # stable pods at full use (None: no load metric)
+    has_data: bool  # at least one metric had fresh data
+    partial: bool  # some metrics missing: no scale-down
+    panic: bool  # a panic reading now or within the window
+    reason: Reason
+    recent: tuple[tuple[float, float, float], ...]
+    since: float | None
+    panic_until: float | None
+
+
+def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
+               per_pod: float | None) -> tuple[float, float] | None:  # fmt: skip
+    """(need, demand) of this decision, ceilings included; None when nothing counts."""
+    if r.need is None:
+        if r.ceiling_need is None:
+            return None
+        # Only ceilings: without a load measure they ask like KEDA's queue scaler.
+        return r.ceiling_need, r.ceiling_need
+    need, demand = r.need, r.demand if r.demand is not None else r.need
+    if per_pod is None:
+        if r.saturated and r.ceiling_need is not None and r.ceiling_need > need:
+            need = demand = r.ceiling_need
+        return need, demand
+    load = obs.load_rate
+    if r.saturated and load is not None and math.isfinite(load):
+        # The busy pods top out at 100 %; the load signal shows what arrives beyond them
+        # (at the metrics' target use: 85 % of the pods' worth, as the metrics would plan).
+        rate_pods = max(0.0, load) / per_pod
+        if rate_pods > demand:
+            demand = rate_pods
+            need = max(need, rate_pods / r.target_use)
+    # New pods serve the queue only from when they are Ready: what waits past `drain` by then
+    # is lost whatever is launched, so the backlog is sized over what is left of it (nothing
+    # when the cold start is longer), and the load signal above sizes the rest.
+    left = spec.reactive.drain - cold_start_s(spec, obs)
+    drain = r.excess / (per_pod * left) if left > 0 else 0.0
+    return need + drain, demand + drain
+
+
+def reactive_need(
+    spec: ScalerSpec,
+    obs: Observation,
+    reading: Reading,
+    per_pod: float | None,
+    state: ScalerState,
+    now: float,
+) -> ReactiveResult:
+    """The reactive need (pods, fractional) over the stable window, and why."""
+    current = obs.current_replicas
+    values = reading.values
+    values["metrics_valid"] = float(reading.valid)
+    why = f" ({'; '.join(reading.left_out)})" if reading.left_out else ""
+    window = spec.reactive.window
+    cutoff = now - window
+    kept = tuple(e for e in state.recent if cutoff < e[0] < now)
+    panic_until = state.panic_until if state.panic_until and state.panic_until > now else None
+    needs = _now_needs(spec, reading, obs, per_pod)
+    if needs is None:
+        since = state.since
         if spec.fallback.on_missing == "replicas" and spec.fallback.replicas is not None:
             need = float(spec.fallback.replicas)
             values["need"] = need
             msg = f"no fresh metrics{why}: fallback to {spec.fallback.replicas} replicas"
-            return ReactiveResult(need, False, Reason(Code.REACTIVE_FALLBACK_REPLICAS, msg, values))
-        values["need"] = float(current)
-        msg = f"no fresh metrics{why}: holding {current} replicas"
+            reason = Reason(Code.REACTIVE_FALLBACK_REPLICAS, msg, values)
+        else:
+            need = float(current)
+            values["need"] = need
+            msg = f"no fresh metrics{why}: holding {current} replicas"
+            reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
-            float(current), False, Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
+            need, None, None, False, True, False, reason, kept, since, panic_until
         )
 
-    need = weighted / total_w if by_weight else best
-    if not math.isfinite(need):  # weighted finite needs can still overflow when summed
-        need = MAX_NEED
+    need_now, demand_now = needs
+    need_now = min(need_now, MAX_NEED)
+    demand_now = min(demand_now, MAX_NEED)
+    recent = (*kept, (now, need_now, demand_now))
+    stable = sum(e[1] for e in recent) / len(recent)
+    demand = sum(e[2] for e in recent) / len(recent) if reading.need is not None else None
+    since = state.since if state.since is not None else now
+    values.update(need_now=need_now, need_stable=stable, window_s=window)
+    if demand is not None:
+        values["demand_stable"] = demand
+    if per_pod is not None:
+        values["capacity_per_pod"] = per_pod
+    if reading.excess > 0:
+        values["queue_over_ceiling"] = reading.excess
+
+    ready = max(1, obs.ready_pods)
+    if need_now >= spec.reactive.panic * ready and need_now > current:
+        panic_until = now + window
+    panic_need = max(need_now, float(current)) if panic_until is not None else None
+    partial = reading.valid < reading.total
+
+    if panic_until is not None and panic_need is not None:
+        need = max(panic_need, stable)
+        code = Code.REACTIVE_PANIC
+        msg = (
+            f"panic: the newest reading asks for {need_now:.2f} pods (>= "
+            f"{spec.reactive.panic:g} x {ready} Ready within {window:.0f}s): acting on it, "
+            f"no scale-down for {panic_until - now:.0f}s"
+        )
+    elif current > 0 and abs(1.0 - stable / current) <= spec.tolerance:
+        need = float(current)
+        code = Code.REACTIVE_IN_TOLERANCE
+        msg = (
+            f"metrics ask for {stable:.2f} pods over {window:.0f}s, within tolerance of "
+            f"{current}: keep"
+        )
+    else:
+        need = stable
+        code = Code.REACTIVE_SCALE
+        msg = f"metrics ask for {stable:.2f} pods over {window:.0f}s, currently {current}"
+    if partial:
+        missing = reading.total - reading.valid
+        code = Code.REACTIVE_PARTIAL_HOLD if need < current else Code.REACTIVE_PARTIAL
+        msg = f"{missing} of {reading.total} metrics missing{why}: " + (
+            f"not scaling down on partial data (would be {need:.2f}), holding {current}"
+            if need < current
+            else f"the others ask for {need:.2f} pods"
+        )
+        need = max(need, float(current))
     values["need"] = need
-    if valid < n:
-        if need < current:
-            values["need"] = float(current)
-            msg = (
-                f"{n - valid} of {n} metrics missing{why}: not scaling down on partial data "
-                f"(would be {need:.2f}), holding {current}"
-            )
-            return ReactiveResult(
-                float(current), True, Reason(Code.REACTIVE_PARTIAL_HOLD, msg, values)
-            )
-        msg = f"{n - valid} of {n} metrics missing{why}: the others ask for {need:.2f} pods"
-        return ReactiveResult(need, True, Reason(Code.REACTIVE_PARTIAL, msg, values))
-    if need == current:
-        msg = f"metrics within tolerance of their targets: keep {current}"
-        return ReactiveResult(need, True, Reason(Code.REACTIVE_IN_TOLERANCE, msg, values))
-    msg = f"metrics ask for {need:.2f} pods ({spec.combine}), currently {current}"
-    return ReactiveResult(need, True, Reason(Code.REACTIVE_SCALE, msg, values))
+    return ReactiveResult(
+        need, panic_need, demand, True, partial, panic_until is not None,
+        Reason(code, msg, values), recent, since, panic_until,
+    )  # fmt: skip

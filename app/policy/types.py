@@ -8,12 +8,15 @@ never reads a clock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Decision",
     "FractionalPlan",
+    "LearnedCapacity",
     "LoadForecast",
     "MetricReading",
     "Observation",
@@ -54,7 +57,13 @@ class Observation:
 class LoadForecast:
     """A forecast of the load signal on a regular grid starting at `start`.
 
+    Point `i` is the mean load over the bucket `[start + i * step_s, start + (i + 1) * step_s)`
+    (the grid the history was averaged on), so the load forecast at time `t` is the value of
+    the bucket holding `t`: a step function, not a line between bucket starts.
     `quantiles` maps a probability (0.5, 0.9, 0.99) to a path the same length as `mean`.
+    `skill` is how much better than the last value the model forecast its own history at the
+    policy's lead (`1 - MAE / MAE of the last value`): above 0 it has earned a say; at or below
+    0, or None (nothing to measure it on), the policy does not let it raise the need.
     """
 
     model: str
@@ -64,6 +73,7 @@ class LoadForecast:
     mean: tuple[float, ...]
     quantiles: Mapping[float, tuple[float, ...]] = field(default_factory=dict)
     failed: str | None = None  # set when the last fit failed; the policy then falls back
+    skill: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +98,95 @@ class FractionalPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnedCapacity:
+    """What one pod serves of the load signal, learned from what the pods pushed: a decaying
+    mean of `load / busy pods` (`weight` samples' worth, `sum` and `sum_sq` of the estimates)."""
+
+    sum: float = 0.0
+    sum_sq: float = 0.0
+    weight: float = 0.0
+    updated_at: float | None = None
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.weight if self.weight > 0 else None
+
+    @property
+    def spread(self) -> float | None:
+        """Relative standard deviation of the estimates (how sure the mean is, not the
+        standard error: a few noisy samples and many steady ones read differently)."""
+        mean = self.mean
+        if mean is None or mean <= 0:
+            return None
+        var = max(0.0, self.sum_sq / self.weight - mean * mean)
+        return math.sqrt(var) / mean
+
+
+@dataclass(frozen=True, slots=True)
 class ScalerState:
-    """What the policy carries between calls (recommendation history, past scale events,
-    burst state). Owned by the policy; callers store it and hand it back unchanged."""
+    """What the policy carries between calls. Owned by the policy; callers store it (as
+    `to_dict()`, JSON-ready) and hand it back unchanged.
+
+    - `recent`: (time, need, demand) of each decision within the stable window (the reactive
+      step averages them, like Knative's stable window);
+    - `lows`: (time, lowest count that decision would keep) within the stable window: a
+      scale-down goes no lower than the highest of them (hysteresis without a 300 s hold);
+    - `since`: the first decision that had data (no scale-down before one stable window);
+    - `panic_until`: no scale-down before this time (a panic reading was seen);
+    - `capacity`: the learned per-pod capacity;
+    - `recommendations`, `scale_events`: HPA behaviour state (windows, rate limits);
+    - `trigger_since`, `burst_until`, `burst_base`: the emergency burst.
+    """
 
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) for windows
     scale_events: tuple[tuple[float, int], ...] = ()  # (time, delta) for rate policies
     trigger_since: Mapping[str, float] = field(default_factory=dict)  # trigger id -> first over
     burst_until: float | None = None  # burst lasts at least until this time
     burst_base: int | None = None  # replicas when the burst started
+    recent: tuple[tuple[float, float, float], ...] = ()
+    lows: tuple[tuple[float, float], ...] = ()
+    since: float | None = None
+    panic_until: float | None = None
+    capacity: LearnedCapacity = field(default_factory=LearnedCapacity)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (what the store keeps between decisions)."""
+        cap = self.capacity
+        return {
+            "recommendations": [list(r) for r in self.recommendations],
+            "scale_events": [list(e) for e in self.scale_events],
+            "trigger_since": dict(self.trigger_since),
+            "burst_until": self.burst_until,
+            "burst_base": self.burst_base,
+            "recent": [list(r) for r in self.recent],
+            "lows": [list(r) for r in self.lows],
+            "since": self.since,
+            "panic_until": self.panic_until,
+            "capacity": [cap.sum, cap.sum_sq, cap.weight, cap.updated_at],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> ScalerState:
+        """The inverse of `to_dict`; keys a version before them did not write get defaults."""
+        cap = doc.get("capacity") or [0.0, 0.0, 0.0, None]
+        return cls(
+            recommendations=tuple((float(t), int(r)) for t, r in doc.get("recommendations", ())),
+            scale_events=tuple((float(t), int(d)) for t, d in doc.get("scale_events", ())),
+            trigger_since={str(k): float(v) for k, v in doc.get("trigger_since", {}).items()},
+            burst_until=_opt_float(doc.get("burst_until")),
+            burst_base=None if doc.get("burst_base") is None else int(doc["burst_base"]),
+            recent=tuple((float(t), float(n), float(d)) for t, n, d in doc.get("recent", ())),
+            lows=tuple((float(t), float(v)) for t, v in doc.get("lows", ())),
+            since=_opt_float(doc.get("since")),
+            panic_until=_opt_float(doc.get("panic_until")),
+            capacity=LearnedCapacity(
+                float(cap[0]), float(cap[1]), float(cap[2]), _opt_float(cap[3])
+            ),
+        )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)  # a JSON number, or null
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ cadence, and hands the policy's `Decision.replicas` to the cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -16,13 +17,13 @@ import numpy as np
 
 from app.forecasting import History, to_load_forecast
 from app.forecasting.base import Forecaster
-from app.forecasting.from_spec import forecaster_for, lead_steps
+from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
 from app.policy import decide, parse_spec
 from app.policy.codes import Code
 from app.policy.spec import ScalerSpec
 from app.policy.types import LoadForecast, MetricReading, Observation, ScalerState
 from app.sim.engine import ClusterView, Sample, Scenario
-from app.sim.traces import TraceKind, Workload
+from app.sim.traces import Workload
 
 __all__ = ["BRIEF_SPEC", "CiuicPolicy", "default_spec"]
 
@@ -46,20 +47,14 @@ BRIEF_SPEC: dict[str, Any] = {
 
 
 def default_spec(scenario: Scenario, workload: Workload) -> dict[str, Any]:
-    """The brief's spec for this scenario: bounds from the scenario, and the capacity of one
-    pod in requests/s (slots / service time: 0.5/s for count traces; for a request log, slots
-    over the log's mean service time)."""
-    if workload.kind is TraceKind.COUNTS:
-        per_pod = scenario.slots_per_pod / workload.service_s
-    else:
-        total = sum(sum(v) for v in workload.services.values())
-        mean_s = total / max(1, int(workload.arrivals.sum()))
-        per_pod = scenario.slots_per_pod / max(mean_s, 1e-9)
+    """The brief's spec for this scenario: the bounds from the scenario and nothing else. The
+    per-pod capacity is learned online from what the pods push (`capacity: learn`, the
+    default), as the live service learns it: nothing is read from the scored window."""
+    del workload  # the same spec for every trace
     return {
         **BRIEF_SPEC,
         "min_replicas": scenario.min_replicas,
         "max_replicas": scenario.max_replicas,
-        "capacity": {"request_rate": f"{per_pod:.6g}/s"},
     }
 
 
@@ -135,7 +130,7 @@ class CiuicPolicy:
         cheap `refresh` (same model, newer data) whenever a grid bucket completes in between,
         as the forecasting package intends; then a path for the lead plus one hour."""
         hist = self._history[-self.history_points :]
-        if len(hist) < 2:
+        if len(hist) < 2 or model_name(self.spec) is None:
             return
         first = self.workload.start + (len(self._history) - len(hist)) * self.step_s
         first -= len(self.workload.history_rate) * self.step_s
@@ -148,6 +143,14 @@ class CiuicPolicy:
         model = self._model.fit(history) if full else self._model.refresh(history)
         self._forecast = to_load_forecast(model.predict(horizon), None, made_at=now_unix)
 
+    def _restamp(self, now_unix: float) -> None:
+        """The live service refreshes its forecast every minute; with no new bucket since the
+        last one it gets the same forecast back, so here it is only re-dated (a forecast on
+        an hourly grid is never read as stale between buckets)."""
+        f = self._forecast
+        if f is not None and now_unix - f.made_at >= 60.0:
+            self._forecast = dataclasses.replace(f, made_at=now_unix)
+
     # -- one reconcile tick -------------------------------------------------------------------
 
     def decide(self, view: ClusterView) -> int:
@@ -159,6 +162,8 @@ class CiuicPolicy:
             self._update_forecast(now_unix, full=True)
         elif completed:
             self._update_forecast(now_unix, full=False)
+        else:
+            self._restamp(now_unix)
         if s is None:
             metrics = {name: MetricReading(None) for name in _METRICS}
             extra = {pair: MetricReading(None) for pair in self._extra}

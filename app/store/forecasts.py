@@ -36,6 +36,7 @@ async def save_forecast(
             {
                 "mean": list(forecast.mean),
                 "quantiles": {str(q): list(p) for q, p in forecast.quantiles.items()},
+                "skill": forecast.skill,
             }
         ),
         "failed": forecast.failed,
@@ -62,6 +63,7 @@ async def get_forecast(conn: AsyncConnection, scaler: str) -> StoredForecast | N
         mean=tuple(float(v) for v in points["mean"]),
         quantiles={float(q): tuple(float(v) for v in p) for q, p in points["quantiles"].items()},
         failed=row.failed,
+        skill=points.get("skill"),  # absent in forecasts stored before skill was measured
     )
     return StoredForecast(scaler, forecast, json.loads(row.details))
 

@@ -60,28 +60,13 @@ class StoredEvent:
 
 
 def state_to_json(state: ScalerState) -> str:
-    return json.dumps(
-        {
-            "recommendations": [list(r) for r in state.recommendations],
-            "scale_events": [list(e) for e in state.scale_events],
-            "trigger_since": dict(state.trigger_since),
-            "burst_until": state.burst_until,
-            "burst_base": state.burst_base,
-        }
-    )
+    return json.dumps(state.to_dict())
 
 
 def state_from_json(text: str | None) -> ScalerState:
     if not text:
         return ScalerState()
-    doc = json.loads(text)
-    return ScalerState(
-        recommendations=tuple((float(t), int(r)) for t, r in doc.get("recommendations", ())),
-        scale_events=tuple((float(t), int(d)) for t, d in doc.get("scale_events", ())),
-        trigger_since={str(k): float(v) for k, v in doc.get("trigger_since", {}).items()},
-        burst_until=doc.get("burst_until"),
-        burst_base=doc.get("burst_base"),
-    )
+    return ScalerState.from_dict(json.loads(text))
 
 
 def decision_to_json(decision: Decision) -> dict[str, Any]:

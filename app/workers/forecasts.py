@@ -62,9 +62,7 @@ async def load_history(
     span_s: float = HISTORY_S,
 ) -> History | None:
     """The load signal (the capacity's signal, summed over pods) on a grid of complete
-    buckets ending before `now`; None when the spec has no capacity or nothing was pushed."""
-    if spec.capacity is None:
-        return None
+    buckets ending before `now`; None when nothing was pushed."""
     selector = spec.metrics[0].selector if spec.metrics else {}
     found = await find_series(
         conn,

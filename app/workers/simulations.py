@@ -79,7 +79,8 @@ def _replay_workload(
     scenario = dataclasses.replace(
         base, min_replicas=max(1, parsed.min_replicas), max_replicas=parsed.max_replicas
     )
-    per_pod = parsed.capacity.per_pod if parsed.capacity else 1.0 / base.count_service_s * 8
+    # A learned capacity is the scaler's own; the replay prices the scenario's requests.
+    per_pod = parsed.capacity.per_pod or base.slots_per_pod / base.count_service_s
     service_s = max(1, round(base.slots_per_pod / per_pod))
     per_second = np.repeat(np.nan_to_num(np.asarray(rates, dtype=np.float64)), int(step_s))
     arrivals = np.random.default_rng(seed).poisson(np.clip(per_second, 0, None))

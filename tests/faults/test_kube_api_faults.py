@@ -53,6 +53,7 @@ SPEC: dict[str, Any] = {
     "metrics": [{"name": "request_queue", "target": "<5", "aggregation": "sum"}],
     "min_replicas": 1,
     "max_replicas": 10,
+    "reactive": {"window": "1s"},  # each tick decides on its own reading (20 s apart)
     "behavior": {  # no stabilisation and no rate limit: every tick does what it is told
         "scaleUp": {
             "stabilizationWindowSeconds": 0,

@@ -164,6 +164,7 @@ def test_leader_killed_mid_rollout_the_other_replica_takes_over_and_resumes(
         "target": NAME,
         "min_replicas": 2,
         "metrics": [{"name": "gpu_utilization", "target": "85%"}],
+        "reactive": {"window": "1s"},  # the hand-back decides on the load now
     }
     assert httpx.post(f"{a.url}/v1/scalers", json=spec).status_code == 201
     push(a.url, 40.0)  # light load: once the rollout hands back, the policy gives back the surge

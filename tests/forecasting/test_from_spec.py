@@ -38,9 +38,19 @@ def test_reactive_scalers_forecast_nothing() -> None:
 def test_the_briefs_prophet_params_become_prophets_own() -> None:
     params = {"seasonality": "daily", "growth": "logistic"}
     spec = parse_spec({**BASE, "algorithm": {"name": "prophet", "params": params}})
-    model: Any = forecaster_for(spec, lead=2)
+    wrapped: Any = forecaster_for(spec, lead=2)
+    model = wrapped.model  # measured beside the last value (WithSkill)
     assert model.growth == "logistic"
     assert model.cap == pytest.approx(8 * 0.5)  # max_replicas x per-pod capacity (req/s)
+
+
+def test_logistic_growth_without_a_stated_capacity_grows_linearly() -> None:
+    """A learned capacity is unknown when the model is built: there is no cap to set."""
+    doc = {k: v for k, v in BASE.items() if k != "capacity"}
+    params = {"seasonality": "daily", "growth": "logistic"}
+    spec = parse_spec({**doc, "algorithm": {"name": "prophet", "params": params}})
+    wrapped: Any = forecaster_for(spec, lead=2)
+    assert wrapped.model.growth == "linear"
 
 
 @pytest.mark.parametrize(

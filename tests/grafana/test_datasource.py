@@ -458,8 +458,9 @@ def test_forecast_bands_follow_the_fitted_forecast_ahead_of_now(server: LiveServ
     assert series["mean"][start] == 4.0 and series["mean"][times[-1]] == 8.0
     for t in times:
         assert series["p50"][t] <= series["p90"][t] <= series["p99"][t]
-        # pods for p90 (the spec's quantile) at 0.5 requests/s each, within the bounds
-        assert series["replicas"][t] == min(40, max(1, math.ceil(series["p90"][t] / 0.5 - 1e-9)))
+        # pods for p50 (the spec's quantile: the calibrated median by default) at 0.5
+        # requests/s each, within the bounds
+        assert series["replicas"][t] == min(40, max(1, math.ceil(series["p50"][t] / 0.5 - 1e-9)))
 
 
 def test_a_band_the_model_did_not_produce_is_not_invented(server: LiveServer) -> None:
@@ -651,7 +652,7 @@ def test_decision_table_lists_the_latest_reasons(server: LiveServer) -> None:
     )
     (table,) = r.json()
     assert [c["text"] for c in table["columns"]] == ["Time", "Step", "Code", "Reason", "Values"]
-    assert [row[1] for row in table["rows"]] == list(range(1, 9))
+    assert [row[1] for row in table["rows"]] == list(range(1, 10))
     assert table["rows"][0][2].startswith("reactive.")
 
 

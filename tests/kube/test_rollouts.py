@@ -16,7 +16,7 @@ import pytest
 
 from app.settings import Settings
 from app.store.migrate import upgrade
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, decided_once, start_server
 from tests.kube.emulator import KubeEmulator
 
 
@@ -61,16 +61,20 @@ def test_a_rollout_through_the_kubernetes_api(
 ) -> None:
     kube, url = realtime_kube, service.url
     kube.add_workload("llm", replicas=2, ready=True)
+    # Each decision reads its own samples: the stable window (and the hold it gives scale-down)
+    # has its own tests; here a hand-back must decide on what the load says now.
     spec = {
         "name": "llm",
         "target": "llm",
         "metrics": [{"name": "gpu_utilization", "target": "85%"}],
+        "reactive": {"window": "1s"},
     }
     assert httpx.post(f"{url}/v1/scalers", json=spec).status_code == 201
     samples = [
         {"metric": "gpu_utilization", "labels": {"pod": f"p{i}"}, "value": 40.0} for i in range(2)
     ]
     assert httpx.post(f"{url}/v1/samples", json={"samples": samples}).status_code == 200
+    decided_once(service, "llm", after_s=1.1)  # a window of its own data before the rollout
     r = httpx.post(
         f"{url}/v1/scalers/llm/rollouts",
         json={"image": "deepseek:7b-v2", "surge_percent": 50, "stabilize_s": 0.2},

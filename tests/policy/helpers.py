@@ -52,9 +52,11 @@ def obs(
     reporting: int | None = None,
     age_s: float = 0.0,
     cold_start_s: float | None = None,
+    load_rate: float | None = None,
     **values: float | None,
 ) -> Observation:
-    """`gpu=...`, `queue=...` or any metric name as keywords; ready defaults to current."""
+    """`gpu=...`, `queue=...` or any metric name as keywords; ready defaults to current;
+    `load_rate` is the load signal's total (requests/s)."""
     ready = current if ready is None else ready
     names = {"gpu": GPU, "queue": QUEUE}
     metrics: Mapping[str, MetricReading] = {
@@ -67,6 +69,7 @@ def obs(
         ready_pods=ready,
         starting_pods=starting,
         cold_start_s=cold_start_s,
+        load_rate=load_rate,
     )
 
 
@@ -77,11 +80,19 @@ def flat_forecast(
     q90: float | None = None,
     hours: int = 2,
     failed: str | None = None,
+    skill: float | None = 0.5,
 ) -> LoadForecast:
     """A constant forecast on a 5-minute grid from `made_at`."""
     n = hours * 12 + 1
     quantiles = {} if q90 is None else {0.9: (q90,) * n}
-    return LoadForecast("test", made_at, made_at, 300.0, (load,) * n, quantiles, failed)
+    return LoadForecast(
+        "test", made_at, made_at, 300.0, (load,) * n, quantiles, failed, skill=skill
+    )
+
+
+def running(**fields: Any) -> ScalerState:
+    """The state of a scaler that has had data for an hour (past its warm-up window)."""
+    return ScalerState(since=T0 - 3600, **fields)
 
 
 def run(
@@ -92,7 +103,8 @@ def run(
     state: ScalerState | None = None,
     now: float = T0,
 ) -> Decision:
-    return decide(s, o, forecast, state or ScalerState(), now)
+    """One decision; by default for a scaler that has been running (`running()`)."""
+    return decide(s, o, forecast, state if state is not None else running(), now)
 
 
 def codes(d: Decision) -> list[str]:

@@ -190,9 +190,15 @@ def test_recommendation_history_keeps_one_entry_per_value() -> None:
 
 
 def test_hpa_scale_down_over_time_through_decide() -> None:
-    """Load drops from 100 % to 10 % at t=0: the default 300 s window holds 8 pods for 300 s
-    (strictly after the cutoff), then 100 %/15 s lets it drop to the need at once."""
-    s = spec()
+    """Load drops from 100 % to 10 % at t=0 with the spec's `behavior` set (HPA's defaults):
+    the 300 s window holds 8 pods for 300 s (strictly after the cutoff), then 100 %/15 s
+    lets it drop to the need at once."""
+    # The reactive window and panic are narrowed to one reading, so the HPA machinery alone
+    # holds the pods here (each has its own tests).
+    s = spec(
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 300}},
+        reactive={"window": "1s", "panic": 100},
+    )
     state = ScalerState()
     replicas = 4
     d = run(s, obs(replicas, gpu=100.0), state=state, now=T0 - 15)

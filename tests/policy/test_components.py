@@ -12,10 +12,21 @@ import pytest
 
 from app.policy import Code, FractionalPlan, LoadForecast, MetricReading, Observation, ScalerState
 from app.policy.fractional import fractional_plan, pods_for
-from app.policy.predictive import peak_between
+from app.policy.predictive import bucket_range
 from app.policy.schedule import schedule_bounds
 from app.policy.spec import FractionalSpec
-from tests.policy.helpers import GPU, QUEUE, T0, code_of, codes, flat_forecast, obs, run, spec
+from tests.policy.helpers import (
+    GPU,
+    QUEUE,
+    T0,
+    code_of,
+    codes,
+    flat_forecast,
+    obs,
+    run,
+    running,
+    spec,
+)
 
 PRED = {"capacity": {"request_rate": "30/min"}, "cold_start": "60s"}  # 0.5 req/s per pod
 
@@ -23,12 +34,19 @@ PRED = {"capacity": {"request_rate": "30/min"}, "cold_start": "60s"}  # 0.5 req/
 # 2. predictive
 
 PREDICTIVE: list[Any] = [
-    # 3 req/s forecast / 0.5 per pod = 6 > reactive 3: the forecast raises the need
+    # 3 req/s forecast / 0.5 per pod = 6 > the 3 busy: the forecast raises the count
     pytest.param(PRED, flat_forecast(3.0), 6, Code.PREDICTIVE_FLOOR, id="floor-raises"),
-    # the P90 band (3.5 req/s) is used, not the mean
-    pytest.param(PRED, flat_forecast(3.0, q90=3.5), 7, Code.PREDICTIVE_FLOOR, id="uses-p90"),
-    # 1 req/s = 2 pods < reactive 3: no effect (the forecast never scales in)
-    pytest.param(PRED, flat_forecast(1.0), 3, Code.PREDICTIVE_BELOW, id="below-reactive"),
+    # a spec asking for the P90 band (3.5 req/s) gets it, not the mean
+    pytest.param(
+        {**PRED, "forecast": {"quantile": 0.9}},
+        flat_forecast(3.0, q90=3.5),
+        7,
+        Code.PREDICTIVE_FLOOR,
+        id="uses-p90",
+    ),
+    # 1 req/s = 2 pods: a skilled forecast scales in to what it and the demand need (the 3
+    # pods at 50 % are 1.5 busy pods' worth): 2
+    pytest.param(PRED, flat_forecast(1.0), 2, Code.PREDICTIVE_FLOOR, id="scales-in"),
     # planning for 75 % of capacity: 2.4 / (0.5 x 0.75) = 6.4 -> 7
     pytest.param(
         {**PRED, "capacity": {"request_rate": "0.5/s", "utilization": "75%"}},
@@ -36,6 +54,15 @@ PREDICTIVE: list[Any] = [
         7,
         Code.PREDICTIVE_FLOOR,
         id="utilization",
+    ),
+    # a forecast no better than the last value on its backtest adds nothing
+    pytest.param(PRED, flat_forecast(9.0, skill=0.0), 3, Code.PREDICTIVE_NO_SKILL, id="no-skill"),
+    pytest.param(
+        PRED, flat_forecast(9.0, skill=-0.3), 3, Code.PREDICTIVE_NO_SKILL, id="worse-than-last"
+    ),
+    # skill not measured (too short a history to backtest): nothing either
+    pytest.param(
+        PRED, flat_forecast(9.0, skill=None), 3, Code.PREDICTIVE_NO_SKILL, id="skill-unknown"
     ),
     # no forecast yet
     pytest.param(PRED, None, 3, Code.PREDICTIVE_MISSING, id="missing"),
@@ -46,12 +73,12 @@ PREDICTIVE: list[Any] = [
     # ends before the horizon (now + 60 s cold start)
     pytest.param(
         PRED,
-        LoadForecast("t", T0 - 600, T0 - 600, 300.0, (9.0, 9.0, 9.0)),
+        LoadForecast("t", T0 - 600, T0 - 600, 300.0, (9.0, 9.0), skill=0.5),
         3,
         Code.PREDICTIVE_OUT_OF_RANGE,
         id="too-short",
     ),
-    # no capacity: a load cannot become pods
+    # capacity still to learn (no load signal pushed): a load cannot become pods yet
     pytest.param({}, flat_forecast(9.0), 3, Code.PREDICTIVE_NO_CAPACITY, id="no-capacity"),
     # scaler: reactive ignores forecasts
     pytest.param(
@@ -65,22 +92,28 @@ def test_predictive(
     extra: dict[str, Any], forecast: LoadForecast | None, replicas: int, code: str
 ) -> None:
     d = run(spec(**extra), obs(3, gpu=50.0), forecast=forecast)
-    assert d.replicas == replicas
-    assert code_of(d, "predictive") == code
+    assert (d.replicas, code_of(d, "predictive")) == (replicas, code)
 
 
-def test_forecast_is_read_one_cold_start_ahead() -> None:
-    # A ramp: 1 req/s until T0+300, 5 req/s from T0+600 (linear between).
-    fc = LoadForecast("t", T0, T0, 300.0, (1.0, 1.0, 5.0, 5.0))
+def test_forecast_is_read_one_cold_start_ahead_as_buckets() -> None:
+    """A point is its bucket's mean load: the load at a time is its bucket's, a step, not a
+    line drawn from one bucket start to the next (which would start a ramp half a bucket
+    early and end it half a bucket late)."""
+    # 1 req/s in [T0, T0 + 600), 5 req/s from T0 + 600.
+    fc = LoadForecast("t", T0, T0, 300.0, (1.0, 1.0, 5.0, 5.0), skill=0.5)
     s = spec(capacity={"request_rate": "0.5/s"}, cold_start="400s", forecast={"buffer": "0s"})
     d = run(s, obs(1, gpu=50.0), forecast=fc)
-    # at T0+400 the path is 1 + 4 x 100/300 = 2.33 req/s -> 4.67 pods -> 5
-    assert d.reasons[1].values["load"] == pytest.approx(7 / 3)
-    assert d.replicas == 5
+    assert d.reasons[1].values["load"] == 1.0  # T0 + 400 is in the second bucket: 1 req/s
+    assert d.replicas == 2
+    # With a buffer reaching into the third bucket, the ramp is there to meet.
+    s = spec(capacity={"request_rate": "0.5/s"}, cold_start="400s", forecast={"buffer": "200s"})
+    d = run(s, obs(1, gpu=50.0), forecast=fc)
+    assert d.reasons[1].values["load"] == 5.0
+    assert d.replicas == 10
 
 
 def test_learned_cold_start_and_default() -> None:
-    fc = LoadForecast("t", T0, T0, 60.0, tuple(float(i) for i in range(20)))
+    fc = LoadForecast("t", T0, T0, 60.0, tuple(float(i) for i in range(20)), skill=0.5)
     s = spec(capacity={"request_rate": "1/s"}, forecast={"buffer": "0s"})  # cold_start: learn
     d = run(s, obs(1, gpu=50.0), forecast=fc)
     assert d.reasons[1].values["lead_s"] == 60.0  # DEFAULT_COLD_START_S
@@ -88,24 +121,26 @@ def test_learned_cold_start_and_default() -> None:
     assert d.reasons[1].values["lead_s"] == 180.0 and d.reasons[1].values["load"] == 3.0
 
 
-def test_falling_forecast_never_removes_pods_faster_than_behaviour() -> None:
-    s = spec(**PRED)
-    d = run(s, obs(10, gpu=50.0), forecast=flat_forecast(0.5))  # forecast says 1 pod
-    assert d.replicas == 10 and code_of(d, "predictive") == Code.PREDICTIVE_BELOW
+def test_the_demand_at_full_use_is_the_least_a_forecast_plans() -> None:
+    """A forecast too low for what the pods are busy with right now does not win: 10 pods at
+    95 % against a 50 % target are 9.5 busy pods, whatever the forecast says."""
+    d = run(spec(**PRED), obs(10, gpu=95.0), forecast=flat_forecast(0.5))
+    assert d.replicas == 10 and code_of(d, "predictive") == Code.PREDICTIVE_FLOOR
 
 
 @pytest.mark.parametrize(
-    "t0,t1,peak",
+    "t0,t1,expected",
     [
-        pytest.param(0.0, 0.0, 0.0, id="at-start"),
-        pytest.param(50.0, 150.0, 10.0, id="spans-the-peak-point"),
-        pytest.param(25.0, 75.0, 7.5, id="between-points"),
-        pytest.param(250.0, 400.0, 5.0, id="clamped-to-end"),
+        pytest.param(0.0, 0.0, range(0, 1), id="at-start"),
+        pytest.param(50.0, 150.0, range(0, 2), id="across-an-edge"),
+        pytest.param(100.0, 199.0, range(1, 2), id="one-bucket"),
+        pytest.param(250.0, 900.0, range(2, 4), id="clamped-to-the-path"),
+        pytest.param(-500.0, -100.0, range(0, 0), id="before-the-path"),
     ],
 )
-def test_peak_between(t0: float, t1: float, peak: float) -> None:
-    # path 0, 10, 5, 5 on a 100 s grid
-    assert peak_between((0.0, 10.0, 5.0, 5.0), 0.0, 100.0, t0, min(t1, 300.0)) == peak
+def test_bucket_range(t0: float, t1: float, expected: range) -> None:
+    # four buckets of 100 s from 0
+    assert bucket_range(0.0, 100.0, 4, t0, t1) == expected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,9 +246,10 @@ EMERGENCY = {
 
 
 def test_emergency_burst_lifecycle() -> None:
-    """Queue 80 from t=0 (the queue only triggers: weight 0): armed, burst at t=30 (2 -> 6 at
-    once, past a 1 pod/min policy), no scale-down while it lasts, over 60 s after the last
-    over-threshold reading (t=45)."""
+    """Queue 80 from t=0 (the queue only triggers: weight 0; no capacity to size the burst
+    with, so the multiplier's): armed, burst at t=30 (2 -> 6 at once, past a 1 pod/min
+    policy), no scale-down while it lasts, over 60 s (its `stable_window`) after the last
+    over-threshold reading (t=45); the burst's own floor does not hold pods after it."""
     s = spec(
         **{
             **EMERGENCY,
@@ -242,6 +278,7 @@ def test_emergency_burst_lifecycle() -> None:
         (104, 10.0, 20.0),
         (105, 10.0, 20.0),
         (120, 10.0, 20.0),
+        (170, 10.0, 20.0),
     ]
     for t, queue, gpu in script:
         d = run(s, obs(replicas, gpu=gpu, queue=queue), state=state, now=T0 + t)
@@ -255,20 +292,23 @@ def test_emergency_burst_lifecycle() -> None:
         (30, 6, Code.EMERGENCY_START, Code.BOUNDS_BURST_FLOOR),
         # still over; the need (6, in tolerance) is the floor itself
         (45, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
-        # load gone: reactive says 2, the burst keeps the need at its floor of 6
+        # load gone: reactive says 1, the burst keeps the need at its floor of 6
         (60, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
         (90, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
         (104, 6, Code.EMERGENCY_ACTIVE, Code.BOUNDS_WITHIN),
-        # 45 + 60 s: over, scale down as behaviour allows
-        (105, 2, Code.EMERGENCY_END, Code.BOUNDS_WITHIN),
-        (120, 1, Code.EMERGENCY_IDLE, Code.BOUNDS_WITHIN),
+        # 45 + 60 s: over. The burst's 6 is not remembered; the metrics' window still
+        # averages the busy readings before t=60 (3 pods' worth): down to 3, then less as the
+        # window forgets them
+        (105, 3, Code.EMERGENCY_END, Code.BOUNDS_WITHIN),
+        (120, 3, Code.EMERGENCY_IDLE, Code.BOUNDS_WITHIN),
+        (170, 2, Code.EMERGENCY_IDLE, Code.BOUNDS_WITHIN),
     ]
     assert state.burst_until is None and state.burst_base is None
 
 
 def test_no_scale_down_while_bursting() -> None:
     s = spec(**EMERGENCY)
-    state = ScalerState(burst_until=T0 + 30, burst_base=2)
+    state = running(burst_until=T0 + 30, burst_base=2)
     # reactive says 1 pod; the burst floor is 6, the current 8 is held
     d = run(s, obs(8, gpu=5.0, queue=0.0), state=state)
     assert d.replicas == 8
@@ -359,10 +399,10 @@ def test_the_emergency_reason_says_which_aggregation_it_read() -> None:
 # 5. preheat
 
 PREHEAT: list[Any] = [
-    # eager: one spare pod above the need of 3
-    pytest.param({"enabled": True, "min_ready": 1}, None, 4, Code.PREHEAT_EAGER, id="eager"),
-    # eager with two spares
-    pytest.param({"enabled": True, "min_ready": 2}, None, 5, Code.PREHEAT_EAGER, id="eager-2"),
+    # eager: 3 pods at 50 % are 1.5 busy pods' worth: 1.5 spare already, >= 1
+    pytest.param({"enabled": True, "min_ready": 1}, None, 3, Code.PREHEAT_EAGER, id="eager"),
+    # eager with two spares: 1.5 busy + 2 = 3.5 -> 4
+    pytest.param({"enabled": True, "min_ready": 2}, None, 4, Code.PREHEAT_EAGER, id="eager-2"),
     # lazy adds nothing now...
     pytest.param({"enabled": True, "strategy": "lazy"}, None, 3, Code.PREHEAT_LAZY, id="lazy"),
     # ...and pre-launches by forecast (3 req/s -> 6 pods)
@@ -385,6 +425,17 @@ def test_preheat(
     d = run(spec(preheat=preheat, **PRED), obs(3, gpu=50.0), forecast=forecast)
     assert d.replicas == replicas
     assert code_of(d, "preheat") == code
+
+
+def test_eager_spares_are_capacity_above_the_demand_not_pods_above_the_need() -> None:
+    """At a 95 % target the 3 pods are 2.85 busy: one spare pod's worth means a fourth; at 40
+    busy pods planned at 85 % the six idle pods' worth is spare enough, nothing is added."""
+    hot = spec(metrics=[{"name": GPU, "target": "95%"}], preheat={"enabled": True})
+    assert run(hot, obs(3, gpu=95.0)).replicas == 4
+    big = spec(metrics=[{"name": GPU, "target": "85%"}], preheat={"enabled": True})
+    d = run(big, obs(47, gpu=85.0))
+    assert d.replicas == 47
+    assert d.reasons[4].values["demand"] == pytest.approx(47 * 0.85)
 
 
 # ---------------------------------------------------------------------------------------------

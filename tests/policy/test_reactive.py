@@ -104,9 +104,11 @@ def test_sum_aggregation_is_total_over_per_pod_target(
 
 
 COMBINE_CASES: list[Any] = [
-    # the brief's weights: 0.6 x 3.35 (gpu 95 % / 85 %) + 0.4 x 4.8 (queue 8 / <5) = 3.93 -> 4
+    # The brief's weights blend the load metrics; `<5` is a ceiling, not a load measure. Over
+    # it (8 per pod) the deployment is saturated: without a capacity the queue asks like
+    # KEDA (8 / 5 x 3 = 4.8 pods), which beats the GPU's 95 % / 85 % x 3 = 3.35 -> 5.
     pytest.param(
-        "weighted", {"gpu": 95.0, "queue": 8.0}, 3.93, 4, Code.REACTIVE_SCALE, id="weighted-brief"
+        "weighted", {"gpu": 95.0, "queue": 8.0}, 4.8, 5, Code.REACTIVE_SCALE, id="weighted-brief"
     ),
     # HPA: the largest proposal wins -> 4.8 -> 5
     pytest.param("max", {"gpu": 95.0, "queue": 8.0}, 4.8, 5, Code.REACTIVE_SCALE, id="max-hpa"),
@@ -119,13 +121,19 @@ COMBINE_CASES: list[Any] = [
         Code.REACTIVE_IN_TOLERANCE,
         id="both-in-tolerance",
     ),
-    # gpu in tolerance proposes current (3), queue proposes 1.2: weighted 2.28 -> 3 anyway
+    # gpu in tolerance keeps 3; the queue under its ceiling abstains (a short queue is not a
+    # reason to scale down: it used to blend in as 1.2 pods)
     pytest.param(
-        "weighted", {"gpu": 84.0, "queue": 2.0}, 2.28, 3, Code.REACTIVE_SCALE, id="one-in-tolerance"
+        "weighted",
+        {"gpu": 84.0, "queue": 2.0},
+        3.0,
+        3,
+        Code.REACTIVE_IN_TOLERANCE,
+        id="one-in-tolerance",
     ),
-    # both say down: weighted 0.6 x 1.06 + 0.4 x 0.6 = 0.875 -> 1
+    # the gpu says down (30 % / 85 % x 3 = 1.06), the queue abstains -> 2
     pytest.param(
-        "weighted", {"gpu": 30.0, "queue": 1.0}, 0.875, 1, Code.REACTIVE_SCALE, id="weighted-down"
+        "weighted", {"gpu": 30.0, "queue": 1.0}, 1.06, 2, Code.REACTIVE_SCALE, id="weighted-down"
     ),
 ]
 
@@ -192,8 +200,10 @@ def test_missing_metrics(
 
 def test_pods_reporting_zero_means_every_ready_pod_reported() -> None:
     s = spec()
-    d = run(s, obs(4, reporting=0, gpu=100.0))
-    assert d.replicas == 8 and code_of(d, "reactive") == Code.REACTIVE_SCALE
+    d = run(s, obs(4, reporting=0, gpu=100.0))  # 4 pods at twice their target: 8 (a panic)
+    assert d.replicas == 8 and code_of(d, "reactive") == Code.REACTIVE_PANIC
+    d = run(s, obs(4, reporting=0, gpu=75.0))
+    assert d.replicas == 6 and code_of(d, "reactive") == Code.REACTIVE_SCALE
 
 
 def test_custom_tolerance() -> None:

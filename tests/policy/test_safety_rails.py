@@ -64,9 +64,10 @@ def two_metrics(**extra: Any) -> ScalerSpec:
             math.nan, 0.0, 4, Code.REACTIVE_PARTIAL_HOLD, "not scaling down", id="nan-and-idle"
         ),
         pytest.param(10.0, -1.0, 4, Code.REACTIVE_PARTIAL_HOLD, "invalid value -1.0", id="neg-q"),
-        # A finite value gone wild is load: up at the default rate (x2 or +4 per 15 s), not
-        # past it, and never past max_replicas.
-        pytest.param(1e12, 1e12, 8, Code.REACTIVE_SCALE, "metrics ask for", id="1e12"),
+        # A finite value gone wild is load: up at the default rate (x10 or +4 per 15 s: see
+        # the next test), never past max_replicas (10 here). The newest reading asks for a
+        # multiple of the pods: a panic.
+        pytest.param(1e12, 1e12, 10, Code.REACTIVE_PANIC, "panic", id="1e12"),
         # So large the pods overflow a float: left out like NaN, with the value named.
         pytest.param(
             math.nan, 1e308, 4, Code.REACTIVE_FALLBACK_HOLD, "more pods than a float", id="1e308"
@@ -91,13 +92,13 @@ def test_a_wild_metric_never_scales_down_or_past_max(
 
 
 def test_a_wild_metric_for_long_reaches_max_and_stops_there() -> None:
-    s, state, current, now = two_metrics(), ScalerState(), 1, T0
+    s, state, current, now = two_metrics(max_replicas=500), ScalerState(), 1, T0
     seen = []
-    for _ in range(10):  # 10 ticks of 15 s with 1e12 on both metrics
+    for _ in range(6):  # 6 ticks of 15 s with 1e12 on both metrics
         d = run(s, obs(current, gpu=1e12, queue=1e12), state=state, now=now)
         state, current, now = d.state, d.replicas, now + 15
         seen.append(current)
-    assert seen == [5, 10, 10, 10, 10, 10, 10, 10, 10, 10]  # +4 pods or x2 per 15 s
+    assert seen == [10, 100, 500, 500, 500, 500]  # +4 pods or x10 per 15 s, then the cap
     assert code_of(d, "bounds") == Code.BOUNDS_MAX
 
 
@@ -138,29 +139,33 @@ PREDICTIVE = {"scaler": "predictive", "capacity": {"request_rate": "1/s"}, "cold
 def spiked(value: float, at: int = 3) -> LoadForecast:
     """A 1 req/s forecast on a 30 s grid with one point (at + 30 s x `at`) set to `value`."""
     path = tuple(value if i == at else 1.0 for i in range(40))
-    return LoadForecast("test", T0, T0, 30.0, path, {0.9: path})
+    return LoadForecast("test", T0, T0, 30.0, path, {0.9: path}, skill=0.5)
 
 
 @pytest.mark.parametrize(
-    ("forecast", "replicas", "predictive"),
+    ("forecast", "replicas", "predictive", "later"),
     [
-        pytest.param(flat_forecast(math.nan, q90=math.nan), 4, Code.PREDICTIVE_INVALID, id="nan"),
-        pytest.param(flat_forecast(math.inf, q90=math.inf), 4, Code.PREDICTIVE_INVALID, id="inf"),
-        pytest.param(spiked(math.nan), 4, Code.PREDICTIVE_INVALID, id="one-nan-point"),
-        pytest.param(spiked(math.inf), 4, Code.PREDICTIVE_INVALID, id="one-inf-point"),
-        pytest.param(spiked(math.nan, at=30), 4, Code.PREDICTIVE_BELOW, id="nan-past-horizon"),
-        pytest.param(flat_forecast(1e308, q90=1e308), 8, Code.PREDICTIVE_FLOOR, id="1e308"),
-        pytest.param(flat_forecast(1e12, q90=1e12), 8, Code.PREDICTIVE_FLOOR, id="1e12-rate"),
-        pytest.param(flat_forecast(-5.0, q90=-5.0), 4, Code.PREDICTIVE_BELOW, id="negative"),
+        pytest.param(
+            flat_forecast(math.nan, q90=math.nan), 4, Code.PREDICTIVE_INVALID, 4, id="nan"
+        ),
+        pytest.param(
+            flat_forecast(math.inf, q90=math.inf), 4, Code.PREDICTIVE_INVALID, 4, id="inf"
+        ),
+        pytest.param(spiked(math.nan), 4, Code.PREDICTIVE_INVALID, 4, id="one-nan-point"),
+        pytest.param(spiked(math.inf), 4, Code.PREDICTIVE_INVALID, 4, id="one-inf-point"),
+        pytest.param(spiked(math.nan, at=30), 4, Code.PREDICTIVE_FLOOR, 4, id="nan-past-horizon"),
+        pytest.param(flat_forecast(1e308, q90=1e308), 10, Code.PREDICTIVE_FLOOR, 10, id="1e308"),
+        pytest.param(flat_forecast(1e12, q90=1e12), 10, Code.PREDICTIVE_FLOOR, 10, id="1e12-rate"),
+        pytest.param(flat_forecast(-5.0, q90=-5.0), 4, Code.PREDICTIVE_FLOOR, 4, id="negative"),
     ],
 )
 def test_a_wild_forecast_is_ignored_or_rate_limited_and_capped(
-    forecast: LoadForecast, replicas: int, predictive: str
+    forecast: LoadForecast, replicas: int, predictive: str, later: int
 ) -> None:
-    """Reactive says keep 4 (metrics on target). A non-finite forecast is ignored with a
-    reason; a finite wild one raises the need, but the count moves only as fast as the
-    scale-up behaviour allows (x2 per 15 s by default) and never past max_replicas; a negative
-    one cannot lower anything (the forecast only ever raises the need)."""
+    """The metrics are on target (4 pods at 85 %: 3.4 busy). A non-finite forecast is ignored
+    with a reason; a finite wild one raises the need, but the count moves only as fast as the
+    scale-up behaviour allows (x10 per 15 s by default: 4 -> 40) and never past max_replicas
+    (10); a negative one cannot take the count under what the pods are busy with."""
     s = two_metrics(**PREDICTIVE)
     d = run(s, obs(4, gpu=85.0, queue=5.0), forecast=forecast)
     assert d.replicas == replicas
@@ -172,7 +177,7 @@ def test_a_wild_forecast_is_ignored_or_rate_limited_and_capped(
         d = run(s, obs(current, gpu=85.0, queue=5.0), forecast=forecast, state=state,
                 now=T0 + 15 * tick)  # fmt: skip
         state, current = d.state, d.replicas
-    assert current == (10 if predictive == Code.PREDICTIVE_FLOOR else 4)
+    assert current == later
 
 
 # ---- properties --------------------------------------------------------------------------

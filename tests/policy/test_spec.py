@@ -65,17 +65,26 @@ def test_brief_yaml_is_accepted_verbatim_with_defaults() -> None:
     # Defaults that make the brief's file complete.
     assert (s.min_replicas, s.max_replicas, s.combine, s.tolerance) == (1, 10, "weighted", 0.1)
     assert s.timezone == "UTC" and s.mode == "apply" and s.cold_start == "learn"
-    assert s.forecast.quantile == 0.9 and s.capacity is None
+    # The calibrated median band; the capacity learned from what the pods push.
+    assert s.forecast.quantile == 0.5
+    assert s.capacity.learned and s.capacity.signal == "request_rate"
+    assert (s.reactive.window, s.reactive.panic, s.reactive.drain) == (60.0, 2.0, 30.0)
     assert s.fractional.enabled is False and s.fractional.min_fraction == 0.3
     assert s.fallback.on_missing == "hold" and s.scaler_name == "deepseek-service"
-    up, down = s.behavior.scale_up, s.behavior.scale_down
+    # No `behavior`: no HPA windows; scale-up limited to x10 (or +4) per 15 s.
+    assert s.behavior is None
+    up, down = s.effective_behavior.scale_up, s.effective_behavior.scale_down
     assert up.stabilization_window_seconds == 0 and up.select_policy == "Max"
     assert [(p.type, p.value, p.period_seconds) for p in up.policies] == [
         ("Pods", 4, 15),
-        ("Percent", 100, 15),
+        ("Percent", 900, 15),
     ]
-    assert down.stabilization_window_seconds == 300
+    assert down.stabilization_window_seconds == 0
     assert [(p.type, p.value, p.period_seconds) for p in down.policies] == [("Percent", 100, 15)]
+    # A `behavior` given is HPA v2's, its defaults included.
+    hpa = parse_spec({**brief_document(), "behavior": {}}).effective_behavior
+    assert hpa.scale_down.stabilization_window_seconds == 300
+    assert [(p.type, p.value) for p in hpa.scale_up.policies] == [("Pods", 4), ("Percent", 100)]
     assert DEFAULT_COLD_START_S == 60.0
 
 

@@ -126,9 +126,9 @@ def test_scaler_lifecycle(server: LiveServer, spec: Any) -> None:
         assert ciuic.get_scaler("deepseek-service").status.paused is True
         assert ciuic.resume("deepseek-service").status.paused is False
         decision = ciuic.decision("deepseek-service")
-        assert decision.scaler == "deepseek-service" and len(decision.reasons) == 8
+        assert decision.scaler == "deepseek-service" and len(decision.reasons) == 9
         checked = ciuic.validate_scaler(spec)
-        assert checked.valid and "behavior" in checked.spec  # defaults filled in
+        assert checked.valid and "reactive" in checked.spec  # defaults filled in
         ciuic.delete_scaler("deepseek-service", if_match=2)
         with pytest.raises(NotFound):
             ciuic.get_scaler("deepseek-service")
@@ -322,7 +322,7 @@ def test_get_ciuic_prediction_is_pending_before_the_first_fit(server: LiveServer
             "deepseek-service", horizon="1h", base_url=server.url
         )
         assert prediction.status == "pending" and prediction.points == [] and prediction.reason
-        assert prediction.scaler == "deepseek-service" and prediction.quantile == 0.9
+        assert prediction.scaler == "deepseek-service" and prediction.quantile == 0.5
         with pytest.raises(NotFound):
             ciuic.get_ciuic_prediction("no-such-scaler")
         with pytest.raises(Invalid) as bad:
@@ -361,7 +361,7 @@ async def test_prediction_points_from_a_fitted_forecast(server: LiveServer) -> N
     assert 6 <= len(prediction.points) <= 7
     for point in prediction.points:
         assert point.p50 <= point.p90 <= point.p99
-        assert point.replicas == math.ceil(point.p90 / 0.5 - 1e-9)
+        assert point.replicas == math.ceil(point.p50 / 0.5 - 1e-9)  # the spec's median band
 
 
 def test_what_if_forecast_and_accuracy(server: LiveServer) -> None:

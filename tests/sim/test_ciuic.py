@@ -58,13 +58,19 @@ def test_forecaster_is_fitted_on_history_and_refitted_on_a_cadence() -> None:
     assert len(fc.mean) > 0
 
 
-def test_default_spec_is_the_brief_with_the_scenario_capacity() -> None:
-    wl = step_load(2, 4, at=10, n=60)
+def test_default_spec_is_the_brief_and_the_capacity_is_learned() -> None:
+    """No number from the trace: the spec is the brief's, the bounds the scenario's, and the
+    per-pod capacity (8 slots / 16 s = 0.5 req/s here) is learned from what the pods push."""
+    wl = step_load(2, 4, at=600, n=1800)
     doc = default_spec(SC, wl)
-    assert doc["capacity"] == {"request_rate": "0.5/s"}  # 8 slots / 16 s
+    assert "capacity" not in doc
     assert doc["metrics"][0] == {"name": "gpu_utilization", "weight": 0.6, "target": "85%"}
     assert doc["emergency"]["burst_multiplier"] == 3.0
     assert (doc["min_replicas"], doc["max_replicas"]) == (1, 80)
+    policy = CiuicPolicy.build(SC, wl, doc)
+    run(wl, policy)
+    learned = policy.state.capacity
+    assert learned.mean == pytest.approx(0.5, rel=0.1)
 
 
 def test_a_user_spec_replaces_the_default_and_bad_specs_are_rejected() -> None:
@@ -114,11 +120,14 @@ def test_a_sudden_step_bursts_when_the_trigger_reads_the_total_queue(
     assert np.all(res.queue[over[0] : over[0] + 40] > 50)  # over 50 in all for 40 s...
     per_pod = res.queue / np.maximum(res.ready, 1)
     assert per_pod.max() < 50  # ...and never 50 per pod
+    # Before any burst, the queue over its ceiling shows the reactive step the load signal:
+    # 12 req/s at the 0.5 req/s per pod it learned is 24 pods at full use, asked for at once.
+    assert res.replicas[over[0] + 20] >= 24
     if bursts:
         [first, *_] = policy.burst_starts  # emergency.start decided
         # held 30 s, seen 5 s late, decided on the next 5 s tick
         assert over[0] + 30 <= first <= over[0] + 45
-        # the burst floor (replicas x 3) past the rate limits at once, up to max_replicas
-        assert res.replicas[first + 1] == SC.max_replicas
     else:
         assert policy.burst_starts == []
+    # Sized to the shortfall, not multiplied up to max_replicas.
+    assert res.replicas.max() < SC.max_replicas

@@ -1,0 +1,107 @@
+"""Steps 1 and 7 over time: the stable window, panic, the queue's drain, and the hold on
+scale-down (hysteresis, warm-up), as sequences of decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.policy import Code, Observation, ScalerState, decide
+from tests.policy.helpers import GPU, QUEUE, T0, code_of, obs, running, spec
+
+TWO = [{"name": GPU, "target": "50%"}, {"name": QUEUE, "target": "<5"}]
+
+
+def replay(s: Any, readings: list[tuple[float, Observation]], state: ScalerState) -> list[Any]:
+    """Decide on each (seconds after T0, observation); the current count follows decisions."""
+    out = []
+    for t, o in readings:
+        d = decide(s, o, None, state, T0 + t)
+        state = d.state
+        out.append(d)
+    return out
+
+
+def test_one_quiet_reading_gives_nothing_back_a_quiet_window_does() -> None:
+    """10 pods busy at their 50 % target, then the load halves: the window's mean needs
+    falls a bit at a time, and no pod goes until no decision within 60 s wanted it."""
+    s = spec(metrics=TWO)
+    state = running()
+    busy = [(t, obs(10, gpu=50.0, queue=0.0)) for t in range(0, 60, 5)]
+    quiet = [(t, obs(10, gpu=25.0, queue=0.0)) for t in range(60, 200, 5)]
+    decisions = replay(s, busy + quiet, state)
+    counts = [d.replicas for d in decisions]
+    assert counts[:12] == [10] * 12
+    assert counts[12] == 10  # the first quiet reading: the window still mostly busy
+    assert code_of(decisions[12], "hold") in (Code.HOLD_NONE, Code.HOLD_WINDOW)
+    # after a window of quiet readings (and a window more of hysteresis) 5 pods are enough
+    assert counts[-1] == 5
+    assert min(counts) == 5  # never below what the load needs
+
+
+def test_a_new_scaler_gives_nothing_back_for_one_window() -> None:
+    s = spec(metrics=TWO)
+    decisions = replay(
+        s, [(t, obs(10, gpu=10.0, queue=0.0)) for t in range(0, 75, 5)], ScalerState()
+    )
+    assert [code_of(d, "hold") for d in decisions[:12]] == [Code.HOLD_WARMUP] * 12
+    assert all(d.replicas == 10 for d in decisions[:12])
+    assert decisions[-1].replicas < 10
+
+
+def test_a_panic_reading_scales_at_once_and_holds_scale_down_for_a_window() -> None:
+    s = spec(metrics=TWO)
+    readings = [(0, obs(4, gpu=50.0, queue=0.0)), (5, obs(4, gpu=100.0, queue=0.0))]
+    readings += [(t, obs(8, gpu=10.0, queue=0.0)) for t in range(10, 140, 5)]
+    decisions = replay(s, readings, running())
+    assert code_of(decisions[1], "reactive") == Code.REACTIVE_PANIC
+    assert decisions[1].replicas == 8  # 4 pods at twice their target: 8 now, not a mean
+    # the panic holds for a window after its reading (t=5 to 65): no pod goes back
+    held = [d for d, (t, _) in zip(decisions, readings, strict=True) if 5 <= t < 65]
+    assert all(code_of(d, "reactive") == Code.REACTIVE_PANIC for d in held)
+    assert all(d.replicas == 8 for d in held)
+    # what the panic wanted is remembered for a window more (hysteresis), then given back
+    assert decisions[-1].replicas < 8
+
+
+@pytest.mark.parametrize(
+    ("drain", "cold_start", "extra"),
+    [
+        # 30 s of waiting allowed, pods Ready in 45 s: launching more serves none of the queue
+        pytest.param("30s", "45s", 0.0, id="cold-start-longer-than-the-wait"),
+        # 120 s allowed, Ready in 45 s: 75 s left to serve 60 waiting at 0.5/s per pod
+        pytest.param("120s", "45s", 60 / (0.5 * 75), id="queue-served-after-the-cold-start"),
+    ],
+)
+def test_the_queue_over_its_ceiling_asks_for_the_pods_that_serve_it_in_time(
+    drain: str, cold_start: str, extra: float
+) -> None:
+    s = spec(
+        metrics=TWO,
+        capacity={"request_rate": "0.5/s"},
+        cold_start=cold_start,
+        reactive={"drain": drain},
+        scaler="reactive",
+    )
+    # 4 pods at 100 % with 20 waiting each (15 over the ceiling of 5: 60 in all), 2 req/s
+    # arriving: 4 pods' worth of load at full use
+    d = decide(s, obs(4, gpu=100.0, queue=20.0, load_rate=2.0), None, running(), T0)
+    values = d.reasons[0].values
+    assert values["queue_over_ceiling"] == 60.0
+    assert values["need_now"] == pytest.approx(max(4 / 0.5, 100 / 50 * 4) + extra)
+
+
+def test_the_load_signal_shows_demand_beyond_saturated_pods() -> None:
+    """4 pods at 100 % (busy: 4 pods' worth) and the queue over its ceiling: 6 req/s at
+    0.5 per pod are 12 pods' worth; at the 50 % target that is 24."""
+    s = spec(metrics=TWO, capacity={"request_rate": "0.5/s"}, scaler="reactive")
+    d = decide(s, obs(4, gpu=100.0, queue=8.0, load_rate=6.0), None, running(), T0)
+    assert d.reasons[0].values["demand_stable"] == pytest.approx(12.0)
+    assert d.reasons[0].values["need_now"] == pytest.approx(24.0)
+
+
+def test_a_short_queue_under_its_ceiling_is_not_a_reason_to_scale_down() -> None:
+    s = spec(metrics=TWO)
+    d = decide(s, obs(6, gpu=50.0, queue=0.0), None, running(), T0)
+    assert d.replicas == 6 and code_of(d, "reactive") == Code.REACTIVE_IN_TOLERANCE
