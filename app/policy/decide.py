@@ -83,13 +83,14 @@ def decide(
         spec, observation, forecast, now, capacity.per_pod, capacity.how
     )
     if predictive.floor is not None:
-        need = predictive.floor
-        if reactive.demand is not None and reactive.demand > need:
-            need = reactive.demand
+        calm = predictive.floor
+        if reactive.demand is not None and reactive.demand > calm:
+            calm = reactive.demand
+        need = calm
         if reactive.panic_need is not None and reactive.panic_need > need:
             need = reactive.panic_need
     else:
-        need = reactive.need
+        calm, need = reactive.calm, reactive.need
 
     schedule = schedule_bounds(spec, now)  # 3
 
@@ -98,11 +99,14 @@ def decide(
     shortfall = reactive.recent[-1][1] if capacity.per_pod and reactive.has_data else None
     burst = emergency_step(spec, observation, state, now, shortfall)  # 4
 
-    # What the load asks for, spares included; the hold step remembers this, not the burst's
-    # floor, so a burst holds no pods once it is over.
-    load_need, preheat_reason = preheat_need(spec, need, reactive.demand)  # 5
-    load_need = min(load_need, MAX_NEED)  # a wild reading or forecast: finite, capped in 8
-    need = max(load_need, float(burst.floor)) if burst.floor is not None else load_need
+    need, preheat_reason = preheat_need(spec, need, reactive.demand)  # 5
+    need = min(need, MAX_NEED)  # a wild reading or forecast: a finite count, capped in 8
+    # What the load asks for without a panic or a burst, spares included: what the hold step
+    # remembers of this decision (a panic holds for its own window, a burst until it ends;
+    # neither is held a window more once over).
+    calm = min(preheat_need(spec, calm, reactive.demand)[0], MAX_NEED)
+    if burst.floor is not None and burst.floor > need:
+        need = float(burst.floor)
 
     split = split_need(spec.fractional, need) if spec.fractional.enabled else None
     desired = _pods(spec, need)
@@ -111,7 +115,7 @@ def decide(
     behaved = apply_behavior(behavior, current, desired, state.recommendations, events, now)
 
     held = hold_step(  # 7
-        spec, current, behaved.replicas, _pods(spec, load_need), reactive, state.lows, now
+        spec, current, behaved.replicas, _pods(spec, calm), reactive, state.lows, now
     )
 
     replicas, bounds_reason = apply_bounds(  # 8

@@ -31,14 +31,14 @@ class HoldResult(NamedTuple):
     reason: Reason
 
 
-def hold_step(spec: ScalerSpec, current: int, desired: int, load_desired: int,
+def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
               reactive: ReactiveResult, lows: tuple[tuple[float, float], ...],
               now: float) -> HoldResult:  # fmt: skip
-    """`desired`, or the count a scale-down may not go below yet. `load_desired` is what the
-    load asks for without a burst's floor: what later decisions remember of this one."""
+    """`desired`, or the count a scale-down may not go below yet. `calm` is what the load
+    asks for without a panic or a burst: what later decisions remember of this one."""
     window = spec.reactive.window
     cutoff = now - window
-    kept = (*(e for e in lows if cutoff < e[0] < now), (now, float(load_desired)))
+    kept = (*(e for e in lows if cutoff < e[0] < now), (now, float(calm)))
     values = {"desired": float(desired), "current": float(current)}
     if desired >= current:
         msg = "no scale-down asked" if desired == current else f"scaling up to {desired}"

@@ -13,11 +13,12 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
   measured against and the least a forecast may provision.
 - A **ceiling** (`<5`) is not a load measure but a bound: under its target it abstains. Over it
   the deployment is saturated: with a known capacity, the load signal shows the demand the busy
-  pods cannot (`load / capacity` pods at full use), and the queue over the ceiling adds the pods
-  that serve it within `reactive.drain` (how long a queued request may wait) counted from when
-  new pods would be Ready (`excess / (capacity x (drain - cold start))`; nothing when the cold
-  start is longer: those requests are served by the pods already up, or lost whatever is
-  launched); without a capacity it asks like KEDA's queue scaler (`queue / target` pods).
+  pods cannot (`load / capacity` pods at full use), and the queue asks for the pods that serve,
+  within `reactive.drain` (how long a queued request may wait), what will be waiting when new
+  pods are Ready: the queue over the ceiling now, grown by the arrivals the Ready pods cannot
+  take during the cold start, at most `drain` seconds of arrivals (what waited longer is lost
+  whatever is launched). Without a capacity it asks like KEDA's queue scaler (`queue /
+  target` pods).
 
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`. A stable need within `tolerance` of the current count keeps the count (HPA's
@@ -279,6 +280,7 @@ def read_metrics(spec: ScalerSpec, obs: Observation) -> Reading:
 
 class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen dataclass
     need: float  # what the reactive step asks for (dead-band and panic applied)
+    calm: float  # the same without the panic: what later decisions remember of this one
     panic_need: float | None  # the newest reading's need while a panic holds
     demand: float | None  # stable pods at full use (None: no load metric)
     has_data: bool  # at least one metric had fresh data
@@ -304,18 +306,23 @@ def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
             need = demand = r.ceiling_need
         return need, demand
     load = obs.load_rate
-    if r.saturated and load is not None and math.isfinite(load):
-        # The busy pods top out at 100 %; the load signal shows what arrives beyond them
-        # (at the metrics' target use: 85 % of the pods' worth, as the metrics would plan).
-        rate_pods = max(0.0, load) / per_pod
-        if rate_pods > demand:
-            demand = rate_pods
-            need = max(need, rate_pods / r.target_use)
-    # New pods serve the queue only from when they are Ready: what waits past `drain` by then
-    # is lost whatever is launched, so the backlog is sized over what is left of it (nothing
-    # when the cold start is longer), and the load signal above sizes the rest.
-    left = spec.reactive.drain - cold_start_s(spec, obs)
-    drain = r.excess / (per_pod * left) if left > 0 else 0.0
+    if not r.saturated:
+        return need, demand
+    arriving = max(0.0, load) if load is not None and math.isfinite(load) else 0.0
+    # The busy pods top out at 100 %; the load signal shows what arrives beyond them (at the
+    # metrics' target use: 85 % of the pods' worth, as the metrics would plan).
+    rate_pods = arriving / per_pod
+    if rate_pods > demand:
+        demand = rate_pods
+        need = max(need, rate_pods / r.target_use)
+    # New pods serve the queue only from when they are Ready. By then what waited longer than
+    # `drain` is gone whatever is launched, and what arrived since waits: the queue over the
+    # ceiling now, grown by the arrivals the Ready pods cannot take during the cold start,
+    # and at most `drain` seconds of arrivals. Those are the pods that serve it in `drain`.
+    cold = cold_start_s(spec, obs)
+    serving = max(0, obs.ready_pods) * per_pod
+    waiting = min(r.excess + max(0.0, arriving - serving) * cold, arriving * spec.reactive.drain)
+    drain = max(0.0, waiting) / (per_pod * spec.reactive.drain)
     return need + drain, demand + drain
 
 
@@ -350,7 +357,7 @@ def reactive_need(
             msg = f"no fresh metrics{why}: holding {current} replicas"
             reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
-            need, None, None, False, True, False, reason, kept, since, panic_until
+            need, need, None, None, False, True, False, reason, kept, since, panic_until
         )
 
     need_now, demand_now = needs
@@ -374,6 +381,18 @@ def reactive_need(
     panic_need = max(need_now, float(current)) if panic_until is not None else None
     partial = reading.valid < reading.total
 
+    if current > 0 and abs(1.0 - stable / current) <= spec.tolerance:
+        calm = float(current)
+        code = Code.REACTIVE_IN_TOLERANCE
+        msg = (
+            f"metrics ask for {stable:.2f} pods over {window:.0f}s, within tolerance of "
+            f"{current}: keep"
+        )
+    else:
+        calm = stable
+        code = Code.REACTIVE_SCALE
+        msg = f"metrics ask for {stable:.2f} pods over {window:.0f}s, currently {current}"
+    need = calm
     if panic_until is not None and panic_need is not None:
         need = max(panic_need, stable)
         code = Code.REACTIVE_PANIC
@@ -382,17 +401,6 @@ def reactive_need(
             f"{spec.reactive.panic:g} x {ready} Ready within {window:.0f}s): acting on it, "
             f"no scale-down for {panic_until - now:.0f}s"
         )
-    elif current > 0 and abs(1.0 - stable / current) <= spec.tolerance:
-        need = float(current)
-        code = Code.REACTIVE_IN_TOLERANCE
-        msg = (
-            f"metrics ask for {stable:.2f} pods over {window:.0f}s, within tolerance of "
-            f"{current}: keep"
-        )
-    else:
-        need = stable
-        code = Code.REACTIVE_SCALE
-        msg = f"metrics ask for {stable:.2f} pods over {window:.0f}s, currently {current}"
     if partial:
         missing = reading.total - reading.valid
         code = Code.REACTIVE_PARTIAL_HOLD if need < current else Code.REACTIVE_PARTIAL
@@ -402,8 +410,9 @@ def reactive_need(
             else f"the others ask for {need:.2f} pods"
         )
         need = max(need, float(current))
+        calm = max(calm, float(current))
     values["need"] = need
     return ReactiveResult(
-        need, panic_need, demand, True, partial, panic_until is not None,
+        need, calm, panic_need, demand, True, partial, panic_until is not None,
         Reason(code, msg, values), recent, since, panic_until,
     )  # fmt: skip

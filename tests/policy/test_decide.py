@@ -176,14 +176,15 @@ SCENARIOS: list[Any] = [
     ),
     # a burst with a capacity is sized to the shortfall, not multiplied: 5 pods at 100 % and
     # 60 waiting each; 5 req/s arriving at 0.5 per pod are 10 busy pods' worth (at the 85 %
-    # target 11.8, a panic: >= 2 x 5), so the burst floor is 12, not 5 x 3 = 15
+    # target 11.8, a panic: >= 2 x 5), and 150 will be waiting when new pods are Ready (30 s
+    # of arrivals): 10 pods more; so the burst floor is 22, not 10 x 3 = 30
     pytest.param(
         brief(capacity={"request_rate": "30/min"}, max_replicas=50, preheat={}),
         obs(5, gpu=100.0, queue=60.0, load_rate=5.0),
         None,
-        running(burst_until=AT_10 + 30, burst_base=5, trigger_since={f"0:{QUEUE}": AT_10 - 60}),
+        running(burst_until=AT_10 + 30, burst_base=10, trigger_since={f"0:{QUEUE}": AT_10 - 60}),
         AT_10,
-        12,
+        22,
         [
             C.REACTIVE_PANIC,
             C.PREDICTIVE_MISSING,

@@ -66,39 +66,60 @@ def test_a_panic_reading_scales_at_once_and_holds_scale_down_for_a_window() -> N
 
 
 @pytest.mark.parametrize(
-    ("drain", "cold_start", "extra"),
+    ("drain", "arriving", "need", "why"),
     [
-        # 30 s of waiting allowed, pods Ready in 45 s: launching more serves none of the queue
-        pytest.param("30s", "45s", 0.0, id="cold-start-longer-than-the-wait"),
-        # 120 s allowed, Ready in 45 s: 75 s left to serve 60 waiting at 0.5/s per pod
-        pytest.param("120s", "45s", 60 / (0.5 * 75), id="queue-served-after-the-cold-start"),
+        pytest.param(
+            "30s",
+            2.0,
+            8 + 4,
+            "the 60 over the ceiling, served in 30 s by 4 more pods",
+            id="queue-served-in-the-drain-time",
+        ),
+        pytest.param(
+            "120s",
+            2.0,
+            8 + 1,
+            "the same 60 given 120 s: one more pod",
+            id="a-longer-wait-allowed-fewer-pods",
+        ),
+        pytest.param(
+            "30s",
+            6.0,
+            24 + 12,
+            "6 req/s are 12 pods' worth (24 at the 50 % target); the 4 Ready pods take 2, so "
+            "by the time new pods are Ready (60 s) 30 s of arrivals (180) wait: 12 pods more",
+            id="arrivals-beyond-the-ready-pods",
+        ),
     ],
 )
 def test_the_queue_over_its_ceiling_asks_for_the_pods_that_serve_it_in_time(
-    drain: str, cold_start: str, extra: float
+    drain: str, arriving: float, need: float, why: str
 ) -> None:
+    """New pods serve the queue only once Ready (the default cold start, 60 s here): what
+    waited longer than `drain` by then is gone whatever is launched, and what arrived since
+    is what they must serve, within `drain`."""
     s = spec(
         metrics=TWO,
         capacity={"request_rate": "0.5/s"},
-        cold_start=cold_start,
         reactive={"drain": drain},
         scaler="reactive",
     )
-    # 4 pods at 100 % with 20 waiting each (15 over the ceiling of 5: 60 in all), 2 req/s
-    # arriving: 4 pods' worth of load at full use
-    d = decide(s, obs(4, gpu=100.0, queue=20.0, load_rate=2.0), None, running(), T0)
+    # 4 pods at 100 % (a 50 % target: 8 pods) with 20 waiting each (15 over the ceiling of
+    # 5: 60 in all)
+    d = decide(s, obs(4, gpu=100.0, queue=20.0, load_rate=arriving), None, running(), T0)
     values = d.reasons[0].values
     assert values["queue_over_ceiling"] == 60.0
-    assert values["need_now"] == pytest.approx(max(4 / 0.5, 100 / 50 * 4) + extra)
+    assert values["need_now"] == pytest.approx(need), why
 
 
 def test_the_load_signal_shows_demand_beyond_saturated_pods() -> None:
     """4 pods at 100 % (busy: 4 pods' worth) and the queue over its ceiling: 6 req/s at
-    0.5 per pod are 12 pods' worth; at the 50 % target that is 24."""
+    0.5 per pod are 12 pods' worth, at the 50 % target 24; and 180 requests will be waiting
+    when new pods are Ready (30 s of arrivals): 12 pods more, at full use."""
     s = spec(metrics=TWO, capacity={"request_rate": "0.5/s"}, scaler="reactive")
     d = decide(s, obs(4, gpu=100.0, queue=8.0, load_rate=6.0), None, running(), T0)
-    assert d.reasons[0].values["demand_stable"] == pytest.approx(12.0)
-    assert d.reasons[0].values["need_now"] == pytest.approx(24.0)
+    assert d.reasons[0].values["demand_stable"] == pytest.approx(12.0 + 12.0)
+    assert d.reasons[0].values["need_now"] == pytest.approx(24.0 + 12.0)
 
 
 def test_a_short_queue_under_its_ceiling_is_not_a_reason_to_scale_down() -> None:
