@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.sim.baselines import Fluid
+from app.sim.baselines import Fluid, Oracle
 from app.sim.baselines.fluid import fluid_need
+from app.sim.report import report_for
 from app.sim.traces import workload_from_arrivals, workload_from_requests
 from tests.sim.helpers import run, step_load
 
@@ -46,3 +47,12 @@ def test_a_request_log_uses_its_offered_concurrency_per_minute() -> None:
     assert need[:60].tolist() == [1] * 60
     assert need[60:120].tolist() == [10] * 60
     assert need[120:].tolist() == [1] * 60  # 20 s of the 40 s requests spill over: 1 pod
+
+
+def test_fluid_is_the_floor_and_reports_carry_cost_over_it() -> None:
+    wl = step_load(3, 12, at=1200, n=3600)
+    fluid = report_for(run(wl, Fluid()))
+    oracle = report_for(run(wl, Oracle()), fluid_cost=fluid.cost_usd)
+    assert fluid.cost_usd < oracle.cost_usd  # no headroom for Poisson noise, no keep window
+    assert oracle.cost_vs_fluid is not None and oracle.cost_vs_fluid > 1.0
+    assert fluid.utilization > 0.9
