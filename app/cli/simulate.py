@@ -22,6 +22,7 @@ from app.sim.engine import SCENARIOS
 from app.sim.report import check_targets, targets_markdown
 from app.sim.runner import (
     DEFAULT_POLICIES,
+    KNOWN_POLICIES,
     SimulationReport,
     UnknownPolicy,
     run_simulation,
@@ -34,7 +35,7 @@ __all__ = ["add_parser", "plot_report", "run"]
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
-        help="replay a trace against ciuic, HPA, KEDA, Knative and the oracle",
+        help="replay a trace against ciuic, HPA, KEDA, Knative and the oracle and fluid references",
         description="Replay a trace (timestamp,value counts or "
         "TIMESTAMP,ContextTokens,GeneratedTokens request logs) through the simulated "
         "cluster and report cost, utilisation, drops and waits per policy.",
@@ -44,8 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         action="append",
-        choices=DEFAULT_POLICIES,
-        help="policy to run (repeatable; default: all five)",
+        choices=KNOWN_POLICIES,
+        help="policy to run (repeatable; default: all six, the two references included)",
     )
     p.add_argument("--spec", type=Path, help="ciuic scaler spec (YAML or JSON)")
     p.add_argument("--window", help="scored window, e.g. 14d, 36h (default: from the trace)")
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         window = parse_duration(args.window) if args.window else None
         spec = _load_spec(args.spec) if args.spec else None
         policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
-        progress = _Progress(err, len(policies) + (0 if "oracle" in policies else 1))
+        progress = _Progress(err, len(set(policies) | {"oracle", "fluid"}))
         with args.trace.open(encoding="utf-8") as fh, ExitStack() as stack:
             pool = (
                 stack.enter_context(ProcessPoolExecutor(max_workers=args.jobs))
@@ -154,15 +155,18 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, TraceError, ValueError, yaml.YAMLError, SpecError, UnknownPolicy) as exc:
         err.write(f"ciuic simulate: {exc}\n")
         return 2
+    checks = check_targets({args.trace.name: report.reports})
     if args.format == "json":
-        for row in report.rows():
-            print(json.dumps(row))
+        doc = {**report.to_dict(), "trace": args.trace.name}
+        doc["targets"] = [c.to_dict() for c in checks]
+        print(json.dumps(doc))
     else:
         print(f"{report.workload.description}\n")
         print(report.markdown())
-        checks = check_targets(report.reports)
         if checks:
-            print(f"\nBENCHMARK.md targets for ciuic:\n\n{targets_markdown(checks)}")
+            print(
+                f"\nBenchmark targets for ciuic (docs/benchmark.md):\n\n{targets_markdown(checks)}"
+            )
     if args.plot:
         plot_report(report, args.plot)
     return 0

@@ -1,8 +1,9 @@
 """The cluster simulator and scaling benchmark (pure: no I/O, no wall clock).
 
-Entry points: `run_simulation` (trace lines in, report out), `tune_spec` (the cheapest spec
+Entry points: `run_simulation` (trace lines in, report out), `run_corpus` (many traces and
+seeds, summarised and checked against the benchmark's targets), `tune_spec` (the cheapest spec
 under a drop-rate limit and a budget), `workload_from_arrivals` (replay stored load). See
-docs/simulator.md.
+docs/simulator.md and docs/benchmark.md.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from app.sim.engine import SCENARIOS, Scenario, SimResult, simulate
 from app.sim.report import PolicyReport, check_targets, report_for
 from app.sim.runner import (
     DEFAULT_POLICIES,
+    KNOWN_POLICIES,
+    NamedPolicy,
     SimulationReport,
+    TraceSource,
     UnknownPolicy,
+    run_corpus,
     run_simulation,
     simulate_policy,
 )
@@ -21,12 +26,15 @@ from app.sim.tune import TuneResult, tune_spec
 
 __all__ = [
     "DEFAULT_POLICIES",
+    "KNOWN_POLICIES",
     "SCENARIOS",
+    "NamedPolicy",
     "PolicyReport",
     "Scenario",
     "SimResult",
     "SimulationReport",
     "TraceError",
+    "TraceSource",
     "TuneResult",
     "UnknownPolicy",
     "Workload",
@@ -34,6 +42,7 @@ __all__ = [
     "check_targets",
     "parse_trace",
     "report_for",
+    "run_corpus",
     "run_simulation",
     "simulate",
     "simulate_policy",

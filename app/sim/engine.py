@@ -1,11 +1,24 @@
 """The simulated deployment: GPU pods, a FIFO queue with timeouts, billing, and the clock.
 
-One tick is one second. Arrivals are aggregated per second and queued as cohorts
-``[arrival_second, count, service_s]``, so a busy second costs a few list operations whatever the
-request count; completions are kept in a ring buffer indexed by second. Slots are pooled over the
-ready pods (a least-busy router), which is what makes per-second work O(1). A deleted ready pod
-drains: it takes no new work and stays billed while the deployment still has more requests in
-flight than the remaining ready pods hold.
+One tick is one second. Arrivals are aggregated per second; a count trace's requests are queued
+as cohorts ``[arrival_second, count, service_s]`` (a request log's one by one), so a busy second
+costs a few list operations whatever the request count.
+
+Requests stay on their pod (BENCHMARK v2). A central FIFO queue feeds the pods; a request starts
+on the Ready pod with the most free slots (ties: the pod Ready longest), runs to completion there,
+and never moves. A pod chosen for deletion takes no new work and stays billed until its own last
+request finishes. To keep per-second work small the pods are never visited one by one:
+
+- Ready pods form a stack in the order they became Ready; a pod's position is one bit, and the
+  ReplicaSet deletes the most recently Ready pod first (the top), so positions never move.
+- `levels[b]` is the bit mask of the accepting pods with `b` busy slots. Routing m requests is
+  water-filling over those masks: move the whole lowest level up one (one OR), or, when fewer
+  requests than pods remain, its m lowest bits (the oldest pods).
+- The completion ring holds, per future second, the masks of the pods that finish one request
+  each then (one mask per water-filling round) and the number of requests finishing (draining
+  pods included); a finished mask moves its pods down one level, level by level.
+- Deleting a Ready pod takes its bit out of the masks still pending: the seconds its requests
+  finish become its own, and it leaves at the last of them.
 
 Policies are called on their own cadence (`Autoscaler.period_s`), never every second unless they
 ask to be, and see only what `ClusterView` shows them: pod-pushed samples every 5 s, visible 5 s
@@ -14,11 +27,12 @@ late (BENCHMARK.md), or the per-second concurrency a Knative activator would see
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +46,7 @@ __all__ = [
     "Sample",
     "Scenario",
     "SimResult",
+    "initial_fleet",
     "simulate",
 ]
 
@@ -60,9 +75,10 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {"deepseek-7b": Scenario()}
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """What the pods pushed at `time` (aggregated over the ready pods)."""
+class Sample(NamedTuple):
+    """What the pods pushed at `time` (aggregated over the Ready pods that take work). A named
+    tuple: the engine makes one every 5 simulated seconds, and a tuple is built in a tenth of
+    a frozen dataclass's time."""
 
     time: int
     gpu_utilization: float | None  # percent 0..100, mean over ready pods; None with no pod
@@ -70,7 +86,10 @@ class Sample:
     arrival_rate: float  # requests/s over the sample period
     ready: int
     starting: int
-    busy: int  # slots in use
+    busy: int  # slots in use, draining pods included
+    # the busiest and the idlest Ready pod (percent), for a `max` or `min` aggregation
+    gpu_utilization_max: float | None = None
+    gpu_utilization_min: float | None = None
 
 
 class ClusterView:
@@ -99,7 +118,8 @@ class ClusterView:
         self.now = 0
         self.replicas = 0
         self.ready = 0
-        self._starting: list[tuple[int, int]] = []  # the engine's (ready_at, created) list
+        # the engine's starting pods: (ready_at, created, index within the creation second)
+        self._starting: list[tuple[int, int, int]] = []
         self.cold_start_s: float | None = None  # mean measured creation -> Ready so far
         self.busy: array[int] = array("q")  # busy slots per second, seconds 0..now-1
         self.queue: array[int] = array("q")  # waiting requests per second, 0..now-1
@@ -115,7 +135,7 @@ class ClusterView:
     @property
     def starting_ready_at(self) -> list[int]:
         """When each starting pod will be Ready (seconds)."""
-        return [ra for ra, _ in self._starting]
+        return [s[0] for s in self._starting]
 
     def sample(self, period_s: int | None = None) -> Sample | None:
         """The newest sample visible now (taken at least `metric_delay_s` ago), restricted to
@@ -145,7 +165,7 @@ class Autoscaler(Protocol):
 
 def _next_call(policy: Autoscaler, now: int, period: int) -> int:
     """The second of the next call: `period` later, or sooner/later when the policy says when
-    its answer can next change (`next_decision(now)`, the oracle's precomputed plan)."""
+    its answer can next change (`next_decision(now)`, the references' precomputed plans)."""
     hint = getattr(policy, "next_decision", None)
     if hint is None:
         return now + period
@@ -165,12 +185,12 @@ class SimResult:
     dropped: int
     queued_end: int
     wait_hist: tuple[int, ...]  # wait_hist[w] = requests started after waiting w seconds
-    ready: IntArray  # ready pods, per second
+    ready: IntArray  # ready pods taking work, per second
     replicas: IntArray  # ready + starting pods (the deployment's replicas), per second
     billed: IntArray  # ready + starting + draining pods, per second
-    busy: IntArray  # busy slots, per second
+    busy: IntArray  # busy slots (draining pods included), per second
     queue: IntArray  # waiting requests, per second
-    pod_seconds_ledger: int  # sum over pods of (deleted - created)
+    pod_seconds_ledger: int  # sum over pods of (deleted or gone - created)
     pods_created: int
     scale_actions: int
     decisions: int
@@ -190,8 +210,8 @@ class ColdStarts:
     """Cold starts keyed by (creation second, index within that second) and the seed.
 
     Every policy that creates its j-th pod of second s gets the same cold start (common random
-    numbers, so policies differ by their decisions, not their luck), and the oracle can know a
-    pod's cold start before it launches it. Uniform on [lo, hi], whole seconds.
+    numbers, so policies differ by their decisions, not their luck), and the references can know
+    a pod's cold start before they launch it. Uniform on [lo, hi], whole seconds.
     """
 
     def __init__(self, seed: int, lo: float, hi: float) -> None:
@@ -203,7 +223,7 @@ class ColdStarts:
         return round(self.lo + (self.hi - self.lo) * u / (1 << 53))
 
     def first_of_each_second(self, n: int) -> npt.NDArray[np.int64]:
-        """`at(s, 0)` for s in 0..n-1, vectorised (the oracle's plan); equal to the scalar."""
+        """`at(s, 0)` for s in 0..n-1, vectorised; equal to the scalar."""
         x = np.arange(n, dtype=np.uint64) << np.uint64(8)
         u = _mix_array(np.uint64(self._key) ^ _mix_array(x)) >> np.uint64(11)
         f = u.astype(np.float64) / float(1 << 53)
@@ -218,6 +238,35 @@ def _mix_array(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return out
 
 
+def initial_fleet(workload: Workload, scenario: Scenario) -> int:
+    """The Ready pods the deployment has when the window opens, the same for every policy.
+
+    With history (count traces): what the last known rate before the window needs,
+    ceil(rate × service / slots), so the window's own load sizes nothing. Without history (a
+    request log, a bare arrival series): what the window's first minute needs, the one exception
+    to "nothing from the scored window" (the deployment was serving that load when the log
+    began; no policy, the references included, could have launched pods before it).
+    """
+    sc = scenario
+    hist = workload.history_rate
+    known = hist[np.isfinite(hist)] if len(hist) else hist
+    if len(known) and workload.service_s > 0:
+        need = math.ceil(float(known[-1]) * workload.service_s / sc.slots_per_pod - 1e-9)
+    else:
+        first = workload.demand[: min(workload.duration_s, 60)]
+        need = int(np.ceil(first.max() / sc.slots_per_pod)) if len(first) else sc.min_replicas
+    return max(sc.min_replicas, min(sc.max_replicas, need))
+
+
+def _lowest_bits(x: int, m: int) -> int:
+    """The `m` lowest set bits of `x` (0 < m < popcount(x)): the m pods Ready longest.
+
+    In C rather than a loop per bit: the binary digits split at the m-th '1' from the right
+    give the position of the m-th lowest set bit."""
+    s = bin(x)
+    return x & ((2 << (len(s) - 1 - len(s.rsplit("1", m)[0]))) - 1)
+
+
 def simulate(
     workload: Workload,
     policy: Autoscaler,
@@ -229,8 +278,7 @@ def simulate(
 ) -> SimResult:
     """Replay `workload` against `policy`. Deterministic for a given seed.
 
-    The deployment starts with `initial_replicas` ready pods (default: what the first minute's
-    demand needs, so no policy is scored on an artificial cold start of the whole fleet).
+    The deployment starts with `initial_replicas` Ready pods (default: `initial_fleet`).
     """
     sc = scenario
     slots = sc.slots_per_pod
@@ -240,20 +288,26 @@ def simulate(
     services = workload.services
     fixed_svc = workload.service_s
     ring_size = workload.max_service_s + 2
-    ring = [0] * ring_size
+    # per future second: masks of pods finishing one request each, and the requests finishing
+    # (draining pods included); draining pods leaving then (their creation seconds)
+    ring_masks: list[list[int]] = [[] for _ in range(ring_size)]
+    ring_n = [0] * ring_size
+    ring_drained = [0] * ring_size  # of ring_n, the requests on deleted pods
+    leave_ring: list[list[int]] = [[] for _ in range(ring_size)]
     cold = ColdStarts(seed, sc.cold_start_min_s, sc.cold_start_max_s)
     view = ClusterView(sc, workload, cold)
 
     if initial_replicas is None:
-        first = workload.demand[: min(n, 60)]
-        initial_replicas = int(np.ceil(first.max() / slots)) if len(first) else sc.min_replicas
+        initial_replicas = initial_fleet(workload, sc)
     r0 = max(sc.min_replicas, min(sc.max_replicas, initial_replicas))
 
-    # Pods: ready pods are identical to the router, so only their creation times matter
-    # for billing; starting pods keep (ready_at, created).
-    ready_created: list[int] = [0] * r0  # creation second of each ready pod (stack: newest last)
-    starting: list[tuple[int, int]] = view._starting  # (ready_at, created), sorted by ready_at
-    draining: list[int] = []  # creation seconds of deleted pods still finishing work
+    # Ready pods taking work: a stack in Ready order, position i is bit i of the level masks
+    ready_created: list[int] = [0] * r0  # creation second of the pod at each position
+    levels = [0] * (slots + 1)  # levels[b]: mask of the accepting pods with b busy slots
+    levels[0] = (1 << r0) - 1
+    lo = 0  # the lowest level with a pod (while there is one)
+    starting = view._starting  # (ready_at, created, index), sorted
+    draining = 0  # deleted pods still finishing their own requests
     ledger = 0
     created_total = r0
     R = r0
@@ -265,10 +319,33 @@ def simulate(
 
     queue: deque[list[int]] = deque()
     qlen = 0
-    busy = 0
+    busy = 0  # slots in use on every pod
+    ready_busy = 0  # slots in use on the accepting pods (free = slots * R - ready_busy)
     served = dropped = 0
     wait_hist = [0] * (timeout + 1)
     hist0 = 0  # requests started on arrival (the common case, kept out of the list)
+
+    def fill(m: int, b: int) -> tuple[list[int], int]:
+        """Route m requests (m <= free slots) by water-filling from `b`, the lowest level with
+        a pod: the masks of each round (every pod of a round takes one request), and the
+        lowest level after."""
+        rounds: list[int] = []
+        while True:
+            x = levels[b]
+            k = x.bit_count()
+            if m < k:
+                take = _lowest_bits(x, m)
+                levels[b] = x ^ take
+                levels[b + 1] |= take
+                rounds.append(take)
+                return rounds, b
+            levels[b] = 0
+            b += 1
+            levels[b] |= x
+            rounds.append(x)
+            m -= k
+            if not m:
+                return rounds, b
 
     rec_busy = view.busy
     rec_queue = view.queue
@@ -286,84 +363,159 @@ def simulate(
     report = progress if progress is not None else (lambda _t, _n: None)
 
     for t in range(n):
-        # 1. pods becoming ready
+        # 1. pods becoming Ready take the next positions of the stack
         if t >= next_ready:
             while starting and starting[0][0] <= t:
-                ready_at, created = starting.pop(0)
+                ready_at, created, _j = starting.pop(0)
                 cold_sum += ready_at - created
                 cold_n += 1
+                levels[0] |= 1 << R
+                lo = 0
                 ready_created.append(created)
                 R += 1
             next_ready = starting[0][0] if starting else never
-            log.append((t, R, R + len(starting), R + len(starting) + len(draining)))
-        cap = R * slots
-        # 2. completions
+            log.append((t, R, R + len(starting), R + len(starting) + draining))
+        # 2. completions: each finished mask moves its pods down one level
         k = t % ring_size
-        f = ring[k]
-        if f:
-            busy -= f
-            ring[k] = 0
-        # 3. arrivals: straight into free slots when nobody waits, else queued as a cohort
+        done = ring_n[k]
+        if done:
+            busy -= done
+            ring_n[k] = 0
+            gone_n = ring_drained[k]
+            if gone_n:
+                ring_drained[k] = 0
+            ready_busy -= done - gone_n
+            masks = ring_masks[k]
+            if masks:
+                ring_masks[k] = []
+                for mask in masks:
+                    b = lo or 1  # its pods are busy, and none is below the lowest level
+                    while mask:
+                        y = levels[b] & mask
+                        if y:
+                            levels[b] ^= y
+                            levels[b - 1] |= y
+                            mask ^= y
+                            if b == lo:
+                                lo -= 1
+                        b += 1
+        # 3. draining pods whose last request just finished are gone
+        gone = leave_ring[k] if draining else None
+        if gone:
+            leave_ring[k] = []
+            for created in gone:
+                ledger += t - created
+            draining -= len(gone)
+            log.append((t, R, R + len(starting), R + len(starting) + draining))
+        free = slots * R - ready_busy
+        # 4. arrivals: straight onto pods when nobody waits, else queued
         a = arrivals[t]
         if a:
             if services:
                 for s in services[t]:
                     queue.append([t, 1, s])
                 qlen += a
-            elif not qlen and busy + a <= cap:
+            elif not qlen and a <= free:
+                slot = (t + fixed_svc) % ring_size
+                done_masks = ring_masks[slot]
+                # `fill(a, lo)` inline (the hot path): whole levels up, then the oldest pods
+                b = lo
+                m = a
+                while True:
+                    x = levels[b]
+                    k = x.bit_count()
+                    if m < k:
+                        if m == 1:
+                            take = x & -x  # the oldest pod of the level
+                        else:
+                            d = bin(x)  # `_lowest_bits(x, m)`
+                            take = x & ((2 << (len(d) - 1 - len(d.rsplit("1", m)[0]))) - 1)
+                        levels[b] = x ^ take
+                        levels[b + 1] |= take
+                        done_masks.append(take)
+                        break
+                    levels[b] = 0
+                    b += 1
+                    levels[b] |= x
+                    done_masks.append(x)
+                    m -= k
+                    if not m:
+                        break
+                lo = b
+                ring_n[slot] += a
                 busy += a
+                ready_busy += a
+                free -= a
                 served += a
                 hist0 += a
-                ring[(t + fixed_svc) % ring_size] += a
             else:
                 queue.append([t, a, fixed_svc])
                 qlen += a
-        # 4. start queued work, FIFO
-        if qlen and busy < cap:
-            free = cap - busy
-            while free > 0 and queue:
-                head = queue[0]
-                m = head[1]
-                if m > free:
-                    m = free
-                    head[1] -= m
-                else:
-                    queue.popleft()
-                free -= m
-                qlen -= m
-                busy += m
-                served += m
-                wait_hist[t - head[0]] += m
-                ring[(t + head[2]) % ring_size] += m
-            # 5. timeouts: whatever has waited `timeout` s without starting is dropped
+        # 5. start queued work, FIFO
+        if qlen and free > 0:
+            if services:
+                svcs: list[int] = []
+                while free > 0 and queue:
+                    head = queue.popleft()
+                    svcs.append(head[2])
+                    wait_hist[t - head[0]] += 1
+                    free -= 1
+                m = len(svcs)
+                j = 0
+                rounds, lo = fill(m, lo)
+                for x in rounds:
+                    while x:
+                        low = x & -x
+                        x ^= low
+                        slot = (t + svcs[j]) % ring_size
+                        ring_masks[slot].append(low)
+                        ring_n[slot] += 1
+                        j += 1
+            else:
+                m = 0
+                while free > 0 and queue:
+                    head = queue[0]
+                    c = head[1]
+                    if c > free:
+                        c = free
+                        head[1] -= c
+                    else:
+                        queue.popleft()
+                    free -= c
+                    m += c
+                    wait_hist[t - head[0]] += c
+                slot = (t + fixed_svc) % ring_size
+                rounds, lo = fill(m, lo)
+                ring_masks[slot].extend(rounds)
+                ring_n[slot] += m
+            qlen -= m
+            busy += m
+            ready_busy += m
+            served += m
+        # 6. timeouts: whatever has waited `timeout` s without starting is dropped
         if queue:
             while queue and queue[0][0] <= t - timeout:
-                m = queue.popleft()[1]
-                qlen -= m
-                dropped += m
-        # 6. draining pods leave once the ready pods hold all work in flight
-        if draining:
-            need = -(-(busy - cap) // slots) if busy > cap else 0
-            if len(draining) > need:
-                while len(draining) > need:
-                    ledger += t - draining.pop()
-                log.append((t, R, R + len(starting), R + len(starting) + len(draining)))
+                c = queue.popleft()[1]
+                qlen -= c
+                dropped += c
         # 7. record
         rec_busy.append(busy)
         rec_queue.append(qlen)
         # 8. pods push metrics
         if t == next_sample:
-            samples.append(
-                Sample(
-                    time=t,
-                    gpu_utilization=(100.0 * min(busy, cap) / cap) if cap else None,
-                    queue=qlen,
-                    arrival_rate=(cum_arrivals[t + 1] - cum_arrivals[max(0, t + 1 - sp)]) / sp,
-                    ready=R,
-                    starting=len(starting),
-                    busy=busy,
-                )
-            )
+            if R:
+                hi = slots
+                while not levels[hi]:
+                    hi -= 1
+                util: float | None = 100.0 * ready_busy / (slots * R)
+                util_max: float | None = 100.0 * hi / slots
+                util_min: float | None = 100.0 * lo / slots
+            else:
+                util = util_max = util_min = None
+            rate = (cum_arrivals[t + 1] - cum_arrivals[max(0, t + 1 - sp)]) / sp
+            # positional, in field order: time, utilisation, queue, arrival rate, ready,
+            # starting, busy, busiest pod, idlest pod
+            samples.append(Sample(t, util, qlen, rate, R, len(starting), busy, util_max, util_min))
             next_sample += sp
         # 9. the policy, on its own cadence (it acts at the end of second t)
         if t == next_call:
@@ -383,34 +535,62 @@ def simulate(
                 scale_actions += 1
                 if want > cur:
                     for j in range(want - cur):
-                        starting.append((now + cold.at(now, j), now))
+                        starting.append((now + cold.at(now, j), now, j))
                         created_total += 1
                     starting.sort()
                     next_ready = starting[0][0]
                 else:
                     drop_n = cur - want
-                    # Kubernetes deletes not-ready pods first, newest first.
+                    # ReplicaSet order: pods not Ready yet first, the newest first ...
                     while drop_n and starting:
-                        newest = max(range(len(starting)), key=lambda i: starting[i][1])
+                        newest = max(range(len(starting)), key=lambda i: starting[i][1:])
                         ledger += now - starting.pop(newest)[1]
                         drop_n -= 1
                     next_ready = starting[0][0] if starting else never
+                    # ... then the Ready pods that became Ready most recently (the stack's top)
                     for _ in range(drop_n):
-                        draining.append(ready_created.pop())
                         R -= 1
-                    if draining:
-                        # idle slots mean some of those pods hold no work: gone at once
-                        need = -(-(busy - R * slots) // slots) if busy > R * slots else 0
-                        while len(draining) > need:
-                            ledger += now - draining.pop()
-                log.append((now, R, R + len(starting), R + len(starting) + len(draining)))
+                        bit = 1 << R
+                        level = lo
+                        while not levels[level] & bit:
+                            level += 1
+                        levels[level] ^= bit
+                        while R and not levels[lo]:
+                            lo += 1  # it was the last pod of the lowest level
+                        created = ready_created.pop()
+                        if not level:
+                            ledger += now - created  # idle: gone at once
+                            continue
+                        # its requests stay: detach them from the pending masks; it is
+                        # gone when the last of them finishes
+                        ready_busy -= level
+                        left = level
+                        last = now
+                        for sec in range(now, now + ring_size):
+                            slot = sec % ring_size
+                            masks = ring_masks[slot]
+                            hits = 0
+                            for i, mask in enumerate(masks):
+                                if mask & bit:
+                                    masks[i] = mask ^ bit
+                                    hits += 1
+                            if hits:
+                                ring_drained[slot] += hits
+                                left -= hits
+                                last = sec
+                                masks[:] = [x for x in masks if x]
+                                if not left:
+                                    break
+                        leave_ring[last % ring_size].append(created)
+                        draining += 1
+                log.append((now, R, R + len(starting), R + len(starting) + draining))
         if t == next_progress:
             next_progress += progress_every
             report(t, n)
 
     ledger += sum(n - c for c in ready_created)
-    ledger += sum(n - c for _, c in starting)
-    ledger += sum(n - c for c in draining)
+    ledger += sum(n - s[1] for s in starting)
+    ledger += sum(n - c for gone in leave_ring for c in gone)
     if progress is not None:
         progress(n, n)
     log_t = np.array([e[0] for e in log], dtype=np.int64)

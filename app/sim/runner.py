@@ -1,36 +1,127 @@
-"""One call that an endpoint, the CLI or the benchmark makes: trace text in, report out."""
+"""The calls an endpoint, the CLI or the benchmark makes: trace text in, report out.
+
+`run_simulation` replays one trace for one seed (every policy on the same workload);
+`run_corpus` replays many traces for several seeds and summarises them (means over seeds,
+geometric means over traces, BENCHMARK.md's targets). Both take an optional `map_fn` (a process
+pool's `map`) to spread the runs; the results are the same either way.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, TypeVar
 
-from app.sim.baselines import HPA, KEDA, KPA, Oracle
+from app.sim.baselines import HPA, KEDA, KPA, Fluid, Oracle
+from app.sim.corpus import GeneratedTrace, generate
 from app.sim.cost import CostModel
 from app.sim.engine import SCENARIOS, Autoscaler, Scenario, SimResult, simulate
-from app.sim.report import PolicyReport, markdown_table, report_for
-from app.sim.traces import CountTrace, RequestLog, Trace, Workload, build_workload, parse_trace
+from app.sim.report import (
+    CorpusSummary,
+    PolicyReport,
+    SeriesForPlot,
+    TargetCheck,
+    markdown_table,
+    plot_series,
+    report_for,
+    summarise_corpus,
+    with_dominance,
+)
+from app.sim.traces import (
+    CountTrace,
+    FloatArray,
+    RequestLog,
+    Trace,
+    TraceKind,
+    Workload,
+    build_workload,
+    parse_trace,
+)
 
 __all__ = [
     "DEFAULT_POLICIES",
+    "KNOWN_POLICIES",
+    "CorpusRun",
+    "NamedPolicy",
+    "PolicyLike",
+    "Prior",
     "SimulationReport",
+    "TraceSource",
     "UnknownPolicy",
     "make_policy",
+    "run_corpus",
     "run_simulation",
     "simulate_policy",
 ]
 
-DEFAULT_POLICIES = ("ciuic", "hpa", "keda", "kpa", "oracle")
+# Every implementation the simulator has; a report lists these unless asked otherwise.
+KNOWN_POLICIES = ("ciuic", "hpa", "keda", "kpa", "oracle", "fluid")
+DEFAULT_POLICIES = KNOWN_POLICIES
+_REFERENCES = ("oracle", "fluid")  # always run: every report carries cost / each of them
 
 Progress = Callable[[str, int, int], None]
-# How the shell may spread the policies over processes: `ProcessPoolExecutor(2).map` fits.
-MapFn = Callable[[Callable[[str], SimResult], Sequence[str]], Iterable[SimResult]]
+T = TypeVar("T")
+R = TypeVar("R")
+# How the shell may spread runs over processes: `ProcessPoolExecutor(2).map` fits.
+MapFn = Callable[[Callable[[T], R], Sequence[T]], Iterable[R]]
 
 
 class UnknownPolicy(ValueError):
     """A policy name the simulator does not know (or cannot build in this installation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What was known before the scored window: all a spec chosen ahead of the run may read
+    (never the window's arrivals)."""
+
+    kind: TraceKind
+    start: float  # the window's first second (Unix time)
+    history_rate: FloatArray  # the load before the window, req/s, on `history_step_s`
+    history_step_s: float
+    service_s: int  # a count trace's service time (0 for a request log)
+    scenario: Scenario
+
+
+SpecFrom = Callable[[Prior], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class NamedPolicy:
+    """A row of the report under its own name: `kind` is the implementation that runs (one of
+    KNOWN_POLICIES), `spec` the ciuic spec to run it with, or `spec_from` a function (top-level,
+    so a process pool can send it) that chooses the spec from the `Prior`, e.g.
+    `NamedPolicy("ciuic-tuned", "ciuic", spec_from=tuned_on_history)`."""
+
+    name: str
+    kind: str
+    spec: Mapping[str, Any] | None = None
+    spec_from: SpecFrom | None = None
+
+
+PolicyLike = str | NamedPolicy
+
+
+def _entry(policy: PolicyLike) -> NamedPolicy:
+    entry = policy if isinstance(policy, NamedPolicy) else NamedPolicy(policy, policy)
+    if entry.kind not in KNOWN_POLICIES:
+        raise UnknownPolicy(
+            f"unknown policy {entry.kind!r}; choose from {', '.join(KNOWN_POLICIES)}"
+        )
+    return entry
+
+
+def prior_of(workload: Workload, scenario: Scenario) -> Prior:
+    return Prior(
+        kind=workload.kind,
+        start=workload.start,
+        history_rate=workload.history_rate.copy(),
+        history_step_s=workload.history_step_s,
+        service_s=workload.service_s,
+        scenario=scenario,
+    )
 
 
 def make_policy(
@@ -45,6 +136,8 @@ def make_policy(
         return KPA(container_concurrency=scenario.slots_per_pod)
     if name == "oracle":
         return Oracle()
+    if name == "fluid":
+        return Fluid()
     if name == "ciuic":
         try:
             from app.sim.ciuic import CiuicPolicy
@@ -52,11 +145,11 @@ def make_policy(
             raise UnknownPolicy(f"the ciuic policy is not available here: {exc}") from exc
         policy: Autoscaler = CiuicPolicy.build(scenario, workload, spec)
         return policy
-    raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(DEFAULT_POLICIES)}")
+    raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(KNOWN_POLICIES)}")
 
 
 def simulate_policy(
-    name: str,
+    name: PolicyLike,
     *,
     workload: Workload,
     scenario: Scenario,
@@ -64,10 +157,17 @@ def simulate_policy(
     seed: int,
     progress: Progress | None = None,
 ) -> SimResult:
-    """One policy over one workload (a top-level function, so a process pool can run it)."""
-    policy = make_policy(name, scenario, workload, spec)
-    cb = None if progress is None else (lambda t, n: progress(name, t, n))
-    return simulate(workload, policy, scenario=scenario, seed=seed, progress=cb)
+    """One policy over one workload (a top-level function, so a process pool can run it).
+    `spec` is the ciuic spec for a plain "ciuic"; a `NamedPolicy` brings its own."""
+    entry = _entry(name)
+    if isinstance(name, NamedPolicy):
+        spec = entry.spec
+        if entry.spec_from is not None:
+            spec = entry.spec_from(prior_of(workload, scenario))
+    policy = make_policy(entry.kind, scenario, workload, spec)
+    cb = None if progress is None else (lambda t, n: progress(entry.name, t, n))
+    result = simulate(workload, policy, scenario=scenario, seed=seed, progress=cb)
+    return result if result.policy == entry.name else dataclasses.replace(result, policy=entry.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,34 +195,9 @@ class SimulationReport:
         return markdown_table(self.reports)
 
 
-def run_simulation(
-    trace: Iterable[str] | Trace,
-    *,
-    policies: Sequence[str] = DEFAULT_POLICIES,
-    scenario: Scenario | str = "deepseek-7b",
-    spec: Mapping[str, Any] | None = None,
-    window_s: float | None = None,
-    seed: int = 0,
-    cost_model: CostModel | None = None,
-    progress: Progress | None = None,
-    map_fn: MapFn | None = None,
-) -> SimulationReport:
-    """Replay a trace (its lines, header first, or a parsed `Trace`) against each policy.
-
-    The oracle always runs, since every report carries `cost / oracle cost`; it is listed only
-    when asked for. Pure and deterministic for a given seed: safe to run in a worker thread.
-    `map_fn` (e.g. a process pool's `map`) runs the policies side by side; same results.
-    """
-    sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-    names = list(dict.fromkeys(policies))
-    for name in names:
-        if name not in DEFAULT_POLICIES:
-            raise UnknownPolicy(
-                f"unknown policy {name!r}; choose from {', '.join(DEFAULT_POLICIES)}"
-            )
-    tr = trace if isinstance(trace, CountTrace | RequestLog) else parse_trace(trace)
-    workload = build_workload(
-        tr,
+def _workload(trace: Trace, sc: Scenario, seed: int, window_s: float | None) -> Workload:
+    return build_workload(
+        trace,
         seed=seed,
         window_s=window_s,
         slots_per_pod=sc.slots_per_pod,
@@ -130,27 +205,239 @@ def run_simulation(
         target_pods_at_p99=sc.target_pods_at_p99,
         replay_copies=sc.replay_copies,
     )
-    # the slowest first, so a pool finishes early; the oracle is always needed
-    order = sorted({"oracle", *names}, key=lambda n: (n != "ciuic", n))
+
+
+def _run_order(entries: Sequence[NamedPolicy]) -> list[NamedPolicy]:
+    """The asked-for entries plus the references, ciuic kinds first (the slowest, so a pool
+    finishes early)."""
+    seen = {e.name for e in entries}
+    extra = [NamedPolicy(r, r) for r in _REFERENCES if r not in seen]
+    return sorted([*entries, *extra], key=lambda e: (e.kind != "ciuic", e.name))
+
+
+def _with_ratios(
+    results: Mapping[str, SimResult], names: Sequence[str], cost_model: CostModel | None
+) -> tuple[PolicyReport, ...]:
+    oracle = report_for(results["oracle"], cost_model=cost_model).cost_usd
+    fluid = report_for(results["fluid"], cost_model=cost_model).cost_usd
+    reports = [
+        report_for(results[n], oracle_cost=oracle, fluid_cost=fluid, cost_model=cost_model)
+        for n in names
+    ]
+    return with_dominance(reports)
+
+
+def run_simulation(
+    trace: Iterable[str] | Trace,
+    *,
+    policies: Sequence[PolicyLike] = DEFAULT_POLICIES,
+    scenario: Scenario | str = "deepseek-7b",
+    spec: Mapping[str, Any] | None = None,
+    window_s: float | None = None,
+    seed: int = 0,
+    cost_model: CostModel | None = None,
+    progress: Progress | None = None,
+    map_fn: MapFn[PolicyLike, SimResult] | None = None,
+) -> SimulationReport:
+    """Replay a trace (its lines, header first, or a parsed `Trace`) against each policy.
+
+    The references (oracle, fluid) always run, since every report carries cost / each; they
+    are listed only when asked for. Pure and deterministic for a given seed: safe to run in a
+    worker thread. `map_fn` (e.g. a process pool's `map`) runs the policies side by side; same
+    results.
+    """
+    sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    entries = list({e.name: e for e in map(_entry, policies)}.values())
+    tr = trace if isinstance(trace, CountTrace | RequestLog) else parse_trace(trace)
+    workload = _workload(tr, sc, seed, window_s)
+    order = _run_order(entries)
+    run_one = partial(simulate_policy, workload=workload, scenario=sc, spec=spec, seed=seed)
     if map_fn is None:
-        run_one = partial(
-            simulate_policy, workload=workload, scenario=sc, spec=spec, seed=seed, progress=progress
-        )
-        results = {name: run_one(name) for name in order}
+        run_here = partial(run_one, progress=progress)
+        results = {e.name: run_here(e) for e in order}
     else:
-        run_one = partial(simulate_policy, workload=workload, scenario=sc, spec=spec, seed=seed)
-        results = dict(zip(order, map_fn(run_one, order), strict=True))
+        results = dict(zip([e.name for e in order], map_fn(run_one, order), strict=True))
         if progress is not None:
-            for name in order:
-                progress(name, workload.duration_s, workload.duration_s)
-    oracle_cost = report_for(results["oracle"], cost_model=cost_model).cost_usd
-    reports = tuple(
-        report_for(results[n], oracle_cost=oracle_cost, cost_model=cost_model) for n in names
-    )
+            for e in order:
+                progress(e.name, workload.duration_s, workload.duration_s)
+    names = [e.name for e in entries]
     return SimulationReport(
         scenario=sc,
         workload=workload,
         seed=seed,
-        reports=reports,
+        reports=_with_ratios(results, names, cost_model),
         results=tuple(results[n] for n in names),
     )
+
+
+# -- a corpus ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSource:
+    """One trace of a corpus: its CSV `text` (a file the shell read), or a `generated` entry
+    of app.sim.corpus (generated where it runs, from its seed); `window_s` None is the default
+    window of its shape."""
+
+    name: str
+    text: str | None = None
+    generated: GeneratedTrace | None = None
+    window_s: float | None = None
+
+    def lines(self) -> list[str]:
+        if self.generated is not None:
+            return _generated_text(self.generated).splitlines()
+        if self.text is None:
+            raise ValueError(f"trace source {self.name!r} has neither text nor a generator")
+        return self.text.splitlines()
+
+    @classmethod
+    def of(cls, entry: GeneratedTrace) -> TraceSource:
+        return cls(entry.name, generated=entry, window_s=entry.window_s)
+
+
+@lru_cache(maxsize=2)
+def _generated_text(entry: GeneratedTrace) -> str:
+    return generate(entry.family, entry.seed)
+
+
+# A worker process keeps what it parsed and built: every trace parsed (small), and the last
+# few workloads (a request log's is the same for every seed).
+@lru_cache(maxsize=32)
+def _source_trace(source: TraceSource) -> Trace:
+    return parse_trace(source.lines())
+
+
+@lru_cache(maxsize=4)
+def _cached_workload(source: TraceSource, sc: Scenario, seed: int | None) -> Workload:
+    return _workload(_source_trace(source), sc, seed or 0, source.window_s)
+
+
+def _source_workload(source: TraceSource, sc: Scenario, seed: int) -> Workload:
+    trace = _source_trace(source)
+    return _cached_workload(source, sc, seed if isinstance(trace, CountTrace) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    source: TraceSource
+    seed: int
+    entry: NamedPolicy
+    scenario: Scenario
+    spec: Mapping[str, Any] | None
+    series: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    trace: str
+    seed: int
+    policy: str
+    result: PolicyReport  # without the ratios (the references may run elsewhere)
+    series: SeriesForPlot | None
+    description: str
+
+
+def _corpus_task(task: _Task) -> _Done:
+    """One policy on one trace and seed; returns only the report (a process pool ships back
+    a few hundred bytes, not the per-second series)."""
+    workload = _source_workload(task.source, task.scenario, task.seed)
+    result = simulate_policy(
+        task.entry, workload=workload, scenario=task.scenario, spec=task.spec, seed=task.seed
+    )
+    return _Done(
+        trace=task.source.name,
+        seed=task.seed,
+        policy=task.entry.name,
+        result=report_for(result),
+        series=plot_series(result) if task.series else None,
+        description=workload.description,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusRun:
+    """A corpus run: the summary (what is printed and checked) and, when asked for, the plot
+    series of each trace's first seed per policy."""
+
+    summary: CorpusSummary
+    series: dict[tuple[str, str], SeriesForPlot]
+
+    def to_dict(self) -> dict[str, object]:
+        return self.summary.to_dict()
+
+
+def run_corpus(
+    sources: Sequence[TraceSource],
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    policies: Sequence[PolicyLike] = DEFAULT_POLICIES,
+    scenario: Scenario | str = "deepseek-7b",
+    spec: Mapping[str, Any] | None = None,
+    map_fn: MapFn[_Task, _Done] | None = None,
+    check_policy: str = "ciuic",
+    corpus_target: bool | None = None,
+    series: bool = False,
+    extra_checks: Sequence[TargetCheck] = (),
+    on_done: Callable[[str, int, str], None] | None = None,
+) -> CorpusRun:
+    """Every policy on every trace for every seed; means over seeds, geometric means over the
+    traces, and BENCHMARK.md's targets for `check_policy` (the corpus one against KPA when
+    `corpus_target`, by default with more than one trace). Runs are spread one (trace, seed,
+    policy) per task, the ciuic ones first (the slowest), so two processes finish together."""
+    if not sources:
+        raise ValueError("a corpus needs at least one trace")
+    sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    entries = list({e.name: e for e in map(_entry, policies)}.values())
+    order = _run_order(entries)
+    # the ciuic runs first (the slowest), then the others grouped by workload (a worker
+    # builds it once for all of them)
+    tasks = [
+        _Task(src, seed, e, sc, spec, series and seed == seeds[0])
+        for src in sources
+        for seed in seeds
+        for e in order
+    ]
+    tasks.sort(key=lambda t: t.entry.kind != "ciuic")  # stable: the grouping stays
+    done: dict[tuple[str, int, str], _Done] = {}
+    for d in map_fn(_corpus_task, tasks) if map_fn is not None else map(_corpus_task, tasks):
+        done[(d.trace, d.seed, d.policy)] = d
+        if on_done is not None:
+            on_done(d.trace, d.seed, d.policy)
+    # a corpus row always carries the references: every ratio and target is to them
+    names = [e.name for e in entries] + [
+        r for r in _REFERENCES if r not in {e.name for e in entries}
+    ]
+    runs: dict[str, list[tuple[PolicyReport, ...]]] = {}
+    descriptions: dict[str, str] = {}
+    plots: dict[tuple[str, str], SeriesForPlot] = {}
+    for src in sources:
+        per_seed = []
+        for seed in seeds:
+            got = {e.name: done[(src.name, seed, e.name)] for e in order}
+            oracle = got["oracle"].result.cost_usd
+            fluid = got["fluid"].result.cost_usd
+            reports = [
+                dataclasses.replace(
+                    got[n].result,
+                    cost_vs_oracle=got[n].result.cost_usd / oracle if oracle else None,
+                    cost_vs_fluid=got[n].result.cost_usd / fluid if fluid else None,
+                )
+                for n in names
+            ]
+            per_seed.append(with_dominance(reports))
+            descriptions.setdefault(src.name, got[names[0]].description)  # the first seed's
+            for n in names:
+                s = got[n].series
+                if s is not None:
+                    plots[(src.name, n)] = s
+        runs[src.name] = per_seed
+    summary = summarise_corpus(
+        runs,
+        seeds=seeds,
+        descriptions=descriptions,
+        policy=check_policy,
+        corpus_target=corpus_target,
+        extra_checks=extra_checks,
+    )
+    return CorpusRun(summary=summary, series=plots)

@@ -4,6 +4,7 @@ Two shapes are accepted, told apart by their header, never by the file name, so 
 have never seen work unchanged:
 
 - count series: ``timestamp,value`` — requests (or any events) per regular interval;
+  timestamps ISO 8601 or Unix time (seconds, or milliseconds);
 - request logs: ``TIMESTAMP,ContextTokens,GeneratedTokens`` — one request per line.
 
 The caller reads the file; this module only parses text (the pure core does no I/O).
@@ -12,7 +13,7 @@ The caller reads the file; this module only parses text (the pure core does no I
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +35,7 @@ __all__ = [
     "parse_duration",
     "parse_trace",
     "workload_from_arrivals",
+    "workload_from_requests",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,8 +72,20 @@ def detect_kind(header: str) -> TraceKind:
     )
 
 
+# A bare number is Unix time: seconds, or milliseconds when it is this large (year 5138 in s).
+_UNIX_MS_FROM = 1e11
+
+
 def _parse_time(text: str, lineno: int) -> float:
     s = text.strip().strip('"')
+    try:
+        unix = float(s)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(unix):
+            raise TraceError(f"line {lineno}: bad timestamp {text.strip()!r}")
+        return unix / 1000.0 if abs(unix) >= _UNIX_MS_FROM else unix
     # Azure writes 7 fractional digits; fromisoformat takes at most 6.
     if "." in s:
         head, _, frac = s.partition(".")
@@ -211,16 +225,41 @@ class Workload:
     history_step_s: float
     scale: float
     description: str
+    # The true rate the arrivals were drawn from (req/s), piecewise constant: `rate_value[i]`
+    # from second `rate_at[i]` on. Known for a count trace (its scaled per-interval rate); empty
+    # for a request log, which has no rate behind it. Only the `fluid` reference reads it.
+    rate_at: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rate_value: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def duration_s(self) -> int:
         return len(self.arrivals)
 
     @property
+    def has_rate(self) -> bool:
+        return len(self.rate_at) > 0
+
+    def rate_per_second(self) -> FloatArray:
+        """The true rate for every second of the window (empty when unknown)."""
+        if not self.has_rate:
+            return np.zeros(0)
+        reps = np.diff(np.append(self.rate_at, self.duration_s))
+        out: FloatArray = np.repeat(self.rate_value, reps)
+        return out
+
+    @property
     def max_service_s(self) -> int:
         if self.services:
             return max(max(v) for v in self.services.values())
         return self.service_s
+
+
+def _pieces(rate: FloatArray) -> tuple[IntArray, FloatArray]:
+    """A per-second rate as (start second, value) of each constant piece."""
+    if len(rate) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    at = np.concatenate(([0], np.flatnonzero(np.diff(rate)) + 1)).astype(np.int64)
+    return at, rate[at].astype(np.float64)
 
 
 def _offered_concurrency(
@@ -319,6 +358,7 @@ def _count_workload(
     lam[np.isnan(lam)] = 0.0  # a second no row covers (a gap in the trace) has no arrivals
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     arrivals = rng.poisson(lam).astype(np.int64)
+    rate_at, rate_value = _pieces(lam)
     svc = max(1, round(service_s))
     # the history on a regular grid ending at the window start; gaps stay NaN (the forecasting
     # package treats NaN as a missing bucket)
@@ -339,6 +379,8 @@ def _count_workload(
             f"count trace, {trace.interval_s:g} s intervals, window {n} s, "
             f"p99 rate scaled to {target_rate:g} req/s (x{scale:.4g}), Poisson seed {seed}"
         ),
+        rate_at=rate_at,
+        rate_value=rate_value,
     )
 
 
@@ -396,13 +438,19 @@ def workload_from_arrivals(
     history_step_s: float = 300.0,
     start: float = 0.0,
     description: str = "synthetic arrivals",
+    rate: npt.ArrayLike | None = None,
 ) -> Workload:
-    """A workload from per-second arrival counts with one service time (tests, what-ifs)."""
+    """A workload from per-second arrival counts with one service time (tests, what-ifs).
+    `rate`, if known, is the per-second rate the arrivals were drawn from (for `fluid`)."""
     arr = np.asarray(arrivals, dtype=np.int64)
     if arr.ndim != 1 or len(arr) == 0 or np.any(arr < 0):
         raise ValueError("arrivals must be a non-empty 1-d array of counts >= 0")
     if service_s < 1:
         raise ValueError("service_s must be >= 1")
+    lam = np.zeros(0) if rate is None else np.asarray(rate, dtype=np.float64)
+    if rate is not None and (lam.shape != arr.shape or not np.all(np.isfinite(lam))):
+        raise ValueError("rate must be finite, one value per second of arrivals")
+    rate_at, rate_value = _pieces(lam)
     return Workload(
         kind=TraceKind.COUNTS,
         start=start,
@@ -412,6 +460,43 @@ def workload_from_arrivals(
         demand=_offered_concurrency(arr, {}, service_s),
         history_rate=np.asarray(history_rate, dtype=np.float64),
         history_step_s=history_step_s,
+        scale=1.0,
+        description=description,
+        rate_at=rate_at,
+        rate_value=rate_value,
+    )
+
+
+def workload_from_requests(
+    services: Mapping[int, Sequence[int]],
+    duration_s: int,
+    *,
+    start: float = 0.0,
+    description: str = "synthetic requests",
+) -> Workload:
+    """A request-log workload from the service times (whole seconds >= 1) of the requests
+    arriving in each second, in arrival order (tests, what-ifs)."""
+    if duration_s < 1:
+        raise ValueError("duration_s must be >= 1")
+    arrivals = np.zeros(duration_s, dtype=np.int64)
+    per_second: dict[int, tuple[int, ...]] = {}
+    for t, svc in services.items():
+        if not 0 <= t < duration_s:
+            raise ValueError(f"second {t} is outside the workload")
+        if any(s < 1 for s in svc):
+            raise ValueError("service times must be >= 1 s")
+        if svc:
+            per_second[t] = tuple(int(s) for s in svc)
+            arrivals[t] = len(svc)
+    return Workload(
+        kind=TraceKind.REQUESTS,
+        start=start,
+        arrivals=arrivals,
+        service_s=0,
+        services=per_second,
+        demand=_offered_concurrency(arrivals, per_second, 0),
+        history_rate=np.zeros(0),
+        history_step_s=60.0,
         scale=1.0,
         description=description,
     )

@@ -14,13 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _counts(path: Path) -> None:
-    """Ten-minute counts for three days with a daily cycle (a resolution no shared trace has)."""
+    """Ten-minute counts for three days with a daily cycle (a resolution no shipped trace has),
+    timestamps in Unix seconds."""
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
     rows = ["timestamp,value"]
     for i in range(3 * 144):
         t = t0 + timedelta(minutes=10 * i)
         value = 200 + 150 * math.sin(2 * math.pi * i / 144) + (400 if 300 <= i < 303 else 0)
-        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{value:.0f}")
+        rows.append(f"{int(t.timestamp())},{value:.0f}")
     path.write_text("\n".join(rows) + "\n")
 
 
@@ -38,26 +39,35 @@ def _requests(path: Path) -> None:
 def test_every_trace_in_the_folder_is_scored_with_the_default_spec(tmp_path: Path) -> None:
     _counts(tmp_path / "shop_orders.csv")
     _requests(tmp_path / "chat_log.csv")
+    out = tmp_path / "run.json"
+    args = ["--traces", str(tmp_path), "--jobs", "1", "--json", str(out)]
     done = subprocess.run(
-        [sys.executable, "bench/simulate.py", "--traces", str(tmp_path), "--jobs", "1"],
+        [sys.executable, "bench/simulate.py", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
-    rows = [x for x in lines if "policy" in x]
-    assert {(r["trace"], r["policy"]) for r in rows} == {
-        (t, p)
-        for t in ("shop_orders.csv", "chat_log.csv")
-        for p in ("ciuic", "hpa", "keda", "kpa", "oracle")
-    }
-    for r in rows:
-        assert r["requests"] > 0
-        assert 0 <= r["dropped"] <= r["requests"]
-        assert r["gpu_hours"] > 0 and r["cost_usd"] > 0
-        assert 0 < r["utilization"] <= 1
+    doc = json.loads(out.read_text())
+    assert doc["seeds"] == [0]
+    traces = {t["trace"]: t for t in doc["traces"]}
+    assert set(traces) == {"shop_orders.csv", "chat_log.csv"}
+    for t in traces.values():
+        [run] = t["runs"]
+        assert [r["policy"] for r in run["policies"]] == [
+            "ciuic",
+            "hpa",
+            "keda",
+            "kpa",
+            "oracle",
+            "fluid",
+        ]
+        for r in run["policies"]:
+            assert r["requests"] > 0
+            assert 0 <= r["dropped"] <= r["requests"]
+            assert r["gpu_hours"] > 0 and r["cost_usd"] > 0
+            assert 0 < r["utilization"] <= 1
     # the target checks ran for both (met or not is the benchmark's business, not this test's)
-    assert {x["trace"] for x in lines if "target" in x} == {"shop_orders.csv", "chat_log.csv"}
-    assert "### shop_orders.csv (window" in done.stdout
+    assert {c["where"] for c in doc["targets"]} == {"shop_orders.csv", "chat_log.csv"}
+    assert "### shop_orders.csv (seed 0)" in done.stdout

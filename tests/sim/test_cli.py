@@ -45,12 +45,16 @@ def test_json_output_has_the_report_keys(
         ]
     )
     assert rc == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    doc = json.loads(capsys.readouterr().out)  # one document, not JSON lines
+    rows = doc["policies"]
     assert [r["policy"] for r in rows] == ["hpa", "oracle"]
     for r in rows:
         assert tuple(k for k in r if k != "hybrid") == REPORT_KEYS
     assert rows[1]["cost_vs_oracle"] == 1.0
     assert rows[0]["cost_vs_oracle"] > 1.0
+    assert rows[0]["cost_vs_fluid"] > rows[1]["cost_vs_fluid"] > 0  # fluid always runs
+    assert doc["trace"] == "t.csv"
+    assert doc["targets"] == []  # no ciuic row: nothing to check
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,4 +1,5 @@
-"""KEDA queue scaler: 30 s polling, AverageValue 5 per pod, then the HPA pipeline."""
+"""KEDA queue scaler: the queue read fresh at every 15 s HPA sync, AverageValue 5 per pod, then
+the HPA pipeline."""
 
 from __future__ import annotations
 
@@ -19,11 +20,30 @@ def _view(now: int, queue: int, replicas: int) -> ClusterView:
     return v
 
 
-def test_polls_every_30s_and_caches_between() -> None:
+def test_the_queue_is_read_fresh_at_every_sync() -> None:
+    # KEDA's default: the metrics adapter asks the scaler on each HPA request, no caching
     k = KEDA()
+    assert k.poll(_view(60, 100, 2)) == 100.0
+    assert k.poll(_view(75, 7, 2)) == 7.0  # the next 15 s sync sees the new queue
+    assert k.poll(_view(90, 40, 2)) == 40.0
+
+
+def test_cached_metrics_hold_the_reading_for_the_polling_interval() -> None:
+    # `useCachedMetrics: true`: the reading taken at a poll serves until the next poll (30 s)
+    k = KEDA(use_cached_metrics=True)
     assert k.poll(_view(60, 100, 2)) == 100.0
     assert k.poll(_view(75, 7, 2)) == 100.0  # 15 s later: still the cached reading
     assert k.poll(_view(90, 7, 2)) == 7.0
+
+
+def test_a_queue_seen_at_one_sync_is_acted_on_at_that_sync() -> None:
+    # a queue appears between two syncs: the next sync scales on it, not 15 s later
+    k = KEDA()
+    assert k.decide(_view(45, 0, 4)) == 4  # empty queue asks 0; the 300 s window holds 4
+    assert k.decide(_view(60, 60, 4)) == 8  # ceil(60 / 5) = 12, rate-limited to 2 x 4
+    cached = KEDA(use_cached_metrics=True)
+    assert cached.decide(_view(45, 0, 4)) == 4
+    assert cached.decide(_view(60, 60, 4)) == 4  # still the reading polled at 45
 
 
 def test_desired_is_queue_over_five_through_hpa_rate_limits() -> None:

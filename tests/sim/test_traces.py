@@ -12,6 +12,7 @@ from app.sim.traces import (
     detect_kind,
     parse_duration,
     parse_trace,
+    workload_from_requests,
 )
 
 # First rows of the shared traces (NAB nyc_taxi.csv, commit ea702d75; Azure/AzurePublicDataset
@@ -163,3 +164,55 @@ def test_gaps_in_a_count_trace_have_no_arrivals_and_nan_history() -> None:
     hist = wl.history_rate
     assert len(hist) == 3  # 00:00, 00:30, 01:00 on the grid
     assert np.isnan(hist[2]) and not np.isnan(hist[0])
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        pytest.param("2015-01-01 00:00:00", id="iso"),
+        pytest.param("1420070400", id="unix-seconds"),
+        pytest.param("1420070400.0", id="unix-seconds-float"),
+        pytest.param("1420070400000", id="unix-milliseconds"),
+    ],
+)
+def test_count_timestamps_may_be_iso_or_unix(stamp: str) -> None:
+    second = {"2015-01-01 00:00:00": "2015-01-01 00:30:00"}.get(stamp, "")
+    if not second:  # the next row, 30 minutes later, in the same notation
+        unit = 1000 if len(stamp) == 13 else 1
+        second = str(int(float(stamp)) + 1800 * unit)
+    tr = parse_trace(["timestamp,value", f"{stamp},1", f"{second},2"])
+    assert isinstance(tr, CountTrace)
+    assert tr.times[0] == 1420070400.0 and tr.interval_s == 1800
+
+
+def test_a_count_workload_carries_the_rate_its_arrivals_are_drawn_from() -> None:
+    tr = _counts([900.0, 1800.0, 3600.0, 3600.0])  # 0.5, 1, 2, 2 req/s before scaling
+    wl = build_workload(tr, seed=0, window_s=4 * 1800)
+    assert wl.rate_at.tolist() == [0, 1800, 3600]  # one piece per distinct interval rate
+    rate = wl.rate_per_second()
+    assert len(rate) == wl.duration_s
+    assert rate[0] == pytest.approx(0.5 * wl.scale) and rate[-1] == pytest.approx(2 * wl.scale)
+    assert wl.arrivals[3600:].mean() == pytest.approx(rate[-1], rel=0.05)
+    # a request log has no rate behind it
+    assert not build_workload(parse_trace(AZURE_EXCERPT.splitlines()), seed=0).has_rate
+
+
+@pytest.mark.parametrize(
+    ("services", "n"),
+    [
+        pytest.param({5: [3]}, 5, id="outside"),
+        pytest.param({0: [0]}, 5, id="zero-service"),
+        pytest.param({}, 0, id="empty"),
+    ],
+)
+def test_workload_from_requests_rejects(services: dict[int, list[int]], n: int) -> None:
+    with pytest.raises(ValueError):
+        workload_from_requests(services, n)
+
+
+def test_workload_from_requests_keeps_arrival_order_and_demand() -> None:
+    wl = workload_from_requests({0: [5, 2], 3: [1]}, 10)
+    assert wl.kind is TraceKind.REQUESTS
+    assert wl.arrivals.tolist() == [2, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert wl.services == {0: (5, 2), 3: (1,)}
+    assert wl.demand.tolist() == [2, 2, 1, 2, 1, 0, 0, 0, 0, 0]

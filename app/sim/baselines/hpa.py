@@ -230,8 +230,9 @@ class HPA:
         if s is None or s.gpu_utilization is None or s.ready == 0:
             desired = current
         else:
-            # Pooled slots: the sampled pods all read the mean; pods Ready since the sample
-            # have no metric yet (missing), starting pods are unready.
+            # The calculator only needs the mean over the sampled Ready pods (it sums their
+            # utilisations); pods Ready since the sample have no metric yet (missing),
+            # starting pods are unready, deleted (draining) pods are not counted at all.
             desired = replicas_for_utilization(
                 current,
                 s.ready,

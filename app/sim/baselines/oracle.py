@@ -4,8 +4,11 @@ need(t) = ceil(offered concurrency(t) / slots), clamped to the bounds: the pods 
 request on arrival. The plan is made offline (`plan_replicas`): each pod is launched at the latest
 second whose cold start still has it Ready when first needed, exactly one cold start ahead, and
 deleted once no second of the next `keep_s` needs it (keep_s = the longest cold start: a relaunch
-would be billed at least that long). Its cost is the physical limit for serving without waiting;
-it drops only what `max_replicas` cannot hold. The engine calls it only when its plan changes.
+would be billed at least that long). A deleted pod still drains its own requests (billed), as
+every policy's does. Its cost is the limit for serving without waiting; it drops only what
+`max_replicas` cannot hold. It is a reference, not a floor: a policy may cost less by letting
+requests wait (the `fluid` reference is the floor). The engine calls it only when its plan
+changes.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ def plan_replicas(
 
 
 class Oracle:
+    """The clairvoyant reference on arrivals (see the module's docstring)."""
+
     name = "oracle"
     period_s = 1
     phase_s = 0
@@ -105,19 +110,28 @@ class Oracle:
         self._target: list[int] = []
         self._changes: list[int] = []
 
-    def _prepare(self, view: ClusterView) -> None:
+    def need(self, view: ClusterView) -> IntArray:
+        """Pods needed each second (within the bounds)."""
         sc = view.scenario
-        need = need_series(
+        return need_series(
             view.workload.demand, sc.slots_per_pod, view.min_replicas, view.max_replicas
         )
-        longest = int(np.ceil(sc.cold_start_max_s))
+
+    def keep_s(self, view: ClusterView) -> int:
+        """How long a pod no second needs any more is kept (a relaunch would cost more)."""
+        if self._keep_s is not None:
+            return self._keep_s
+        return int(np.ceil(view.scenario.cold_start_max_s))
+
+    def _prepare(self, view: ClusterView) -> None:
+        sc = view.scenario
         plan = plan_replicas(
-            need,
+            self.need(view),
             view.cold_starts,
-            keep_s=self._keep_s if self._keep_s is not None else longest,
+            keep_s=self.keep_s(view),
             initial=view.replicas,
             min_cold_s=int(np.floor(sc.cold_start_min_s)),
-            max_cold_s=longest,
+            max_cold_s=int(np.ceil(sc.cold_start_max_s)),
         )
         target = np.clip(plan, view.min_replicas, view.max_replicas)
         self._target = target.tolist()
