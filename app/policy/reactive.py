@@ -15,9 +15,9 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
   the deployment is saturated: with a known capacity, the load signal shows the demand the busy
   pods cannot (`load / capacity` pods at full use), and the queue asks for the pods that serve,
   within `reactive.drain` (how long a queued request may wait), what will be waiting when new
-  pods are Ready: the queue over the ceiling now, grown by the arrivals the Ready pods cannot
-  take during the cold start, at most `drain` seconds of arrivals (what waited longer is lost
-  whatever is launched). Without a capacity it asks like KEDA's queue scaler (`queue /
+  pods are Ready: the queue over the ceiling now, grown by the arrivals the pods up cannot take
+  during the cold start (starting pods count for half of it), at most `drain` seconds of
+  arrivals (what waited longer is lost whatever is launched). Without a capacity it asks like KEDA's queue scaler (`queue /
   target` pods).
 
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
@@ -309,18 +309,20 @@ def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
     if not r.saturated:
         return need, demand
     arriving = max(0.0, load) if load is not None and math.isfinite(load) else 0.0
-    # The busy pods top out at 100 %; the load signal shows what arrives beyond them (at the
-    # metrics' target use: 85 % of the pods' worth, as the metrics would plan).
-    rate_pods = arriving / per_pod
-    if rate_pods > demand:
-        demand = rate_pods
-        need = max(need, rate_pods / r.target_use)
+    # The busy pods top out at 100 %; the load signal shows what arrives beyond them, planned
+    # at the metrics' target use (85 % of the pods' worth, as the metrics would plan). The
+    # replica calculator's own answer is no guide here: with pods starting it keeps the
+    # current count ("they will take the load"), which the queue then adds to, decision after
+    # decision.
+    demand = max(demand, arriving / per_pod)
+    need = demand / r.target_use
     # New pods serve the queue only from when they are Ready. By then what waited longer than
     # `drain` is gone whatever is launched, and what arrived since waits: the queue over the
-    # ceiling now, grown by the arrivals the Ready pods cannot take during the cold start,
-    # and at most `drain` seconds of arrivals. Those are the pods that serve it in `drain`.
+    # ceiling now, grown by the arrivals the pods up cannot take during the cold start (the
+    # starting ones count for half of it: Ready on average halfway), and at most `drain`
+    # seconds of arrivals. Those are the pods that serve it in `drain`.
     cold = cold_start_s(spec, obs)
-    serving = max(0, obs.ready_pods) * per_pod
+    serving = (max(0, obs.ready_pods) + max(0, obs.starting_pods) / 2) * per_pod
     waiting = min(r.excess + max(0.0, arriving - serving) * cold, arriving * spec.reactive.drain)
     drain = max(0.0, waiting) / (per_pod * spec.reactive.drain)
     return need + drain, demand + drain
