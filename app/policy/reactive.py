@@ -17,8 +17,8 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
   within `reactive.drain` (how long a queued request may wait), what will be waiting when new
   pods are Ready: the queue over the ceiling now, grown by the arrivals the pods up cannot take
   during the cold start (starting pods count for half of it), at most `drain` seconds of
-  arrivals (what waited longer is lost whatever is launched). Without a capacity it asks like KEDA's queue scaler (`queue /
-  target` pods).
+  arrivals (what waited longer is lost whatever is launched). Without a capacity it asks like
+  KEDA's queue scaler (`queue / target` pods).
 
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`. A stable need within `tolerance` of the current count keeps the count (HPA's
