@@ -21,7 +21,8 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
   KEDA's queue scaler (`queue / target` pods).
 
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
-`reactive.window`. A stable need within `tolerance` of the current count keeps the count (HPA's
+`reactive.window`, over the readings as saturated (a ceiling exceeded) as the newest one: once
+a queue has drained, what the burst asked for no longer counts. A stable need within `tolerance` of the current count keeps the count (HPA's
 dead-band). A newest need of `reactive.panic` x the Ready pods or more, and above the current
 count, is acted on at once and holds scale-down for a window (Knative's panic mode; a need
 under the current count is no panic, however few pods are Ready yet).
@@ -287,7 +288,7 @@ class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen
     partial: bool  # some metrics missing: no scale-down
     panic: bool  # a panic reading now or within the window
     reason: Reason
-    recent: tuple[tuple[float, float, float], ...]
+    recent: tuple[tuple[float, float, float, float], ...]
     since: float | None
     panic_until: float | None
 
@@ -365,9 +366,14 @@ def reactive_need(
     need_now, demand_now = needs
     need_now = min(need_now, MAX_NEED)
     demand_now = min(demand_now, MAX_NEED)
-    recent = (*kept, (now, need_now, demand_now))
-    stable = sum(e[1] for e in recent) / len(recent)
-    demand = sum(e[2] for e in recent) / len(recent) if reading.need is not None else None
+    saturated = 1.0 if reading.saturated else 0.0
+    recent = (*kept, (now, need_now, demand_now, saturated))
+    # The window smooths a steady load's noise; a saturated reading (the queue over its
+    # ceiling) is a passing state, and once the queue has drained only the readings like it
+    # describe the load: after a burst the count follows the load now, not a burst's mean.
+    alike = [e for e in recent if e[3] == saturated]
+    stable = sum(e[1] for e in alike) / len(alike)
+    demand = sum(e[2] for e in alike) / len(alike) if reading.need is not None else None
     since = state.since if state.since is not None else now
     values.update(need_now=need_now, need_stable=stable, window_s=window)
     if demand is not None:

@@ -127,8 +127,8 @@ class ScalerState:
     """What the policy carries between calls. Owned by the policy; callers store it (as
     `to_dict()`, JSON-ready) and hand it back unchanged.
 
-    - `recent`: (time, need, demand) of each decision within the stable window (the reactive
-      step averages them, like Knative's stable window);
+    - `recent`: (time, need, demand, saturated 0/1) of each decision within the stable
+      window (the reactive step averages them, like Knative's stable window);
     - `lows`: (time, lowest count that decision would keep) within the stable window: a
       scale-down goes no lower than the highest of them (hysteresis without a 300 s hold);
     - `since`: the first decision that had data (no scale-down before one stable window);
@@ -143,7 +143,7 @@ class ScalerState:
     trigger_since: Mapping[str, float] = field(default_factory=dict)  # trigger id -> first over
     burst_until: float | None = None  # burst lasts at least until this time
     burst_base: int | None = None  # replicas when the burst started
-    recent: tuple[tuple[float, float, float], ...] = ()
+    recent: tuple[tuple[float, float, float, float], ...] = ()
     lows: tuple[tuple[float, float], ...] = ()
     since: float | None = None
     panic_until: float | None = None
@@ -175,7 +175,10 @@ class ScalerState:
             trigger_since={str(k): float(v) for k, v in doc.get("trigger_since", {}).items()},
             burst_until=_opt_float(doc.get("burst_until")),
             burst_base=None if doc.get("burst_base") is None else int(doc["burst_base"]),
-            recent=tuple((float(t), float(n), float(d)) for t, n, d in doc.get("recent", ())),
+            recent=tuple(
+                (float(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 0.0)
+                for r in doc.get("recent", ())
+            ),
             lows=tuple((float(t), float(v)) for t, v in doc.get("lows", ())),
             since=_opt_float(doc.get("since")),
             panic_until=_opt_float(doc.get("panic_until")),

@@ -63,6 +63,8 @@ class CiuicPolicy:
 
     name = "ciuic"
     phase_s = 0
+    # A push on change wakes the reconcile loop (app.workers.wakeup), as in the service.
+    wakes_on_push = True
 
     def __init__(
         self,
@@ -155,8 +157,9 @@ class CiuicPolicy:
 
     def decide(self, view: ClusterView) -> int:
         now_unix = self.workload.start + view.now
-        s = view.sample()
-        completed = self._observe_load(s)
+        # the load history is the periodic pushes' (a push on change would count twice)
+        completed = self._observe_load(view.sample())
+        s = view.sample(pushed=True)
         if view.now >= self._next_fit:
             self._next_fit = view.now + self.refit_s
             self._update_forecast(now_unix, full=True)

@@ -68,6 +68,11 @@ class Scenario:
     max_replicas: int = 80
     sample_period_s: int = 5
     metric_delay_s: int = 5
+    # The agent's push on change: a pod whose waiting queue reaches this (per pod) pushes at
+    # once, seen `change_delay_s` later, besides its periodic push; again when it has
+    # doubled since, at most once a second. None: periodic pushes only.
+    push_on_queue: float | None = 5.0
+    change_delay_s: int = 1
     target_pods_at_p99: float = 40.0
     replay_copies: int = 4
 
@@ -100,6 +105,7 @@ class ClusterView:
         "_samples",
         "_starting",
         "busy",
+        "change",
         "cold_start_s",
         "cold_starts",
         "max_replicas",
@@ -126,6 +132,7 @@ class ClusterView:
         self.min_replicas = scenario.min_replicas
         self.max_replicas = scenario.max_replicas
         self._samples: list[Sample] = []
+        self.change: Sample | None = None  # the latest push on change (Scenario.push_on_queue)
         self.cold_starts = cold_starts
 
     @property
@@ -137,19 +144,27 @@ class ClusterView:
         """When each starting pod will be Ready (seconds)."""
         return [s[0] for s in self._starting]
 
-    def sample(self, period_s: int | None = None) -> Sample | None:
+    def sample(self, period_s: int | None = None, *, pushed: bool = False) -> Sample | None:
         """The newest sample visible now (taken at least `metric_delay_s` ago), restricted to
-        sample times that are multiples of `period_s` (HPA sees one every 15 s)."""
+        sample times that are multiples of `period_s` (HPA sees one every 15 s). `pushed`: as
+        Ciuic's store has them, a push on change (`Scenario.push_on_queue`) included when it
+        is newer."""
         visible_at = self.now - self.scenario.metric_delay_s
         step = self.scenario.sample_period_s
-        if visible_at < 0 or not self._samples:
-            return None
-        idx = min(len(self._samples) - 1, visible_at // step)
-        if period_s is not None and period_s > step:
-            every = period_s // step
-            idx -= idx % every
-        s = self._samples[idx]
-        return s if s.time <= visible_at else None
+        found: Sample | None = None
+        if visible_at >= 0 and self._samples:
+            idx = min(len(self._samples) - 1, visible_at // step)
+            if period_s is not None and period_s > step:
+                every = period_s // step
+                idx -= idx % every
+            s = self._samples[idx]
+            found = s if s.time <= visible_at else None
+        if pushed and self.change is not None:
+            change = self.change
+            seen = change.time <= self.now - self.scenario.change_delay_s
+            if seen and (found is None or change.time > found.time):
+                return change
+        return found
 
 
 class Autoscaler(Protocol):
@@ -353,6 +368,10 @@ def simulate(
     samples = view._samples
     sp = sc.sample_period_s
     next_sample = 0
+    push_on = sc.push_on_queue
+    change_delay = max(1, sc.change_delay_s)
+    pushed_q = 0.0  # waiting per pod in the last push
+    wakes = bool(getattr(policy, "wakes_on_push", False))  # Ciuic's wake-up on a push
     cum_arrivals = np.concatenate(([0], np.cumsum(workload.arrivals))).tolist()
     period = max(1, policy.period_s)
     next_call = max(0, policy.phase_s)
@@ -501,8 +520,17 @@ def simulate(
         # 7. record
         rec_busy.append(busy)
         rec_queue.append(qlen)
-        # 8. pods push metrics
-        if t == next_sample:
+        # 8. pods push metrics: every sample period, and at once when a pod's queue reaches
+        #    the push-on-change threshold (or doubles since its last push)
+        periodic = t == next_sample
+        changed = (
+            push_on is not None
+            and R > 0
+            and not periodic
+            and qlen >= push_on * R
+            and (pushed_q < push_on or qlen >= 2 * pushed_q * R)
+        )
+        if periodic or changed:
             if R:
                 hi = slots
                 while not levels[hi]:
@@ -515,8 +543,15 @@ def simulate(
             rate = (cum_arrivals[t + 1] - cum_arrivals[max(0, t + 1 - sp)]) / sp
             # positional, in field order: time, utilisation, queue, arrival rate, ready,
             # starting, busy, busiest pod, idlest pod
-            samples.append(Sample(t, util, qlen, rate, R, len(starting), busy, util_max, util_min))
-            next_sample += sp
+            snap = Sample(t, util, qlen, rate, R, len(starting), busy, util_max, util_min)
+            pushed_q = qlen / R if R else 0.0
+            if periodic:
+                samples.append(snap)
+                next_sample += sp
+            else:
+                view.change = snap
+                if wakes and t + change_delay - 1 < next_call:
+                    next_call = max(t, t + change_delay - 1)
         # 9. the policy, on its own cadence (it acts at the end of second t)
         if t == next_call:
             nstart = len(starting)

@@ -373,7 +373,7 @@ def test_decision_details_of_the_brief() -> None:
     assert d.valid
     assert d.state.recommendations == ((AT_10, 6),)
     assert d.state.scale_events == ((AT_10, 3),)
-    assert d.state.recent == ((AT_10, pytest.approx(4.8), pytest.approx(4.8)),)
+    assert d.state.recent == ((AT_10, pytest.approx(4.8), pytest.approx(4.8), 1.0),)  # saturated
     reactive = d.reasons[0]
     assert reactive.values["gpu_utilization.need"] == pytest.approx(95 / 85 * 3)
     assert reactive.values["request_queue.value"] == 8.0  # a ceiling: no need of its own

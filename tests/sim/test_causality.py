@@ -97,12 +97,6 @@ def test_ciuic_decides_only_on_the_past(fork: Fork) -> None:
     _same_until_t("ciuic", fork)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="default_spec sizes a request log's capacity on the whole window's mean service "
-    "time (app/sim/ciuic.py, the lead's): a decision before T changes with the service times "
-    "after T. Remove this mark when the default spec learns capacity online.",
-)
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fork=log_forks())
 def test_ciuic_decides_only_on_the_past_of_a_request_log(fork: Fork) -> None:

@@ -5,14 +5,14 @@ deleted pod billed until its own last request finishes)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sim.engine import ColdStarts, Scenario, initial_fleet
+from app.sim.engine import ClusterView, ColdStarts, Scenario, initial_fleet, simulate
 from app.sim.traces import Workload, workload_from_arrivals, workload_from_requests
 from tests.sim.helpers import SC, Fixed, requests, run, step_load
 
@@ -306,3 +306,52 @@ def test_the_engine_matches_a_pod_by_pod_model(
     assert (res.served, res.dropped) == (ref["served"], ref["dropped"])
     assert list(res.wait_hist) == ref["waits"]
     assert res.pod_seconds_ledger == ref["ledger"] == int(res.billed.sum())
+
+
+class Waker:
+    """Holds 2 pods and records when it was asked and what it saw (pushed samples)."""
+
+    name = "waker"
+    phase_s = 0
+    period_s = 5
+
+    def __init__(self, wakes: bool) -> None:
+        self.wakes_on_push = wakes
+        self.calls: list[tuple[int, int | None]] = []
+
+    def decide(self, view: ClusterView) -> int:
+        s = view.sample(pushed=True)
+        self.calls.append((view.now, None if s is None else s.time))
+        return 2
+
+
+@pytest.mark.parametrize("wakes", [True, False], ids=["woken-by-the-push", "on-its-cadence"])
+def test_a_queue_over_the_push_threshold_is_pushed_at_once_and_may_wake_the_policy(
+    wakes: bool,
+) -> None:
+    """The agent pushes at once when a pod's queue reaches `push_on_queue` (5 waiting per
+    pod), seen a second later; a policy that wakes on pushes (Ciuic's reconcile loop does)
+    decides on it then, one that does not sees it at its next tick."""
+    # 2 pods (16 slots) at 1 req/s of 16 s requests, then 8 req/s from t=103: the queue
+    # passes 10 (5 a pod) within seconds of the step, between two periodic samples
+    rate = np.where(np.arange(160) < 103, 1, 8).astype(np.float64)
+    wl = workload_from_arrivals(np.full(160, 1) * (rate.astype(np.int64)), rate=rate)
+    policy = Waker(wakes)
+    res = simulate(wl, policy, scenario=SC, seed=0, initial_replicas=2)
+    first_over = int(np.flatnonzero(res.queue >= 10)[0])
+    assert 103 < first_over < 110 and first_over % SC.sample_period_s != 0
+    pushed = [(now, seen) for now, seen in policy.calls if seen == first_over]
+    if wakes:
+        # decided at the end of the second the queue crossed: now = first_over + 1
+        assert pushed[0][0] == first_over + SC.change_delay_s
+    else:
+        assert not pushed or pushed[0][0] % SC.sample_period_s == 1  # its own cadence
+        assert all(now % SC.sample_period_s == 1 for now, _ in policy.calls)
+
+
+def test_without_push_on_change_only_periodic_samples_are_seen() -> None:
+    rate = np.where(np.arange(160) < 103, 1, 8).astype(np.float64)
+    wl = workload_from_arrivals(rate.astype(np.int64), rate=rate)
+    policy = Waker(True)
+    simulate(wl, policy, scenario=replace(SC, push_on_queue=None), seed=0, initial_replicas=2)
+    assert all(seen is None or seen % SC.sample_period_s == 0 for _, seen in policy.calls)
