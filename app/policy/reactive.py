@@ -22,8 +22,8 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
 
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`, over the readings as saturated (a ceiling exceeded) as the newest one: once
-a queue has drained, what the burst asked for no longer counts. A stable need within `tolerance` of the current count keeps the count (HPA's
-dead-band). A newest need of `reactive.panic` x the Ready pods or more, and above the current
+a queue has drained, what the burst asked for no longer counts. A stable need within
+`tolerance` of the current count keeps the count (HPA's dead-band). A newest need of `reactive.panic` x the Ready pods or more, and above the current
 count, is acted on at once and holds scale-down for a window (Knative's panic mode; a need
 under the current count is no panic, however few pods are Ready yet).
 

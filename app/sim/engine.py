@@ -68,9 +68,9 @@ class Scenario:
     max_replicas: int = 80
     sample_period_s: int = 5
     metric_delay_s: int = 5
-    # The agent's push on change: a pod whose waiting queue reaches this (per pod) pushes at
-    # once, seen `change_delay_s` later, besides its periodic push; again when it has
-    # doubled since, at most once a second. None: periodic pushes only.
+    # The agent's push on change: a pod whose waiting queue is at or over this (per pod) and
+    # longer than at its last push pushes at once (at most once a second), seen
+    # `change_delay_s` later, besides its periodic push. None: periodic pushes only.
     push_on_queue: float | None = 5.0
     change_delay_s: int = 1
     target_pods_at_p99: float = 40.0
@@ -528,7 +528,7 @@ def simulate(
             and R > 0
             and not periodic
             and qlen >= push_on * R
-            and (pushed_q < push_on or qlen >= 2 * pushed_q * R)
+            and qlen > pushed_q * R
         )
         if periodic or changed:
             if R:

@@ -167,7 +167,7 @@ SCENARIOS: list[Any] = [
             C.SCHEDULE_ACTIVE,
             C.EMERGENCY_START,
             C.PREHEAT_EAGER,
-            C.BEHAVIOR_UP_LIMIT,
+            C.BEHAVIOR_WITHIN_RANGE,
             C.HOLD_NONE,
             C.BOUNDS_MAX,
             C.FRACTIONAL_DISABLED,
@@ -304,14 +304,14 @@ SCENARIOS: list[Any] = [
         ],
         id="stale-forecast-eager",
     ),
-    # a big forecast ramp from 1 pod is rate-limited to 10 (max(+4, x10) per 15 s)
+    # a big forecast ramp from 1 pod under the spec's HPA behaviour: max(+4, x2) per 15 s: 5
     pytest.param(
-        spec(**FRACTIONAL_PRED),
+        spec(**FRACTIONAL_PRED, behavior={}),
         obs(1, gpu=50.0),
         flat_forecast(10.0),
         running(),
         T0,
-        10,
+        5,
         [
             C.REACTIVE_IN_TOLERANCE,
             C.PREDICTIVE_FLOOR,
@@ -645,8 +645,8 @@ def test_rate_limits_never_exceeded_over_a_sequence(
 
 def test_forecast_brings_capacity_before_the_morning_ramp() -> None:
     """Load steps from 1 to 5 req/s at 09:00 and the forecast knows it: with a 60 s cold start
-    and a 60 s buffer, 10 pods (5 / 0.5) are asked for from 08:58 and, rate-limited from 2,
-    are there a minute before the load, while the reactive side alone would keep 2."""
+    and a 60 s buffer, 10 pods (5 / 0.5) are asked for from 08:58, at once, and are there a
+    minute before the load, while the reactive side alone would keep 2."""
     nine = T0 + 3600.0
     s = spec(capacity={"request_rate": "30/min"}, cold_start="60s", min_replicas=2)
     path = tuple(1.0 if T0 + 60 * k < nine else 5.0 for k in range(180))
@@ -661,6 +661,6 @@ def test_forecast_brings_capacity_before_the_morning_ramp() -> None:
         state, replicas = d.state, d.replicas
         seen[now - nine] = replicas
     assert seen[-180.0] == 2  # 08:57: the step is beyond the horizon
-    assert seen[-120.0] == 10  # 08:58: the forecast floor asks for 10 (x5: within x10)
+    assert seen[-120.0] == 10  # 08:58: the forecast floor asks for 10, at once
     assert seen[-60.0] == 10  # 08:59: all there a cold start ahead of the load
     assert all(r == 10 for t, r in seen.items() if t >= -60.0)

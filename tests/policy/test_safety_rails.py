@@ -64,9 +64,9 @@ def two_metrics(**extra: Any) -> ScalerSpec:
             math.nan, 0.0, 4, Code.REACTIVE_PARTIAL_HOLD, "not scaling down", id="nan-and-idle"
         ),
         pytest.param(10.0, -1.0, 4, Code.REACTIVE_PARTIAL_HOLD, "invalid value -1.0", id="neg-q"),
-        # A finite value gone wild is load: up at the default rate (x10 or +4 per 15 s: see
-        # the next test), never past max_replicas (10 here). The newest reading asks for a
-        # multiple of the pods: a panic.
+        # A finite value gone wild is load: up at the scale-up rate (see the next test),
+        # never past max_replicas (10 here). The newest reading asks for a multiple of the
+        # pods: a panic.
         pytest.param(1e12, 1e12, 10, Code.REACTIVE_PANIC, "panic", id="1e12"),
         # So large the pods overflow a float: left out like NaN, with the value named.
         pytest.param(
@@ -91,15 +91,27 @@ def test_a_wild_metric_never_scales_down_or_past_max(
     assert math.isfinite(d.need)
 
 
-def test_a_wild_metric_for_long_reaches_max_and_stops_there() -> None:
-    s, state, current, now = two_metrics(max_replicas=500), ScalerState(), 1, T0
+@pytest.mark.parametrize(
+    ("behavior", "expected"),
+    [
+        # Knative's rate (x1000 per 15 s): the cap at once, and no further
+        pytest.param(None, [500] * 6, id="default"),
+        # HPA's (the spec sets `behavior`): +4 pods or x2 per 15 s, then the cap
+        pytest.param({}, [5, 10, 20, 40, 80, 160], id="hpa-behavior"),
+    ],
+)
+def test_a_wild_metric_for_long_reaches_max_and_stops_there(
+    behavior: dict[str, Any] | None, expected: list[int]
+) -> None:
+    extra = {} if behavior is None else {"behavior": behavior}
+    s, state, current, now = two_metrics(max_replicas=500, **extra), ScalerState(), 1, T0
     seen = []
     for _ in range(6):  # 6 ticks of 15 s with 1e12 on both metrics
         d = run(s, obs(current, gpu=1e12, queue=1e12), state=state, now=now)
         state, current, now = d.state, d.replicas, now + 15
         seen.append(current)
-    assert seen == [10, 100, 500, 500, 500, 500]  # +4 pods or x10 per 15 s, then the cap
-    assert code_of(d, "bounds") == Code.BOUNDS_MAX
+    assert seen == expected
+    assert all(r <= 500 for r in seen)
 
 
 def test_stale_metrics_hold_and_say_they_are_stale() -> None:
@@ -164,7 +176,7 @@ def test_a_wild_forecast_is_ignored_or_rate_limited_and_capped(
 ) -> None:
     """The metrics are on target (4 pods at 85 %: 3.4 busy). A non-finite forecast is ignored
     with a reason; a finite wild one raises the need, but the count moves only as fast as the
-    scale-up behaviour allows (x10 per 15 s by default: 4 -> 40) and never past max_replicas
+    scale-up behaviour allows (x1000 per 15 s by default: 4 -> 4000) and never past max_replicas
     (10); a negative one cannot take the count under what the pods are busy with."""
     s = two_metrics(**PREDICTIVE)
     d = run(s, obs(4, gpu=85.0, queue=5.0), forecast=forecast)

@@ -71,13 +71,13 @@ def test_brief_yaml_is_accepted_verbatim_with_defaults() -> None:
     assert (s.reactive.window, s.reactive.panic, s.reactive.drain) == (60.0, 2.0, 30.0)
     assert s.fractional.enabled is False and s.fractional.min_fraction == 0.3
     assert s.fallback.on_missing == "hold" and s.scaler_name == "deepseek-service"
-    # No `behavior`: no HPA windows; scale-up limited to x10 (or +4) per 15 s.
+    # No `behavior`: no HPA windows; scale-up limited to Knative's x1000 (or +4) per 15 s.
     assert s.behavior is None
     up, down = s.effective_behavior.scale_up, s.effective_behavior.scale_down
     assert up.stabilization_window_seconds == 0 and up.select_policy == "Max"
     assert [(p.type, p.value, p.period_seconds) for p in up.policies] == [
         ("Pods", 4, 15),
-        ("Percent", 900, 15),
+        ("Percent", 99900, 15),
     ]
     assert down.stabilization_window_seconds == 0
     assert [(p.type, p.value, p.period_seconds) for p in down.policies] == [("Percent", 100, 15)]
