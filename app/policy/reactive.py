@@ -23,9 +23,10 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`, over the readings as saturated (a ceiling exceeded) as the newest one: once
 a queue has drained, what the burst asked for no longer counts. A stable need within
-`tolerance` of the current count keeps the count (HPA's dead-band). A newest need of `reactive.panic` x the Ready pods or more, and above the current
-count, is acted on at once and holds scale-down for a window (Knative's panic mode; a need
-under the current count is no panic, however few pods are Ready yet).
+`tolerance` of the current count keeps the count (HPA's dead-band). A newest need of
+`reactive.panic` x the Ready pods or more, and above the current count, is acted on at once
+and holds scale-down for a window (Knative's panic mode; a need under the current count is no
+panic, however few pods are Ready yet).
 
 Missing data: with some metrics missing the rest still decide, but never a scale-down (the
 hold step enforces it); with none, the spec's fallback holds the current count or goes to a
