@@ -148,6 +148,11 @@ class ControlPlane:
             )
             plane.stop()
             raise RuntimeError(f"`up start` failed ({done.returncode}): {done.stderr}{logs}")
+        # `up` takes any /readyz body holding "ok" for ready, and a failing one lists the
+        # checks that passed ("[+]ping ok"): wait for a 200, or the RBAC bootstrap roles (what
+        # every authenticated user may do) can still be missing.
+        with plane.admin() as admin:
+            wait_until(lambda: admin.http.get("/readyz").status_code == 200, 60, "/readyz 200")
         return plane
 
     def stop(self) -> None:
@@ -247,6 +252,12 @@ class Admin:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @staticmethod
     def path(kind: str, namespace: str | None = None, name: str = "", sub: str = "") -> str:
         prefix, plural, namespaced = KINDS[kind]
@@ -296,15 +307,21 @@ class Admin:
         meta = obj["metadata"]
         return self.request("POST", self.path(obj["kind"], meta.get("namespace")), obj)
 
-    def apply(self, obj: dict[str, Any], manager: str = "e2e-admin") -> dict[str, Any]:
-        """Server-side apply, as `kubectl apply --server-side --force-conflicts` does."""
+    def apply(
+        self, obj: dict[str, Any], manager: str = "e2e-admin", *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Server-side apply, as `kubectl apply --server-side --force-conflicts` does; with
+        `dry_run`, validated and admitted by the API server but not stored."""
         meta = obj["metadata"]
+        params = {"fieldManager": manager, "force": "true"}
+        if dry_run:
+            params["dryRun"] = "All"
         return self.request(
             "PATCH",
             self.path(obj["kind"], meta.get("namespace"), meta["name"]),
             yaml.safe_dump(obj),
             content_type="application/apply-patch+yaml",
-            params={"fieldManager": manager, "force": "true"},
+            params=params,
         )
 
     def patch(
