@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "Admin",
     "ControlPlane",
     "KubeError",
+    "Recorder",
     "deployment",
     "kubeconfig",
     "pod_ready",
@@ -341,6 +343,11 @@ class Admin:
         with contextlib.suppress(KubeError):
             self.request("DELETE", self.path(kind, namespace, name))
 
+    def watch(self, kind: str, namespace: str) -> Recorder:
+        """A `Recorder` of every event of `kind` in `namespace`, from now on."""
+        token = str(self.http.headers["Authorization"]).removeprefix("Bearer ")
+        return Recorder(str(self.http.base_url), token, self.path(kind, namespace))
+
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> dict[str, Any]:
         """`kubectl scale`: a merge patch of the scale subresource."""
         body = {"spec": {"replicas": replicas}}
@@ -467,3 +474,52 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s:g} s")
         time.sleep(interval_s)
+
+
+class Recorder:
+    """Watches one kind of object in a namespace from a thread of its own (and its own HTTP
+    client): every event, with the monotonic time it arrived. The first events are the
+    objects already there (ADDED), as a watch without a resourceVersion sends them."""
+
+    def __init__(self, server: str, token: str, path: str) -> None:
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self._http = httpx.Client(
+            base_url=server, headers={"Authorization": f"Bearer {token}"}, verify=False,
+            timeout=httpx.Timeout(10, read=None),
+        )  # fmt: skip
+        self._path = path
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"watch {path}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        version: str | None = None
+        while not self._stopping.is_set():
+            # Short watches, resumed from the last version: stop() waits for one to end.
+            params = {"watch": "1", "timeoutSeconds": "1"}
+            if version:
+                params["resourceVersion"] = version
+            try:
+                with self._http.stream("GET", self._path, params=params) as response:
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        obj = event["object"]
+                        version = obj["metadata"]["resourceVersion"]
+                        self.events.append((time.monotonic(), event["type"], obj))
+            except (httpx.HTTPError, RuntimeError):
+                if self._stopping.is_set():
+                    return
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._http.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
