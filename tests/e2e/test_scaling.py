@@ -132,6 +132,25 @@ def test_a_scaler_scales_a_real_deployment_and_learns_its_cold_start(
     assert abs(learned - ready_s) <= 1.0, measured  # whole-second timestamps
 
 
+def test_a_missing_target_is_on_the_status_as_kubectl_words_it(
+    namespace: str, service: Callable[..., LiveServer]
+) -> None:
+    """Protects the operator's first mistake: a scaler whose Deployment does not exist says
+    so on its status, in the API server's own words (the 404 as kubectl reports it)."""
+    live = service()
+    assert httpx.post(f"{live.url}/v1/scalers", json=spec(namespace)).status_code == 201
+    error = wait_until(
+        lambda: httpx.get(f"{live.url}/v1/scalers/{NAME}").json()["status"]["last_error"],
+        10,
+        "an error on the status",
+    )
+    assert error == (
+        f'cannot read {NAME}: deployments.apps "{NAME}" not found in namespace {namespace}'
+    )
+    assert events(live, "error")[0]["message"] == error  # once, not once per reconcile
+    assert len(events(live, "error")) == 1
+
+
 async def test_terminating_pods_are_not_counted(
     admin: Admin, namespace: str, adapter: Callable[..., Awaitable[KubernetesCluster]]
 ) -> None:
