@@ -172,6 +172,17 @@ def test_one_of_two_processes_leads_and_the_other_takes_over_after_a_sigkill(
     ]
     assert admin.get("Deployment", namespace, NAME)["metadata"]["generation"] == 3
 
+    # The killed process comes back: for a whole lease duration and more it follows; the
+    # Lease and the Deployment are not touched by it.
+    back = replicas("ciuic-a")
+    watching = LeaderSampler(back, b)
+    wait_until(lambda: len(watching.samples) and time.monotonic() - watching.samples[0][0]
+               > LEASE_S + 2 * RETRY_S, 3 * LEASE_S, "a lease duration watched")  # fmt: skip
+    assert {tuple(who) for _, who in watching.stop()} == {("ciuic-b",)}
+    lease = admin.get("Lease", namespace, "ciuic-leader")["spec"]
+    assert (lease["holderIdentity"], lease["leaseTransitions"]) == ("ciuic-b", 1)
+    assert admin.get("Deployment", namespace, NAME)["metadata"]["generation"] == 3
+
 
 def pod_counts(pods: dict[str, dict[str, Any]]) -> tuple[int, int]:
     """(Ready pods serving, pods not being deleted)."""
