@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -367,15 +367,19 @@ class Admin:
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return self.items("Pod", namespace, selector)
 
-    def metric(self, name: str) -> Iterator[tuple[dict[str, str], float]]:
-        """Samples of one metric from the API server's /metrics: (labels, value)."""
-        text = self.http.get("/metrics").text
-        pattern = re.compile(rf"^{re.escape(name)}(?:{{(.*)}})? (\S+)$")
-        for line in text.splitlines():
-            m = pattern.match(line)
-            if m:
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-                yield labels, float(m.group(2))
+    def metrics(self, *names: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+        """Samples of the named metrics from the API server's /metrics: (labels, value)."""
+        wanted = set(names)
+        found: dict[str, list[tuple[dict[str, str], float]]] = {n: [] for n in names}
+        for line in self.http.get("/metrics").text.splitlines():
+            m = _SAMPLE.match(line)
+            if m and m.group(1) in wanted:
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+                found[m.group(1)].append((labels, float(m.group(3))))
+        return found
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:{(.*)})? (\S+)$")
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
