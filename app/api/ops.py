@@ -39,11 +39,17 @@ async def readyz(ctx: Ctx) -> dict[str, object]:
         raise
     ctx.telemetry.db_up.set(1)
     leadership = ctx.extras.get("leadership")
-    return {
+    body: dict[str, object] = {
         "status": "ready",
         "database": "ok",
         "leader": bool(getattr(leadership, "is_leader", False)),
     }
+    # Why this replica cannot lead, when it cannot (e.g. RBAC refuses the Lease): with no
+    # leader nothing reconciles, and no scaler's status could say why.
+    error = getattr(leadership, "error", None)
+    if error:
+        body["leader_error"] = error
+    return body
 
 
 @router.get(

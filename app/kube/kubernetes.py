@@ -151,6 +151,10 @@ class KubernetesCluster:
 
     async def observe(self, target: TargetRef) -> DeploymentState:
         space = await self._space(target)
+        if isinstance(space.workloads.error, ClusterForbidden):
+            # list or watch refused: a GET would still answer, so say so rather than serve
+            # every reconcile by GETs (or from a cache that no longer follows the API)
+            raise space.workloads.error
         workload = self._cached(space, target) or await self._read(target)
         key = self._key(target)
         cold_starts = self._cold_starts.setdefault(

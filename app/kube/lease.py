@@ -87,6 +87,7 @@ class LeaseElector:
         self.following = asyncio.Event()  # set while it does not
         self.following.set()
         self.holder: str | None = None  # the last holder seen
+        self.error: str | None = None  # why the last attempt failed (RBAC, the API down)
         self._observed_version: str | None = None
         self._observed_at = 0.0
         self._renewed_at = 0.0
@@ -99,7 +100,10 @@ class LeaseElector:
             won = await self._attempt()
         except ClusterError as exc:
             log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            self.error = f"lease {self.namespace}/{self.name}: {exc}"
             won = False
+        else:
+            self.error = None
         if won:
             self._set_leader(True)
         elif self.is_leader and self._monotonic() - self._renewed_at > self.renew_deadline_s:

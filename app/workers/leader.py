@@ -127,6 +127,14 @@ class Leadership:
         self.interval_s = interval_s
         self.is_leader = False
         self._crew: Supervisor | None = None
+        self._error: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        """Why the last attempt to lead (or to stay leader) failed; None when it did not.
+        A follower whose leader is alive has no error."""
+        found: str | None = getattr(self.elector, "error", None)  # the Lease keeps its own
+        return self._error or found
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -139,6 +147,7 @@ class Leadership:
             await self.elector.release()
 
     async def _step(self) -> None:
+        self._error = None
         try:
             if self.is_leader:
                 if not await self.elector.still_leader():
@@ -152,6 +161,7 @@ class Leadership:
                     self._crew.start(name, body)
         except Exception as exc:  # a database outage: try again next interval
             log.warning("leader election attempt failed: %s", exc)
+            self._error = f"leader election attempt failed: {exc}"
             if self.is_leader and not await self._safe_still_leader():
                 await self._step_down()
 

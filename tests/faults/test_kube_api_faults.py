@@ -18,7 +18,7 @@ status and events. What must hold over the whole run:
 The adapter's side of each fault is proven in detail in tests/kube/test_cluster.py
 (`test_server_errors_and_timeouts_are_retried_then_reported`, `test_conflict_on_patch_*`,
 `test_watch_restarts_after_410_gone_*`, `test_dropped_watch_resumes_*`); the service with a
-kubeconfig, leader Lease and 404/403 on the status in tests/kube/test_service_e2e.py.
+kubeconfig, leader Lease and 404/403 on the status on a real control plane in tests/e2e/.
 """
 
 from __future__ import annotations

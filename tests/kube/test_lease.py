@@ -231,3 +231,19 @@ async def test_leadership_runs_the_workers_only_on_the_lease_holder(
     await eventually(lambda: ran["pod-b"] > 0, timeout_s=2 * LEASE_S)
     stop_b.set()
     await task_b
+
+
+async def test_a_lease_refused_by_rbac_says_what_to_grant(
+    kube: KubeEmulator, replicas: Callable[[str], Replica]
+) -> None:
+    """Without a leader nothing reconciles, so the reason must be somewhere: the elector's
+    error (shown by /readyz) names the verb and resource to grant."""
+    a = replicas("pod-a")
+    kube.forbid("create", "leases")
+    assert not await a.elector.try_acquire()
+    assert a.elector.error is not None
+    assert "lease ciuic/ciuic-leader: forbidden" in a.elector.error
+    assert "may not create leases" in a.elector.error
+    kube.allow("create", "leases")
+    assert await a.elector.try_acquire()
+    assert a.elector.error is None

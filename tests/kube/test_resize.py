@@ -1,5 +1,6 @@
-"""Fractional plans on a real API: the partial pod resized in place through pods/resize, CPU
-and memory only (never the GPU), and the plan rounded up where the cluster cannot."""
+"""Fractional plans: the share of CPU and memory (never the GPU), and the plan rounded up where
+the cluster cannot resize (no subresource before Kubernetes 1.33, which the emulator plays).
+The resize itself, through a real API server's validation: tests/e2e/test_resize.py."""
 
 from __future__ import annotations
 
@@ -49,28 +50,6 @@ def test_a_share_of_cpu_and_memory_rounds_up_and_leaves_the_gpu() -> None:
         },
     }
     assert scale_quantity("cpu", "1", 0.0001) == "1m"  # never zero
-
-
-async def test_the_youngest_serving_pod_is_resized_and_later_restored(
-    kube: KubeEmulator, cluster: KubernetesCluster
-) -> None:
-    kube.add_workload("llm", replicas=3, ready=True, resources=RESOURCES)
-    await cluster.observe(TARGET)
-    assert await cluster.resize_partial(TARGET, 0.7) is None
-    [(pod, patch)] = kube.resizes
-    [container] = patch["spec"]["containers"]
-    assert container["resources"]["requests"]["cpu"] == "2800m"
-    assert "nvidia.com/gpu" not in container["resources"]["requests"]
-    resized = kube.pod(pod)["spec"]["containers"][0]["resources"]
-    assert resized["requests"]["nvidia.com/gpu"] == "1"  # untouched on the pod
-    # The same plan again sends nothing; a new share is applied; None restores the pod.
-    assert await cluster.resize_partial(TARGET, 0.7) is None
-    assert len(kube.resizes) == 1
-    assert await cluster.resize_partial(TARGET, 0.5) is None
-    assert kube.resizes[-1][1]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "2000m"
-    assert await cluster.resize_partial(TARGET, None) is None
-    restored = kube.resizes[-1][1]["spec"]["containers"][0]["resources"]
-    assert restored["requests"] == {"cpu": "4", "memory": "16Gi"}
 
 
 async def test_without_the_resize_subresource_the_plan_is_rounded_up(
