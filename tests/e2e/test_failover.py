@@ -76,6 +76,9 @@ def spec(namespace: str) -> dict[str, Any]:
         "min_replicas": 1,
         "max_replicas": 8,
         "behavior": {"scaleUp": FREE, "scaleDown": FREE},
+        # each decision on its own reading: the stable window and its hold on scale-down
+        # have their own tests (tests/policy/test_windows.py)
+        "reactive": {"window": "1s"},
     }
 
 

@@ -167,6 +167,9 @@ def scaler_specs(namespace: str, prefix: str = "") -> list[dict[str, Any]]:
             "max_replicas": 8,
             "cold_start": "learn",
             "behavior": {"scaleUp": FREE, "scaleDown": FREE},
+            # each decision on its own reading: the stable window and its hold on scale-down
+            # have their own tests (tests/policy/test_windows.py)
+            "reactive": {"window": "1s"},
             **extra,
         }
 

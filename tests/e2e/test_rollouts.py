@@ -34,6 +34,9 @@ def test_a_cancelled_rollout_restores_the_template_exactly(
         "scaler": "reactive",
         "metrics": [{"name": "request_queue", "target": "<5", "aggregation": "sum"}],
         "min_replicas": 2,
+        # each decision on its own reading: the stable window and its hold on scale-down
+        # have their own tests (tests/policy/test_windows.py)
+        "reactive": {"window": "1s"},
     }
     assert httpx.post(f"{live.url}/v1/scalers", json=scaler).status_code == 201
     push(live.url, "request_queue", 10)

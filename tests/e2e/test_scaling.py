@@ -43,6 +43,9 @@ def spec(namespace: str, **extra: Any) -> dict[str, Any]:
         "max_replicas": 8,
         "cold_start": "learn",
         "behavior": {"scaleUp": free, "scaleDown": free},
+        # each decision on its own reading: the stable window and its hold on scale-down
+        # have their own tests (tests/policy/test_windows.py)
+        "reactive": {"window": "1s"},
         **extra,
     }
 
