@@ -21,7 +21,7 @@ from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
 from app.policy import decide, parse_spec
 from app.policy.codes import Code
 from app.policy.spec import ScalerSpec
-from app.policy.types import LoadForecast, MetricReading, Observation, ScalerState
+from app.policy.types import Decision, LoadForecast, MetricReading, Observation, ScalerState
 from app.sim.engine import ClusterView, Sample, Scenario
 from app.sim.traces import Workload
 
@@ -94,6 +94,7 @@ class CiuicPolicy:
         self._forecast: LoadForecast | None = None
         self._last_sample = -1
         self.decisions = 0
+        self.last_decision: Decision | None = None  # the policy's answer, reasons included
         self.burst_starts: list[int] = []  # sim seconds of each `emergency.start` decision
         self._how = {name: spec.aggregation_of(name) for name in _METRICS}
         self._extra: tuple[tuple[str, str], ...] = tuple(
@@ -195,11 +196,12 @@ class CiuicPolicy:
         )
         d = decide(self.spec, obs, self._forecast, self.state, now_unix)
         self.decisions += 1
+        self.last_decision = d
+        self.state = d.state  # kept whatever the decision, as the reconciler stores it
         if not d.valid:
-            return view.replicas
+            return view.replicas  # nothing learned: the reconciler does not act
         if any(r.code == Code.EMERGENCY_START for r in d.reasons):
             self.burst_starts.append(view.now)
-        self.state = d.state
         return d.replicas
 
 
