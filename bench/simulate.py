@@ -44,6 +44,7 @@ from app.sim.runner import (
     TraceSource,
     run_corpus,
 )
+from app.sim.tune import tuned_on_history
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT / "data" / "traces"
@@ -54,7 +55,9 @@ CORPUS_LIMIT_S = 600.0  # the whole corpus, every policy x 3 seeds, on 2 cores
 # Extra rows, each a policy under its own name, e.g. the ciuic policy with a spec chosen by
 # Ciuic's own tuning on the history before the window:
 #     NamedPolicy("ciuic-tuned", "ciuic", spec_from=<a top-level function of a Prior>)
-EXTRA_POLICIES: tuple[NamedPolicy, ...] = ()
+EXTRA_POLICIES: tuple[NamedPolicy, ...] = (
+    NamedPolicy("ciuic-tuned", "ciuic", spec_from=tuned_on_history),
+)
 
 
 class InputError(Exception):

@@ -46,7 +46,7 @@ BRIEF_SPEC: dict[str, Any] = {
 }
 
 
-def default_spec(scenario: Scenario, workload: Workload) -> dict[str, Any]:
+def default_spec(scenario: Scenario, workload: Workload | None = None) -> dict[str, Any]:
     """The brief's spec for this scenario: the bounds from the scenario and nothing else. The
     per-pod capacity is learned online from what the pods push (`capacity: learn`, the
     default), as the live service learns it: nothing is read from the scored window."""

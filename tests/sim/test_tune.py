@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import numpy as np
+
 from app.sim.ciuic import default_spec
 from app.sim.engine import Scenario
-from app.sim.tune import candidate_spec, tune_spec
+from app.sim.runner import Prior
+from app.sim.traces import TraceKind, workload_from_arrivals
+from app.sim.tune import candidate_spec, tune_spec, tuned_on_history
 from tests.sim.helpers import step_load
 
 SC = Scenario()
@@ -42,3 +46,50 @@ def test_no_feasible_candidate_means_no_best() -> None:
     assert res.best is None
     assert not res.frontier[0].feasible
     assert res.to_dict()["best_spec"] is None
+
+
+def test_candidate_spec_sets_the_warm_spares() -> None:
+    base = default_spec(SC)
+    assert candidate_spec(base, spare=0)["preheat"]["enabled"] is False
+    assert candidate_spec(base, spare=2)["preheat"] == {
+        "enabled": True,
+        "min_ready": 2,
+        "strategy": "eager",
+    }
+
+
+def _prior(days: float, level: float = 6.0) -> Prior:
+    """Count-trace history: `days` of a daily cycle around `level` req/s on a 5-minute grid."""
+    t = np.arange(int(days * 288))
+    rates = level * (1 + 0.3 * np.sin(2 * np.pi * t / 288))
+    return Prior(TraceKind.COUNTS, 10 * 86400.0, rates, 300.0, 16, SC)
+
+
+def test_the_benchmark_tunes_on_the_history_before_the_window_only() -> None:
+    """`ciuic-tuned` is chosen from a `Prior` (what was known before the window: there is
+    nothing else to read), among the candidates it searches, within the objective; the
+    same history gives the same spec; too little history, or none, gives the brief's."""
+    tuned = tuned_on_history(_prior(4))
+    assert tuned["metrics"][0]["target"] in {"85%", "90%", "95%"}
+    assert tuned["preheat"]["min_ready"] in {0, 1}
+    assert tuned_on_history(_prior(4)) == tuned
+    assert tuned_on_history(_prior(2)) == default_spec(SC)  # 2 days to replay, none to fit on
+    log = Prior(TraceKind.REQUESTS, 0.0, np.zeros(0), 60.0, 0, SC)
+    assert tuned_on_history(log) == default_spec(SC)
+
+
+def test_a_tuned_spec_is_not_worse_on_the_days_it_was_tuned_on() -> None:
+    """The replay of those days scores the tuned spec at or below the brief's cost, within
+    the drop objective (0.1 %)."""
+    prior = _prior(4)
+    tuned = tuned_on_history(prior)
+    keep = 2 * 288
+    arrivals = np.random.default_rng(0).poisson(np.repeat(prior.history_rate[-keep:], 300))
+    wl = workload_from_arrivals(
+        arrivals, history_rate=prior.history_rate[:-keep], history_step_s=300.0
+    )
+    res = tune_spec(wl, default_spec(SC), scenario=SC, gpu_targets=(None,))
+    brief = res.frontier[0]
+    again = tune_spec(wl, tuned, scenario=SC, gpu_targets=(None,)).frontier[0]
+    assert again.cost_usd <= brief.cost_usd * 1.02
+    assert again.drop_rate <= 0.001
