@@ -49,7 +49,7 @@ from app.workers import reconciler  # noqa: E402
 from app.workers.forecasts import ForecastCache  # noqa: E402
 from app.workers.wakeup import Wakeup  # noqa: E402
 from bench._common import drop_database, fresh_database, pct, start_service  # noqa: E402
-from tests.kube.emulator import KubeEmulator  # noqa: E402
+from testkit.kube_emulator import KubeEmulator  # noqa: E402
 
 TARGETS = {"burst_p99_ms": 1000, "cpu_s_per_min": 60}
 

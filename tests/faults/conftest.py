@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from app.store.migrate import upgrade
+from testkit.kube_emulator import KubeEmulator
 from tests.conftest import IN_CI, free_port
-from tests.kube.emulator import KubeEmulator
 
 
 @pytest.fixture

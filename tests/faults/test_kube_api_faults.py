@@ -38,9 +38,9 @@ from app.store import scalers as store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
+from testkit.kube_emulator import KubeEmulator
 from tests.conftest import FakeClock, truncate_all
 from tests.kube.conftest import api_client
-from tests.kube.emulator import KubeEmulator
 
 NAME = "deepseek-service"
 TARGET = TargetRef(name=NAME)

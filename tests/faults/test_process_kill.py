@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
+from testkit.kube_emulator import KubeEmulator
 from tests.conftest import free_port, truncate_all
-from tests.kube.emulator import KubeEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_S, RETRY_S = 1.0, 0.1

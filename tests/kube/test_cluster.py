@@ -21,8 +21,8 @@ from app.kube.kubernetes import KubernetesCluster
 from app.kube.pods import PodEvent
 from app.policy.spec import TargetRef
 from app.settings import Settings
+from testkit.kube_emulator import KubeEmulator
 from tests.kube.conftest import FAST, api_client, eventually
-from tests.kube.emulator import KubeEmulator
 
 LLM = TargetRef(name="llm")
 

@@ -16,8 +16,8 @@ import pytest
 
 from app.kube.lease import LeaderElector, LeaseElector, micro_time
 from app.workers.leader import Leadership
+from testkit.kube_emulator import MICRO_RE, KubeEmulator
 from tests.kube.conftest import api_client, eventually
-from tests.kube.emulator import MICRO_RE, KubeEmulator
 
 LEASE_S, DEADLINE_S, RETRY_S = 1.0, 0.6, 0.1
 

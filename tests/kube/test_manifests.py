@@ -15,8 +15,8 @@ from app.kube.kubernetes import KubernetesCluster
 from app.kube.lease import LeaseElector
 from app.policy.spec import TargetRef
 from app.settings import Settings
+from testkit.kube_emulator import KubeEmulator
 from tests.kube.conftest import FAST, api_client
-from tests.kube.emulator import KubeEmulator
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 

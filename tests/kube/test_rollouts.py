@@ -16,8 +16,8 @@ import pytest
 
 from app.settings import Settings
 from app.store.migrate import upgrade
+from testkit.kube_emulator import KubeEmulator
 from tests.conftest import LiveServer, start_server
-from tests.kube.emulator import KubeEmulator
 
 
 @pytest.fixture

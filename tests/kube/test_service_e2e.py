@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from app.settings import Settings
+from testkit.kube_emulator import KubeEmulator
 from tests.conftest import LiveServer, start_server, truncate_all
-from tests.kube.emulator import KubeEmulator
 
 BRIEF: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()

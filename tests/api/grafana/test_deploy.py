@@ -15,9 +15,9 @@ import yaml
 from ciuic_sdk import agent, warmup
 from tests.conftest import LiveServer
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 DASHBOARD = json.loads((DEPLOY / "grafana" / "dashboards" / "ciuic.json").read_text())
-BRIEF = (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
+BRIEF = (Path(__file__).parents[2] / "policy" / "brief.yaml").read_text()
 
 
 def test_datasource_provisioning() -> None:

@@ -22,7 +22,7 @@ from app.store.db import Database
 from app.workers.reconciler import reconcile_once
 from tests.conftest import ADMIN_TOKEN, LiveServer
 
-BRIEF = (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
+BRIEF = (Path(__file__).parents[2] / "policy" / "brief.yaml").read_text()
 MINUTE_MS = 60_000
 
 

@@ -18,7 +18,7 @@ from app.workers.reconciler import reconcile_once
 from tests.conftest import FakeClock, truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
-    (Path(__file__).parent / "policy" / "brief.yaml").read_text()
+    (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
 )
 NOW = 1_800_000_000.0
 

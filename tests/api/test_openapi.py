@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.openapi import export_openapi
 
-SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 def test_exported_spec_is_current() -> None:

@@ -25,8 +25,8 @@ from app.settings import Settings
 from app.store.db import Database
 from app.store.tables import audit_log, simulations
 from app.workers.simulations import LOST, SimulationJobs
+from tests.api.test_simulations import count_trace
 from tests.conftest import FakeClock, LiveServer, start_server, truncate_all
-from tests.test_simulations import count_trace
 
 # Replicas that beat four times a second and give a silent owner two seconds: the rules at a
 # pace a test can watch. Servers started with them are stopped after each test, so their quick

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from app.openapi import export_openapi
 from tests.conftest import ADMIN_TOKEN, LiveServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = json.loads((ROOT / "openapi" / "openapi.json").read_text())
 BRIEF = (ROOT / "tests" / "policy" / "brief.yaml").read_text()
 SEEDED = "deepseek-service"  # the brief's scaler

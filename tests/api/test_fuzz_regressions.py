@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from app.api.errors import error_body, field_errors
 from tests.conftest import LiveServer
 
-BRIEF = yaml.safe_load((Path(__file__).parent / "policy" / "brief.yaml").read_text())
+BRIEF = yaml.safe_load((Path(__file__).parents[1] / "policy" / "brief.yaml").read_text())
 
 
 def test_a_nan_in_a_refused_spec_is_a_422_not_a_500(server: LiveServer) -> None:

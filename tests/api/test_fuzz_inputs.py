@@ -36,7 +36,7 @@ OVER_HTTP = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 BRIEF: dict[str, Any] = yaml.safe_load(
-    (Path(__file__).parent / "policy" / "brief.yaml").read_text()
+    (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
 )
 GROUPING = {"job": "fuzz"}
 

@@ -27,8 +27,8 @@ from app.store.db import Database
 from app.store.rollups import roll_up
 from app.store.tables import rollups_1h, rollups_1m, samples
 from app.workers.reconciler import reconcile_once
+from tests.api.test_scalers_api import BRIEF
 from tests.conftest import LiveServer
-from tests.test_scalers_api import BRIEF
 
 JOB = "deepseek-monitor"
 

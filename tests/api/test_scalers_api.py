@@ -15,7 +15,7 @@ from prometheus_client.exposition import push_to_gateway
 from app.policy import parse_spec
 from tests.conftest import LiveServer
 
-BRIEF = (Path(__file__).parent / "policy" / "brief.yaml").read_text()
+BRIEF = (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
 YAML = {"Content-Type": "application/yaml"}
 AS_YAML = {"Accept": "application/yaml"}
 

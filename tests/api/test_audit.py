@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.store.audit import diff_documents
+from tests.api.test_simulations import count_trace
 from tests.conftest import ADMIN_TOKEN, LiveServer
-from tests.test_simulations import count_trace
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SPEC: dict[str, Any] = {

@@ -28,7 +28,7 @@ from app.workers.rollouts import RolloutExecutor
 from tests.conftest import LiveServer, start_server, truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
-    (Path(__file__).parent / "policy" / "brief.yaml").read_text()
+    (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
 )
 TARGET = TargetRef(name="deepseek-service")
 TERMINAL = ("succeeded", "failed", "cancelled")
