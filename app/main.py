@@ -107,14 +107,14 @@ def create_app(
             forecasts=ForecastCache(),
             simulations=SimulationJobs(
                 db,
-                now_us=clock_.stamp_us,
+                clock=clock_,
                 max_pending=settings.max_pending_simulations,
                 heartbeat_s=settings.simulation_heartbeat_s,
                 lost_after_s=settings.simulation_lost_after_s,
             ),
         )
         app.state.ctx = ctx
-        supervisor = Supervisor()
+        supervisor = Supervisor(clock=clock_)
         # Jobs left queued or running by a process that is gone are failed now (those whose
         # heartbeat is already old) and by the loop later (those it stops refreshing). In
         # every process, workers or not: each one runs the jobs it accepted.
@@ -146,12 +146,12 @@ def create_app(
                 }
 
             elector: LeaderElector = (
-                build_elector(settings, kube) if kube is not None else elector_for(db)
+                build_elector(settings, kube, clock_) if kube is not None else elector_for(db)
             )
             interval = (
                 settings.lease_retry_period_s if kube is not None else settings.leader_interval_s
             )
-            leadership = Leadership(elector, workers, interval_s=interval)
+            leadership = Leadership(elector, workers, interval_s=interval, clock=clock_)
             ctx.extras["leadership"] = leadership
             supervisor.start("leadership", leadership.run)
         if not settings.auth_enabled:

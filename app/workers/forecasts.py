@@ -41,7 +41,6 @@ from app.store import scalers as scaler_store
 from app.store.db import Database, is_unavailable
 from app.store.query import find_series, read_range
 from app.store.selector import Matcher, Selector
-from app.workers.supervisor import sleep_or_stop
 
 __all__ = ["ForecastCache", "fit_forecast", "forecast_loop", "load_history", "refit_due"]
 
@@ -287,7 +286,7 @@ def forecast_loop(
                     if not is_unavailable(exc):
                         raise
                     log.warning("forecast refit skipped: database unavailable (%s)", exc)
-                if await sleep_or_stop(stop, 10.0):
+                if await clock.wait_for(stop, timeout_s=10.0):
                     return
         finally:
             # Waited for (off the loop), so the process and its semaphores are gone before

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -315,12 +314,12 @@ def reconcile_loop(
     held: dict[str, int] = {}
 
     async def loop(stop: asyncio.Event) -> None:
-        next_full = 0.0  # monotonic time of the next pass over every scaler
+        next_full = clock.monotonic()  # of the next pass over every scaler: the first at once
         while not stop.is_set():
             names = signal.take(clock.now())
             try:
-                if time.monotonic() >= next_full:
-                    next_full = time.monotonic() + settings.reconcile_interval_s
+                if clock.monotonic() >= next_full:
+                    next_full = clock.monotonic() + settings.reconcile_interval_s
                     await reconcile_once(db, cluster, clock, forecasts, wakeup=signal, held=held)
                 elif names:
                     await reconcile_once(
@@ -330,11 +329,11 @@ def reconcile_loop(
                 if not is_unavailable(exc):
                     raise
                 log.warning("reconcile skipped: database unavailable (%s)", exc)
-            timeout = next_full - time.monotonic()
+            timeout = next_full - clock.monotonic()
             due = signal.next_due()
             if due is not None:
                 timeout = min(timeout, due - clock.now())
-            if await signal.wait(stop, timeout):
-                return
+            # Woken early by a burst (the wake-up event) or stopped.
+            await clock.wait_for(stop, signal.event, timeout_s=timeout)
 
     return loop

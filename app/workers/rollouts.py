@@ -431,14 +431,6 @@ def rollout_loop(
                 if not is_unavailable(exc):
                     raise
                 log.warning("rollouts not ticked: database unavailable (%s)", exc)
-            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(kick.wait())]
-            try:
-                await asyncio.wait(
-                    waiters, timeout=settings.rollout_poll_s, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for task in waiters:
-                    task.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+            await executor.clock.wait_for(stop, kick, timeout_s=settings.rollout_poll_s)
 
     return loop

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from app.clock import Clock
 from app.errors import TooManyRequests
 from app.policy import parse_spec
 from app.sim import (
@@ -50,7 +51,6 @@ from app.sim.report import markdown_table
 from app.sim.traces import Workload
 from app.store.db import Database, is_unavailable
 from app.store.tables import simulations
-from app.workers.supervisor import sleep_or_stop
 
 __all__ = ["LOST", "SimulationJobs", "Slot", "replay_job", "trace_job", "tune_job"]
 
@@ -184,14 +184,15 @@ class SimulationJobs:
         self,
         db: Database,
         *,
-        now_us: Callable[[], int],
+        clock: Clock,
         max_pending: int = 8,
         heartbeat_s: float = 10.0,
         lost_after_s: float = 60.0,
         owner: str | None = None,
     ) -> None:
         self.db = db
-        self.now_us = now_us
+        self.clock = clock
+        self.now_us = clock.stamp_us
         self.max_pending = max_pending
         self.heartbeat_s = heartbeat_s
         self.lost_after_s = lost_after_s
@@ -335,7 +336,7 @@ class SimulationJobs:
                 if not is_unavailable(exc):
                     raise  # a bug: the supervisor logs it and restarts the loop
                 log.warning("simulation heartbeat skipped, the database is unavailable: %s", exc)
-            if await sleep_or_stop(stop, self.heartbeat_s):
+            if await self.clock.wait_for(stop, timeout_s=self.heartbeat_s):
                 return
 
     async def wait(self) -> None:

@@ -179,23 +179,3 @@ class Wakeup:
     def wake(self, *names: str) -> None:
         self._pending.update(names)
         self.event.set()
-
-    async def wait(self, stop: asyncio.Event, timeout_s: float) -> bool:
-        """Sleep until woken, stopped or `timeout_s` passed; True when stopping."""
-        if stop.is_set():
-            return True
-        if self.event.is_set():
-            return False
-        waiters = [
-            asyncio.create_task(stop.wait()),
-            asyncio.create_task(self.event.wait()),
-        ]
-        try:
-            await asyncio.wait(
-                waiters, timeout=max(0.0, timeout_s), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for task in waiters:
-                task.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
-        return stop.is_set()

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.main import create_app
 from app.ratelimit import Limit, RateLimiter
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, FakeClock, LiveServer, start_server, truncate_all
+from testkit.clock import FakeClock
+from tests.conftest import ADMIN_TOKEN, LiveServer, start_server, truncate_all
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -7,7 +7,7 @@ import pytest
 
 from app.kube.simulated import SimulatedCluster
 from app.policy.spec import TargetRef
-from tests.conftest import FakeClock
+from testkit.clock import FakeClock
 
 TARGET = TargetRef(name="deepseek-service")
 

@@ -32,7 +32,8 @@ from app.workers.forecasts import (
     refit_due,
 )
 from app.workers.reconciler import reconcile_once
-from tests.conftest import FakeClock, LiveServer, truncate_all
+from testkit.clock import FakeClock
+from tests.conftest import LiveServer, truncate_all
 
 DAY = 86400.0
 SPEC: dict[str, Any] = {

@@ -15,7 +15,8 @@ from app.store import scalers as store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
-from tests.conftest import FakeClock, truncate_all
+from testkit.clock import FakeClock
+from tests.conftest import truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()

@@ -25,8 +25,9 @@ from app.settings import Settings
 from app.store.db import Database
 from app.store.tables import audit_log, simulations
 from app.workers.simulations import LOST, SimulationJobs
+from testkit.clock import FakeClock
 from tests.api.test_simulations import count_trace
-from tests.conftest import FakeClock, LiveServer, start_server, truncate_all
+from tests.conftest import LiveServer, start_server, truncate_all
 
 # Replicas that beat four times a second and give a silent owner two seconds: the rules at a
 # pace a test can watch. Servers started with them are stopped after each test, so their quick
@@ -282,7 +283,7 @@ async def test_the_sweep_fails_only_jobs_whose_heartbeat_is_older_than_the_bound
     try:
         async with db.transaction() as conn:
             await conn.execute(sa.insert(simulations), [row])
-        jobs = SimulationJobs(db, now_us=clock.stamp_us, heartbeat_s=10, lost_after_s=60)
+        jobs = SimulationJobs(db, clock=clock, heartbeat_s=10, lost_after_s=60)
         assert await jobs.reap() == (1 if expected != status else 0)
         async with db.read() as conn:
             got = (await conn.execute(sa.select(simulations))).one()
@@ -315,8 +316,8 @@ async def test_an_owner_back_from_the_dead_does_not_overwrite_the_failure(
     await truncate_all(database_url)
     clock = FakeClock()
     db = Database(database_url)
-    owner = SimulationJobs(db, now_us=clock.stamp_us, max_pending=1, lost_after_s=60)
-    other = SimulationJobs(db, now_us=clock.stamp_us, lost_after_s=60)
+    owner = SimulationJobs(db, clock=clock, max_pending=1, lost_after_s=60)
+    other = SimulationJobs(db, clock=clock, lost_after_s=60)
     try:
         async with db.transaction() as conn:
             row = a_job("j", "pending", owner=owner.owner, heartbeat_us=clock.stamp_us())
