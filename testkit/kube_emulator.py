@@ -223,6 +223,7 @@ class KubeEmulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.requests: list[Seen] = []
         self.watch_requests = 0
+        self._delayed_answered = 0  # requests answered after waiting out an injected delay
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -502,6 +503,13 @@ class KubeEmulator:
     def count(self, verb: str, resource: str) -> int:
         with self._lock:
             return sum(1 for r in self.requests if r.verb == verb and r.resource == resource)
+
+    @property
+    def delayed_answered(self) -> int:
+        """Requests held by `delay` and answered since: once it counts every delay injected,
+        a request whose client gave up on it has been applied (or refused) by now."""
+        with self._lock:
+            return self._delayed_answered
 
     # ---- the store -------------------------------------------------------------------------
 
@@ -880,6 +888,7 @@ class KubeEmulator:
         if fault is None:
             return
         if fault.delay_s:
+            request.state.delayed = True  # `_handle` counts it once answered
             await asyncio.sleep(fault.delay_s)
         if fault.race:
             with self._lock:
@@ -899,6 +908,10 @@ class KubeEmulator:
             result = body()
         except _ApiError as exc:
             return self._status(exc.code, exc.reason, exc.message, exc.details)
+        finally:
+            if getattr(request.state, "delayed", False):
+                with self._lock:
+                    self._delayed_answered += 1
         if isinstance(result, Response):
             return result
         code = 201 if verb == "create" else 200

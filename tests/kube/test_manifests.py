@@ -4,7 +4,6 @@ every CIUIC_ variable is a setting."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from app.kube.lease import LeaseElector
 from app.policy.spec import TargetRef
 from app.settings import Settings
 from testkit.kube_emulator import KubeEmulator
-from tests.kube.conftest import FAST, api_client
+from tests.kube.conftest import FAST, api_client, eventually
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 
@@ -58,7 +57,7 @@ async def test_rbac_grants_every_request_the_adapter_makes_and_nothing_broader(
             await cluster.scale(target, 2)
         assert await elector.try_acquire() and await elector.still_leader()
         await elector.release()
-        await asyncio.sleep(0.05)  # the pod watches are open
+        await eventually(lambda: kube.count("watch", "pods") > 0)  # the pod watches are open
     finally:
         await cluster.close()
     used = {(r.verb, r.resource) for r in kube.requests}

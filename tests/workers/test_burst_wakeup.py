@@ -1,21 +1,25 @@
 """Burst wake-up: a pushed sample over an emergency trigger's threshold wakes the reconcile loop
 at once (its interval here is 30 s), and a held trigger is re-checked the moment its duration
-elapses, not at the next interval."""
+elapses, not at the next interval.
+
+The service runs on a fake clock: time moves only when a test moves it, so "at once" is "at the
+push's instant" and "the moment" is "exactly the trigger's duration later", on any machine."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.clock import SystemClock
 from app.kube.cluster import DeploymentState, RecordingCluster
 from app.kube.simulated import SimulatedCluster
-from app.main import create_app
 from app.policy import parse_spec
 from app.policy.spec import TargetRef
 from app.policy.types import ScalerState
@@ -25,7 +29,8 @@ from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey
 from app.workers.reconciler import reconcile_once
 from app.workers.wakeup import Wakeup
-from tests.conftest import LiveServer, start_server, truncate_all
+from testkit.clock import FakeClock
+from tests.conftest import app_in_process, truncate_all
 
 TARGET = TargetRef(name="llm")
 
@@ -80,61 +85,108 @@ def test_a_held_trigger_schedules_a_wake_when_its_duration_elapses() -> None:
     assert wakeup.next_due() is None
 
 
-@pytest.fixture
-def live(database_url: str) -> Iterator[LiveServer]:
-    asyncio.run(truncate_all(database_url))
-    settings = Settings(database_url=database_url, reconcile_interval_s=30, leader_interval_s=0.1)
-    cluster = SimulatedCluster(SystemClock(), initial_replicas=1, cold_start_s=(0.2, 0.3))
-    server = start_server(settings, create_app(settings, cluster=cluster))
-    yield server
-    server.stop()
+INTERVAL_S = 30.0  # the loop's own pace: a burst must not wait for it
+RECONCILER = "reconciler"  # the loop's task, as the supervisor names it
 
 
-def status(url: str) -> dict[str, Any]:
-    found: dict[str, Any] = httpx.get(f"{url}/v1/scalers/llm").json()["status"]
-    return found
+@dataclass
+class Service:
+    """The service in process on a fake clock: its HTTP API, its state, and the clock."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    clock: FakeClock
+
+    async def status(self) -> dict[str, Any]:
+        response = await self.http.get("/v1/scalers/llm")
+        found: dict[str, Any] = response.json()["status"]
+        return found
+
+    async def codes(self) -> set[str]:
+        decision = (await self.status())["last_decision"] or {}
+        return {r["code"] for r in decision.get("reasons", [])}
+
+    async def decided_at(self) -> datetime | None:
+        at = (await self.status())["last_decision_at"]
+        return None if at is None else datetime.fromisoformat(at)
+
+    async def push(self, samples: list[dict[str, Any]]) -> None:
+        response = await self.http.post("/v1/samples", json={"samples": samples})
+        assert response.status_code == 200, response.text
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on; when that reaches the loop's deadline, until it has reconciled and
+        waits again."""
+        mark = self.clock.mark()
+        due = self.clock.waiting(RECONCILER)
+        self.clock.advance(seconds)
+        if due is not None and due <= self.clock.monotonic():
+            await self.clock.waiting_again(RECONCILER, since=mark)
+
+    def woken(self) -> bool:
+        return bool(self.app.state.ctx.wakeup.event.is_set())
 
 
-def bursting(url: str) -> bool:
-    decision = status(url)["last_decision"] or {}
-    codes = {r["code"] for r in decision.get("reasons", [])}
-    return bool(codes & {"emergency.start", "emergency.active"})
+@asynccontextmanager
+async def service(database_url: str, interval_s: float) -> AsyncIterator[Service]:
+    await truncate_all(database_url)
+    clock = FakeClock()
+    settings = Settings(
+        database_url=database_url, reconcile_interval_s=interval_s, leader_interval_s=0.1
+    )
+    cluster = SimulatedCluster(clock, initial_replicas=1, cold_start_s=(0.2, 0.3))
+    async with app_in_process(settings, clock=clock, cluster=cluster) as (app, http):
+        # The loop's first pass, at start, is over: the next is an interval away.
+        await clock.waiting_again(RECONCILER, since=0)
+        yield Service(app, http, clock)
 
 
-def push_queue(url: str, queue: float) -> float:
-    samples = [{"metric": "request_queue", "labels": {"pod": "p0"}, "value": queue}]
-    assert httpx.post(f"{url}/v1/samples", json={"samples": samples}).status_code == 200
-    return time.monotonic()
+def instant(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC)
+
+
+def queue_of(value: float, pods: int = 1) -> list[dict[str, Any]]:
+    return [
+        {"metric": "request_queue", "labels": {"pod": f"p{i}"}, "value": value} for i in range(pods)
+    ]
 
 
 @pytest.mark.parametrize(
-    ("duration", "low", "high"),
+    ("duration", "held_s"),
     [
-        pytest.param("0s", 0.0, 0.8, id="immediate-trigger"),
-        pytest.param("1s", 0.95, 1.8, id="held-1s"),
+        pytest.param("0s", 0.0, id="immediate-trigger-acts-at-the-push"),
+        pytest.param("1s", 1.0, id="held-1s-acts-the-moment-it-has-been-held"),
     ],
 )
-def test_a_burst_is_acted_on_within_a_second(
-    live: LiveServer, duration: str, low: float, high: float
+async def test_a_burst_is_acted_on_at_once_not_at_the_next_interval(
+    database_url: str, duration: str, held_s: float
 ) -> None:
-    url = live.url
-    assert httpx.post(f"{url}/v1/scalers", json=spec(duration)).status_code == 201
-    time.sleep(0.3)  # the loop's first pass (at start) is over; the next is 30 s away
-    # Below the threshold nothing wakes the loop: the scaler is not reconciled.
-    push_queue(url, 10)
-    time.sleep(0.5)
-    assert status(url)["last_decision_at"] is None
-    pushed = push_queue(url, 100)
-    while not bursting(url):
-        assert time.monotonic() - pushed < 5, status(url)
-        time.sleep(0.01)
-    took = time.monotonic() - pushed
-    assert low <= took < high, took
-    [action, *_] = httpx.get(f"{url}/v1/scalers/llm/events", params={"kind": "action"}).json()[
-        "events"
-    ]
-    assert action["message"].startswith("scaled llm from ")
-    assert action["replicas"] >= 3  # at least the burst: 1 x burst_multiplier 3
+    async with service(database_url, INTERVAL_S) as svc:
+        assert (await svc.http.post("/v1/scalers", json=spec(duration))).status_code == 201
+        # Below the threshold nothing wakes the loop: the scaler is not reconciled.
+        await svc.push(queue_of(10))
+        assert not svc.woken()
+        assert await svc.decided_at() is None
+
+        pushed_at, mark = svc.clock.now(), svc.clock.mark()
+        await svc.push(queue_of(100))
+        assert svc.woken()
+        deadline = await svc.clock.waiting_again(RECONCILER, since=mark)
+        assert await svc.decided_at() == instant(pushed_at)  # no time has passed
+        if held_s:
+            # Over the threshold, not yet for its duration: the loop sleeps until it will be,
+            # not for its interval.
+            assert "emergency.armed" in await svc.codes()
+            assert deadline == svc.clock.monotonic() + held_s
+            await svc.advance(held_s / 2)
+            assert await svc.decided_at() == instant(pushed_at)  # not woken early
+            await svc.advance(held_s / 2)
+        assert "emergency.start" in await svc.codes()
+        assert await svc.decided_at() == instant(pushed_at + held_s)
+        actions = await svc.http.get("/v1/scalers/llm/events", params={"kind": "action"})
+        [action, *_] = actions.json()["events"]
+        assert action["message"].startswith("scaled llm from ")
+        assert action["replicas"] >= 3  # at least the burst: 1 x burst_multiplier 3
 
 
 class OrderCluster(RecordingCluster):
@@ -184,17 +236,6 @@ def test_a_sample_wakes_only_the_scalers_its_labels_select() -> None:
     assert wakeup.check([labelled(app="b", zone="z1")]) and wakeup.take(0) == {"b", "c"}
 
 
-@pytest.fixture
-def live_fast(database_url: str) -> Iterator[LiveServer]:
-    """The service reconciling every 0.5 s (the default is 5 s), so a test need not wait."""
-    asyncio.run(truncate_all(database_url))
-    settings = Settings(database_url=database_url, reconcile_interval_s=0.5, leader_interval_s=0.1)
-    cluster = SimulatedCluster(SystemClock(), initial_replicas=1, cold_start_s=(0.2, 0.3))
-    server = start_server(settings, create_app(settings, cluster=cluster))
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize(
     ("aggregation", "bursts"),
     [
@@ -204,34 +245,35 @@ def live_fast(database_url: str) -> Iterator[LiveServer]:
         pytest.param(None, False, id="per-pod-average-does-not"),
     ],
 )
-def test_per_pod_pushes_burst_a_trigger_on_the_total_queue(
-    live_fast: LiveServer, aggregation: str | None, bursts: bool
+async def test_per_pod_pushes_burst_a_trigger_on_the_total_queue(
+    database_url: str, aggregation: str | None, bursts: bool
 ) -> None:
     """No single pod's sample is over the threshold, so no push wakes the loop: the total is
-    seen on the next reconcile (every interval), and the held trigger's timer fires it."""
-    url = live_fast.url
-    doc = spec("1s")
-    if aggregation is not None:
-        doc["emergency"]["triggers"][0]["aggregation"] = aggregation
-    assert httpx.post(f"{url}/v1/scalers", json=doc).status_code == 201
-    samples = [
-        {"metric": "request_queue", "labels": {"pod": f"p{i}"}, "value": 20.0} for i in range(4)
-    ]
-    pushed = time.monotonic()
-    while time.monotonic() - pushed < 4:
-        assert httpx.post(f"{url}/v1/samples", json={"samples": samples}).status_code == 200
-        if bursting(url):
-            break
-        time.sleep(0.2)
-    assert bursting(url) is bursts, status(url)
-    reasons = status(url)["last_decision"]["reasons"]
-    [emergency] = [r for r in reasons if r["code"].startswith("emergency.")]
-    if bursts:
-        assert emergency["values"]["request_queue.sum"] == 80.0
-        [action, *_] = httpx.get(f"{url}/v1/scalers/llm/events", params={"kind": "action"}).json()[
-            "events"
-        ]
-        assert action["replicas"] >= 3  # 1 x burst_multiplier 3
-    else:
-        assert emergency["code"] == "emergency.idle"
-        assert emergency["values"]["request_queue.avg"] == 20.0
+    seen on the next interval's pass, and the held trigger's timer fires it a second later."""
+    interval_s = 0.5
+    async with service(database_url, interval_s) as svc:
+        doc = spec("1s")
+        if aggregation is not None:
+            doc["emergency"]["triggers"][0]["aggregation"] = aggregation
+        assert (await svc.http.post("/v1/scalers", json=doc)).status_code == 201
+        pushed_at = svc.clock.now()
+        await svc.push(queue_of(20.0, pods=4))
+        assert not svc.woken()
+        await svc.advance(interval_s)  # the next pass reads the pods' samples together
+        armed = "emergency.armed" in await svc.codes()
+        assert armed is bursts
+        await svc.advance(interval_s)
+        assert "emergency.start" not in await svc.codes()  # held 0.5 s of its 1 s
+        await svc.advance(interval_s)
+        assert ("emergency.start" in await svc.codes()) is bursts
+        assert await svc.decided_at() == instant(pushed_at + 3 * interval_s)
+        reasons = (await svc.status())["last_decision"]["reasons"]
+        [emergency] = [r for r in reasons if r["code"].startswith("emergency.")]
+        if bursts:
+            assert emergency["values"]["request_queue.sum"] == 80.0
+            actions = await svc.http.get("/v1/scalers/llm/events", params={"kind": "action"})
+            [action, *_] = actions.json()["events"]
+            assert action["replicas"] >= 3  # 1 x burst_multiplier 3
+        else:
+            assert emergency["code"] == "emergency.idle"
+            assert emergency["values"]["request_queue.avg"] == 20.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from app.store.db import Database
-from app.workers.leader import AdvisoryLockElector, FileLockElector, Leadership, elector_for
+from app.workers.leader import (
+    AdvisoryLockElector,
+    FileLockElector,
+    Leadership,
+    WorkerFactory,
+    elector_for,
+)
+from testkit.clock import FakeClock
 
 
 @pytest.fixture
@@ -58,28 +66,36 @@ async def test_elector_follows_the_backend(tmp_path: Path) -> None:
 
 
 async def test_only_the_leader_runs_the_workers(tmp_path: Path) -> None:
+    """On a fake clock: each Leadership acts at start and then every interval, and a test
+    step is "until both have acted and wait again", never a sleep."""
     path = str(tmp_path / "db.leader")
+    clock = FakeClock()
     runs: list[str] = []
 
-    def crew(name: str):  # type: ignore[no-untyped-def]
+    def crew(name: str) -> WorkerFactory:
         async def body(stop: asyncio.Event) -> None:
             runs.append(name)
-            await stop.wait()
+            await clock.wait_for(stop, timeout_s=math.inf)
 
-        return lambda: {"work": body}
+        return lambda: {f"work-{name}": body}
 
-    a = Leadership(FileLockElector(path), crew("a"), interval_s=0.05)
-    b = Leadership(FileLockElector(path), crew("b"), interval_s=0.05)
+    a = Leadership(FileLockElector(path), crew("a"), interval_s=0.05, clock=clock)
+    b = Leadership(FileLockElector(path), crew("b"), interval_s=0.05, clock=clock)
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
-    task_a = asyncio.create_task(a.run(stop_a))
-    await asyncio.sleep(0.1)
-    task_b = asyncio.create_task(b.run(stop_b))
-    await asyncio.sleep(0.2)
-    assert (a.is_leader, b.is_leader) == (True, False)
-    assert runs == ["a"]
+    task_a = asyncio.create_task(a.run(stop_a), name="lead-a")
+    await clock.waiting_again("work-a", since=0)  # a took the lock and started its crew
+    mark = clock.mark()
+    task_b = asyncio.create_task(b.run(stop_b), name="lead-b")
+    await clock.waiting_again("lead-b", since=mark)  # b tried once
+    for _ in range(3):  # and keeps trying, every interval, while a keeps leading
+        assert (a.is_leader, b.is_leader) == (True, False)
+        await clock.jump("lead-a", "lead-b")
+    assert runs == ["a"]  # a's crew runs once: not restarted at each of a's checks
     stop_a.set()
     await task_a  # a steps down and releases the lock
-    await asyncio.sleep(0.2)
+    mark = clock.mark()
+    await clock.jump("lead-b")  # b's next attempt
+    await clock.waiting_again("work-b", since=mark)
     assert b.is_leader and runs == ["a", "b"]
     stop_b.set()
     await task_b
