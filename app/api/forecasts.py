@@ -26,6 +26,7 @@ from app.errors import BadRequest, UnprocessableEntity
 from app.forecasting import MODEL_NAMES, History, make_forecaster, resample_to_grid
 from app.policy.predictive import planned_pods, quantile_path
 from app.policy.types import LoadForecast
+from app.timetext import parse_rfc3339
 
 __all__ = ["router"]
 
@@ -230,7 +231,7 @@ def _csv_points(text: str) -> list[tuple[float, float]]:
             raise BadRequest(f"CSV line {row_no}: expected timestamp,value", code="invalid_csv")
         stamp = row[0].strip()
         try:
-            t = float(stamp) if _is_number(stamp) else datetime.fromisoformat(stamp).timestamp()
+            t = float(stamp) if _is_number(stamp) else parse_rfc3339(stamp, naive_is_utc=True)
             points.append((t, float(row[1])))
         except ValueError as exc:
             raise BadRequest(f"CSV line {row_no}: {exc}", code="invalid_csv") from exc

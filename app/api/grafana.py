@@ -33,7 +33,6 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -44,6 +43,7 @@ from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
 from app.api.openapi import errors
+from app.api.timeparams import parse_time_ms
 from app.errors import BadRequest
 from app.policy import SpecError, parse_spec
 from app.policy.predictive import planned_pods, quantile_path
@@ -170,34 +170,8 @@ async def _body(ctx: AppContext, request: Request, model: type[M]) -> M:
         raise invalid_fields(exc) from exc
 
 
-def _time_ms(value: str | float, field: str) -> int:
-    """Grafana sends ISO 8601 (`2026-11-28T12:00:00.000Z`); epoch milliseconds are accepted."""
-    if isinstance(value, int | float):
-        ms = float(value)
-    else:
-        try:
-            ms = float(value)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError as exc:
-                raise BadRequest(
-                    f"{field}={value!r} is not an ISO 8601 time or epoch milliseconds",
-                    code="invalid_time",
-                    details={"field": field, "value": value},
-                ) from exc
-            if parsed.tzinfo is None:
-                raise BadRequest(
-                    f"{field}={value!r} has no time zone", code="invalid_time"
-                ) from None
-            return round(parsed.timestamp() * 1000)
-    if not math.isfinite(ms) or ms < 0:
-        raise BadRequest(f"{field}={value!r} is not a valid time", code="invalid_time")
-    return round(ms)
-
-
 def _range_ms(r: TimeRange) -> tuple[int, int]:
-    start, end = _time_ms(r.from_, "range.from"), _time_ms(r.to, "range.to")
+    start, end = parse_time_ms(r.from_, "range.from"), parse_time_ms(r.to, "range.to")
     if end < start:
         raise BadRequest("range.to is before range.from", code="invalid_time")
     return start, end

@@ -79,7 +79,7 @@ async def query_range(
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
     step_s = parse_duration(step, "step")
     if t1 < t0:
-        raise BadRequest("end is before start", code="invalid_parameter")
+        raise BadRequest("end is before start", code="invalid_time")
     if step_s < 0.001:
         raise BadRequest("step must be at least 1 ms", code="invalid_parameter")
     if (t1 - t0) / step_s > MAX_POINTS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -15,6 +14,7 @@ from app.api.errors import invalid_fields
 from app.api.openapi import errors
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 from app.store.series import SampleRow, SeriesKey
+from app.timetext import parse_rfc3339
 
 __all__ = ["SampleIn", "SamplesIn", "router"]
 
@@ -43,12 +43,9 @@ class SampleIn(BaseModel):
 
 
 def _seconds(value: float | str) -> float:
-    if not isinstance(value, str):
-        return value
-    parsed = datetime.fromisoformat(value)  # ValueError names the text
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone offset")
-    return parsed.timestamp()
+    """A sample's time: a number is unix seconds, text is RFC 3339 (TimeTextError, a
+    ValueError, names the text)."""
+    return value if not isinstance(value, str) else parse_rfc3339(value)
 
 
 class SamplesIn(BaseModel):
