@@ -28,8 +28,8 @@ from app.api import (
 )
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
-from app.api.openapi import install_openapi
 from app.api.pushgateway import routes as pushgateway
+from app.api.responses import install_openapi
 from app.clock import Clock, SystemClock
 from app.kube.cluster import Cluster
 from app.kube.config import build_cluster, build_elector

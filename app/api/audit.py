@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.api.auth import Principal, RequireAdmin
 from app.api.context import Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import optional_time_us
 from app.store import audit as store
 

@@ -19,7 +19,7 @@ from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration
 from app.errors import BadRequest, UnprocessableEntity

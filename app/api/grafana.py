@@ -42,7 +42,7 @@ from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import parse_time_ms
 from app.errors import BadRequest
 from app.policy import SpecError, parse_spec

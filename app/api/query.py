@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from app.api.auth import RequireRead
 from app.api.context import Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest
 from app.store.query import find_series, read_range

@@ -17,7 +17,7 @@ from app.api.audit import audit
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import json_body, json_body_doc
 from app.api.context import AppContext, Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.errors import Conflict, NotFound, UnprocessableEntity
 from app.kube.cluster import ClusterError
 from app.policy import SpecError, parse_spec

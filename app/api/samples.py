@@ -11,7 +11,7 @@ from app.api.auth import RequirePush
 from app.api.body import read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 from app.store.series import SampleRow, SeriesKey
 from app.timetext import parse_rfc3339

@@ -19,7 +19,7 @@ from app.api.audit import audit
 from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import optional_time_us
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
 from app.kube.cluster import ClusterError

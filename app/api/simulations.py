@@ -22,7 +22,7 @@ from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.scalers import get_scaler_spec
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity

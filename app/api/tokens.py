@@ -16,7 +16,7 @@ from app.api.audit import audit
 from app.api.auth import RequireAdmin, token_cache
 from app.api.body import json_body, json_body_doc
 from app.api.context import Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.errors import NotFound
 from app.store import tokens as store
 

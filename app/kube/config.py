@@ -14,9 +14,9 @@ from typing import Any
 from kubernetes_asyncio import client, config
 
 from app.clock import Clock
-from app.kube.api import RetryPolicy
+from app.kube.adapter import KubernetesCluster
+from app.kube.calls import RetryPolicy
 from app.kube.cluster import ClusterError
-from app.kube.kubernetes import KubernetesCluster
 from app.kube.lease import LeaseElector
 from app.settings import Settings
 

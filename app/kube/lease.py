@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from kubernetes_asyncio import client
 
 from app.clock import Clock, SystemClock
-from app.kube.api import Resource, RetryPolicy, call
+from app.kube.calls import Resource, RetryPolicy, call
 from app.kube.cluster import ClusterConflict, ClusterError, TargetNotFound
 
 __all__ = ["LeaderElector", "LeaseElector", "micro_time"]

@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from app.kube.api import RetryPolicy
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
+from app.kube.calls import RetryPolicy
 from app.policy.spec import TargetRef
 from app.store import scalers as store
 from app.store.db import Database

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from kubernetes_asyncio import client
 
-from app.kube.api import RetryPolicy
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
+from app.kube.calls import RetryPolicy
 from app.kube.pods import PodEvent
 from testkit.kube_emulator import KubeEmulator
 

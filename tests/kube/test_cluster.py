@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.kube.adapter import KubernetesCluster
 from app.kube.cluster import (
     ClusterConflict,
     ClusterError,
@@ -17,7 +18,6 @@ from app.kube.cluster import (
     TargetNotFound,
 )
 from app.kube.config import build_cluster
-from app.kube.kubernetes import KubernetesCluster
 from app.kube.pods import PodEvent
 from app.policy.spec import TargetRef
 from app.settings import Settings

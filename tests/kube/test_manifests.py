@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
 from app.kube.lease import LeaseElector
 from app.policy.spec import TargetRef
 from app.settings import Settings

@@ -18,9 +18,9 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from app.api.auth import RequirePush, RequireRead
 from app.api.body import read_body
 from app.api.context import Ctx
-from app.api.openapi import errors
 from app.api.pushgateway.exposition import PushedFamily, format_value, parse_push_body
 from app.api.pushgateway.grouping import parse_grouping_key
+from app.api.responses import errors
 from app.errors import BadRequest, PayloadTooLarge
 from app.store import pushgroups
 from app.store.series import SampleRow, SeriesKey

@@ -26,7 +26,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from app.kube.api import Resource, RetryPolicy, call
+from app.kube.calls import Resource, RetryPolicy, call
 from app.kube.cluster import (
     ClusterConflict,
     ClusterForbidden,
