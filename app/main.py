@@ -35,16 +35,18 @@ from app.kube.cluster import Cluster
 from app.kube.config import build_cluster, build_elector
 from app.kube.lease import LeaderElector
 from app.kube.simulated import SimulatedCluster
+from app.services.forecasts import ForecastCache
+from app.services.jobs import SimulationJobs
+from app.services.principals import TokenCache
 from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
-from app.workers.forecasts import ForecastCache, forecast_loop
+from app.workers.forecasts import forecast_loop
 from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
 from app.workers.rollouts import RolloutExecutor, rollout_loop
 from app.workers.rollups import rollup_loop
-from app.workers.simulations import SimulationJobs
 from app.workers.supervisor import Supervisor
 
 __all__ = ["create_app"]
@@ -112,6 +114,7 @@ def create_app(
                 heartbeat_s=settings.simulation_heartbeat_s,
                 lost_after_s=settings.simulation_lost_after_s,
             ),
+            tokens=TokenCache(clock_.monotonic),
         )
         app.state.ctx = ctx
         supervisor = Supervisor(clock=clock_)
@@ -136,13 +139,16 @@ def create_app(
                         ctx.telemetry,
                         ctx.forecasts,
                         ctx.wakeup,
+                        ctx.specs,
                     ),
                     "rollouts": rollout_loop(
-                        RolloutExecutor(db, ctx.cluster, ctx.clock, ctx.forecasts, ctx.wakeup),
+                        RolloutExecutor(
+                            db, ctx.cluster, ctx.clock, ctx.forecasts, ctx.wakeup, ctx.specs
+                        ),
                         settings,
                         ctx.rollout_kick,
                     ),
-                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock),
+                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock, ctx.specs),
                 }
 
             elector: LeaderElector = (
@@ -152,7 +158,7 @@ def create_app(
                 settings.lease_retry_period_s if kube is not None else settings.leader_interval_s
             )
             leadership = Leadership(elector, workers, interval_s=interval, clock=clock_)
-            ctx.extras["leadership"] = leadership
+            ctx.leadership = leadership
             supervisor.start("leadership", leadership.run)
         if not settings.auth_enabled:
             log.warning(

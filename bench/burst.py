@@ -40,14 +40,14 @@ sys.path.insert(0, str(ROOT))
 
 from app.clock import SystemClock  # noqa: E402
 from app.kube.simulated import SimulatedCluster  # noqa: E402
+from app.services.forecasts import ForecastCache  # noqa: E402
+from app.services.wakeup import Wakeup  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import scalers as scaler_store  # noqa: E402
 from app.store.db import Database  # noqa: E402
 from app.store.series import SampleRow, SeriesKey, SeriesStore  # noqa: E402
 from app.telemetry import Telemetry  # noqa: E402
 from app.workers import reconciler  # noqa: E402
-from app.workers.forecasts import ForecastCache  # noqa: E402
-from app.workers.wakeup import Wakeup  # noqa: E402
 from bench._common import drop_database, fresh_database, pct, start_service  # noqa: E402
 from testkit.kube_emulator import KubeEmulator  # noqa: E402
 

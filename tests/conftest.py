@@ -129,7 +129,9 @@ class LiveServer:
         ctx: Any = self.app.state.ctx
         ctx.series.forget()
         ctx.forecasts.clear()
-        ctx.extras.clear()
+        ctx.specs.clear()
+        ctx.tokens.clear()
+        ctx.push_limiter.forget()
 
     def stop(self) -> None:
         self.server.should_exit = True

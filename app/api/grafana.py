@@ -45,7 +45,7 @@ from app.api.errors import invalid_fields
 from app.api.responses import errors
 from app.api.timeparams import parse_time_ms
 from app.errors import BadRequest
-from app.policy import SpecError, parse_spec
+from app.policy import SpecError
 from app.policy.predictive import planned_pods, quantile_path
 from app.store import catalog
 from app.store import scalers as scaler_store
@@ -351,7 +351,7 @@ async def forecast_series(
         path: Sequence[float] = fc.mean
     elif band == "replicas":
         try:
-            spec = parse_spec(stored_scaler.document)
+            spec = ctx.specs.spec_of(stored_scaler)
         except SpecError:
             return []
         if spec.capacity is None:

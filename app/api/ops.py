@@ -38,11 +38,10 @@ async def readyz(ctx: Ctx) -> dict[str, object]:
             ) from exc
         raise
     ctx.telemetry.db_up.set(1)
-    leadership = ctx.extras.get("leadership")
     return {
         "status": "ready",
         "database": "ok",
-        "leader": bool(getattr(leadership, "is_leader", False)),
+        "leader": ctx.leadership is not None and ctx.leadership.is_leader,
     }
 
 

@@ -173,7 +173,7 @@ def test_no_change_commits_without_its_entry(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("the audit insert failed")
 
-    monkeypatch.setattr(app.api.scalers, "audit", broken)
+    monkeypatch.setattr(app.services.scalers, "audit", broken)
     r = httpx.post(f"{secured_server.url}/v1/scalers", json=SPEC, headers=ADMIN)
     assert r.status_code == 500
     monkeypatch.undo()

@@ -23,12 +23,12 @@ from app.kube.simulated import SimulatedCluster
 from app.policy import parse_spec
 from app.policy.spec import TargetRef
 from app.policy.types import ScalerState
+from app.services.wakeup import Wakeup
 from app.settings import Settings
 from app.store import scalers as scaler_store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey
 from app.workers.reconciler import reconcile_once
-from app.workers.wakeup import Wakeup
 from testkit.clock import FakeClock
 from tests.conftest import app_in_process, truncate_all
 

@@ -19,18 +19,13 @@ import pytest
 from app.kube.cluster import RecordingCluster
 from app.policy import parse_spec
 from app.policy.types import LoadForecast
+from app.services.forecasts import ForecastCache, load_history
 from app.settings import Settings
 from app.store import forecasts as forecast_store
 from app.store import scalers as scaler_store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
-from app.workers.forecasts import (
-    ForecastCache,
-    _background_priority,
-    fit_forecast,
-    load_history,
-    refit_due,
-)
+from app.workers.forecasts import _background_priority, fit_forecast, refit_due
 from app.workers.reconciler import reconcile_once
 from testkit.clock import FakeClock
 from tests.conftest import LiveServer, truncate_all

@@ -21,10 +21,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from app.services.jobs import LOST, SimulationJobs
 from app.settings import Settings
 from app.store.db import Database
 from app.store.tables import audit_log, simulations
-from app.workers.simulations import LOST, SimulationJobs
 from testkit.clock import FakeClock
 from tests.api.test_simulations import count_trace
 from tests.conftest import LiveServer, start_server, truncate_all

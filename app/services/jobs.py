@@ -1,4 +1,4 @@
-"""Simulation and tuning jobs: the pure simulator run in a worker process, results stored.
+"""Simulation and tuning jobs: the pure simulator run in a process of its own, results stored.
 
 A job runs in the replica that accepted it, in a process of its own (a 14-day replay costs
 tens of CPU-seconds; the event loop must keep answering). Its status lives in the database,
@@ -36,8 +36,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from app.clock import Clock
-from app.errors import TooManyRequests
 from app.policy import parse_spec
+from app.services.errors import Busy
 from app.sim import (
     SCENARIOS,
     Scenario,
@@ -58,7 +58,7 @@ ACTIVE = ("pending", "running")  # a job in these states is owned by a live proc
 LOST = "the service restarted before the job finished"
 RETRY_AFTER_S = 10  # a 2-day trace replays in seconds; a 14-day one in tens of seconds
 
-log = logging.getLogger("ciuic.workers.simulations")
+log = logging.getLogger("ciuic.services.jobs")
 
 
 def trace_job(
@@ -212,11 +212,11 @@ class SimulationJobs:
         return len(self._active) + self._reserved
 
     def reserve(self) -> Slot:
-        """A slot for one more job, or TooManyRequests (429) when the replica is full.
+        """A slot for one more job, or Busy (the API's 429) when the replica is full.
 
         Synchronous, so two concurrent requests cannot both take the last slot."""
         if self.pending >= self.max_pending:
-            raise TooManyRequests(
+            raise Busy(
                 f"this replica already has {self.pending} simulation jobs queued or running, "
                 f"its limit (CIUIC_MAX_PENDING_SIMULATIONS); nothing was created, retry in "
                 f"{RETRY_AFTER_S} s",
@@ -226,7 +226,7 @@ class SimulationJobs:
                     "limit": self.max_pending,
                     "retry_after_s": RETRY_AFTER_S,
                 },
-                headers={"Retry-After": str(RETRY_AFTER_S)},
+                retry_after_s=RETRY_AFTER_S,
             )
         self._reserved += 1
         return Slot(self)

@@ -1,6 +1,6 @@
 """Waking the reconcile loop for a burst, instead of letting it sleep out its interval.
 
-Ingestion calls `Wakeup.check(rows)` after a commit: a sample of a metric named in some
+The ingest service calls `Wakeup.check(rows)` after a commit: a sample of a metric named in some
 scaler's emergency trigger above that trigger's threshold marks the scaler and sets the event,
 so the loop reconciles it at once (a dict lookup per sample; nothing when no trigger exists).
 The loop also schedules a wake for the moment a held trigger's duration elapses
@@ -18,11 +18,9 @@ by a follower replica does not wake the leader (it acts at its next interval).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Iterable
 
-from app.policy import SpecError, parse_spec
 from app.policy.emergency import trigger_key
 from app.policy.spec import ScalerSpec
 from app.policy.types import ScalerState
@@ -101,13 +99,6 @@ class Wakeup:
             self._by_scaler.pop(name, None)
             self._timers.pop(name, None)
         self._rebuild()
-
-    def update_document(self, name: str, document: dict[str, object] | None) -> None:
-        spec = None
-        if document is not None:
-            with contextlib.suppress(SpecError):
-                spec = parse_spec(document)
-        self.update(name, spec)
 
     def retain(self, names: set[str]) -> None:
         """Forget scalers not in `names` (deleted or paused since), after a full pass."""
