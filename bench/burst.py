@@ -2,7 +2,7 @@
 cost of reconciling 1,000 scalers every 5 s.
 
 1. burst: `ciuic serve` runs in its own process, configured by CIUIC_KUBECONFIG to drive the
-   Kubernetes API emulator of the tests (tests/kube/emulator.py, in this process, real time),
+   Kubernetes API emulator (testkit/kube_emulator.py, in this process, real time),
    leading through a Lease, with its default reconcile interval (5 s). `--bursts` Deployments
    each get a scaler whose emergency trigger (own metric, threshold 50, duration 0s) fires on
    one pushed sample of 100. For each burst: the time from the push's response (and from its

@@ -7,9 +7,10 @@
 - test_clock_skew.py         skewed timestamps in pushes
 - test_client_disconnect.py  a pusher hanging up mid-body: nothing stored, no traceback
 
-Elsewhere, proving parts in more detail: tests/test_dependencies_down.py (database unreachable
-from the start), tests/test_leader.py (advisory lock / file lock failover), tests/kube/
-test_lease.py (Lease crash, partition, shutdown), tests/kube/test_cluster.py (the adapter's
-retries, 410 relist, dropped watch resume), tests/test_rollouts.py (restart resumes a rollout,
-cluster outage at a step), tests/policy/test_safety_rails.py (wild metrics and forecasts).
+Elsewhere, proving parts in more detail: tests/api/test_dependencies_down.py (database
+unreachable from the start), tests/workers/test_leader.py (advisory lock / file lock failover),
+tests/kube/test_lease.py (Lease crash, partition, shutdown), tests/kube/test_cluster.py (the
+adapter's retries, 410 relist, dropped watch resume), tests/workers/test_rollouts.py (restart
+resumes a rollout, cluster outage at a step), tests/policy/test_safety_rails.py (wild metrics
+and forecasts).
 """

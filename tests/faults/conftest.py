@@ -27,7 +27,7 @@ from tests.conftest import IN_CI, free_port
 
 @pytest.fixture
 def kube() -> Iterator[KubeEmulator]:
-    """The Kubernetes API emulator (tests/kube/emulator.py), with its fault injection."""
+    """The Kubernetes API emulator (testkit/kube_emulator.py), with its fault injection."""
     with KubeEmulator(cold_start_s=30) as emulator:
         yield emulator
 
