@@ -142,8 +142,13 @@ class Leadership:
                 if await self.clock.wait_for(stop, timeout_s=self.interval_s):
                     break
         finally:
-            await self._step_down()
-            await self.elector.release()
+            try:
+                await self._step_down()
+            finally:
+                # Even when stopping the workers overran the caller's deadline and this task
+                # was cancelled: a lock kept by a leadership that is gone would keep every
+                # other Leadership of this process (a restarted app) from ever leading.
+                await self.elector.release()
 
     async def _step(self) -> None:
         try:

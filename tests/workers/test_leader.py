@@ -18,6 +18,7 @@ from app.workers.leader import (
     WorkerFactory,
     elector_for,
 )
+from app.workers.supervisor import Supervisor
 from testkit.clock import FakeClock
 
 
@@ -99,3 +100,31 @@ async def test_only_the_leader_runs_the_workers(tmp_path: Path) -> None:
     assert b.is_leader and runs == ["a", "b"]
     stop_b.set()
     await task_b
+
+
+async def test_a_leader_cancelled_while_its_workers_stop_still_releases_the_lock(
+    tmp_path: Path,
+) -> None:
+    """The service stops Leadership with a deadline (its Supervisor cancels what overruns it):
+    a worker slow to stop must not leave the lock held by a leadership that is gone, or no
+    other Leadership in this process (a restarted app) could ever lead."""
+    path = str(tmp_path / "db.leader")
+    clock = FakeClock()
+    let_go, gone = asyncio.Event(), asyncio.Event()
+
+    async def slow_to_stop(stop: asyncio.Event) -> None:
+        await stop.wait()
+        await let_go.wait()  # still flushing when the service's patience runs out
+        gone.set()
+
+    leadership = Leadership(
+        FileLockElector(path), lambda: {"slow": slow_to_stop}, interval_s=0.05, clock=clock
+    )
+    service = Supervisor(clock=clock)
+    service.start("leadership", leadership.run)
+    await clock.waiting_again("leadership", since=0)
+    assert leadership.is_leader
+    await service.stop(timeout_s=0.01)  # overrun: the leadership task is cancelled
+    assert await FileLockElector(path).try_acquire()  # the lock went with it
+    let_go.set()
+    await gone.wait()
