@@ -39,7 +39,8 @@ NAME = "llm"
 
 
 class Replica:
-    """One service process; `kill` is SIGKILL."""
+    """One service process (with its forecast process, in a session of its own); `kill` is
+    SIGKILL to all of them, as when a pod dies."""
 
     def __init__(self, identity: str, env: dict[str, str], log: Path) -> None:
         self.identity = identity
@@ -53,6 +54,7 @@ class Replica:
                 env={**env, "CIUIC_LEADER_IDENTITY": identity},
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         wait(lambda: self._healthy(), 30, f"{identity} serving", self)
 
@@ -65,7 +67,7 @@ class Replica:
             return False
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)  # the forecast process too: none outlives it
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
