@@ -28,23 +28,25 @@ from app.api import (
 )
 from app.api.context import AppContext
 from app.api.errors import install_error_handlers
-from app.api.openapi import install_openapi
 from app.api.pushgateway import routes as pushgateway
+from app.api.responses import install_openapi
 from app.clock import Clock, SystemClock
 from app.kube.cluster import Cluster
 from app.kube.config import build_cluster, build_elector
 from app.kube.lease import LeaderElector
 from app.kube.simulated import SimulatedCluster
+from app.services.forecasts import ForecastCache
+from app.services.jobs import SimulationJobs
+from app.services.principals import TokenCache
 from app.settings import Settings, get_settings
 from app.store.db import Database
 from app.store.series import SeriesStore
 from app.telemetry import Telemetry
-from app.workers.forecasts import ForecastCache, forecast_loop
+from app.workers.forecasts import forecast_loop
 from app.workers.leader import Leadership, elector_for
 from app.workers.reconciler import reconcile_loop
 from app.workers.rollouts import RolloutExecutor, rollout_loop
 from app.workers.rollups import rollup_loop
-from app.workers.simulations import SimulationJobs
 from app.workers.supervisor import Supervisor
 
 __all__ = ["create_app"]
@@ -107,14 +109,15 @@ def create_app(
             forecasts=ForecastCache(),
             simulations=SimulationJobs(
                 db,
-                now_us=clock_.stamp_us,
+                clock=clock_,
                 max_pending=settings.max_pending_simulations,
                 heartbeat_s=settings.simulation_heartbeat_s,
                 lost_after_s=settings.simulation_lost_after_s,
             ),
+            tokens=TokenCache(clock_.monotonic),
         )
         app.state.ctx = ctx
-        supervisor = Supervisor()
+        supervisor = Supervisor(clock=clock_)
         # Jobs left queued or running by a process that is gone are failed now (those whose
         # heartbeat is already old) and by the loop later (those it stops refreshing). In
         # every process, workers or not: each one runs the jobs it accepted.
@@ -136,23 +139,26 @@ def create_app(
                         ctx.telemetry,
                         ctx.forecasts,
                         ctx.wakeup,
+                        ctx.specs,
                     ),
                     "rollouts": rollout_loop(
-                        RolloutExecutor(db, ctx.cluster, ctx.clock, ctx.forecasts, ctx.wakeup),
+                        RolloutExecutor(
+                            db, ctx.cluster, ctx.clock, ctx.forecasts, ctx.wakeup, ctx.specs
+                        ),
                         settings,
                         ctx.rollout_kick,
                     ),
-                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock),
+                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock, ctx.specs),
                 }
 
             elector: LeaderElector = (
-                build_elector(settings, kube) if kube is not None else elector_for(db)
+                build_elector(settings, kube, clock_) if kube is not None else elector_for(db)
             )
             interval = (
                 settings.lease_retry_period_s if kube is not None else settings.leader_interval_s
             )
-            leadership = Leadership(elector, workers, interval_s=interval)
-            ctx.extras["leadership"] = leadership
+            leadership = Leadership(elector, workers, interval_s=interval, clock=clock_)
+            ctx.leadership = leadership
             supervisor.start("leadership", leadership.run)
         if not settings.auth_enabled:
             log.warning(

@@ -2,7 +2,7 @@
 cost of reconciling 1,000 scalers every 5 s.
 
 1. burst: `ciuic serve` runs in its own process, configured by CIUIC_KUBECONFIG to drive the
-   Kubernetes API emulator of the tests (tests/kube/emulator.py, in this process, real time),
+   Kubernetes API emulator (testkit/kube_emulator.py, in this process, real time),
    leading through a Lease, with its default reconcile interval (5 s). `--bursts` Deployments
    each get a scaler whose emergency trigger (own metric, threshold 50, duration 0s) fires on
    one pushed sample of 100. For each burst: the time from the push's response (and from its
@@ -40,16 +40,16 @@ sys.path.insert(0, str(ROOT))
 
 from app.clock import SystemClock  # noqa: E402
 from app.kube.simulated import SimulatedCluster  # noqa: E402
+from app.services.forecasts import ForecastCache  # noqa: E402
+from app.services.wakeup import Wakeup  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import scalers as scaler_store  # noqa: E402
 from app.store.db import Database  # noqa: E402
 from app.store.series import SampleRow, SeriesKey, SeriesStore  # noqa: E402
 from app.telemetry import Telemetry  # noqa: E402
 from app.workers import reconciler  # noqa: E402
-from app.workers.forecasts import ForecastCache  # noqa: E402
-from app.workers.wakeup import Wakeup  # noqa: E402
 from bench._common import drop_database, fresh_database, pct, start_service  # noqa: E402
-from tests.kube.emulator import KubeEmulator  # noqa: E402
+from testkit.kube_emulator import KubeEmulator  # noqa: E402
 
 TARGETS = {"burst_p99_ms": 1000, "cpu_s_per_min": 60}
 

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.clock import Clock
+from app.kube.cluster import Cluster
 from app.main import create_app
 from app.settings import Settings
 from app.store.migrate import upgrade
@@ -126,7 +129,9 @@ class LiveServer:
         ctx: Any = self.app.state.ctx
         ctx.series.forget()
         ctx.forecasts.clear()
-        ctx.extras.clear()
+        ctx.specs.clear()
+        ctx.tokens.clear()
+        ctx.push_limiter.forget()
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -227,14 +232,15 @@ async def engine_for(database_url: str) -> AsyncIterator[Any]:
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 
 
-class FakeClock:
-    """The service's Clock, standing still until a test moves `t`."""
-
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def stamp_us(self) -> int:
-        return round(self.t * 1e6)
+@asynccontextmanager
+async def app_in_process(
+    settings: Settings, *, clock: Clock, cluster: Cluster
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The service in the test's own event loop (its workers included, when the settings run
+    them), called over ASGI: what a test on a fake clock needs, since the loops and the test
+    must share the loop the clock wakes."""
+    app = create_app(settings, clock=clock, cluster=cluster)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ciuic.test") as client:
+            yield app, client

@@ -1,8 +1,6 @@
-"""The audit log through the API (admin scope), and `audit()` for the routes that change things.
-
-Recorded: scaler create / replace / delete / pause / resume, token create / revoke, rollout
-start / cancel, simulation and tune runs. Each row is written in the transaction of the change.
-Targets read `scaler/<name>`, `token/<id>`, `simulation/<id>`.
+"""The audit log through the API (admin scope): what the services recorded (app.services.audit),
+each row in the transaction of its change. Targets read `scaler/<name>`, `token/<id>`,
+`simulation/<id>`.
 """
 
 from __future__ import annotations
@@ -12,38 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.api.auth import Principal, RequireAdmin
+from app.api.auth import RequireAdmin
 from app.api.context import Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import optional_time_us
 from app.store import audit as store
 
-__all__ = ["audit", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
-
-async def audit(
-    conn: AsyncConnection,
-    principal: Principal,
-    *,
-    ts_us: int,
-    action: str,
-    target: str,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Record `action` by `principal` on `target`, in the caller's transaction `conn`."""
-    await store.record(
-        conn,
-        ts_us=ts_us,
-        actor=principal.token_id,
-        scope=principal.scope,
-        action=action,
-        target=target,
-        details=details,
-    )
 
 
 class AuditEntryOut(BaseModel):

@@ -15,9 +15,7 @@ import base64
 import binascii
 import hmac
 import math
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -26,21 +24,19 @@ from fastapi.security.http import HTTPBase
 
 from app.api.context import AppContext, get_context
 from app.errors import Forbidden, TooManyRequests, Unauthorized
-from app.ratelimit import Limit, RateLimiter
-from app.store.tokens import find_by_secret, hash_secret
+from app.ratelimit import Limit
+from app.services.principals import Principal, principal_for
 
 __all__ = [
     "Principal",
     "RequireAdmin",
     "RequirePush",
     "RequireRead",
-    "push_limiter",
     "require",
     "require_push",
 ]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ciuic", Basic realm="ciuic"'}
-_CACHE_TTL_S = 5.0  # a revoked token stops working on other replicas within this
 # The two ways to send a token, as the OpenAPI document names them. They only describe:
 # neither refuses a request (auto_error=False, and HTTPBase decodes nothing); `authenticate`
 # reads the header itself.
@@ -56,17 +52,6 @@ _BASIC = HTTPBase(
     auto_error=False,
 )
 _Described = HTTPAuthorizationCredentials | None
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    token_id: str  # "admin" for the bootstrap token, "anonymous" in open mode
-    scope: str
-    push_rate_per_s: float | None = None  # the token's own ingestion limit; None: the default
-    push_burst: int | None = None
-
-    def allows(self, scope: str) -> bool:
-        return self.scope == "admin" or self.scope == scope
 
 
 def _secret_from(request: Request) -> str | None:
@@ -86,35 +71,6 @@ def _secret_from(request: Request) -> str | None:
     return None
 
 
-class TokenCache:
-    """Short-lived memory of token look-ups, so a push costs no extra query."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
-
-    def get(self, key: str) -> tuple[bool, Principal | None]:
-        hit = self._entries.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return False, None
-        return True, hit[1]
-
-    def put(self, key: str, principal: Principal | None) -> None:
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic() + _CACHE_TTL_S, principal)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-def token_cache(ctx: AppContext) -> TokenCache:
-    cache = ctx.extras.get("token_cache")
-    if not isinstance(cache, TokenCache):
-        cache = TokenCache()
-        ctx.extras["token_cache"] = cache
-    return cache
-
-
 async def authenticate(ctx: AppContext, request: Request) -> Principal:
     if not ctx.settings.auth_enabled:
         return Principal("anonymous", "admin")
@@ -126,18 +82,7 @@ async def authenticate(ctx: AppContext, request: Request) -> Principal:
         secret.encode(), admin.get_secret_value().encode()
     ):
         return Principal("admin", "admin")
-    cache = token_cache(ctx)
-    key = hash_secret(secret)
-    hit, principal = cache.get(key)
-    if not hit:
-        async with ctx.db.read() as conn:
-            stored = await find_by_secret(conn, secret)
-        principal = (
-            Principal(stored.id, stored.scope, stored.push_rate_per_s, stored.push_burst)
-            if stored is not None and stored.revoked_us is None
-            else None
-        )
-        cache.put(key, principal)
+    principal = await principal_for(ctx.db, ctx.tokens, secret)
     if principal is None:
         raise Unauthorized("the token is unknown or revoked", headers=_CHALLENGE)
     return principal
@@ -162,14 +107,6 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-def push_limiter(ctx: AppContext) -> RateLimiter:
-    limiter = ctx.extras.get("push_limiter")
-    if not isinstance(limiter, RateLimiter):
-        limiter = RateLimiter()
-        ctx.extras["push_limiter"] = limiter
-    return limiter
-
-
 _require_push = require("push")
 
 
@@ -184,7 +121,7 @@ async def require_push(
         else principal.push_rate_per_s,
         ctx.settings.push_burst if principal.push_burst is None else principal.push_burst,
     )
-    wait_s = push_limiter(ctx).take(principal.token_id, limit, ctx.clock.now())
+    wait_s = ctx.push_limiter.take(principal.token_id, limit, ctx.clock.now())
     if wait_s > 0:
         retry_after = max(1, math.ceil(wait_s))
         raise TooManyRequests(

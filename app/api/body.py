@@ -1,4 +1,5 @@
-"""Reading request bodies under the size limit, decompressing gzip under the same limit."""
+"""Reading request bodies under the size limit, decompressing gzip under the same limit, and
+the limit on samples in one push (whichever protocol carried it)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from app.api.context import get_context
 from app.api.errors import field_errors
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 
-__all__ = ["json_body", "json_body_doc", "read_body"]
+__all__ = ["check_sample_count", "json_body", "json_body_doc", "read_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,6 +24,16 @@ def _too_large(limit: int, what: str) -> PayloadTooLarge:
         f"{what} is larger than the limit of {limit} bytes (CIUIC_MAX_BODY_BYTES)",
         details={"limit_bytes": limit},
     )
+
+
+def check_sample_count(count: int, limit: int, what: str) -> None:
+    """413 when `what` ("the push", "the request") holds more than `limit` samples."""
+    if count > limit:
+        raise PayloadTooLarge(
+            f"{what} has {count} samples; the limit (CIUIC_MAX_SAMPLES_PER_PUSH) is {limit}",
+            code="too_many_samples",
+            details={"samples": count, "limit": limit},
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

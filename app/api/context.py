@@ -1,44 +1,38 @@
-"""What every request can reach: settings, the database, stores, the clock, our own metrics.
+"""What every request can reach: the shell the services work with (settings, database,
+stores, caches, clock, telemetry, cluster), plus what only the API keeps.
 
-Built once in the app's lifespan (app.main) and handed to routes through `Ctx`.
+Built once in the app's lifespan (app.main) and handed to routes through `Ctx`; a route hands
+it on to the service it calls.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from app.clock import Clock
-from app.kube.cluster import Cluster
-from app.settings import Settings
-from app.store.db import Database
-from app.store.series import SeriesStore
-from app.telemetry import Telemetry
-from app.workers.forecasts import ForecastCache
-from app.workers.simulations import SimulationJobs
-from app.workers.wakeup import Wakeup
+from app.ratelimit import RateLimiter
+from app.services.shell import Shell
 
-__all__ = ["AppContext", "Ctx", "get_context"]
+__all__ = ["AppContext", "Ctx", "Leading", "get_context"]
+
+
+class Leading(Protocol):
+    """Whether this process leads (runs the workers), and why it cannot when it cannot (e.g.
+    RBAC refusing the Lease): what /readyz reports."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def error(self) -> str | None: ...
 
 
 @dataclass
-class AppContext:
-    settings: Settings
-    db: Database
-    series: SeriesStore
-    clock: Clock
-    telemetry: Telemetry
-    cluster: Cluster
-    forecasts: ForecastCache
-    simulations: SimulationJobs
-    # Shared by routes and workers: ingestion wakes the reconciler for a burst; the rollout
-    # API kicks the rollout executor when it creates or cancels one.
-    wakeup: Wakeup = field(default_factory=Wakeup)
-    rollout_kick: asyncio.Event = field(default_factory=asyncio.Event)
-    extras: dict[str, object] = field(default_factory=dict)
+class AppContext(Shell):
+    push_limiter: RateLimiter = field(default_factory=RateLimiter)  # per token, this process
+    leadership: Leading | None = None  # None: this process runs no workers
 
 
 def get_context(request: Request) -> AppContext:

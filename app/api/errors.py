@@ -1,11 +1,14 @@
-"""Rendering every failure as `{"error": {"code", "message", "details"}}`.
+"""Rendering every failure as `{"error": {"code", "message", "details"}}`: the one place where
+the store's and the services' refusals become HTTP statuses (`STATUS`).
 
 A database that cannot be reached is a 503 with Retry-After, never a 500; request validation
-failures are 422 with one entry per field.
+failures are 422 with one entry per field; a spec that does not validate is 422 `invalid_spec`
+with one entry per problem.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -20,9 +23,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from app.errors import ApiError, UnprocessableEntity
+from app.policy import SpecError
+from app.services import errors as services
+from app.store import errors as store
 from app.store.db import is_unavailable
 
-__all__ = ["error_body", "field_errors", "install_error_handlers", "invalid_fields"]
+__all__ = [
+    "STATUS",
+    "error_body",
+    "field_errors",
+    "install_error_handlers",
+    "invalid_fields",
+    "invalid_spec",
+]
+
+# What the layers below refuse, as the API answers it (a subclass takes its nearest entry).
+STATUS: dict[type[Exception], int] = {
+    store.SeriesLimitExceeded: 429,
+    store.TypeClash: 400,
+    services.NotFound: 404,
+    services.Conflict: 409,
+    services.Stale: 412,
+    services.Invalid: 422,
+    services.Busy: 429,
+}
 
 log = logging.getLogger("ciuic.api")
 
@@ -60,6 +84,51 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
     )
+
+
+def _status_of(exc: Exception) -> int:
+    for cls in type(exc).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    """A store's or a service's refusal, as its status says."""
+    assert isinstance(exc, store.StoreError | services.ServiceError)
+    retry_after = getattr(exc, "retry_after_s", None)
+    api = ApiError(
+        exc.message,
+        code=exc.code,
+        details=exc.details,
+        headers={} if retry_after is None else {"Retry-After": str(retry_after)},
+    )
+    api.status = _status_of(exc)
+    return await _api_error(request, api)
+
+
+def invalid_spec(exc: SpecError) -> UnprocessableEntity:
+    """The 422 for a spec that does not validate: one entry per problem, as sent."""
+    return UnprocessableEntity(
+        f"invalid scaler spec: {len(exc.issues)} problem(s)",
+        code="invalid_spec",
+        details=[{**i, "value": _jsonable_value(i.get("value"))} for i in exc.issues],
+    )
+
+
+def _jsonable_value(value: object) -> object:
+    """A spec value as JSON can carry it (YAML may hold dates, sets, ...)."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+async def _spec_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SpecError)
+    return await _api_error(request, invalid_spec(exc))
 
 
 _MAX_VALUE_CHARS = 200
@@ -150,6 +219,9 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(store.StoreError, _refused)
+    app.add_exception_handler(services.ServiceError, _refused)
+    app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(SQLAlchemyError, _unexpected)

@@ -19,13 +19,14 @@ from app.api.auth import RequireRead
 from app.api.body import read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
-from app.api.scalers import get_scaler_capacity, get_scaler_spec
+from app.api.responses import errors
 from app.api.timeparams import parse_duration
 from app.errors import BadRequest, UnprocessableEntity
 from app.forecasting import MODEL_NAMES, History, make_forecaster, resample_to_grid
 from app.policy.predictive import planned_pods, quantile_path
 from app.policy.types import LoadForecast
+from app.services.scalers import capacity_of, spec_of
+from app.timetext import parse_rfc3339
 
 __all__ = ["router"]
 
@@ -74,7 +75,7 @@ async def get_prediction(
     horizon: Annotated[str, Query(description="How far ahead: seconds or 1h")] = "3600",
     step: Annotated[str, Query(description="Spacing of the points: seconds or 5m")] = "60",
 ) -> Prediction:
-    spec, per_pod = await get_scaler_capacity(ctx, name)
+    spec, per_pod = await capacity_of(ctx, name)
     horizon_s, step_s = parse_duration(horizon, "horizon"), parse_duration(step, "step")
     if horizon_s / step_s > 10_000:
         raise BadRequest("horizon / step is more than 10,000 points", code="too_many_points")
@@ -155,7 +156,7 @@ class Accuracy(BaseModel):
     responses=errors(404),
 )
 async def get_accuracy(ctx: Ctx, name: str, _auth: RequireRead) -> Accuracy:
-    await get_scaler_spec(ctx, name)
+    await spec_of(ctx, name)
     stored = await ctx.forecasts.get(ctx.db, name)
     details = stored.details if stored else {}
     measured = details.get("accuracy_at")
@@ -230,7 +231,7 @@ def _csv_points(text: str) -> list[tuple[float, float]]:
             raise BadRequest(f"CSV line {row_no}: expected timestamp,value", code="invalid_csv")
         stamp = row[0].strip()
         try:
-            t = float(stamp) if _is_number(stamp) else datetime.fromisoformat(stamp).timestamp()
+            t = float(stamp) if _is_number(stamp) else parse_rfc3339(stamp, naive_is_utc=True)
             points.append((t, float(row[1])))
         except ValueError as exc:
             raise BadRequest(f"CSV line {row_no}: {exc}", code="invalid_csv") from exc

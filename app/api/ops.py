@@ -38,15 +38,15 @@ async def readyz(ctx: Ctx) -> dict[str, object]:
             ) from exc
         raise
     ctx.telemetry.db_up.set(1)
-    leadership = ctx.extras.get("leadership")
+    leadership = ctx.leadership
     body: dict[str, object] = {
         "status": "ready",
         "database": "ok",
-        "leader": bool(getattr(leadership, "is_leader", False)),
+        "leader": leadership is not None and leadership.is_leader,
     }
     # Why this replica cannot lead, when it cannot (e.g. RBAC refuses the Lease): with no
     # leader nothing reconciles, and no scaler's status could say why.
-    error = getattr(leadership, "error", None)
+    error = leadership.error if leadership is not None else None
     if error:
         body["leader_error"] = error
     return body

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from app.api.auth import RequireRead
 from app.api.context import Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest
 from app.store.query import find_series, read_range
@@ -79,7 +79,7 @@ async def query_range(
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
     step_s = parse_duration(step, "step")
     if t1 < t0:
-        raise BadRequest("end is before start", code="invalid_parameter")
+        raise BadRequest("end is before start", code="invalid_time")
     if step_s < 0.001:
         raise BadRequest("step must be at least 1 ms", code="invalid_parameter")
     if (t1 - t0) / step_s > MAX_POINTS:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from app.api.auth import RequirePush
-from app.api.body import read_body
+from app.api.body import check_sample_count, read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
-from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
+from app.api.responses import errors
+from app.errors import BadRequest, UnprocessableEntity
+from app.services.ingest import ingest
 from app.store.series import SampleRow, SeriesKey
+from app.timetext import parse_rfc3339
 
 __all__ = ["SampleIn", "SamplesIn", "router"]
 
@@ -43,12 +44,9 @@ class SampleIn(BaseModel):
 
 
 def _seconds(value: float | str) -> float:
-    if not isinstance(value, str):
-        return value
-    parsed = datetime.fromisoformat(value)  # ValueError names the text
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone offset")
-    return parsed.timestamp()
+    """A sample's time: a number is unix seconds, text is RFC 3339 (TimeTextError, a
+    ValueError, names the text)."""
+    return value if not isinstance(value, str) else parse_rfc3339(value)
 
 
 class SamplesIn(BaseModel):
@@ -101,14 +99,7 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
                 f"the body is not valid JSON: {exc.errors()[0]['msg']}", code="invalid_json"
             ) from exc
         raise invalid_fields(exc, "the samples") from exc
-    count = len(batch.samples)
-    if count > ctx.settings.max_samples_per_push:
-        raise PayloadTooLarge(
-            f"the request has {count} samples; the limit (CIUIC_MAX_SAMPLES_PER_PUSH) is "
-            f"{ctx.settings.max_samples_per_push}",
-            code="too_many_samples",
-            details={"samples": count, "limit": ctx.settings.max_samples_per_push},
-        )
+    check_sample_count(len(batch.samples), ctx.settings.max_samples_per_push, "the request")
     now_us = ctx.clock.stamp_us()
     newest_ok = now_us + int(ctx.settings.max_future_skew_s * 1e6)
     oldest_ok = now_us - int(ctx.settings.raw_retention_days * 86400e6)
@@ -158,10 +149,4 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
         )
     if newest_seen > now_us:
         rows = _behind_receipt(rows, now_us)
-    async with ctx.db.transaction() as conn:
-        written = await ctx.series.write(conn, rows, now_us=now_us)
-    ctx.series.remember(written)
-    ctx.wakeup.check(rows)  # a burst over an emergency trigger: reconcile now
-    ctx.telemetry.pushes.labels("json", "accepted").inc()
-    ctx.telemetry.samples.labels("json").inc(written.samples)
-    return SamplesAccepted(accepted=written.samples)
+    return SamplesAccepted(accepted=await ingest(ctx, rows, now_us=now_us, protocol="json"))

@@ -15,20 +15,16 @@ import yaml
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app.api.audit import audit
-from app.api.auth import Principal, RequireAdmin, RequireRead
+from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import read_body
 from app.api.context import AppContext, Ctx
-from app.api.openapi import errors
+from app.api.responses import errors
 from app.api.timeparams import optional_time_us
-from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnprocessableEntity
-from app.kube.cluster import ClusterError
-from app.policy import ScalerSpec, SpecError, decide, parse_spec
-from app.policy.capacity import capacity_in_use
-from app.policy.types import Observation
+from app.errors import BadRequest, UnprocessableEntity
+from app.policy import parse_spec
+from app.services import decisions, scalers
+from app.services.scalers import etag as etag_of
 from app.store import scalers as store
-from app.store.audit import diff_documents
-from app.store.observations import read_metrics
 
 __all__ = ["router"]
 
@@ -62,6 +58,25 @@ class ScalerOut(BaseModel):
     name: str
     spec: dict[str, Any] = Field(description="The spec in the brief's shape, as written")
     status: ScalerStatus
+
+    @classmethod
+    def of(cls, s: store.StoredScaler) -> ScalerOut:
+        created, updated = _time(s.created_us), _time(s.updated_us)
+        assert created is not None and updated is not None
+        return cls(
+            name=s.name,
+            spec=s.document,
+            status=ScalerStatus(
+                generation=s.generation,
+                created_at=created,
+                updated_at=updated,
+                paused=s.paused,
+                last_decision=s.last_decision,
+                last_decision_at=_time(s.last_decision_us),
+                last_error=s.last_error,
+                last_error_at=_time(s.last_error_us),
+            ),
+        )
 
 
 class ScalerList(BaseModel):
@@ -104,29 +119,6 @@ def _time(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
 
 
-def _etag(generation: int) -> str:
-    return f'"{generation}"'
-
-
-def _out(s: store.StoredScaler) -> ScalerOut:
-    created, updated = _time(s.created_us), _time(s.updated_us)
-    assert created is not None and updated is not None
-    return ScalerOut(
-        name=s.name,
-        spec=s.document,
-        status=ScalerStatus(
-            generation=s.generation,
-            created_at=created,
-            updated_at=updated,
-            paused=s.paused,
-            last_decision=s.last_decision,
-            last_decision_at=_time(s.last_decision_us),
-            last_error=s.last_error,
-            last_error_at=_time(s.last_error_us),
-        ),
-    )
-
-
 def _wants_yaml(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return any(t in accept for t in YAML_TYPES)
@@ -135,7 +127,7 @@ def _wants_yaml(request: Request) -> bool:
 def _render(
     request: Request, payload: BaseModel, *, status: int = 200, etag: int | None = None
 ) -> Response:
-    headers = {"ETag": _etag(etag)} if etag is not None else {}
+    headers = {"ETag": etag_of(etag)} if etag is not None else {}
     if _wants_yaml(request):
         text = yaml.safe_dump(payload.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
         return Response(text, status_code=status, media_type="application/yaml", headers=headers)
@@ -173,85 +165,6 @@ async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
     return document
 
 
-def _jsonable(value: object) -> object:
-    """A spec value as JSON can carry it (YAML may hold dates, sets, ...)."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
-
-
-def _parse(document: dict[str, Any]) -> ScalerSpec:
-    try:
-        return parse_spec(document)
-    except SpecError as exc:
-        raise UnprocessableEntity(
-            f"invalid scaler spec: {len(exc.issues)} problem(s)",
-            code="invalid_spec",
-            details=[{**i, "value": _jsonable(i.get("value"))} for i in exc.issues],
-        ) from exc
-
-
-def _check_match(if_match: str | None, existing: store.StoredScaler | None, name: str) -> None:
-    if if_match is None:
-        return
-    if existing is None:
-        raise PreconditionFailed(f"scaler {name!r} does not exist (If-Match: {if_match})")
-    wanted = {t.strip() for t in if_match.split(",")}
-    if "*" not in wanted and _etag(existing.generation) not in wanted:
-        raise PreconditionFailed(
-            f"scaler {name!r} is at generation {existing.generation}; If-Match was {if_match}",
-            details={"generation": existing.generation},
-        )
-
-
-async def _save(
-    ctx: AppContext,
-    name: str,
-    spec: ScalerSpec,
-    *,
-    create_only: bool,
-    if_match: str | None,
-    actor: Principal,
-) -> tuple[store.StoredScaler, bool]:
-    now_us = ctx.clock.stamp_us()
-    async with ctx.db.transaction() as conn:
-        existing = await store.get_scaler(conn, name, for_update=True)
-        if create_only and existing is not None:
-            raise Conflict(
-                f"scaler {name!r} already exists; PUT /v1/scalers/{name} replaces it",
-                details={"generation": existing.generation},
-            )
-        _check_match(if_match, existing, name)
-        document = spec.to_document()
-        saved = await store.upsert_scaler(conn, name, document, now_us=now_us)
-        await store.add_event(
-            conn,
-            name,
-            ts_us=now_us,
-            kind="spec",
-            message="created" if existing is None else f"replaced (generation {saved.generation})",
-            payload={"generation": saved.generation, "actor": actor.token_id},
-        )
-        await audit(
-            conn,
-            actor,
-            ts_us=now_us,
-            action="scaler.create" if existing is None else "scaler.replace",
-            target=f"scaler/{name}",
-            details={"generation": saved.generation, "spec": document}
-            if existing is None
-            else {
-                "generation": saved.generation,
-                "previous_generation": existing.generation,
-                "changes": diff_documents(existing.document, document),
-            },
-        )
-    ctx.wakeup.update(name, None if saved.paused else spec)
-    return saved, existing is None
-
-
 @router.post(
     "",
     status_code=201,
@@ -265,9 +178,11 @@ async def _save(
     },
 )
 async def create_scaler(ctx: Ctx, request: Request, auth: RequireAdmin) -> Response:
-    spec = _parse(await _document(ctx, request))
-    saved, _ = await _save(ctx, spec.scaler_name, spec, create_only=True, if_match=None, actor=auth)
-    response = _render(request, _out(saved), status=201, etag=saved.generation)
+    spec = parse_spec(await _document(ctx, request))
+    saved, _ = await scalers.save(
+        ctx, spec.scaler_name, spec, create_only=True, if_match=None, actor=auth
+    )
+    response = _render(request, ScalerOut.of(saved), status=201, etag=saved.generation)
     response.headers["Location"] = f"/v1/scalers/{saved.name}"
     return response
 
@@ -280,7 +195,7 @@ async def create_scaler(ctx: Ctx, request: Request, auth: RequireAdmin) -> Respo
     responses={**errors(400, 413), 422: {"description": "Invalid spec"}},
 )
 async def validate_scaler(ctx: Ctx, request: Request, _auth: RequireRead) -> Response:
-    spec = _parse(await _document(ctx, request))
+    spec = parse_spec(await _document(ctx, request))
     out = ValidationOut(valid=True, name=spec.scaler_name, spec=spec.to_document(defaults=True))
     return _render(request, out)
 
@@ -305,7 +220,7 @@ async def put_scaler(
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     document = await _document(ctx, request)
-    spec = _parse({**document, "name": document.get("name", name)})
+    spec = parse_spec({**document, "name": document.get("name", name)})
     if spec.scaler_name != name:
         raise UnprocessableEntity(
             f"the spec's name {spec.scaler_name!r} differs from the path's {name!r}",
@@ -319,8 +234,12 @@ async def put_scaler(
                 }
             ],
         )
-    saved, created = await _save(ctx, name, spec, create_only=False, if_match=if_match, actor=auth)
-    return _render(request, _out(saved), status=201 if created else 200, etag=saved.generation)
+    saved, created = await scalers.save(
+        ctx, name, spec, create_only=False, if_match=if_match, actor=auth
+    )
+    return _render(
+        request, ScalerOut.of(saved), status=201 if created else 200, etag=saved.generation
+    )
 
 
 @router.get("", operation_id="list_scalers", response_model=list[ScalerOut])
@@ -329,36 +248,15 @@ async def list_scalers(ctx: Ctx, request: Request, _auth: RequireRead) -> Respon
         found = await store.list_scalers(conn)
 
     if _wants_yaml(request):
-        return _render(request, ScalerList(scalers=[_out(s) for s in found]))
-    body = json.dumps([_out(s).model_dump(mode="json") for s in found])
+        return _render(request, ScalerList(scalers=[ScalerOut.of(s) for s in found]))
+    body = json.dumps([ScalerOut.of(s).model_dump(mode="json") for s in found])
     return Response(body, media_type="application/json")
-
-
-async def _get(ctx: AppContext, name: str) -> store.StoredScaler:
-    async with ctx.db.read() as conn:
-        found = await store.get_scaler(conn, name)
-    if found is None:
-        raise NotFound(f"no scaler named {name!r}")
-    return found
-
-
-async def get_scaler_spec(ctx: AppContext, name: str) -> ScalerSpec:
-    """The stored scaler's spec (404 when there is none)."""
-    return _parse((await _get(ctx, name)).document)
-
-
-async def get_scaler_capacity(ctx: AppContext, name: str) -> tuple[ScalerSpec, float | None]:
-    """The stored scaler's spec and the per-pod capacity its decisions use now (the spec's,
-    or the learned one; None while it is still being learned); 404 when there is none."""
-    found = await _get(ctx, name)
-    spec = _parse(found.document)
-    return spec, capacity_in_use(spec, found.state.capacity).per_pod
 
 
 @router.get("/{name}", operation_id="get_scaler", response_model=ScalerOut, responses=errors(404))
 async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) -> Response:
-    found = await _get(ctx, name)
-    return _render(request, _out(found), etag=found.generation)
+    found = await scalers.get(ctx, name)
+    return _render(request, ScalerOut.of(found), etag=found.generation)
 
 
 @router.delete(
@@ -373,53 +271,8 @@ async def delete_scaler(
     auth: RequireAdmin,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    now_us = ctx.clock.stamp_us()
-    async with ctx.db.transaction() as conn:
-        existing = await store.get_scaler(conn, name, for_update=True)
-        if existing is None:
-            raise NotFound(f"no scaler named {name!r}")
-        _check_match(if_match, existing, name)
-        await store.delete_scaler(conn, name)
-        await audit(
-            conn,
-            auth,
-            ts_us=now_us,
-            action="scaler.delete",
-            target=f"scaler/{name}",
-            details={"generation": existing.generation, "spec": existing.document},
-        )
-    ctx.wakeup.update(name, None)
+    await scalers.delete(ctx, name, if_match=if_match, actor=auth)
     return Response(status_code=204)
-
-
-async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal) -> ScalerOut:
-    now_us = ctx.clock.stamp_us()
-    async with ctx.db.transaction() as conn:
-        existing = await store.get_scaler(conn, name, for_update=True)
-        if existing is None:
-            raise NotFound(f"no scaler named {name!r}")
-        if existing.paused != paused:
-            await store.set_paused(conn, name, paused, now_us)
-            await store.add_event(
-                conn,
-                name,
-                ts_us=now_us,
-                kind="spec",
-                message="paused: the reconciler leaves the target alone" if paused else "resumed",
-                payload={"paused": paused, "actor": actor.token_id},
-            )
-        await audit(
-            conn,
-            actor,
-            ts_us=now_us,
-            action="scaler.pause" if paused else "scaler.resume",
-            target=f"scaler/{name}",
-            details={"before": {"paused": existing.paused}, "after": {"paused": paused}},
-        )
-        saved = await store.get_scaler(conn, name)
-    assert saved is not None
-    ctx.wakeup.update_document(name, None if paused else saved.document)
-    return _out(saved)
 
 
 @router.post(
@@ -427,14 +280,14 @@ async def _set_paused(ctx: AppContext, name: str, paused: bool, actor: Principal
 )
 async def pause_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
     """Stop acting on the target (decisions are still computed on request)."""
-    return await _set_paused(ctx, name, True, auth)
+    return ScalerOut.of(await scalers.set_paused(ctx, name, True, actor=auth))
 
 
 @router.post(
     "/{name}/resume", operation_id="resume_scaler", response_model=ScalerOut, responses=errors(404)
 )
 async def resume_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
-    return await _set_paused(ctx, name, False, auth)
+    return ScalerOut.of(await scalers.set_paused(ctx, name, False, actor=auth))
 
 
 @router.get(
@@ -445,55 +298,36 @@ async def resume_scaler(ctx: Ctx, name: str, auth: RequireAdmin) -> ScalerOut:
 )
 async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
     """What the policy decides now from the stored metrics; nothing is changed."""
-    found = await _get(ctx, name)
-    spec = _parse(found.document)
-    now = ctx.clock.now()
-    async with ctx.db.read() as conn:
-        view = await read_metrics(conn, spec, now)
-    cluster = ctx.cluster
-    try:
-        state = await cluster.observe(spec.target)
-    except ClusterError as exc:
-        raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc
-    observation = Observation(
-        metrics=view.readings,
-        by_aggregation=view.by_aggregation,
-        current_replicas=state.replicas,
-        ready_pods=state.ready,
-        starting_pods=state.starting,
-        load_rate=view.load_rate,
-        cold_start_s=state.learned_cold_start_s,
-    )
-    stored = await ctx.forecasts.get(ctx.db, name)
-    decision = decide(spec, observation, stored.forecast if stored else None, found.state, now)
-    rendered = store.decision_to_json(decision)
+    found = await scalers.get(ctx, name)
+    decided = await decisions.preview(ctx, found, ctx.specs.spec_of(found))
+    metrics, state = decided.metrics, decided.cluster
     return DecisionOut(
         scaler=name,
-        time=datetime.fromtimestamp(now, tz=UTC),
+        time=datetime.fromtimestamp(decided.now, tz=UTC),
         observation={
             "metrics": {
                 k: {"value": r.value, "pods_reporting": r.pods_reporting, "age_s": r.age_s}
-                for k, r in view.readings.items()
+                for k, r in metrics.readings.items()
             },
             # what emergency triggers with their own aggregation read, as "<metric>.<how>"
             "trigger_readings": {
-                f"{name}.{how}": {
+                f"{metric}.{how}": {
                     "value": r.value,
                     "pods_reporting": r.pods_reporting,
                     "age_s": r.age_s,
                 }
-                for (name, how), r in view.by_aggregation.items()
+                for (metric, how), r in metrics.by_aggregation.items()
             },
-            "load_rate": view.load_rate,
+            "load_rate": metrics.load_rate,
         },
         cluster={
-            "source": cluster.name,
+            "source": ctx.cluster.name,
             "replicas": state.replicas,
             "ready": state.ready,
             "starting": state.starting,
             "cold_start_s": state.learned_cold_start_s,
         },
-        **rendered,
+        **store.decision_to_json(decided.decision),
     )
 
 
@@ -515,7 +349,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int | None, Query(ge=1)] = None,
 ) -> EventPage:
-    await _get(ctx, name)
+    await scalers.get(ctx, name)
     since_us = optional_time_us(since, "since")
     until_us = optional_time_us(until, "until")
     async with ctx.db.read() as conn:

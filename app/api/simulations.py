@@ -3,13 +3,12 @@ and the baselines (`POST /v1/simulations`), or search a scaler's targets for the
 that keeps drops under a limit (`POST /v1/scalers/{name}/tune`). Both run in the background;
 `GET /v1/simulations/{id}` returns the status and the report. A replica takes at most
 CIUIC_MAX_PENDING_SIMULATIONS jobs at a time (429 beyond), and a job whose replica died is
-failed, not left running (app.workers.simulations)."""
+failed, not left running (app.services.jobs)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,19 +16,17 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.api.audit import audit
 from app.api.auth import Principal, RequireAdmin, RequireRead
 from app.api.body import json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
-from app.api.openapi import errors
-from app.api.scalers import get_scaler_capacity, get_scaler_spec
+from app.api.responses import errors
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
+from app.services import simulations as service
+from app.services.jobs import Slot
 from app.sim import DEFAULT_POLICIES, TraceError, parse_trace
 from app.store.tables import simulations
-from app.workers.forecasts import load_history
-from app.workers.simulations import Slot, replay_job, trace_job, tune_job
 
 __all__ = ["router"]
 
@@ -76,38 +73,6 @@ def _time(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
 
 
-async def _create(
-    ctx: AppContext, kind: str, scaler: str | None, request: dict[str, Any], actor: Principal
-) -> str:
-    """The job's row and its audit entry: a tune is recorded against its scaler, a simulation
-    against itself."""
-    job_id = secrets.token_hex(8)
-    now_us = ctx.clock.stamp_us()
-    async with ctx.db.transaction() as conn:
-        await conn.execute(
-            sa.insert(simulations).values(
-                id=job_id,
-                kind=kind,
-                scaler=scaler,
-                status="pending",
-                request=json.dumps(request),
-                created_us=now_us,
-                owner=ctx.simulations.owner,
-                heartbeat_us=now_us,
-            )
-        )
-        tune = kind == "tune" and scaler is not None
-        await audit(
-            conn,
-            actor,
-            ts_us=now_us,
-            action="scaler.tune" if tune else "simulation.run",
-            target=f"scaler/{scaler}" if tune else f"simulation/{job_id}",
-            details={"job": job_id, "scaler": scaler, "request": request},
-        )
-    return job_id
-
-
 _TOO_MANY = {
     429: "This replica already has CIUIC_MAX_PENDING_SIMULATIONS jobs queued or running; "
     "nothing was created. Retry after `Retry-After` s"
@@ -134,36 +99,6 @@ def _range(
     if t1 - t0 > 31 * 86400:
         raise BadRequest("the range may span at most 31 days", code="invalid_parameter")
     return t0, t1
-
-
-async def _stored_load(
-    ctx: AppContext, name: str, t0: float, t1: float
-) -> tuple[dict[str, Any], list[float], float, float]:
-    spec, per_pod = await get_scaler_capacity(ctx, name)
-    if per_pod is None:
-        raise UnprocessableEntity(
-            f"scaler {name!r} does not know its per-pod capacity yet: its load cannot be "
-            "turned into requests",
-            details=[
-                {
-                    "field": "capacity",
-                    "message": "state it in the spec, or let the pods push "
-                    f"{spec.capacity.signal} until the scaler has learned it",
-                }
-            ],
-        )
-    async with ctx.db.read() as conn:
-        history = await load_history(conn, spec, t1, span_s=t1 - t0)
-    if history is None or len(history) < 12:
-        raise UnprocessableEntity(
-            f"scaler {name!r} has less than an hour of stored load ({spec.capacity.signal})",
-            code="not_enough_history",
-        )
-    rates = [float(v) for v in history.values]
-    doc = spec.to_document(defaults=True)
-    # The replay prices the load with the capacity the scaler uses now (stated or learned).
-    doc["capacity"] = {spec.capacity.signal: f"{per_pod:.6g}/s"}
-    return doc, rates, history.step_s, history.start
 
 
 @router.post(
@@ -217,33 +152,33 @@ async def _create_simulation(
                 f"the trace cannot be read: {exc}", code="invalid_trace"
             ) from exc
         window_s = None if window is None else parse_duration(window, "window")
-        spec = None
-        if scaler is not None:
-            spec = (await get_scaler_spec(ctx, scaler)).to_document(defaults=True)
-        policies = list(policy or DEFAULT_POLICIES)
-        job_id = await _create(
+        job_id = await service.start_trace(
             ctx,
-            "simulate",
-            scaler,
-            {"trace_bytes": len(body), "policies": policies, "window_s": window_s, "seed": seed},
-            auth,
+            slot,
+            text,
+            trace_bytes=len(body),
+            policies=list(policy or DEFAULT_POLICIES),
+            window_s=window_s,
+            seed=seed,
+            scaler=scaler,
+            actor=auth,
         )
-        slot.submit(job_id, trace_job, text, policies, window_s, seed, spec)
         return _accepted(job_id)
     try:
         req = ReplayRequest.model_validate_json(body)
     except ValidationError as exc:
         raise invalid_fields(exc) from exc
     t0, t1 = _range(ctx, req.start, req.end)
-    spec_doc, rates, step_s, start = await _stored_load(ctx, req.scaler, t0, t1)
-    job_id = await _create(
+    job_id = await service.start_replay(
         ctx,
-        "simulate",
+        slot,
         req.scaler,
-        {"start": t0, "end": t1, "policies": list(req.policies), "seed": req.seed},
-        auth,
+        t0=t0,
+        t1=t1,
+        policies=list(req.policies),
+        seed=req.seed,
+        actor=auth,
     )
-    slot.submit(job_id, replay_job, rates, step_s, start, spec_doc, list(req.policies), req.seed)
     return _accepted(job_id)
 
 
@@ -264,19 +199,17 @@ async def tune_scaler(
     whose drop rate and monthly cost stay within the limits; the frontier comes with it."""
     with ctx.simulations.reserve() as slot:
         t0, t1 = _range(ctx, body.start, body.end)
-        spec_doc, rates, step_s, start = await _stored_load(ctx, name, t0, t1)
-        request = {**body.model_dump(), "start": t0, "end": t1}
-        job_id = await _create(ctx, "tune", name, request, auth)
-        slot.submit(
-            job_id,
-            tune_job,
-            rates,
-            step_s,
-            start,
-            spec_doc,
-            body.seed,
-            body.max_drop_rate,
-            body.monthly_budget_usd,
+        job_id = await service.start_tune(
+            ctx,
+            slot,
+            name,
+            t0=t0,
+            t1=t1,
+            seed=body.seed,
+            max_drop_rate=body.max_drop_rate,
+            monthly_budget_usd=body.monthly_budget_usd,
+            request={**body.model_dump(), "start": t0, "end": t1},
+            actor=auth,
         )
         return _accepted(job_id)
 

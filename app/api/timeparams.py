@@ -1,45 +1,38 @@
-"""Times and durations in query parameters: RFC 3339 or unix seconds; `30s`, `5m`, `1h`, `1d`."""
+"""Times and durations in query parameters and bodies, read with the project's one grammar
+(app.timetext) and refused as the API refuses: 400 with the parameter named.
+
+An unreadable time is `invalid_time` wherever it appears (a query parameter, a Grafana range);
+an unreadable or non-positive duration is `invalid_parameter`.
+"""
 
 from __future__ import annotations
 
-import math
-import re
-from datetime import datetime
-
+from app import timetext
 from app.errors import BadRequest
 
-__all__ = ["optional_time_us", "parse_duration", "parse_time"]
+__all__ = ["optional_time_us", "parse_duration", "parse_time", "parse_time_ms"]
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+def _refused(name: str, value: object, exc: timetext.TimeTextError, code: str) -> BadRequest:
+    return BadRequest(
+        f"{name}={value!r}: {exc}", code=code, details={"parameter": name, "value": value}
+    )
 
 
 def parse_time(value: str, name: str) -> float:
+    """Epoch seconds of unix seconds or an RFC 3339 time."""
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise BadRequest(
-                f"{name}={value!r} is neither unix seconds nor an RFC 3339 time",
-                code="invalid_parameter",
-                details={"parameter": name, "value": value},
-            ) from exc
-        if parsed.tzinfo is None:
-            raise BadRequest(
-                f"{name}={value!r} has no time zone offset",
-                code="invalid_parameter",
-                details={"parameter": name, "value": value},
-            ) from None
-        return parsed.timestamp()
-    if not math.isfinite(seconds) or seconds < 0:
-        raise BadRequest(
-            f"{name}={value!r} is not a valid unix time",
-            code="invalid_parameter",
-            details={"parameter": name, "value": value},
-        )
-    return seconds
+        return timetext.parse_time(value)
+    except timetext.TimeTextError as exc:
+        raise _refused(name, value, exc, "invalid_time") from None
+
+
+def parse_time_ms(value: str | float, name: str) -> int:
+    """Epoch milliseconds of epoch milliseconds or an RFC 3339 time (what Grafana sends)."""
+    try:
+        return round(timetext.parse_time(value, number_unit_s=0.001) * 1000)
+    except timetext.TimeTextError as exc:
+        raise _refused(name, value, exc, "invalid_time") from None
 
 
 def optional_time_us(value: str | None, name: str) -> int | None:
@@ -48,11 +41,8 @@ def optional_time_us(value: str | None, name: str) -> int | None:
 
 
 def parse_duration(value: str, name: str) -> float:
-    m = _DURATION.match(value.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise BadRequest(
-            f"{name}={value!r} is not a positive duration (e.g. 15, 30s, 5m, 1h)",
-            code="invalid_parameter",
-            details={"parameter": name, "value": value},
-        )
-    return float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
+    """Seconds of a positive duration: 15, 30s, 5m, 1h30m, 1w."""
+    try:
+        return timetext.parse_duration(value, positive=True)
+    except timetext.TimeTextError as exc:
+        raise _refused(name, value, exc, "invalid_parameter") from None

@@ -12,12 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.audit import audit
-from app.api.auth import RequireAdmin, token_cache
+from app.api.auth import RequireAdmin
 from app.api.body import json_body, json_body_doc
 from app.api.context import Ctx
-from app.api.openapi import errors
-from app.errors import NotFound
+from app.api.responses import errors
+from app.services import tokens
 from app.store import tokens as store
 
 __all__ = ["router"]
@@ -53,6 +52,20 @@ class TokenOut(BaseModel):
     push_rate_per_s: float | None = None
     push_burst: int | None = None
 
+    @classmethod
+    def of(cls, t: store.StoredToken) -> TokenOut:
+        created = _time(t.created_us)
+        assert created is not None
+        return cls(
+            id=t.id,
+            name=t.name,
+            scope=t.scope,
+            created_at=created,
+            revoked_at=_time(t.revoked_us),
+            push_rate_per_s=t.push_rate_per_s,
+            push_burst=t.push_burst,
+        )
+
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The secret. Shown only in this response; store it now.")
@@ -60,20 +73,6 @@ class TokenCreated(TokenOut):
 
 def _time(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC)
-
-
-def _out(t: store.StoredToken) -> TokenOut:
-    created = _time(t.created_us)
-    assert created is not None
-    return TokenOut(
-        id=t.id,
-        name=t.name,
-        scope=t.scope,
-        created_at=created,
-        revoked_at=_time(t.revoked_us),
-        push_rate_per_s=t.push_rate_per_s,
-        push_burst=t.push_burst,
-    )
 
 
 @router.post(
@@ -89,52 +88,25 @@ async def create_token(
     auth: RequireAdmin,
     body: Annotated[TokenCreate, Depends(json_body(TokenCreate))],
 ) -> TokenCreated:
-    now_us = ctx.clock.stamp_us()
-    async with ctx.db.transaction() as conn:
-        stored, secret = await store.create_token(
-            conn,
-            name=body.name,
-            scope=body.scope,
-            now_us=now_us,
-            push_rate_per_s=body.push_rate_per_s,
-            push_burst=body.push_burst,
-        )
-        await audit(
-            conn,
-            auth,
-            ts_us=now_us,
-            action="token.create",
-            target=f"token/{stored.id}",
-            details=body.model_dump(exclude_none=True),
-        )
-    return TokenCreated(**_out(stored).model_dump(), token=secret)
+    stored, secret = await tokens.create_token(
+        ctx,
+        auth,
+        name=body.name,
+        scope=body.scope,
+        push_rate_per_s=body.push_rate_per_s,
+        push_burst=body.push_burst,
+        audited=body.model_dump(exclude_none=True),
+    )
+    return TokenCreated(**TokenOut.of(stored).model_dump(), token=secret)
 
 
 @router.get("", operation_id="list_tokens", response_model=list[TokenOut])
 async def list_tokens(ctx: Ctx, _auth: RequireAdmin) -> list[TokenOut]:
     async with ctx.db.read() as conn:
-        return [_out(t) for t in await store.list_tokens(conn)]
+        return [TokenOut.of(t) for t in await store.list_tokens(conn)]
 
 
 @router.delete("/{token_id}", status_code=204, operation_id="revoke_token", responses=errors(404))
 async def revoke_token(ctx: Ctx, token_id: str, auth: RequireAdmin) -> Response:
-    now_us = ctx.clock.stamp_us()
-    async with ctx.db.transaction() as conn:
-        found = await store.revoke_token(conn, token_id, now_us)
-        if found is not None:
-            await audit(
-                conn,
-                auth,
-                ts_us=now_us,
-                action="token.revoke",
-                target=f"token/{token_id}",
-                details={
-                    "name": found.name,
-                    "scope": found.scope,
-                    "already_revoked": found.revoked_us is not None,
-                },
-            )
-    if found is None:
-        raise NotFound(f"no token with id {token_id!r}")
-    token_cache(ctx).clear()
+    await tokens.revoke_token(ctx, auth, token_id)
     return Response(status_code=204)

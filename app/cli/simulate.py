@@ -27,7 +27,8 @@ from app.sim.runner import (
     UnknownPolicy,
     run_simulation,
 )
-from app.sim.traces import TraceError, parse_duration
+from app.sim.traces import TraceError
+from app.timetext import parse_duration
 
 __all__ = ["add_parser", "plot_report", "run"]
 
@@ -130,7 +131,7 @@ def plot_report(report: SimulationReport, path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     err: TextIO = sys.stderr
     try:
-        window = parse_duration(args.window) if args.window else None
+        window = parse_duration(args.window, positive=True) if args.window else None
         spec = _load_spec(args.spec) if args.spec else None
         policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
         progress = _Progress(err, len(set(policies) | {"oracle", "fluid"}))

@@ -13,9 +13,10 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
-from app.kube.api import RetryPolicy
+from app.clock import Clock
+from app.kube.adapter import KubernetesCluster
+from app.kube.calls import RetryPolicy
 from app.kube.cluster import ClusterError
-from app.kube.kubernetes import KubernetesCluster
 from app.kube.lease import LeaseElector
 from app.settings import Settings
 
@@ -58,7 +59,9 @@ def default_identity() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
 
 
-def build_elector(settings: Settings, cluster: KubernetesCluster) -> LeaseElector:
+def build_elector(
+    settings: Settings, cluster: KubernetesCluster, clock: Clock | None = None
+) -> LeaseElector:
     return LeaseElector(
         cluster.api,
         name=settings.lease_name,
@@ -67,4 +70,5 @@ def build_elector(settings: Settings, cluster: KubernetesCluster) -> LeaseElecto
         lease_duration_s=settings.lease_duration_s,
         renew_deadline_s=settings.lease_renew_deadline_s,
         retry_period_s=settings.lease_retry_period_s,
+        clock=clock,
     )

@@ -24,7 +24,7 @@ import aiohttp
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from app.kube.api import TRANSIENT_ERRORS, Resource, RetryPolicy, api_message, call, map_error
+from app.kube.calls import TRANSIENT_ERRORS, Resource, RetryPolicy, api_message, call, map_error
 from app.kube.cluster import ClusterError, ClusterForbidden, ClusterUnavailable, TargetNotFound
 
 __all__ = ["Informer", "Versioned", "WatchStats"]

@@ -22,14 +22,13 @@ import contextlib
 import logging
 import math
 import random
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes_asyncio import client
 
-from app.kube.api import Resource, RetryPolicy, call
+from app.clock import Clock, SystemClock
+from app.kube.calls import Resource, RetryPolicy, call
 from app.kube.cluster import ClusterConflict, ClusterError, TargetNotFound
 
 __all__ = ["LeaderElector", "LeaseElector", "micro_time"]
@@ -66,8 +65,7 @@ class LeaseElector:
         renew_deadline_s: float = 10.0,
         retry_period_s: float = 2.0,
         retry: RetryPolicy | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         if not retry_period_s < renew_deadline_s < lease_duration_s:
             raise ValueError("need retry_period_s < renew_deadline_s < lease_duration_s")
@@ -79,8 +77,7 @@ class LeaseElector:
         self.retry_period_s = retry_period_s
         # One quick attempt per request: the election loop itself is the retry.
         self.retry = retry or RetryPolicy(attempts=1, timeout_s=max(0.5, retry_period_s))
-        self._monotonic = monotonic
-        self._wall = wall
+        self.clock = clock or SystemClock()
         self._api = client.CoordinationV1Api(api)
         self.is_leader = False
         self.leading = asyncio.Event()  # set while this replica leads
@@ -106,7 +103,7 @@ class LeaseElector:
             self.error = None
         if won:
             self._set_leader(True)
-        elif self.is_leader and self._monotonic() - self._renewed_at > self.renew_deadline_s:
+        elif self.is_leader and self.clock.monotonic() - self._renewed_at > self.renew_deadline_s:
             log.warning(
                 "lease %s: no renewal for %.1f s; stepping down", self.name, self.renew_deadline_s
             )
@@ -130,7 +127,7 @@ class LeaseElector:
             spec = lease.spec
             if spec is None or spec.holder_identity != self.identity:
                 return
-            now = micro_time(self._wall())
+            now = micro_time(self.clock.now())
             body = self._body(
                 lease.metadata.resource_version,
                 holder=None,
@@ -150,8 +147,7 @@ class LeaseElector:
         while not stop.is_set():
             await self.try_acquire()
             pause = self.retry_period_s * (1 if self.is_leader else random.uniform(1, 1.2))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+            await self.clock.wait_for(stop, timeout_s=pause)
         await self.release()
 
     # ---- internals -------------------------------------------------------------------------
@@ -225,7 +221,7 @@ class LeaseElector:
         }
 
     async def _attempt(self) -> bool:
-        now_mono, now = self._monotonic(), micro_time(self._wall())
+        now_mono, now = self.clock.monotonic(), micro_time(self.clock.now())
         duration = max(1, math.ceil(self.lease_duration_s))
         try:
             lease = await self._get()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.kube.api import Resource, RetryPolicy
+from app.kube.calls import Resource, RetryPolicy
 from app.kube.informer import Informer, WatchStats
 
 __all__ = [

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import BadRequest
+from app.store.errors import TypeClash
 from app.store.series import canonical_labels
 from app.store.tables import push_families, push_groups
 
@@ -135,10 +135,9 @@ async def _check_types(
     if clash is not None:
         name, kind, other = clash
         labels = await conn.scalar(sa.select(push_groups.c.labels).where(push_groups.c.id == other))
-        raise BadRequest(
+        raise TypeClash(
             f"metric {name!r} is pushed as {wanted[name]} but is a {kind} in group "
             f"{labels}; a metric name must keep one type across groups",
-            code="type_clash",
         )
 
 

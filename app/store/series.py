@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import TooManyRequests
+from app.store.errors import SeriesLimitExceeded
 from app.store.tables import rollup_dirty, samples, series
 
 _PG_INSERT = sa.text(
@@ -110,7 +110,7 @@ class SeriesStore:
     async def write(
         self, conn: AsyncConnection, rows: Sequence[SampleRow], *, now_us: int
     ) -> WriteResult:
-        """Append `rows` in the caller's transaction. Raises TooManyRequests when a job
+        """Append `rows` in the caller's transaction. Raises SeriesLimitExceeded when a job
         would exceed its series limit (nothing is written then: the caller rolls back)."""
         result = WriteResult()
         if not rows:
@@ -206,10 +206,9 @@ class SeriesStore:
                 sa.select(sa.func.count()).select_from(series).where(series.c.job == job)
             )
             if int(existing or 0) + adding > self.max_series_per_job:
-                raise TooManyRequests(
+                raise SeriesLimitExceeded(
                     f"job {job!r} would have {int(existing or 0) + adding} series; the limit "
                     f"(CIUIC_MAX_SERIES_PER_JOB) is {self.max_series_per_job}",
-                    code="series_limit",
                     details={
                         "job": job,
                         "limit": self.max_series_per_job,

@@ -188,7 +188,7 @@ forecasts = sa.Table(
 # Simulation and tuning jobs: run in the background by the replica that accepted them; any
 # replica answers their status. The owner (a random id per process) refreshes `heartbeat_us`
 # while the job is pending or running; any replica fails a job whose heartbeat is too old
-# (app.workers.simulations). Rows from before 0008 have neither: their creation time counts.
+# (app.services.jobs). Rows from before 0008 have neither: their creation time counts.
 simulations = sa.Table(
     "simulations",
     metadata,

@@ -1,2 +1,3 @@
-"""Background loops (rollups and retention today; reconcile, refit and rollouts later),
-each run as a guarded task that logs, backs off and restarts, and stops cleanly."""
+"""The loops that run on the leader: reconcile, forecast refits, rollups and retention,
+rollouts; leader election and the supervisor that restarts a crashed loop. Each takes a clock
+and calls the services (app.services) for what a flow does; none imports the API."""

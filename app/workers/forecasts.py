@@ -1,5 +1,5 @@
 """Forecast refits, in the background: each scaler's load history from the store, a model
-fitted off the event loop, the result cached in memory and persisted.
+fitted off the event loop, the result cached in memory (app.services.forecasts) and persisted.
 
 Fast models refit every minute, prophet every hour (NOTES.md: a prophet fit on a week of
 5-minute data costs ~0.1 s and ~300 MB; nothing fits on the request path). Accuracy per model
@@ -19,9 +19,6 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from app.clock import Clock
 from app.forecasting import (
     ConfigError,
@@ -33,65 +30,21 @@ from app.forecasting import (
 )
 from app.forecasting.base import Forecaster
 from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
-from app.policy import ScalerSpec, SpecError, parse_spec
+from app.policy import ScalerSpec, SpecError
 from app.policy.types import LoadForecast
+from app.services.forecasts import ForecastCache, load_history
+from app.services.specs import SpecCache
 from app.settings import Settings
 from app.store import forecasts as store
 from app.store import scalers as scaler_store
 from app.store.db import Database, is_unavailable
-from app.store.query import find_series, read_range
-from app.store.selector import Matcher, Selector
-from app.workers.supervisor import sleep_or_stop
 
-__all__ = ["ForecastCache", "fit_forecast", "forecast_loop", "load_history", "refit_due"]
+__all__ = ["fit_forecast", "forecast_loop", "refit_due"]
 
 log = logging.getLogger("ciuic.workers.forecasts")
 
-GRID_STEP_S = 300.0
-HISTORY_S = 14 * 86400.0
 QUANTILES = (0.5, 0.9, 0.99)
 ACCURACY_MODELS = ("naive", "seasonal_naive", "robust_seasonal", "adaptive", "auto")
-
-
-async def load_history(
-    conn: AsyncConnection,
-    spec: ScalerSpec,
-    now: float,
-    *,
-    step_s: float = GRID_STEP_S,
-    span_s: float = HISTORY_S,
-) -> History | None:
-    """The load signal (the capacity's signal, summed over pods) on a grid of complete
-    buckets ending before `now`; None when nothing was pushed."""
-    selector = spec.metrics[0].selector if spec.metrics else {}
-    found = await find_series(
-        conn,
-        Selector(spec.capacity.signal, tuple(Matcher(k, "=", v) for k, v in selector.items())),
-    )
-    if not found:
-        return None
-    end = now - now % step_s
-    start = end - span_s
-    step_us = round(step_s * 1e6)
-    result = await read_range(
-        conn,
-        [s.id for s in found],
-        start_us=round(start * 1e6),
-        end_us=round(end * 1e6),
-        step_us=step_us,
-    )
-    n = round(span_s / step_s)
-    values = np.full(n, np.nan)
-    for buckets in result.buckets.values():
-        for k, bucket in buckets.items():
-            if 0 <= k < n and bucket.count:
-                mean = bucket.sum / bucket.count  # a pod's rate over the bucket
-                values[k] = mean if math.isnan(values[k]) else values[k] + mean
-    finite = np.flatnonzero(np.isfinite(values))
-    if finite.size == 0:
-        return None
-    first = int(finite[0])
-    return History(result.start_us / 1e6 + first * step_s, step_s, values[first:])
 
 
 def fit_forecast(
@@ -160,44 +113,18 @@ def accuracy(history: History, lead: int) -> dict[str, dict[str, float | int]]:
     return out
 
 
-class ForecastCache:
-    """The latest forecast per scaler in memory, and when each is due for a refit."""
-
-    def __init__(self) -> None:
-        self.latest: dict[str, store.StoredForecast] = {}
-        self.next_fit: dict[str, float] = {}
-        self.next_accuracy: dict[str, float] = {}
-
-    async def get(self, db: Database, scaler: str) -> store.StoredForecast | None:
-        hit = self.latest.get(scaler)
-        if hit is None:
-            async with db.read() as conn:
-                hit = await store.get_forecast(conn, scaler)
-            if hit is not None:
-                self.latest[scaler] = hit
-        return hit
-
-    def clear(self) -> None:
-        self.latest.clear()
-        self.next_fit.clear()
-        self.next_accuracy.clear()
-
-    def forget(self, scaler: str) -> None:
-        self.latest.pop(scaler, None)
-        self.next_fit.pop(scaler, None)
-        self.next_accuracy.pop(scaler, None)
-
-
 async def refit_due(
     db: Database,
     cache: ForecastCache,
     clock: Clock,
     settings: Settings,
     executor: Executor | None = None,
+    specs: SpecCache | None = None,
 ) -> int:
     """Refit every scaler whose forecast is due; returns how many were fitted. Fits run in
     `executor` (the service passes a process: see `forecast_loop`), else in a thread."""
     loop = asyncio.get_running_loop()
+    specs = specs or SpecCache()
     async with db.read() as conn:
         scalers = await scaler_store.list_scalers(conn)
     fitted = 0
@@ -207,12 +134,12 @@ async def refit_due(
             cache.forget(name)
     for scaler in scalers:
         try:
-            spec = parse_spec(scaler.document)
+            spec = specs.spec_of(scaler)
         except SpecError:
             continue
         wanted = model_name(spec)
         now = clock.now()
-        if wanted is None or spec.capacity is None or now < cache.next_fit.get(scaler.name, 0.0):
+        if wanted is None or now < cache.next_fit.get(scaler.name, 0.0):
             continue
         cadence = (
             settings.forecast_refit_prophet_s if wanted == "prophet" else settings.forecast_refit_s
@@ -262,7 +189,11 @@ def _background_priority() -> None:
 
 
 def forecast_loop(
-    db: Database, cache: ForecastCache, settings: Settings, clock: Clock
+    db: Database,
+    cache: ForecastCache,
+    settings: Settings,
+    clock: Clock,
+    specs: SpecCache | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     async def loop(stop: asyncio.Event) -> None:
         # Fits run in their own process: in a thread they hold the GIL for tens of ms at a
@@ -280,12 +211,12 @@ def forecast_loop(
             await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
             while not stop.is_set():
                 try:
-                    await refit_due(db, cache, clock, settings, pool)
+                    await refit_due(db, cache, clock, settings, pool, specs)
                 except Exception as exc:
                     if not is_unavailable(exc):
                         raise
                     log.warning("forecast refit skipped: database unavailable (%s)", exc)
-                if await sleep_or_stop(stop, 10.0):
+                if await clock.wait_for(stop, timeout_s=10.0):
                     return
         finally:
             # Waited for (off the loop), so the process and its semaphores are gone before

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.clock import Clock, SystemClock
 from app.kube.lease import LeaderElector
 from app.store.db import Database
-from app.workers.supervisor import Supervisor, sleep_or_stop
+from app.workers.supervisor import Supervisor
 
 __all__ = ["AdvisoryLockElector", "FileLockElector", "LeaderElector", "Leadership", "elector_for"]
 
@@ -120,8 +121,14 @@ class Leadership:
     """Runs the workers while this process leads; stops them the moment it does not."""
 
     def __init__(
-        self, elector: LeaderElector, workers: WorkerFactory, *, interval_s: float
+        self,
+        elector: LeaderElector,
+        workers: WorkerFactory,
+        *,
+        interval_s: float,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock or SystemClock()
         self.elector = elector
         self.workers = workers
         self.interval_s = interval_s
@@ -140,11 +147,16 @@ class Leadership:
         try:
             while not stop.is_set():
                 await self._step()
-                if await sleep_or_stop(stop, self.interval_s):
+                if await self.clock.wait_for(stop, timeout_s=self.interval_s):
                     break
         finally:
-            await self._step_down()
-            await self.elector.release()
+            try:
+                await self._step_down()
+            finally:
+                # Even when stopping the workers overran the caller's deadline and this task
+                # was cancelled: a lock kept by a leadership that is gone would keep every
+                # other Leadership of this process (a restarted app) from ever leading.
+                await self.elector.release()
 
     async def _step(self) -> None:
         self._error = None
@@ -156,7 +168,7 @@ class Leadership:
             elif await self.elector.try_acquire():
                 log.info("became the leader; starting the workers")
                 self.is_leader = True
-                self._crew = Supervisor()
+                self._crew = Supervisor(clock=self.clock)
                 for name, body in self.workers().items():
                     self._crew.start(name, body)
         except Exception as exc:  # a database outage: try again next interval

@@ -1,5 +1,5 @@
-"""The reconcile loop: for every scaler, observe, decide, act (or, in dry run, say what it
-would do), and record the decision, the carried state and any error.
+"""The reconcile loop: for every scaler, observe and decide (app.services.decisions), act (or,
+in dry run, say what it would do), and record the decision, the carried state and any error.
 
 An event is written when something happens (a scale action, a dry-run "would scale", an
 error, a change of error), not on every tick: the status always holds the latest decision.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,23 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError
-from app.policy import ScalerSpec, SpecError, decide, parse_spec
-from app.policy.types import Observation
+from app.policy import ScalerSpec, SpecError
+from app.services.decisions import observe_and_decide, read_inputs
+from app.services.forecasts import ForecastCache
+from app.services.specs import SpecCache
+from app.services.wakeup import Wakeup
 from app.settings import Settings
 from app.store import forecasts as forecast_store
 from app.store import rollouts as rollout_store
 from app.store import scalers as store
 from app.store.db import Database, is_unavailable
 from app.store.forecasts import StoredForecast
-from app.store.observations import (
-    MetricsView,
-    load_catalog,
-    read_metrics,
-    read_metrics_many,
-)
+from app.store.observations import MetricsView, load_catalog, read_metrics, read_metrics_many
 from app.telemetry import Telemetry
-from app.workers.forecasts import ForecastCache
-from app.workers.wakeup import Wakeup
 
 __all__ = ["reconcile_loop", "reconcile_once", "reconcile_scaler"]
 
@@ -56,16 +51,15 @@ async def reconcile_scaler(
     now_us: int,
     forecasts: ForecastCache | None = None,
     wakeup: Wakeup | None = None,
+    specs: SpecCache | None = None,
 ) -> None:
     """Reconcile one scaler now (the rollout executor's hand-back; a pass uses the batch)."""
     try:
-        spec = parse_spec(scaler.document)
+        spec = (specs or SpecCache()).spec_of(scaler)
     except SpecError as exc:  # a spec stored by an older version that no longer validates
         write = _error(scaler, now_us, f"invalid spec: {exc}")
     else:
-        async with db.read() as conn:
-            view = await read_metrics(conn, spec, now)
-        stored = await forecasts.get(db, scaler.name) if forecasts is not None else None
+        view, stored = await read_inputs(db, forecasts, scaler.name, spec, now)
         write = await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
     async with db.transaction() as conn:
         await write(conn)
@@ -87,19 +81,10 @@ async def _reconcile(
     if wakeup is not None:
         wakeup.update(name, spec)
     try:
-        cluster_state = await cluster.observe(spec.target)
+        decided = await observe_and_decide(cluster, scaler, spec, view, stored, now)
     except ClusterError as exc:
         return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
-    observation = Observation(
-        metrics=view.readings,
-        by_aggregation=view.by_aggregation,
-        current_replicas=cluster_state.replicas,
-        ready_pods=cluster_state.ready,
-        starting_pods=cluster_state.starting,
-        load_rate=view.load_rate,
-        cold_start_s=cluster_state.learned_cold_start_s,
-    )
-    decision = decide(spec, observation, stored.forecast if stored else None, scaler.state, now)
+    decision, cluster_state = decided.decision, decided.cluster
     if wakeup is not None:
         wakeup.schedule(name, spec, decision.state, now)
     rendered = store.decision_to_json(decision)
@@ -127,7 +112,7 @@ async def _reconcile(
         # rate limits are not charged for a change that did not happen.
         state = scaler.state if action_error else decision.state
         await store.record_outcome(conn, name, now_us=now_us, state=state, decision=rendered)
-        if not change and _gist(rendered) != _gist(scaler.last_decision):
+        if not change and _turn(rendered) != _turn(scaler.last_decision):
             # A decision that changes nothing but differs from the last one (its replicas or
             # its reasons' codes): recorded, so the history explains every turn; identical
             # ticks are not repeated (the status always holds the latest).
@@ -184,8 +169,8 @@ async def _reconcile(
     return write
 
 
-def _gist(decision: dict[str, Any] | None) -> tuple[object, ...] | None:
-    """What makes two decisions different for the event history."""
+def _turn(decision: dict[str, Any] | None) -> tuple[object, ...] | None:
+    """What makes a decision a turn worth an event: its replicas and its reasons' codes."""
     if decision is None:
         return None
     return (decision.get("replicas"), tuple(r.get("code") for r in decision.get("reasons", [])))
@@ -210,12 +195,14 @@ async def reconcile_once(
     only: set[str] | None = None,
     held: dict[str, int] | None = None,
     chunk: int = 100,
+    specs: SpecCache | None = None,
 ) -> int:
     """One pass over every scaler (or those named in `only`); returns how many acted on.
 
     `held` remembers the rollout each skipped scaler was last reported held for, so the
     skip is an event once per rollout, not once per pass."""
     held = {} if held is None else held
+    specs = SpecCache() if specs is None else specs
     now = clock.now()
     now_us = round(now * 1e6)
     async with db.read() as conn:
@@ -236,7 +223,7 @@ async def reconcile_once(
             continue
         held.pop(scaler.name, None)
         try:
-            todo.append((scaler, parse_spec(scaler.document)))
+            todo.append((scaler, specs.spec_of(scaler)))
         except SpecError as exc:  # a spec stored by an older version that no longer validates
             writes.append(_error(scaler, now_us, f"invalid spec: {exc}"))
     # Per chunk of scalers: two reads for their metrics and one transaction for their
@@ -258,7 +245,14 @@ async def reconcile_once(
             urgent = wakeup.take(clock.now())
             if urgent:
                 done += await reconcile_once(
-                    db, cluster, clock, forecasts, wakeup=wakeup, only=urgent, held=held
+                    db,
+                    cluster,
+                    clock,
+                    forecasts,
+                    wakeup=wakeup,
+                    only=urgent,
+                    held=held,
+                    specs=specs,
                 )
                 served |= urgent  # already decided with fresh metrics: not again this pass
         part = [(sc, sp) for sc, sp in todo[start : start + chunk] if sc.name not in served]
@@ -282,8 +276,10 @@ async def reconcile_once(
                 for write in writes:
                     await write(conn)
             writes = []
-    if wakeup is not None and only is None:
-        wakeup.retain(seen)  # deleted and paused scalers no longer wake the loop
+    if only is None:
+        specs.retain({s.name for s in found})  # deleted scalers' specs are forgotten
+        if wakeup is not None:
+            wakeup.retain(seen)  # deleted and paused scalers no longer wake the loop
     return done
 
 
@@ -310,31 +306,42 @@ def reconcile_loop(
     telemetry: Telemetry,
     forecasts: ForecastCache | None = None,
     wakeup: Wakeup | None = None,
+    specs: SpecCache | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     signal = wakeup if wakeup is not None else Wakeup()
+    specs = SpecCache() if specs is None else specs
     held: dict[str, int] = {}
 
     async def loop(stop: asyncio.Event) -> None:
-        next_full = 0.0  # monotonic time of the next pass over every scaler
+        next_full = clock.monotonic()  # of the next pass over every scaler: the first at once
         while not stop.is_set():
             names = signal.take(clock.now())
             try:
-                if time.monotonic() >= next_full:
-                    next_full = time.monotonic() + settings.reconcile_interval_s
-                    await reconcile_once(db, cluster, clock, forecasts, wakeup=signal, held=held)
+                if clock.monotonic() >= next_full:
+                    next_full = clock.monotonic() + settings.reconcile_interval_s
+                    await reconcile_once(
+                        db, cluster, clock, forecasts, wakeup=signal, held=held, specs=specs
+                    )
                 elif names:
                     await reconcile_once(
-                        db, cluster, clock, forecasts, wakeup=signal, only=names, held=held
+                        db,
+                        cluster,
+                        clock,
+                        forecasts,
+                        wakeup=signal,
+                        only=names,
+                        held=held,
+                        specs=specs,
                     )
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 log.warning("reconcile skipped: database unavailable (%s)", exc)
-            timeout = next_full - time.monotonic()
+            timeout = next_full - clock.monotonic()
             due = signal.next_due()
             if due is not None:
                 timeout = min(timeout, due - clock.now())
-            if await signal.wait(stop, timeout):
-                return
+            # Woken early by a burst (the wake-up event) or stopped.
+            await clock.wait_for(stop, signal.event, timeout_s=timeout)
 
     return loop

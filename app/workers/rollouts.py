@@ -28,17 +28,18 @@ from typing import Any
 
 from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError, ClusterForbidden, TargetNotFound
-from app.policy import SpecError, parse_spec
+from app.policy import SpecError
 from app.policy.spec import TargetRef
+from app.services.forecasts import ForecastCache
+from app.services.specs import SpecCache
+from app.services.wakeup import Wakeup
 from app.settings import Settings
 from app.store import rollouts as store
 from app.store import scalers as scaler_store
 from app.store.db import Database, is_unavailable
-from app.workers.forecasts import ForecastCache
 from app.workers.reconciler import reconcile_scaler
-from app.workers.wakeup import Wakeup
 
-__all__ = ["RolloutExecutor", "image_patch", "rollout_loop", "surge_target"]
+__all__ = ["RolloutExecutor", "rollout_loop", "surge_target"]
 
 log = logging.getLogger("ciuic.workers.rollouts")
 
@@ -49,18 +50,6 @@ def surge_target(current: int, surge_percent: float) -> int:
     """ceil(current x (1 + surge/100)), computed in integer percent points so 3 x 1.5 is
     exactly 5 rather than a float that ceil rounds up further."""
     return -(-current * round(100 + surge_percent) // 100)
-
-
-def image_patch(template: dict[str, Any], image: str, container: str | None) -> dict[str, Any]:
-    """The strategic merge patch that sets one container's image (the first by default);
-    ValueError names the containers when `container` is not one of them."""
-    names = [c.get("name") for c in (template.get("spec") or {}).get("containers") or []]
-    if not names:
-        raise ValueError("the pod template has no containers")
-    name = container or names[0]
-    if name not in names:
-        raise ValueError(f"no container {name!r} in the pod template (it has {names})")
-    return {"spec": {"containers": [{"name": name, "image": image}]}}
 
 
 class _Fatal(Exception):
@@ -75,12 +64,14 @@ class RolloutExecutor:
         clock: Clock,
         forecasts: ForecastCache | None = None,
         wakeup: Wakeup | None = None,
+        specs: SpecCache | None = None,
     ) -> None:
         self.db = db
         self.cluster = cluster
         self.clock = clock
         self.forecasts = forecasts
         self.wakeup = wakeup
+        self.specs = SpecCache() if specs is None else specs
 
     async def tick_all(self) -> int:
         """One tick of every active rollout; returns how many are still active."""
@@ -104,7 +95,7 @@ class RolloutExecutor:
             await self._finish(r, "failed", f"scaler {r.scaler!r} was deleted")
             return
         try:
-            target = parse_spec(scaler.document).target
+            target = self.specs.spec_of(scaler).target
         except SpecError as exc:
             await self._finish(r, "failed", f"invalid spec: {exc}")
             return
@@ -282,7 +273,14 @@ class RolloutExecutor:
         else:
             now = self.clock.now()
             await reconcile_scaler(
-                self.db, self.cluster, scaler, now, round(now * 1e6), self.forecasts, self.wakeup
+                self.db,
+                self.cluster,
+                scaler,
+                now,
+                round(now * 1e6),
+                self.forecasts,
+                self.wakeup,
+                self.specs,
             )
             after = (await self.cluster.observe(target)).replicas
             async with self.db.read() as conn:
@@ -431,14 +429,6 @@ def rollout_loop(
                 if not is_unavailable(exc):
                     raise
                 log.warning("rollouts not ticked: database unavailable (%s)", exc)
-            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(kick.wait())]
-            try:
-                await asyncio.wait(
-                    waiters, timeout=settings.rollout_poll_s, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for task in waiters:
-                    task.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+            await executor.clock.wait_for(stop, kick, timeout_s=settings.rollout_poll_s)
 
     return loop

@@ -11,7 +11,6 @@ from app.settings import Settings
 from app.store.db import Database, is_unavailable
 from app.store.rollups import RetentionPolicy, apply_retention, roll_up
 from app.telemetry import Telemetry
-from app.workers.supervisor import sleep_or_stop
 
 __all__ = ["rollup_loop"]
 
@@ -55,7 +54,7 @@ def rollup_loop(
                     raise
                 telemetry.rollup_runs.labels("database_down").inc()
                 log.warning("rollup pass skipped: database unavailable (%s)", exc)
-            if await sleep_or_stop(stop, settings.rollup_interval_s):
+            if await clock.wait_for(stop, timeout_s=settings.rollup_interval_s):
                 return
 
     return loop

@@ -6,13 +6,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.clock import Clock, SystemClock
+
 __all__ = ["Supervisor"]
 
 log = logging.getLogger("ciuic.workers")
 
 
 class Supervisor:
-    def __init__(self, *, min_backoff_s: float = 1.0, max_backoff_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        min_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self.min_backoff_s = min_backoff_s
@@ -38,7 +47,7 @@ class Supervisor:
             except Exception:
                 self.failures[name] = self.failures.get(name, 0) + 1
                 log.exception("worker %s crashed; restarting in %.1f s", name, backoff)
-                await sleep_or_stop(self._stopping, backoff)
+                await self.clock.wait_for(self._stopping, timeout_s=backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -50,12 +59,3 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self._tasks.clear()
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True when stopping was requested meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

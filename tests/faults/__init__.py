@@ -8,9 +8,9 @@
 
 The leader SIGKILLed mid-rollout (takeover within the lease, the rollout resumed) runs on a real
 control plane: tests/e2e/test_failover.py. Elsewhere, proving parts in more detail:
-tests/test_dependencies_down.py (database unreachable from the start), tests/test_leader.py
-(advisory lock / file lock failover), tests/kube/test_lease.py (Lease crash, partition,
-shutdown), tests/kube/test_cluster.py (the adapter's retries, 410 relist, dropped watch
-resume), tests/test_rollouts.py (restart resumes a rollout, cluster outage at a step),
-tests/policy/test_safety_rails.py (wild metrics and forecasts).
+tests/api/test_dependencies_down.py (database unreachable from the start),
+tests/workers/test_leader.py (advisory lock / file lock failover), tests/kube/test_lease.py
+(Lease crash, partition, shutdown), tests/kube/test_cluster.py (the adapter's retries, 410
+relist, dropped watch resume), tests/workers/test_rollouts.py (restart resumes a rollout,
+cluster outage at a step), tests/policy/test_safety_rails.py (wild metrics and forecasts).
 """

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 
 from app.store.migrate import upgrade
+from testkit.kube_emulator import KubeEmulator
 from tests.conftest import IN_CI, free_port
-from tests.kube.emulator import KubeEmulator
 
 
 @pytest.fixture
 def kube() -> Iterator[KubeEmulator]:
-    """The Kubernetes API emulator (tests/kube/emulator.py), with its fault injection."""
+    """The Kubernetes API emulator (testkit/kube_emulator.py), with its fault injection."""
     with KubeEmulator(cold_start_s=30) as emulator:
         yield emulator
 

@@ -27,7 +27,8 @@ from app.policy.spec import TargetRef
 from app.store import scalers as store
 from app.store.db import Database
 from app.workers.reconciler import reconcile_once
-from tests.conftest import FakeClock, LiveServer
+from testkit.clock import FakeClock
+from tests.conftest import LiveServer
 
 NAME = "skewed"
 SPEC: dict[str, Any] = {

@@ -25,22 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from app.kube.api import RetryPolicy
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
+from app.kube.calls import RetryPolicy
 from app.policy.spec import TargetRef
 from app.store import scalers as store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
-from tests.conftest import FakeClock, truncate_all
+from testkit.clock import FakeClock
+from testkit.kube_emulator import KubeEmulator
+from tests.conftest import truncate_all
 from tests.kube.conftest import api_client
-from tests.kube.emulator import KubeEmulator
 
 NAME = "deepseek-service"
 TARGET = TargetRef(name=NAME)
@@ -131,10 +132,14 @@ async def test_api_faults_mid_reconcile_lose_and_repeat_no_scaling_action(
     history: list[tuple[int, int]] = [run.deployment()]  # (replicas, generation) per phase
     sent = [0]  # scale PATCH requests seen by the API server, after each phase
 
-    async def phase(wanted: int, *, error: str | None = None, settle_s: float = 0.0) -> None:
+    delayed = [0]  # requests delayed so far
+
+    async def phase(wanted: int, *, error: str | None = None, delays: int = 0) -> None:
         await run.tick(wanted)
-        if settle_s:
-            await asyncio.sleep(settle_s)  # a delayed request still being served
+        # A request the client gave up on may still be applied late: the phase ends once the
+        # API server has answered every delayed request, not after a guess of how long.
+        delayed[0] += delays
+        await until(lambda: kube.delayed_answered == delayed[0], "the delayed requests answered")
         history.append(run.deployment())
         sent.append(len(run.patches()))
         last_error = (await run.status()).last_error
@@ -168,11 +173,11 @@ async def test_api_faults_mid_reconcile_lose_and_repeat_no_scaling_action(
     #    applied late, after the client gave up; the retry meets a 409 on its stale
     #    resourceVersion, re-reads, finds 8 and stops. Applied once.
     kube.delay(2, 1.0, verb="patch", resource="deployments/scale")
-    await phase(8, settle_s=1.2)
+    await phase(8, delays=2)
     # 7. Every attempt times out: an error on the status, yet the server applies the first
     #    attempt late; the next tick finds 9 and does not scale again.
     kube.delay(3, 1.0, verb="patch", resource="deployments/scale")
-    await phase(9, error="timed out after 0.5 s", settle_s=1.2)
+    await phase(9, error="timed out after 0.5 s", delays=3)
     await phase(9)
 
     # 8. The watch stalls and its history is compacted while someone scales the Deployment
@@ -215,6 +220,14 @@ async def test_api_faults_mid_reconcile_lose_and_repeat_no_scaling_action(
         f"scaled {NAME} from 4 to 9",
         f"scaled {NAME} from 9 to 2",
     ]
+
+
+async def until(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        await asyncio.sleep(0.01)
 
 
 async def until_observed(adapter: KubernetesCluster, replicas: int, timeout_s: float = 5) -> None:

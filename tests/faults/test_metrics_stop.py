@@ -22,7 +22,8 @@ from app.policy import Code
 from app.policy.spec import TargetRef
 from app.store.db import Database
 from app.workers.reconciler import reconcile_once
-from tests.conftest import FakeClock, LiveServer
+from testkit.clock import FakeClock
+from tests.conftest import LiveServer
 
 NAME = "llm"
 SPEC: dict[str, Any] = {

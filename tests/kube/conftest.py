@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from kubernetes_asyncio import client
 
-from app.kube.api import RetryPolicy
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
+from app.kube.calls import RetryPolicy
 from app.kube.pods import PodEvent
-from tests.kube.emulator import KubeEmulator
+from testkit.kube_emulator import KubeEmulator
 
 # Quick retries and timeouts, so failure scenarios take tenths of a second.
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.05, timeout_s=0.5)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.kube.adapter import KubernetesCluster
 from app.kube.cluster import (
     ClusterConflict,
     ClusterError,
@@ -17,12 +18,11 @@ from app.kube.cluster import (
     TargetNotFound,
 )
 from app.kube.config import build_cluster
-from app.kube.kubernetes import KubernetesCluster
 from app.kube.pods import PodEvent
 from app.policy.spec import TargetRef
 from app.settings import Settings
+from testkit.kube_emulator import KubeEmulator
 from tests.kube.conftest import FAST, api_client, eventually
-from tests.kube.emulator import KubeEmulator
 
 LLM = TargetRef(name="llm")
 

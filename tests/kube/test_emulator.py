@@ -8,8 +8,8 @@ import json
 import pytest
 from kubernetes_asyncio import client, watch
 
+from testkit.kube_emulator import KubeEmulator, Selector
 from tests.kube.conftest import api_client
-from tests.kube.emulator import KubeEmulator, Selector
 
 
 @pytest.mark.parametrize(

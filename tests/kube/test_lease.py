@@ -1,13 +1,14 @@
 """Leader election on a coordination.k8s.io/v1 Lease, over real HTTP against the emulator.
 
-Short timings (lease 1 s, renew deadline 0.6 s, retry 0.1 s) keep these tests around a second.
+The electors run on one fake clock (lease 1 s, renew deadline 0.6 s, retry 0.1 s): time moves
+only when a test jumps it to the next moment an elector acts, so who leads when, and how long a
+takeover takes, are exact on any machine. The requests themselves are real.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,23 +17,37 @@ import pytest
 
 from app.kube.lease import LeaderElector, LeaseElector, micro_time
 from app.workers.leader import Leadership
-from tests.kube.conftest import api_client, eventually
-from tests.kube.emulator import MICRO_RE, KubeEmulator
+from testkit.clock import FakeClock
+from testkit.kube_emulator import MICRO_RE, KubeEmulator
+from tests.kube.conftest import api_client
 
 LEASE_S, DEADLINE_S, RETRY_S = 1.0, 0.6, 0.1
 
 
 @dataclass
 class Replica:
-    """One replica of the service: its elector, running in its own task."""
+    """One replica of the service: its elector, running in its own task (named after it)."""
 
     elector: LeaseElector
     api: Any
+    clock: FakeClock
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.elector.run(self.stop))
+    @property
+    def name(self) -> str:
+        return self.elector.identity
+
+    @property
+    def alive(self) -> bool:
+        """Running (a crashed replica's `is_leader` is whatever it was when it died)."""
+        return self.task is not None and not self.task.done()
+
+    async def start(self) -> None:
+        """Run the elector until its first attempt is over."""
+        mark = self.clock.mark()
+        self.task = asyncio.create_task(self.elector.run(self.stop), name=self.name)
+        await self.clock.waiting_again(self.name, since=mark)
 
     async def shutdown(self) -> None:
         """A clean stop: the run loop releases the Lease on its way out."""
@@ -49,7 +64,12 @@ class Replica:
 
 
 @pytest.fixture
-async def replicas(kube: KubeEmulator) -> AsyncIterator[Callable[[str], Replica]]:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def replicas(kube: KubeEmulator, clock: FakeClock) -> AsyncIterator[Callable[[str], Replica]]:
     made: list[Replica] = []
 
     def make(identity: str) -> Replica:
@@ -62,8 +82,9 @@ async def replicas(kube: KubeEmulator) -> AsyncIterator[Callable[[str], Replica]
             lease_duration_s=LEASE_S,
             renew_deadline_s=DEADLINE_S,
             retry_period_s=RETRY_S,
+            clock=clock,
         )
-        replica = Replica(elector, api)
+        replica = Replica(elector, api, clock)
         made.append(replica)
         return replica
 
@@ -77,18 +98,18 @@ def leaders(*replicas: Replica) -> list[str]:
     return [r.elector.identity for r in replicas if r.elector.is_leader]
 
 
-async def watch_leaders(
-    replicas: tuple[Replica, ...], until: Callable[[], bool], timeout_s: float
-) -> list[list[str]]:
-    """Sample who leads every 10 ms until `until()`; the samples show any overlap."""
-    samples: list[list[str]] = []
-    deadline = time.monotonic() + timeout_s
-    while not until():
-        samples.append(leaders(*replicas))
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not done within {timeout_s} s; last: {samples[-1]}")
-        await asyncio.sleep(0.01)
-    return samples
+async def until(
+    clock: FakeClock, replicas: tuple[Replica, ...], done: Callable[[], bool], limit_s: float
+) -> tuple[float, list[list[str]]]:
+    """Jump from one elector's attempt to the next until `done()`: the fake seconds it took,
+    and which live replicas led after each attempt (any overlap shows there)."""
+    took, seen = 0.0, []
+    running = tuple(r.name for r in replicas if clock.waiting(r.name) is not None)
+    while not done():
+        assert took <= limit_s, f"not done within {limit_s} s; leaders: {seen[-1:]}"
+        took += await clock.jump(*(n for n in running if clock.waiting(n) is not None))
+        seen.append(leaders(*(r for r in replicas if r.alive)))
+    return took, seen
 
 
 def test_the_lease_elector_fits_the_workers_protocol() -> None:
@@ -110,14 +131,15 @@ def test_micro_time_always_has_six_digits() -> None:
 
 
 async def test_two_electors_one_leads_with_a_kubernetes_shaped_record(
-    kube: KubeEmulator, replicas: Callable[[str], Replica]
+    kube: KubeEmulator, clock: FakeClock, replicas: Callable[[str], Replica]
 ) -> None:
     a, b = replicas("pod-a"), replicas("pod-b")
-    a.start()
-    await eventually(lambda: a.elector.is_leader)
-    b.start()
-    await asyncio.sleep(4 * RETRY_S)  # b tries several times while a renews
-    assert leaders(a, b) == ["pod-a"]
+    await a.start()
+    assert a.elector.is_leader
+    await b.start()
+    for _ in range(4):  # b tries several times while a renews
+        await clock.jump(a.name, b.name)
+        assert leaders(a, b) == ["pod-a"]
     assert a.elector.leading.is_set() and not a.elector.following.is_set()
     assert b.elector.following.is_set() and b.elector.holder == "pod-a"
     lease = kube.lease("ciuic-leader", namespace="ciuic")
@@ -129,10 +151,11 @@ async def test_two_electors_one_leads_with_a_kubernetes_shaped_record(
         0,
     )
     assert MICRO_RE.match(spec["renewTime"]) and MICRO_RE.match(spec["acquireTime"])
-    first_renew = spec["renewTime"]
-    await asyncio.sleep(2 * RETRY_S)
+    # a renews every retry period, on the clock: the record says when.
+    await clock.step(RETRY_S, a.name)
     renewed = kube.lease("ciuic-leader", namespace="ciuic")
-    assert renewed is not None and renewed["spec"]["renewTime"] > first_renew
+    assert renewed is not None and renewed["spec"]["renewTime"] == micro_time(clock.now())
+    assert renewed["spec"]["renewTime"] > spec["renewTime"]
     assert renewed["spec"]["acquireTime"] == spec["acquireTime"]  # kept while renewing
 
 
@@ -145,16 +168,15 @@ async def test_two_electors_one_leads_with_a_kubernetes_shaped_record(
     ],
 )
 async def test_the_other_replica_takes_over_within_the_lease_duration(
-    kube: KubeEmulator, replicas: Callable[[str], Replica], how: str
+    kube: KubeEmulator, clock: FakeClock, replicas: Callable[[str], Replica], how: str
 ) -> None:
     a, b = replicas("pod-a"), replicas("pod-b")
-    a.start()
-    await eventually(lambda: a.elector.is_leader)
-    b.start()
-    await asyncio.sleep(2 * RETRY_S)
+    await a.start()
+    await b.start()
+    for _ in range(2):
+        await clock.jump(a.name, b.name)
     assert leaders(a, b) == ["pod-a"]
 
-    started = time.monotonic()
     if how == "crash":
         await a.crash()
     elif how == "partition":
@@ -162,21 +184,25 @@ async def test_the_other_replica_takes_over_within_the_lease_duration(
         kube.fail(10_000, 503, agent="ciuic/pod-a")
     else:
         await a.shutdown()
-    samples = await watch_leaders((a, b), lambda: b.elector.is_leader, timeout_s=3 * LEASE_S)
-    took = time.monotonic() - started
+    took, seen = await until(clock, (a, b), lambda: b.elector.is_leader, limit_s=3 * LEASE_S)
 
-    assert all(len(s) <= 1 for s in samples), "two leaders at once"
+    assert all(len(who) <= 1 for who in seen), f"two leaders at once: {seen}"
     lease = kube.lease("ciuic-leader", namespace="ciuic")
     assert lease is not None
     assert lease["spec"]["holderIdentity"] == "pod-b"
     assert lease["spec"]["leaseTransitions"] == 1
+    # b tries every retry period plus up to 20 % jitter.
+    longest_retry = 1.2 * RETRY_S
     if how == "shutdown":
-        assert took < LEASE_S / 2  # released: no wait for expiry
+        assert took <= longest_retry  # released: b's next attempt takes it, no expiry
     else:
-        # Not before the lease expired, and within the lease duration plus a retry or two.
-        assert LEASE_S * 0.9 <= took <= LEASE_S + 4 * RETRY_S
+        # Not before the lease expired: b last saw a's renewal at most a retry period before
+        # a fell silent. At the latest a lease duration after b's first attempt that follows
+        # a's last renewal, then b's next attempt.
+        assert LEASE_S - RETRY_S < took <= LEASE_S + 2 * longest_retry
     if how == "partition":
         assert not a.elector.is_leader and a.elector.following.is_set()
+        # a stepped down once it had not renewed for the renew deadline, before b could lead.
 
 
 async def test_racing_candidates_for_a_missing_lease_one_wins(
@@ -189,19 +215,26 @@ async def test_racing_candidates_for_a_missing_lease_one_wins(
 
 
 async def test_a_transient_renew_failure_is_tolerated_within_the_deadline(
-    kube: KubeEmulator, replicas: Callable[[str], Replica]
+    kube: KubeEmulator, clock: FakeClock, replicas: Callable[[str], Replica]
 ) -> None:
     a = replicas("pod-a")
     assert await a.elector.try_acquire()
-    kube.fail(2, 500, agent="ciuic/pod-a")  # the next renewal fails
-    assert await a.elector.still_leader()  # well within the renew deadline: still leading
-    assert await a.elector.still_leader()
-    assert await a.elector.still_leader()  # and renewed again
+    kube.fail(2, 500, agent="ciuic/pod-a")  # the next two renewals fail
+    for _ in range(3):
+        clock.advance(RETRY_S)
+        # failed at 0.1 s and 0.2 s, within the renew deadline: still leading; renewed at 0.3 s
+        assert await a.elector.still_leader()
     assert kube.lease("ciuic-leader", namespace="ciuic")["spec"]["holderIdentity"] == "pod-a"  # type: ignore[index]
+    kube.fail(100, 500, agent="ciuic/pod-a")  # from now on every renewal fails
+    clock.advance(DEADLINE_S - RETRY_S)
+    assert await a.elector.still_leader()  # 0.5 s without a renewal: within the deadline
+    clock.advance(2 * RETRY_S)
+    assert not await a.elector.still_leader()  # 0.7 s: past it, a steps down
+    assert a.elector.following.is_set()
 
 
 async def test_leadership_runs_the_workers_only_on_the_lease_holder(
-    kube: KubeEmulator, replicas: Callable[[str], Replica]
+    kube: KubeEmulator, clock: FakeClock, replicas: Callable[[str], Replica]
 ) -> None:
     """The workers' Leadership loop polls our elector like its database lock."""
     ran: dict[str, int] = {"pod-a": 0, "pod-b": 0}
@@ -212,23 +245,31 @@ async def test_leadership_runs_the_workers_only_on_the_lease_holder(
         async def work(stop: asyncio.Event) -> None:
             while not stop.is_set():
                 ran[identity] += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.02)
+                await clock.wait_for(stop, timeout_s=RETRY_S / 5)
 
-        return lambda: {"work": work}
+        return lambda: {f"work-{identity}": work}
 
     a, b = replicas("pod-a"), replicas("pod-b")
-    lead_a = Leadership(a.elector, workers_of("pod-a"), interval_s=RETRY_S)
-    lead_b = Leadership(b.elector, workers_of("pod-b"), interval_s=RETRY_S)
+    lead_a = Leadership(a.elector, workers_of("pod-a"), interval_s=RETRY_S, clock=clock)
+    lead_b = Leadership(b.elector, workers_of("pod-b"), interval_s=RETRY_S, clock=clock)
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
-    task_a = asyncio.create_task(lead_a.run(stop_a))
-    await eventually(lambda: lead_a.is_leader)
-    task_b = asyncio.create_task(lead_b.run(stop_b))
-    await asyncio.sleep(3 * RETRY_S)
-    assert ran["pod-a"] > 0 and ran["pod-b"] == 0
+    task_a = asyncio.create_task(lead_a.run(stop_a), name="lead-a")
+    await clock.waiting_again("lead-a", since=0)
+    await clock.waiting_again("work-pod-a", since=0)
+    assert lead_a.is_leader and ran == {"pod-a": 1, "pod-b": 0}
+    mark = clock.mark()
+    task_b = asyncio.create_task(lead_b.run(stop_b), name="lead-b")
+    await clock.waiting_again("lead-b", since=mark)
+    for _ in range(3):
+        await clock.jump("lead-a", "lead-b", "work-pod-a")
+    assert lead_a.is_leader and not lead_b.is_leader
+    assert ran["pod-a"] > 1 and ran["pod-b"] == 0
     stop_a.set()  # a stops: it releases the Lease, b takes over and starts its workers
     await task_a
-    await eventually(lambda: ran["pod-b"] > 0, timeout_s=2 * LEASE_S)
+    mark = clock.mark()
+    await clock.jump("lead-b")
+    await clock.waiting_again("work-pod-b", since=mark)
+    assert lead_b.is_leader and ran["pod-b"] == 1
     stop_b.set()
     await task_b
 

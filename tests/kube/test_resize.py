@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
 from app.kube.resources import parse_quantity, partial_resources, scale_quantity
 from app.policy.spec import TargetRef
-from tests.kube.emulator import KubeEmulator
+from testkit.kube_emulator import KubeEmulator
 
 TARGET = TargetRef(name="llm")
 RESOURCES = {

@@ -16,12 +16,13 @@ from fastapi.responses import PlainTextResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from app.api.auth import RequirePush, RequireRead
-from app.api.body import read_body
+from app.api.body import check_sample_count, read_body
 from app.api.context import Ctx
-from app.api.openapi import errors
 from app.api.pushgateway.exposition import PushedFamily, format_value, parse_push_body
 from app.api.pushgateway.grouping import parse_grouping_key
-from app.errors import BadRequest, PayloadTooLarge
+from app.api.responses import errors
+from app.errors import BadRequest
+from app.services.ingest import GroupPush, delete_group, ingest
 from app.store import pushgroups
 from app.store.series import SampleRow, SeriesKey
 
@@ -60,7 +61,6 @@ def _grouping(request: Request) -> dict[str, str]:
 
 
 async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
-    protocol = "pushgateway"
     grouping = _grouping(request)
     if request.headers.get("content-type", "").startswith(_PROTOBUF):
         raise BadRequest(
@@ -77,13 +77,7 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
     else:
         families = parse_push_body(text, grouping)
     count = sum(len(f.samples) for f in families)
-    if count > ctx.settings.max_samples_per_push:
-        raise PayloadTooLarge(
-            f"the push has {count} samples; the limit (CIUIC_MAX_SAMPLES_PER_PUSH) is "
-            f"{ctx.settings.max_samples_per_push}",
-            code="too_many_samples",
-            details={"samples": count, "limit": ctx.settings.max_samples_per_push},
-        )
+    check_sample_count(count, ctx.settings.max_samples_per_push, "the push")
     now_us = ctx.clock.stamp_us()
     # NaN and ±Inf are valid pushed values: the group keeps them and shows them back, as the
     # Pushgateway does. The time series do not: a NaN is "no value" (Prometheus' staleness
@@ -96,15 +90,8 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
         for s in f.samples
         if math.isfinite(s.value)
     ]
-    async with ctx.db.transaction() as conn:
-        await pushgroups.push(
-            conn, grouping, _to_group(families), replace_all=replace_all, now_us=now_us
-        )
-        written = await ctx.series.write(conn, rows, now_us=now_us)
-    ctx.series.remember(written)
-    ctx.wakeup.check(rows)  # a burst over an emergency trigger: reconcile now
-    ctx.telemetry.pushes.labels(protocol, "accepted").inc()
-    ctx.telemetry.samples.labels(protocol).inc(written.samples)
+    group = GroupPush(grouping, _to_group(families), replace_all=replace_all)
+    await ingest(ctx, rows, now_us=now_us, protocol="pushgateway", group=group)
     return Response(status_code=200)
 
 
@@ -150,10 +137,7 @@ async def push_add(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str
     responses={202: {"description": "Deleted (or there was no such group)"}, **errors(400)},
 )
 async def push_delete(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
-    labels = _grouping(request)
-    async with ctx.db.transaction() as conn:
-        await pushgroups.delete_group(conn, labels)
-    ctx.telemetry.pushes.labels("pushgateway", "deleted").inc()
+    await delete_group(ctx, _grouping(request))
     return Response(status_code=202)
 
 

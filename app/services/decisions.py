@@ -1,0 +1,79 @@
+"""Where a decision is made: observe the target, then ask the policy (app.policy.decide).
+
+`observe_and_decide` is the one place that builds the policy's `Observation` and calls
+`decide`: the reconciler (app.workers.reconciler) acts on its result, the decision endpoint
+shows it. The metrics and the forecast are read by the caller (the reconciler reads a whole
+pass's metrics in a few queries) or by `read_inputs` for one scaler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.kube.cluster import Cluster, ClusterError, DeploymentState
+from app.policy import Decision, ScalerSpec, decide
+from app.policy.types import Observation
+from app.services.errors import Conflict
+from app.services.forecasts import ForecastCache
+from app.services.shell import Shell
+from app.store.db import Database
+from app.store.forecasts import StoredForecast
+from app.store.observations import MetricsView, read_metrics
+from app.store.scalers import StoredScaler
+
+__all__ = ["Decided", "observe_and_decide", "preview", "read_inputs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What one decision saw (the metrics, the target) and chose."""
+
+    now: float
+    metrics: MetricsView
+    cluster: DeploymentState
+    decision: Decision
+
+
+async def read_inputs(
+    db: Database, forecasts: ForecastCache | None, scaler: str, spec: ScalerSpec, now: float
+) -> tuple[MetricsView, StoredForecast | None]:
+    """One scaler's metrics as of `now` and its latest forecast (None without a cache)."""
+    async with db.read() as conn:
+        metrics = await read_metrics(conn, spec, now)
+    stored = await forecasts.get(db, scaler) if forecasts is not None else None
+    return metrics, stored
+
+
+async def observe_and_decide(
+    cluster: Cluster,
+    scaler: StoredScaler,
+    spec: ScalerSpec,
+    metrics: MetricsView,
+    forecast: StoredForecast | None,
+    now: float,
+) -> Decided:
+    """Read the target's replicas and pods, and decide; ClusterError when the target cannot
+    be read (nothing is decided then)."""
+    state = await cluster.observe(spec.target)
+    observation = Observation(
+        metrics=metrics.readings,
+        by_aggregation=metrics.by_aggregation,
+        current_replicas=state.replicas,
+        ready_pods=state.ready,
+        starting_pods=state.starting,
+        load_rate=metrics.load_rate,
+        cold_start_s=state.learned_cold_start_s,
+    )
+    decision = decide(spec, observation, forecast.forecast if forecast else None, scaler.state, now)
+    return Decided(now, metrics, state, decision)
+
+
+async def preview(shell: Shell, scaler: StoredScaler, spec: ScalerSpec) -> Decided:
+    """What the policy decides now from the stored metrics; nothing is changed or recorded.
+    Conflict (code cluster_error) when the target cannot be read."""
+    now = shell.clock.now()
+    metrics, stored = await read_inputs(shell.db, shell.forecasts, scaler.name, spec, now)
+    try:
+        return await observe_and_decide(shell.cluster, scaler, spec, metrics, stored, now)
+    except ClusterError as exc:
+        raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc

@@ -1,0 +1,150 @@
+"""Rollouts: start one on a scaler's target, cancel one. The leader's executor
+(app.workers.rollouts) carries them out; these record the request and kick it.
+
+Starting checks the request against the live template first, so a container that does not
+exist is refused now (Invalid), not a failed rollout later. One active rollout per scaler
+(Conflict): the scaler's row lock serialises two concurrent starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.kube.cluster import ClusterError
+from app.policy import SpecError
+from app.services.audit import audit
+from app.services.errors import Conflict, Invalid, NotFound
+from app.services.principals import Principal
+from app.services.shell import Shell
+from app.store import rollouts as store
+from app.store import scalers as scaler_store
+
+__all__ = ["cancel", "get", "image_patch", "start"]
+
+
+def image_patch(template: dict[str, Any], image: str, container: str | None) -> dict[str, Any]:
+    """The strategic merge patch that sets one container's image (the first by default);
+    ValueError names the containers when `container` is not one of them."""
+    names = [c.get("name") for c in (template.get("spec") or {}).get("containers") or []]
+    if not names:
+        raise ValueError("the pod template has no containers")
+    name = container or names[0]
+    if name not in names:
+        raise ValueError(f"no container {name!r} in the pod template (it has {names})")
+    return {"spec": {"containers": [{"name": name, "image": image}]}}
+
+
+async def get(shell: Shell, rollout_id: int) -> store.StoredRollout:
+    async with shell.db.read() as conn:
+        found = await store.get_rollout(conn, rollout_id)
+    if found is None:
+        raise NotFound(f"no rollout {rollout_id}")
+    return found
+
+
+async def start(
+    shell: Shell,
+    name: str,
+    request: dict[str, Any],
+    *,
+    image: str | None,
+    container: str | None,
+    actor: Principal,
+) -> store.StoredRollout:
+    """Record a rollout of `request` (surge_percent, stabilize_s, timeout_s, and either
+    `template_patch` or `image` of `container`) for the executor; returns it, pending."""
+    async with shell.db.read() as conn:
+        scaler = await scaler_store.get_scaler(conn, name)
+    if scaler is None:
+        raise NotFound(f"no scaler named {name!r}")
+    try:
+        spec = shell.specs.spec_of(scaler)
+    except SpecError as exc:
+        raise Invalid(f"the scaler's spec is invalid: {exc}") from exc
+    patch = request.get("template_patch")
+    if image is not None:
+        try:
+            template = await shell.cluster.template(spec.target)
+        except ClusterError as exc:
+            raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc
+        try:
+            patch = image_patch(template, image, container)
+        except ValueError as exc:
+            raise Invalid(
+                str(exc),
+                code="invalid_rollout",
+                details=[{"field": "container", "message": str(exc)}],
+            ) from exc
+    request = {**request, "patch": patch}
+    now_us = shell.clock.stamp_us()
+    async with shell.db.transaction() as conn:
+        # The scaler row lock (PostgreSQL) serialises two concurrent requests for one scaler.
+        if await scaler_store.get_scaler(conn, name, for_update=True) is None:
+            raise NotFound(f"no scaler named {name!r}")
+        active = (await store.active_for(conn)).get(name)
+        if active is not None:
+            raise Conflict(
+                f"rollout {active} of scaler {name!r} is still active; wait for it or cancel "
+                f"it (POST /v1/rollouts/{active}/cancel)",
+                code="rollout_active",
+                details={"rollout": active},
+            )
+        dry_run = spec.mode == "dry_run"
+        created = await store.create_rollout(conn, name, request, dry_run=dry_run, now_us=now_us)
+        await scaler_store.add_event(
+            conn,
+            name,
+            ts_us=now_us,
+            kind="rollout",
+            message=f"rollout {created.id}: requested ({request['surge_percent']:g} % surge"
+            f"{', dry run' if dry_run else ''})",
+            payload={"rollout": created.id, "request": request, "actor": actor.token_id},
+        )
+        await audit(
+            conn,
+            actor,
+            ts_us=now_us,
+            action="rollout.start",
+            target=f"scaler/{name}",
+            details={"rollout": created.id, "dry_run": dry_run, "request": request},
+        )
+    shell.rollout_kick.set()
+    return created
+
+
+async def cancel(shell: Shell, rollout_id: int, *, actor: Principal) -> store.StoredRollout:
+    """Ask the executor to roll back (the original template restored when it was patched,
+    then the target handed back to the policy); Conflict when the rollout already ended."""
+    found = await get(shell, rollout_id)
+    if not found.active:
+        raise Conflict(
+            f"rollout {rollout_id} is {found.status}; only an active rollout can be cancelled",
+            code="rollout_finished",
+            details={"status": found.status},
+        )
+    now_us = shell.clock.stamp_us()
+    if not found.cancel_requested:
+        async with shell.db.transaction() as conn:
+            await store.request_cancel(conn, rollout_id, now_us=now_us)
+            await scaler_store.add_event(
+                conn,
+                found.scaler,
+                ts_us=now_us,
+                kind="rollout",
+                message=f"rollout {rollout_id}: cancel requested",
+                payload={"rollout": rollout_id, "actor": actor.token_id},
+            )
+            await audit(
+                conn,
+                actor,
+                ts_us=now_us,
+                action="rollout.cancel",
+                target=f"scaler/{found.scaler}",
+                details={
+                    "rollout": rollout_id,
+                    "before": {"status": found.status, "cancel_requested": False},
+                    "after": {"status": found.status, "cancel_requested": True},
+                },
+            )
+    shell.rollout_kick.set()
+    return await get(shell, rollout_id)

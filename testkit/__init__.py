@@ -1,0 +1,1 @@
+"""Test doubles that both the tests and the benchmarks use (never imported by `app`)."""

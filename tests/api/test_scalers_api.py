@@ -1,0 +1,287 @@
+"""The scalers API over HTTP: the brief's file in and out, concurrency, refusals, decisions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import push_to_gateway
+
+from app.policy import parse_spec
+from tests.conftest import LiveServer
+
+BRIEF = (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
+YAML = {"Content-Type": "application/yaml"}
+AS_YAML = {"Accept": "application/yaml"}
+
+
+def create_brief(server: LiveServer) -> httpx.Response:
+    response = httpx.post(f"{server.url}/v1/scalers", content=BRIEF, headers=YAML)
+    assert response.status_code == 201, response.text
+    return response
+
+
+def test_the_briefs_yaml_round_trips_yaml_in_yaml_out(server: LiveServer) -> None:
+    created = create_brief(server)
+    assert created.headers["location"] == "/v1/scalers/deepseek-service"
+    assert created.headers["etag"] == '"1"'
+    fetched = httpx.get(f"{server.url}/v1/scalers/deepseek-service", headers=AS_YAML)
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"].startswith("application/yaml")
+    document = yaml.safe_load(fetched.text)
+    assert document["spec"]["metrics"][0] == {
+        "name": "gpu_utilization",
+        "weight": 0.6,
+        "target": "85%",
+    }
+    assert document["spec"]["metrics"][1]["target"] == "<5"
+    assert document["spec"]["emergency"]["triggers"][0]["duration"] == "30s"
+    # Same meaning: the spec read back parses to the same spec as the brief's file.
+    assert parse_spec(document["spec"]) == parse_spec({**yaml.safe_load(BRIEF)})
+    # And it can be sent back as it came (PUT with the YAML we got).
+    again = httpx.put(
+        f"{server.url}/v1/scalers/deepseek-service",
+        content=yaml.safe_dump(document["spec"]),
+        headers=YAML,
+    )
+    assert again.status_code == 200 and again.headers["etag"] == '"2"'
+
+
+def test_json_works_the_same(server: LiveServer) -> None:
+    spec = yaml.safe_load(BRIEF) | {"name": "deepseek-json"}
+    response = httpx.post(f"{server.url}/v1/scalers", json=spec)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "deepseek-json"
+    assert body["status"]["generation"] == 1 and body["status"]["paused"] is False
+    listing = httpx.get(f"{server.url}/v1/scalers").json()
+    assert [s["name"] for s in listing] == ["deepseek-json"]
+
+
+def test_create_twice_is_409_and_put_replaces(server: LiveServer) -> None:
+    create_brief(server)
+    again = httpx.post(f"{server.url}/v1/scalers", content=BRIEF, headers=YAML)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+    put = httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=BRIEF, headers=YAML)
+    assert put.status_code == 200 and put.json()["status"]["generation"] == 2
+    created = httpx.put(f"{server.url}/v1/scalers/other", content=BRIEF, headers=YAML)
+    assert created.status_code == 201 and created.json()["name"] == "other"
+
+
+def test_if_match_guards_concurrent_edits(server: LiveServer) -> None:
+    create_brief(server)
+    url = f"{server.url}/v1/scalers/deepseek-service"
+    first = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    assert first.status_code == 200
+    stale = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert stale.json()["error"]["details"] == {"generation": 2}
+    assert httpx.delete(url, headers={"If-Match": '"1"'}).status_code == 412
+    assert httpx.delete(url, headers={"If-Match": '"2"'}).status_code == 204
+    assert httpx.get(url).status_code == 404
+    missing = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    assert missing.status_code == 412
+
+
+def test_validate_stores_nothing_and_fills_defaults(server: LiveServer) -> None:
+    response = httpx.post(f"{server.url}/v1/scalers/validate", content=BRIEF, headers=YAML)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["valid"] is True and body["name"] == "deepseek-service"
+    assert body["spec"]["max_replicas"] == 10 and "reactive" in body["spec"]
+    assert body["spec"]["capacity"] == "learn"  # the default: learned from the pods' pushes
+    assert httpx.get(f"{server.url}/v1/scalers").json() == []
+
+
+def brief_with(path: str, value: Any) -> dict[str, Any]:
+    doc: Any = yaml.safe_load(BRIEF)
+    node = doc
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return dict(doc)
+
+
+BAD_SPECS = [
+    # (document, field the 422 names, words its message contains)
+    (brief_with("color", "blue"), "color", "unknown key"),
+    (brief_with("target", ""), "target", ""),
+    (brief_with("scaler", "magic"), "scaler", ""),
+    (brief_with("metrics", []), "metrics", ""),
+    (brief_with("metrics.0.target", "185%"), "metrics.0.target", "%"),
+    (brief_with("metrics.0.target", "fast"), "metrics.0.target", "target"),
+    (brief_with("metrics.0.target", -5), "metrics.0.target", "> 0"),
+    (brief_with("metrics.0.weight", -0.6), "metrics.0.weight", ""),
+    (brief_with("metrics.1.name", "request-queue"), "metrics.1.name", ""),
+    (brief_with("metrics.0.aggregation", "median"), "metrics.0.aggregation", ""),
+    (brief_with("algorithm.name", "crystal_ball"), "algorithm.name", "crystal_ball"),
+    (brief_with("preheat.strategy", "lukewarm"), "preheat.strategy", ""),
+    (brief_with("preheat.min_ready", -1), "preheat.min_ready", ""),
+    (brief_with("schedule.0.time", "at nine"), "schedule.0.time", "cron"),
+    (brief_with("schedule.0.time", "0 25 * * *"), "schedule.0.time", ""),
+    (brief_with("schedule.0.min_replicas", "four"), "schedule.0.min_replicas", ""),
+    (brief_with("timezone", "Mars/Olympus"), "timezone", "time zone"),
+    (brief_with("emergency.burst_multiplier", 0.5), "emergency.burst_multiplier", ""),
+    (brief_with("emergency.triggers.0.duration", "30x"), "emergency.triggers.0.duration", ""),
+    (brief_with("emergency.triggers.0.threshold", "lots"), "emergency.triggers.0.threshold", ""),
+    (
+        brief_with("emergency.triggers.0.aggregation", "median"),
+        "emergency.triggers.0.aggregation",
+        "",
+    ),
+    (brief_with("min_replicas", 12), "max_replicas", ""),
+    (brief_with("max_replicas", 0), "max_replicas", ""),
+    (brief_with("cold_start", "forever"), "cold_start", ""),
+    (brief_with("mode", "yolo"), "mode", ""),
+    (brief_with("fractional", {"enabled": True, "step": 0.3}), "fractional.step", ""),
+    (brief_with("capacity", {"request_rate": "fast"}), "capacity", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"), BAD_SPECS, ids=[f for _, f, _ in BAD_SPECS]
+)
+def test_bad_specs_get_422_naming_field_value_and_rule(
+    server: LiveServer, document: dict[str, Any], field: str, words: str
+) -> None:
+    response = httpx.post(f"{server.url}/v1/scalers", json=document)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_spec"
+    fields = [d["field"] for d in error["details"]]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
+    issue = next(
+        d for d in error["details"] if d["field"] == field or d["field"].startswith(field + ".")
+    )
+    assert issue["message"] and issue["rule"] and "value" in issue
+    assert words.lower() in issue["message"].lower()
+    assert httpx.get(f"{server.url}/v1/scalers").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        pytest.param(b"target: [unclosed", YAML, 400, id="bad-yaml"),
+        pytest.param(b"{not json", {}, 400, id="bad-json"),
+        pytest.param(b"- a\n- b\n", YAML, 422, id="yaml-list"),
+        pytest.param(b'"just a string"', {}, 422, id="json-string"),
+    ],
+)
+def test_unreadable_bodies(
+    server: LiveServer, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    response = httpx.post(f"{server.url}/v1/scalers", content=body, headers=headers)
+    assert response.status_code == status
+
+
+def test_put_with_a_different_name_in_the_body_is_422(server: LiveServer) -> None:
+    doc = yaml.safe_load(BRIEF) | {"name": "alpha"}
+    response = httpx.put(f"{server.url}/v1/scalers/beta", json=doc)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "name"
+
+
+def push_pods(server: LiveServer, utilisations: list[float], queues: list[float]) -> None:
+    for i, (util, queue) in enumerate(zip(utilisations, queues, strict=True)):
+        registry = CollectorRegistry()
+        Gauge("gpu_utilization", "", registry=registry).set(util)
+        Gauge("request_queue", "", registry=registry).set(queue)
+        push_to_gateway(
+            server.hostport,
+            job="deepseek-monitor",
+            registry=registry,
+            grouping_key={"pod": f"p{i}"},
+        )
+
+
+def test_decision_from_pushed_metrics_explains_itself(server: LiveServer) -> None:
+    doc = yaml.safe_load(BRIEF) | {"schedule": [], "preheat": {"enabled": False}}
+    assert httpx.post(f"{server.url}/v1/scalers", json=doc).status_code == 201
+    push_pods(server, [170.0], [10.0])  # one pod, twice its GPU target, twice its queue target
+    response = httpx.get(f"{server.url}/v1/scalers/deepseek-service/decision")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["observation"]["metrics"]["gpu_utilization"]["value"] == 170.0
+    assert body["observation"]["metrics"]["request_queue"]["pods_reporting"] == 1
+    assert body["cluster"] == {
+        "source": "simulated",  # no Kubernetes configured: the built-in cluster
+        "replicas": 1,
+        "ready": 1,
+        "starting": 0,
+        "cold_start_s": None,
+    }
+    assert body["replicas"] == 2
+    codes = [r["code"] for r in body["reasons"]]
+    assert len(codes) == 9 and all(isinstance(c, str) and c for c in codes)
+    # Nothing was acted on: no decision recorded, status unchanged.
+    status = httpx.get(f"{server.url}/v1/scalers/deepseek-service").json()["status"]
+    assert status["last_decision"] is None
+
+
+def test_decision_without_metrics_holds_and_says_why(server: LiveServer) -> None:
+    create_brief(server)
+    body = httpx.get(f"{server.url}/v1/scalers/deepseek-service/decision").json()
+    assert body["observation"]["metrics"]["gpu_utilization"]["value"] is None
+    assert body["replicas"] >= 1
+    assert any("missing" in r["code"] or "fallback" in r["code"] for r in body["reasons"]), body[
+        "reasons"
+    ]
+
+
+def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
+    create_brief(server)
+    for _ in range(4):
+        httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=BRIEF, headers=YAML)
+    url = f"{server.url}/v1/scalers/deepseek-service/events"
+    page = httpx.get(url, params={"limit": 2}).json()
+    assert [e["message"] for e in page["events"]] == [
+        "replaced (generation 5)",
+        "replaced (generation 4)",
+    ]
+    rest = httpx.get(url, params={"limit": 10, "cursor": page["next_cursor"]}).json()
+    assert [e["payload"]["generation"] for e in rest["events"]] == [3, 2, 1]
+    assert rest["next_cursor"] is None
+    future = httpx.get(url, params={"since": time.time() + 3600}).json()
+    assert future["events"] == []
+    assert httpx.get(f"{server.url}/v1/scalers/nope/events").status_code == 404
+    assert httpx.get(url, params={"since": "tomorrow"}).status_code == 400
+
+
+def test_pause_and_resume_are_recorded_with_who_did_it(server: LiveServer) -> None:
+    create_brief(server)
+    paused = httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause")
+    assert paused.status_code == 200 and paused.json()["status"]["paused"] is True
+    assert httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause").status_code == 200
+    resumed = httpx.post(f"{server.url}/v1/scalers/deepseek-service/resume")
+    assert resumed.json()["status"]["paused"] is False
+    events = httpx.get(f"{server.url}/v1/scalers/deepseek-service/events").json()["events"]
+    assert [e["message"].split(":")[0] for e in events] == ["resumed", "paused", "created"]
+    assert {e["payload"]["actor"] for e in events} == {"anonymous"}
+    assert httpx.post(f"{server.url}/v1/scalers/nope/pause").status_code == 404
+
+
+def test_a_yaml_date_where_a_duration_belongs_is_422_not_500(server: LiveServer) -> None:
+    body = BRIEF.replace("duration: 30s", "duration: 2026-01-01")
+    response = httpx.post(f"{server.url}/v1/scalers", content=body, headers=YAML)
+    assert response.status_code == 422
+    issue = response.json()["error"]["details"][0]
+    assert issue["field"] == "emergency.triggers.0.duration" and issue["value"] == "2026-01-01"
+
+
+def test_the_list_reads_as_yaml_too(server: LiveServer) -> None:
+    create_brief(server)
+    response = httpx.get(f"{server.url}/v1/scalers", headers=AS_YAML)
+    assert response.headers["content-type"].startswith("application/yaml")
+    [scaler] = yaml.safe_load(response.text)["scalers"]
+    assert scaler["name"] == "deepseek-service" and scaler["spec"]["metrics"][1]["target"] == "<5"

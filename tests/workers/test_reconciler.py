@@ -1,0 +1,210 @@
+"""The reconcile loop against the store and a cluster: act, dry-run, and errors on status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.kube.cluster import DeploymentState, RecordingCluster, TargetNotFound
+from app.policy.spec import TargetRef
+from app.store import scalers as store
+from app.store.db import Database
+from app.store.series import SampleRow, SeriesKey, SeriesStore
+from app.workers.reconciler import reconcile_once
+from testkit.clock import FakeClock
+from tests.conftest import truncate_all
+
+BRIEF: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
+)
+NOW = 1_800_000_000.0
+
+
+class MissingCluster(RecordingCluster):
+    name = "missing"
+
+    async def observe(self, target: TargetRef) -> DeploymentState:
+        raise TargetNotFound(f"deployments.apps {target.name!r} not found")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    await truncate_all(database_url)
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def add_scaler(db: Database, **changes: Any) -> None:
+    doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}, **changes}
+    async with db.transaction() as conn:
+        await store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+
+
+async def push(db: Database, at: float, util: float, queue: float, pod: str = "p0") -> None:
+    series = SeriesStore(max_series_per_job=100, lateness_us=10**12)
+    rows = [
+        SampleRow(SeriesKey.of("gpu_utilization", {"job": "m", "pod": pod}), round(at * 1e6), util),
+        SampleRow(SeriesKey.of("request_queue", {"job": "m", "pod": pod}), round(at * 1e6), queue),
+    ]
+    async with db.transaction() as conn:
+        await series.write(conn, rows, now_us=round(at * 1e6))
+
+
+async def events(db: Database) -> list[store.StoredEvent]:
+    async with db.read() as conn:
+        return await store.list_events(conn, "deepseek-service")
+
+
+async def test_overload_scales_up_and_records_why(db: Database) -> None:
+    await add_scaler(db)
+    await push(db, NOW - 2, util=170.0, queue=10.0)
+    cluster = RecordingCluster(initial_replicas=1)
+    assert await reconcile_once(db, cluster, FakeClock(NOW)) == 1
+    target = TargetRef(name="deepseek-service")
+    assert (await cluster.observe(target)).replicas == 2
+    [event] = await events(db)
+    assert event.kind == "action" and event.replicas == 2
+    assert event.message == "scaled deepseek-service from 1 to 2"
+    assert len(event.payload["reasons"]) == 9
+    async with db.read() as conn:
+        scaler = await store.get_scaler(conn, "deepseek-service")
+    assert scaler is not None and scaler.last_decision is not None
+    assert scaler.last_decision["replicas"] == 2
+    assert scaler.state.recommendations  # the policy's history is carried for the next tick
+    # The next ticks keep 2 replicas: no more actions; a decision whose reasons differ from
+    # the last one is recorded once, and an identical tick adds nothing.
+    await reconcile_once(db, cluster, FakeClock(NOW + 5))
+    after = await events(db)
+    assert [e.kind for e in after if e.kind == "action"] == ["action"]
+    assert all(e.replicas == 2 for e in after)
+    await reconcile_once(db, cluster, FakeClock(NOW + 10))
+    assert len(await events(db)) == len(after)
+
+
+async def test_dry_run_changes_nothing_and_says_what_it_would_do(db: Database) -> None:
+    await add_scaler(db, mode="dry_run")
+    await push(db, NOW - 2, util=170.0, queue=10.0)
+    cluster = RecordingCluster(initial_replicas=1)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    assert cluster.replicas == {}
+    [event] = await events(db)
+    assert event.kind == "dry_run" and event.replicas == 2
+    assert "would scale deepseek-service from 1 to 2" in event.message
+
+
+async def test_a_missing_target_is_an_error_on_status_once(db: Database) -> None:
+    await add_scaler(db)
+    for tick in range(3):
+        await reconcile_once(db, MissingCluster(), FakeClock(NOW + 5 * tick))
+    [event] = await events(db)
+    assert event.kind == "error" and "not found" in event.message
+    async with db.read() as conn:
+        scaler = await store.get_scaler(conn, "deepseek-service")
+    assert scaler is not None and scaler.last_error is not None
+    assert "not found" in scaler.last_error
+
+
+async def test_silence_never_scales_to_the_minimum(db: Database) -> None:
+    await add_scaler(db, min_replicas=1)
+    cluster = RecordingCluster(initial_replicas=5)
+    await reconcile_once(db, cluster, FakeClock(NOW))  # no metrics at all
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 5
+    [event] = await events(db)  # the first decision is recorded: it holds, and says why
+    assert event.kind == "decision" and event.replicas == 5
+    assert any("fallback" in r["code"] or "missing" in r["code"] for r in event.payload["reasons"])
+
+
+async def test_a_paused_scaler_is_left_alone(db: Database) -> None:
+    await add_scaler(db)
+    async with db.transaction() as conn:
+        await store.set_paused(conn, "deepseek-service", True, 0)
+    await push(db, NOW - 2, util=170.0, queue=10.0)
+    cluster = RecordingCluster(initial_replicas=1)
+    assert await reconcile_once(db, cluster, FakeClock(NOW)) == 0
+    assert cluster.replicas == {}
+
+
+class NoResizeCluster(RecordingCluster):
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        return None if fraction is None else "in-place pod resize is not available"
+
+
+@pytest.mark.parametrize(
+    ("cluster_type", "message"),
+    [
+        pytest.param(
+            RecordingCluster,
+            "partial pod resized in place to 70% of its CPU and memory",
+            id="resized",
+        ),
+        pytest.param(
+            NoResizeCluster,
+            "plan rounded up to 4 whole pods instead of one at 70%: "
+            "in-place pod resize is not available",
+            id="rounded-up",
+        ),
+    ],
+)
+async def test_a_fractional_plan_reaches_the_partial_pod(
+    db: Database, cluster_type: type[RecordingCluster], message: str
+) -> None:
+    await add_scaler(db, fractional={"enabled": True, "step": 0.1, "min_fraction": 0.3})
+    for pod in ("p0", "p1"):  # 2 pods, each at 1.85 x its targets: 3.7 pods needed
+        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    cluster = cluster_type(initial_replicas=2)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 4
+    kinds = {e.message: e for e in await events(db)}
+    assert message in kinds
+    assert kinds[message].payload == {"partial": 0.7, "full": 3}
+    expected = {("Deployment", "default", "deepseek-service"): 0.7}
+    assert cluster.partial == (expected if cluster_type is RecordingCluster else {})
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "replicas", "code"),
+    [
+        # 4 pods x 15 waiting = 60 in all > 50 for 30 s: burst, 4 x 3 at once
+        pytest.param("sum", 12, "emergency.start", id="total-over-50-bursts"),
+        # the brief's trigger as written reads the per-pod average, 15: never over 50
+        pytest.param(None, 4, "emergency.idle", id="per-pod-average-under-50"),
+    ],
+)
+async def test_a_trigger_on_the_total_queue_bursts_from_per_pod_pushes(
+    db: Database, aggregation: str | None, replicas: int, code: str
+) -> None:
+    trigger: dict[str, Any] = {"metric": "request_queue", "threshold": 50, "duration": "30s"}
+    if aggregation is not None:
+        trigger["aggregation"] = aggregation
+    await add_scaler(
+        db,
+        # the GPU on target decides the count; the queue (weight 0) only triggers
+        metrics=[
+            {"name": "gpu_utilization", "weight": 1.0, "target": "85%"},
+            {"name": "request_queue", "weight": 0.0, "target": "<5"},
+        ],
+        max_replicas=20,
+        emergency={"enabled": True, "burst_multiplier": 3.0, "triggers": [trigger]},
+    )
+    cluster = RecordingCluster(initial_replicas=4)
+    for t in (0, 30):
+        for pod in ("p0", "p1", "p2", "p3"):
+            await push(db, NOW + t - 2, util=85.0, queue=15.0, pod=pod)
+        await reconcile_once(db, cluster, FakeClock(NOW + t))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == replicas
+    async with db.read() as conn:
+        scaler = await store.get_scaler(conn, "deepseek-service")
+    assert scaler is not None and scaler.last_decision is not None
+    [emergency] = [r for r in scaler.last_decision["reasons"] if r["code"].startswith("emerg")]
+    assert emergency["code"] == code
+    # the reason names the reading it compared, aggregated the trigger's way
+    if aggregation == "sum":
+        assert emergency["values"]["request_queue.sum"] == 60.0
+        assert "request_queue (sum) 60 > 50" in emergency["message"]
+    else:
+        assert emergency["values"]["request_queue.avg"] == 15.0

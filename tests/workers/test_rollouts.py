@@ -1,0 +1,363 @@
+"""Rolling updates with a surge plan, through the API, executed by the leader's workers on the
+built-in simulated cluster (short cold starts): the steps and their times, one active rollout
+per scaler, cancel and rollback, the reconciler holding off, a restart mid-rollout, dry run
+and bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from app.clock import SystemClock
+from app.kube.cluster import ClusterUnavailable, DeploymentState, RecordingCluster
+from app.kube.simulated import SimulatedCluster
+from app.main import create_app
+from app.policy.spec import TargetRef
+from app.settings import Settings
+from app.store import rollouts as rollout_store
+from app.store import scalers as scaler_store
+from app.store.db import Database
+from app.workers.rollouts import RolloutExecutor
+from tests.conftest import LiveServer, decided_once, start_server, truncate_all
+
+BRIEF: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
+)
+TARGET = TargetRef(name="deepseek-service")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class CountingCluster(SimulatedCluster):
+    """The simulated cluster, counting template patches (a resume must not repeat one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(SystemClock(), **kwargs)
+        self.patches = 0
+
+    async def patch_template(self, target: TargetRef, patch: dict[str, Any]) -> None:
+        self.patches += 1
+        await super().patch_template(target, patch)
+
+
+def settings_for(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        rollout_poll_s=0.05,
+        reconcile_interval_s=30,  # the reconciler only acts when a test asks it to
+        leader_interval_s=0.1,
+    )
+
+
+def serve(database_url: str, cluster: SimulatedCluster) -> LiveServer:
+    settings = settings_for(database_url)
+    return start_server(settings, create_app(settings, cluster=cluster))
+
+
+@pytest.fixture
+def cluster() -> CountingCluster:
+    return CountingCluster(initial_replicas=2, cold_start_s=(0.2, 0.3))
+
+
+@pytest.fixture
+def live(database_url: str, cluster: CountingCluster) -> Iterator[LiveServer]:
+    asyncio.run(truncate_all(database_url))
+    server = serve(database_url, cluster)
+    yield server
+    server.stop()
+
+
+def add_scaler(url: str, **changes: Any) -> None:
+    # Each decision reads its own samples: the stable window (and the hold it gives scale-down)
+    # has its own tests; here a hand-back must decide on what the load says now.
+    doc = {
+        **BRIEF,
+        "schedule": [],
+        "preheat": {"enabled": False},
+        "reactive": {"window": "1s"},
+        **changes,
+    }
+    r = httpx.post(f"{url}/v1/scalers", json=doc)
+    assert r.status_code == 201, r.text
+
+
+def wait_for(url: str, rollout: int, check: Any, timeout_s: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = httpx.get(f"{url}/v1/rollouts/{rollout}").json()
+        if check(body):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"rollout {rollout} never got there: {body}")
+        time.sleep(0.03)
+
+
+def finished(body: dict[str, Any]) -> bool:
+    return body["status"] in TERMINAL
+
+
+def start(url: str, **body: Any) -> dict[str, Any]:
+    r = httpx.post(f"{url}/v1/scalers/deepseek-service/rollouts", json=body)
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"/v1/rollouts/{r.json()['id']}"
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def push(url: str, **values: float) -> None:
+    samples = [
+        {"metric": metric, "labels": {"pod": f"p{i}"}, "value": value}
+        for metric, value in values.items()
+        for i in range(2)
+    ]
+    assert httpx.post(f"{url}/v1/samples", json={"samples": samples}).status_code == 200
+
+
+def events(url: str, kind: str) -> list[dict[str, Any]]:
+    page = httpx.get(
+        f"{url}/v1/scalers/deepseek-service/events", params={"kind": kind, "limit": 500}
+    ).json()
+    return list(reversed(page["events"]))
+
+
+def image(cluster: SimulatedCluster) -> str:
+    template = asyncio.run(cluster.template(TARGET))
+    return str(template["spec"]["containers"][0]["image"])
+
+
+def test_surge_patch_follow_stabilize_release(live: LiveServer, cluster: CountingCluster) -> None:
+    url = live.url
+    add_scaler(url)
+    # Load for about 2 replicas: after the rollout the policy takes the surge back (a scaler
+    # that has decided for a window before: a new one gives nothing back before it has).
+    push(url, gpu_utilization=40.0, request_queue=1.0)
+    decided_once(live, "deepseek-service", after_s=1.1)
+    created = start(url, image="deepseek:7b-v2", surge_percent=50, stabilize_s=0.3)
+    assert created["status"] == "pending" and created["step"] == "surge"
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "succeeded", body
+    assert [s["name"] for s in body["steps"]] == [
+        "surge",
+        "patch",
+        "follow",
+        "stabilize",
+        "release",
+    ]
+    for step in body["steps"]:
+        assert step["status"] == "done"
+        assert step["started_at"] and step["ended_at"] and step["duration_s"] >= 0
+    surge, patch, follow, stabilize, release = body["steps"]
+    assert (surge["details"]["from"], surge["details"]["to"]) == (2, 3)  # ceil(2 x 1.5)
+    assert surge["duration_s"] >= 0.15  # the surge pod's cold start
+    assert patch["details"]["patch"] == {
+        "spec": {"containers": [{"name": "model", "image": "deepseek:7b-v2"}]}
+    }
+    assert follow["details"]["updated"] == follow["details"]["replicas"] == 3
+    assert stabilize["duration_s"] >= 0.3
+    # Steps run in order: each starts when the previous ended.
+    for before, after in zip(body["steps"], body["steps"][1:], strict=False):
+        assert before["ended_at"] <= after["started_at"]
+    assert body["original_template"]["spec"]["containers"][0]["image"] == "deepseek-service:1"
+    assert image(cluster) == "deepseek:7b-v2"
+    assert cluster.patches == 1
+    # Handed back: the policy decided at once and scaled the surge away.
+    assert release["details"]["replicas_before"] == 3
+    assert release["details"]["replicas_after"] == release["details"]["decided"] == 2
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 2
+    messages = [e["message"] for e in events(url, "rollout")]
+    for word in ("requested", "surge:", "patch:", "follow:", "stabilize:", "release:"):
+        assert any(word in m for m in messages), (word, messages)
+    listed = httpx.get(f"{url}/v1/scalers/deepseek-service/rollouts").json()["rollouts"]
+    assert [r["id"] for r in listed] == [created["id"]]
+
+
+def test_one_active_rollout_per_scaler_and_the_reconciler_holds_off(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    first = start(url, image="deepseek:7b-v2", stabilize_s=60)
+    wait_for(url, first["id"], lambda b: b["step"] == "stabilize")
+    second = httpx.post(
+        f"{url}/v1/scalers/deepseek-service/rollouts", json={"image": "deepseek:7b-v3"}
+    )
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "rollout_active"
+    assert second.json()["error"]["details"] == {"rollout": first["id"]}
+    # Overload plus a burst over the emergency threshold: the reconciler is woken at once,
+    # but the rollout holds the replicas, so it records why it stays away.
+    push(url, gpu_utilization=170.0, request_queue=100.0)
+    deadline = time.monotonic() + 5
+    while not events(url, "skip") and time.monotonic() < deadline:
+        time.sleep(0.03)
+    [skip] = events(url, "skip")
+    assert f"rollout {first['id']} holds the replicas" in skip["message"]
+    assert events(url, "action") == []
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 3  # still the surge
+    # Once released (here by a cancel) the policy acts on the load at once.
+    assert httpx.post(f"{url}/v1/rollouts/{first['id']}/cancel").status_code == 202
+    done = wait_for(url, first["id"], finished)
+    assert done["status"] == "cancelled"
+    assert done["steps"][-1]["details"]["replicas_after"] > 3
+    assert len(events(url, "skip")) == 1  # once per rollout, not once per pass
+
+
+def test_cancel_rolls_back_to_the_original_template(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    created = start(url, template_patch={"metadata": {"annotations": {"v": "2"}}}, stabilize_s=60)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    patched = asyncio.run(cluster.template(TARGET))
+    assert patched["metadata"]["annotations"] == {"v": "2"}
+    cancel = httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel")
+    assert cancel.status_code == 202 and cancel.json()["cancel_requested"] is True
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "cancelled" and body["error"] is None
+    assert [(s["name"], s["status"]) for s in body["steps"]] == [
+        ("surge", "done"),
+        ("patch", "done"),
+        ("follow", "done"),
+        ("stabilize", "cancelled"),
+        ("release", "skipped"),
+        ("rollback", "done"),
+        ("release", "done"),
+    ]
+    rollback = body["steps"][5]
+    assert rollback["details"]["updated"] == rollback["details"]["replicas"]
+    # The template is exactly the original again: the added annotation is gone.
+    assert asyncio.run(cluster.template(TARGET)) == body["original_template"]
+    assert "annotations" not in body["original_template"]["metadata"]
+    again = httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "rollout_finished"
+
+
+def test_a_restart_resumes_from_the_recorded_step(database_url: str) -> None:
+    asyncio.run(truncate_all(database_url))
+    # The cluster outlives the service, as a real one does; pods take 1 s to start so the
+    # rollout is still being followed when the service stops.
+    cluster = CountingCluster(initial_replicas=2, cold_start_s=(1.0, 1.0))
+    first = serve(database_url, cluster)
+    try:
+        add_scaler(first.url)
+        created = start(first.url, image="deepseek:7b-v2", stabilize_s=0.2)
+        before = wait_for(first.url, created["id"], lambda b: b["step"] == "follow")
+    finally:
+        first.stop()
+    assert [s["status"] for s in before["steps"][:2]] == ["done", "done"]
+    assert cluster.patches == 1
+    second = serve(database_url, cluster)
+    try:
+        after = wait_for(second.url, created["id"], finished)
+    finally:
+        second.stop()
+    assert after["status"] == "succeeded", after
+    assert cluster.patches == 1  # the patch was not repeated
+    assert after["steps"][:2] == before["steps"][:2]  # surge and patch as recorded
+    assert [s["status"] for s in after["steps"]] == ["done"] * 5
+    assert image(cluster) == "deepseek:7b-v2"
+
+
+def test_dry_run_records_what_it_would_do_and_changes_nothing(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url, mode="dry_run")
+    created = start(url, image="deepseek:7b-v2")
+    assert created["dry_run"] is True
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "succeeded"
+    assert all(s["details"]["dry_run"] and s["status"] == "done" for s in body["steps"])
+    assert body["steps"][0]["details"]["would"].startswith(
+        "would scale deepseek-service from 2 to 3"
+    )
+    assert cluster.patches == 0 and image(cluster) == "deepseek-service:1"
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 2
+    assert sum("nothing changed" in e["message"] for e in events(url, "rollout")) == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        pytest.param({}, 422, "body", id="neither-image-nor-patch"),
+        pytest.param({"image": "a", "template_patch": {"metadata": {}}}, 422, "body", id="both"),
+        pytest.param({"template_patch": {}}, 422, "body", id="empty-patch"),
+        pytest.param({"image": "a", "surge_percent": 0}, 422, "body.surge_percent", id="surge-0"),
+        pytest.param(
+            {"image": "a", "surge_percent": 201}, 422, "body.surge_percent", id="surge-201"
+        ),
+        pytest.param({"image": "a", "stabilize_s": -1}, 422, "body.stabilize_s", id="stabilize"),
+        pytest.param({"image": "a", "replicas": 3}, 422, "body.replicas", id="unknown-field"),
+        pytest.param({"image": "a", "container": "nope"}, 422, "container", id="no-container"),
+    ],
+)
+def test_bad_requests(server: LiveServer, body: dict[str, Any], status: int, field: str) -> None:
+    url = server.url
+    add_scaler(url)
+    r = httpx.post(f"{url}/v1/scalers/deepseek-service/rollouts", json=body)
+    assert r.status_code == status, r.text
+    assert field in {d["field"] for d in r.json()["error"]["details"]}
+    assert httpx.get(f"{url}/v1/scalers/deepseek-service/rollouts").json()["rollouts"] == []
+
+
+def test_unknown_scaler_and_rollout_are_404(server: LiveServer) -> None:
+    url = server.url
+    r = httpx.post(f"{url}/v1/scalers/nope/rollouts", json={"image": "a"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(f"{url}/v1/scalers/nope/rollouts").status_code == 404
+    assert httpx.get(f"{url}/v1/rollouts/12345").status_code == 404
+    assert httpx.post(f"{url}/v1/rollouts/12345/cancel").status_code == 404
+
+
+class FlakyCluster(RecordingCluster):
+    """Unreachable for the first `failures` observations (an API server restart)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(initial_replicas=2)
+        self.failures = failures
+
+    async def observe(self, target: TargetRef) -> DeploymentState:
+        if self.failures:
+            self.failures -= 1
+            raise ClusterUnavailable("get deployments.apps: failed after 4 attempts: HTTP 503")
+        return await super().observe(target)
+
+
+async def test_a_cluster_outage_at_a_steps_start_is_retried(database_url: str) -> None:
+    await truncate_all(database_url)
+    db = Database(database_url)
+    try:
+        doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
+        request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
+        request |= {"surge_percent": 50, "stabilize_s": 0, "timeout_s": 60}
+        async with db.transaction() as conn:
+            await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+            created = await rollout_store.create_rollout(
+                conn, "deepseek-service", request, dry_run=False, now_us=0
+            )
+        cluster = FlakyCluster(failures=1)
+        executor = RolloutExecutor(db, cluster, SystemClock())
+        assert await executor.tick_all() == 1
+        async with db.read() as conn:
+            first = await rollout_store.get_rollout(conn, created.id)
+        assert first is not None and first.status == "running"
+        surge = first.steps[0]
+        assert surge["status"] == "running" and "HTTP 503" in surge["details"]["last_error"]
+        assert "to" not in surge["details"]  # not begun: the next tick starts it again
+        for _ in range(5):
+            if not await executor.tick_all():
+                break
+        async with db.read() as conn:
+            done = await rollout_store.get_rollout(conn, created.id)
+        assert done is not None and done.status == "succeeded", done
+        assert (done.steps[0]["details"]["from"], done.steps[0]["details"]["to"]) == (2, 3)
+        assert cluster.template_patches == [request["patch"]]
+    finally:
+        await db.dispose()
