@@ -22,6 +22,8 @@ from app.store import rollouts as store
 
 __all__ = ["router"]
 
+MAX_ID = 2**63 - 1  # ids are BIGINT: a larger one names no rollout (a 422, not a 500)
+
 router = APIRouter(tags=["rollouts"])
 
 
@@ -202,7 +204,7 @@ async def list_rollouts(
     responses=errors(404),
 )
 async def get_rollout(
-    ctx: Ctx, rollout_id: Annotated[int, Path(ge=1)], _auth: RequireRead
+    ctx: Ctx, rollout_id: Annotated[int, Path(ge=1, le=MAX_ID)], _auth: RequireRead
 ) -> RolloutOut:
     """The rollout with each step's start, end and details."""
     return RolloutOut.of(await rollouts.get(ctx, rollout_id))
@@ -216,7 +218,7 @@ async def get_rollout(
     responses={**errors(404), 409: {"description": "The rollout has already finished"}},
 )
 async def cancel_rollout(
-    ctx: Ctx, rollout_id: Annotated[int, Path(ge=1)], auth: RequireAdmin
+    ctx: Ctx, rollout_id: Annotated[int, Path(ge=1, le=MAX_ID)], auth: RequireAdmin
 ) -> RolloutOut:
     """Roll back: the original template is restored (when it was patched), then the target
     goes back to the policy. Accepted here, carried out by the executor."""

@@ -177,12 +177,13 @@ def _metric_demand(m: MetricSpec, value: float, obs: Observation) -> float:
     return value / full * max(obs.ready_pods, obs.starting_pods if obs.ready_pods <= 0 else 0)
 
 
-def _excess(m: MetricSpec, value: float, obs: Observation) -> float:
-    """Requests over a ceiling (0 under it): per pod over the Ready pods, or in total."""
-    target = m.target.value
+def _waiting(m: MetricSpec, value: float, reading: MetricReading, obs: Observation) -> float:
+    """What a ceiling metric counts in all: a `sum` is a total already; a per-pod reading is
+    over the pods that reported it (a pod that did not report waits for nothing we know of)."""
     if m.aggregation == "sum":
-        return max(0.0, value - target * max(1, obs.ready_pods))
-    return max(0.0, value - target) * max(1, obs.ready_pods)
+        return value
+    reporting = reading.pods_reporting if reading.pods_reporting > 0 else obs.ready_pods
+    return value * max(1, reporting)
 
 
 class Reading(NamedTuple):
@@ -230,11 +231,13 @@ def read_metrics(spec: ScalerSpec, obs: Observation) -> Reading:
             valid += 1
             values[k_value] = value
             values[k_target] = m.target.value
-            over = _excess(m, value, obs)
+            # Over the ceiling: more waiting than the Ready pods may hold (the target each).
+            waiting = _waiting(m, value, reading, obs)
+            over = waiting - m.target.value * max(1, obs.ready_pods)
             if over > 0:
                 saturated = True
                 excess += over
-            keda = value / m.target.value * (1 if m.aggregation == "sum" else obs.ready_pods)
+            keda = waiting / m.target.value
             ceiling_need = keda if ceiling_need is None else max(ceiling_need, keda)
             continue
         need = _metric_need(m, value, reading, obs, spec.tolerance)

@@ -63,7 +63,7 @@ class CiuicPolicy:
 
     name = "ciuic"
     phase_s = 0
-    # A push on change wakes the reconcile loop (app.workers.wakeup), as in the service.
+    # A push on change wakes the reconcile loop (app.services.wakeup), as in the service.
     wakes_on_push = True
 
     def __init__(

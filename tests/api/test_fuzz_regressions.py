@@ -105,3 +105,15 @@ def test_token_limits_out_of_range_are_a_422_and_no_token(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid"
     assert httpx.get(f"{server.url}/v1/tokens").json() == []
+
+
+@pytest.mark.parametrize("path", ["/v1/rollouts/{}", "/v1/rollouts/{}/cancel"])
+def test_a_rollout_id_past_the_bigint_range_is_a_422_not_a_500(
+    server: LiveServer, path: str
+) -> None:
+    # The database's BIGINT cannot bind 2**63: the query failed and the client got a 500.
+    huge = 2**63
+    method = "POST" if path.endswith("cancel") else "GET"
+    response = httpx.request(method, f"{server.url}{path.format(huge)}")
+    assert response.status_code == 422, response.text
+    assert httpx.get(f"{server.url}{f'/v1/rollouts/{2**63 - 1}'}").status_code == 404

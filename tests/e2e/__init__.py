@@ -30,7 +30,7 @@ and controlplane.py for the admin's client (plain REST, not our client library).
                     requests it sends (priority-and-fairness's own counters), its watches
                                                                                    (item 7)
 
-The emulator (tests/kube/emulator.py) stays where it earns its place: faults a real API server
+The emulator (testkit/kube_emulator.py) stays where it earns its place: faults a real API server
 does not produce on demand, and checks that must run without a control plane.
 - tests/faults/test_kube_api_faults.py  5xx, 429, timeouts (a PATCH applied after the client
   gave up), conflicts in a row past the bound, a stalled watch expiring (410 on resume),

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from app.kube.adapter import KubernetesCluster
 from app.kube.config import api_client
-from app.kube.kubernetes import KubernetesCluster
 from app.settings import Settings
 from app.store.migrate import upgrade
 from tests.conftest import IN_CI, LiveServer, start_server

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from app.kube.adapter import KubernetesCluster
 from app.kube.cluster import ClusterError
-from app.kube.kubernetes import KubernetesCluster
 from app.kube.resources import parse_quantity
 from app.policy.spec import TargetRef
 from tests.e2e.controlplane import Admin, deployment, pod_ready, wait_until

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from app.kube.kubernetes import KubernetesCluster
+from app.kube.adapter import KubernetesCluster
 from app.kube.pods import PodEvent
 from app.policy.spec import TargetRef
 from tests.conftest import LiveServer
