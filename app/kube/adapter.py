@@ -179,7 +179,9 @@ class KubernetesCluster:
         if isinstance(space.pods.error, ClusterForbidden):
             raise space.pods.error  # e.g. list allowed, watch not: the counts would go stale
         ready, starting = mine.counts()
-        return DeploymentState(workload.replicas, ready, starting, cold_starts.value())
+        return DeploymentState(
+            workload.replicas, ready, starting, cold_starts.value(), ready_pods=mine.serving()
+        )
 
     async def _read(self, target: TargetRef) -> WorkloadView:
         kind = KINDS[target.kind]

@@ -70,6 +70,9 @@ class DeploymentState:
     # Measured pod cold start (created -> Ready), a robust high quantile of recent pods; None
     # until a pod has been seen becoming Ready. Feeds the lead time of `cold_start: learn`.
     learned_cold_start_s: float | None = None
+    # The names of the Ready pods (their pushes are the load), None when not known: a pod
+    # being deleted keeps its last samples in the store for a metric's window.
+    ready_pods: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +184,9 @@ def restore_patch(current: Any, wanted: Any) -> Any:
 class RecordingCluster:
     name = "recording"
 
-    def __init__(self, initial_replicas: int = 1) -> None:
+    def __init__(self, initial_replicas: int = 1, *, pod_names: bool = False) -> None:
         self.initial_replicas = initial_replicas
+        self.pod_names = pod_names  # report `<target>-<i>` as the Ready pods' names
         self.replicas: dict[tuple[str, str, str], int] = {}
         self.templates: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.generations: dict[tuple[str, str, str], int] = {}
@@ -202,7 +206,8 @@ class RecordingCluster:
 
     async def observe(self, target: TargetRef) -> DeploymentState:
         n = self.replicas.get(self._key(target), self.initial_replicas)
-        return DeploymentState(replicas=n, ready=n)
+        names = frozenset(f"{target.name}-{i}" for i in range(n)) if self.pod_names else None
+        return DeploymentState(replicas=n, ready=n, ready_pods=names)
 
     async def scale(self, target: TargetRef, replicas: int) -> None:
         self.replicas[self._key(target)] = replicas

@@ -201,6 +201,10 @@ class TargetPods:
         ready = sum(1 for p in live if p.serving)
         return ready, len(live) - ready
 
+    def serving(self) -> frozenset[str]:
+        """The names of the pods taking traffic (Ready, warmed up, not being deleted)."""
+        return frozenset(p.name for p in self.pods.values() if p.counts and p.serving)
+
     def apply(self, kind: str, pod: PodView) -> None:
         if kind != "DELETED" and self.selector.matches(pod.labels):
             self.pods[pod.name] = pod

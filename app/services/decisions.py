@@ -55,6 +55,7 @@ async def observe_and_decide(
     """Read the target's replicas and pods, and decide; ClusterError when the target cannot
     be read (nothing is decided then)."""
     state = await cluster.observe(spec.target)
+    metrics = metrics.only(state.ready_pods)  # a deleted pod's last samples are no load
     observation = Observation(
         metrics=metrics.readings,
         by_aggregation=metrics.by_aggregation,

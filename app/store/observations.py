@@ -26,17 +26,33 @@ class MetricsView:
     """The readings for one scaler at one instant, plus the load signal's total.
 
     `by_aggregation` holds the metrics emergency triggers read another way than `readings`,
-    keyed (metric, aggregation), for `Observation.by_aggregation`."""
+    keyed (metric, aggregation), for `Observation.by_aggregation`. `only(pods)` is the same
+    view over the samples of those pods alone (and of series that name no pod)."""
 
     def __init__(
         self,
         readings: Mapping[str, MetricReading],
         load_rate: float | None,
         by_aggregation: Mapping[tuple[str, str], MetricReading] | None = None,
+        source: tuple[ScalerSpec, int, Mapping[str, Found], Found] | None = None,
     ) -> None:
         self.readings = dict(readings)
         self.load_rate = load_rate
         self.by_aggregation = dict(by_aggregation or {})
+        self._source = source
+
+    def only(self, pods: frozenset[str] | None) -> MetricsView:
+        """The view over the samples of `pods` (the target's Ready pods) and of series with
+        no `pod` label; itself when the pods are not known. A pod just deleted keeps its
+        last samples in the store for the metric's window: they are no load any more."""
+        if pods is None or self._source is None:
+            return self
+        spec, now_us, found, load = self._source
+
+        def keep(rows: Found) -> Found:
+            return [r for r in rows if r[2] is None or r[2] in pods]
+
+        return _view(spec, now_us, {k: keep(v) for k, v in found.items()}, keep(load))
 
 
 def _aggregate(values: Sequence[float], how: str) -> float:
@@ -49,15 +65,16 @@ def _aggregate(values: Sequence[float], how: str) -> float:
     return float(sum(values) / len(values))
 
 
-Found = list[tuple[int, float]]  # (timestamp in µs, value): each pod's newest sample
+# (timestamp in µs, value, the series' `pod` label or None): each series' newest sample
+Found = list[tuple[int, float, str | None]]
 
 
 def _reading(found: Found, how: str, now_us: int) -> MetricReading:
     if not found:
         return MetricReading(value=None, pods_reporting=0)
-    newest = max(ts for ts, _ in found)
+    newest = max(r[0] for r in found)
     return MetricReading(
-        value=_aggregate([v for _, v in found], how),
+        value=_aggregate([r[1] for r in found], how),
         pods_reporting=len(found),
         age_s=max(0.0, (now_us - newest) / 1e6),
     )
@@ -70,8 +87,8 @@ def _view(spec: ScalerSpec, now_us: int, found: Mapping[str, Found], load: Found
     extra: dict[tuple[str, str], MetricReading] = {
         (name, how): _reading(found[name], how, now_us) for name, how in spec.extra_readings
     }
-    load_rate = float(sum(v for _, v in load)) if load else None
-    return MetricsView(readings, load_rate, extra)
+    load_rate = float(sum(r[1] for r in load)) if load else None
+    return MetricsView(readings, load_rate, extra, (spec, now_us, found, load))
 
 
 def _label(conn: AsyncConnection, key: str) -> sa.ColumnElement[str]:
@@ -85,19 +102,20 @@ def _label(conn: AsyncConnection, key: str) -> sa.ColumnElement[str]:
 
 async def _latest_per_series(
     conn: AsyncConnection, name: str, selector: Mapping[str, str], since_us: int, now_us: int
-) -> list[tuple[int, float]]:
-    """(timestamp, value) of each matching series' newest sample in [since, now].
+) -> Found:
+    """(timestamp, value, pod) of each matching series' newest sample in [since, now].
 
     The selector is matched in SQL (a JSON lookup per label), so a scaler reads only its own
     series: decoding every series of a shared metric name in Python made each reconcile
     pass quadratic in the number of scalers."""
-    query = sa.select(series.c.id).where(series.c.name == name)
+    query = sa.select(series.c.id, _label(conn, "pod")).where(series.c.name == name)
     for key, value in selector.items():
         query = query.where(_label(conn, key) == value)
-    ids = [int(sid) for (sid,) in (await conn.execute(query)).all()]
+    pod_of = {int(sid): pod for sid, pod in (await conn.execute(query)).all()}
+    ids = list(pod_of)
     if not ids:
         return []
-    latest: dict[int, tuple[int, float]] = {}
+    latest: dict[int, tuple[int, float, str | None]] = {}
     result = await conn.execute(
         sa.select(samples.c.series_id, samples.c.ts, samples.c.value).where(
             samples.c.series_id.in_(ids), samples.c.ts >= since_us, samples.c.ts <= now_us
@@ -105,7 +123,7 @@ async def _latest_per_series(
     )
     for sid, ts, value in result.all():
         if int(sid) not in latest or int(ts) > latest[int(sid)][0]:
-            latest[int(sid)] = (int(ts), float(value))
+            latest[int(sid)] = (int(ts), float(value), pod_of[int(sid)])
     return list(latest.values())
 
 
@@ -134,6 +152,7 @@ class SeriesCatalog:
         self.all: dict[str, set[int]] = {}  # name -> series ids
         self.pairs: dict[tuple[str, str, str], set[int]] = {}  # (name, key, value) -> ids
         self.latest: dict[int, tuple[int, float]] = {}  # id -> (ts, value)
+        self.pod: dict[int, str] = {}  # id -> its `pod` label, where it has one
 
     def matching(self, name: str, selector: Mapping[str, str]) -> set[int]:
         ids = self.all.get(name, set())
@@ -141,12 +160,10 @@ class SeriesCatalog:
             ids = ids & self.pairs.get((name, key, value), set())
         return ids
 
-    def newest(
-        self, name: str, selector: Mapping[str, str], since_us: int
-    ) -> list[tuple[int, float]]:
-        latest = self.latest
+    def newest(self, name: str, selector: Mapping[str, str], since_us: int) -> Found:
+        latest, pod = self.latest, self.pod
         return [
-            latest[sid]
+            (*latest[sid], pod.get(sid))
             for sid in self.matching(name, selector)
             if sid in latest and latest[sid][0] >= since_us
         ]
@@ -168,6 +185,8 @@ async def load_catalog(conn: AsyncConnection, specs: Sequence[ScalerSpec]) -> Se
             catalog.all.setdefault(name, set()).add(sid)
             for key, value in json.loads(labels).items():
                 catalog.pairs.setdefault((name, key, value), set()).add(sid)
+                if key == "pod":
+                    catalog.pod[sid] = value
     return catalog
 
 

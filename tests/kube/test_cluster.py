@@ -42,7 +42,10 @@ async def test_observe_then_scale_round_trip(
     kube.add_workload("llm", namespace="gpu", kind=kind, replicas=2, ready=True)
     target = TargetRef(kind=kind, namespace="gpu", name="llm")  # type: ignore[arg-type]
 
-    assert await cluster.observe(target) == DeploymentState(2, 2, 0, 0.0)
+    observed = await cluster.observe(target)
+    pods = {p["metadata"]["name"] for p in kube.pods(namespace="gpu", selector="app=llm")}
+    # the Ready pods by name: their pushes are the load, a deleted one's last samples are not
+    assert observed == DeploymentState(2, 2, 0, 0.0, ready_pods=frozenset(pods))
 
     await cluster.scale(target, 4)
     assert kube.workload("llm", namespace="gpu")["spec"]["replicas"] == 4

@@ -123,3 +123,31 @@ async def test_the_batch_reads_what_each_scaler_reads_alone(db: Database) -> Non
     assert all(not v.by_aggregation for v in batch[:-1])  # no trigger, nothing more read
     async with db.read() as conn:
         assert await read_metrics_many(conn, [], NOW) == []
+
+
+async def test_only_the_ready_pods_samples_are_load(db: Database) -> None:
+    """A pod just deleted keeps its last samples in the store for the metric's window: once
+    the cluster names the Ready pods, those samples are no load (both reads alike); a series
+    that names no pod (a gateway's queue) always counts."""
+    series = SeriesStore(max_series_per_job=1000, lateness_us=10**12)
+    at = round((NOW - 3) * 1e6)
+    rows = [
+        SampleRow(SeriesKey.of("gpu_utilization", {"pod": pod}), at, value)
+        for pod, value in (("llm-0", 40.0), ("llm-1", 60.0), ("llm-gone", 100.0))
+    ]
+    rows.append(SampleRow(SeriesKey.of("request_rate", {"pod": "llm-gone"}), at, 9.0))
+    rows.append(SampleRow(SeriesKey.of("request_rate", {"pod": "llm-0"}), at, 1.0))
+    rows.append(SampleRow(SeriesKey.of("request_rate", {"gateway": "edge"}), at, 2.0))
+    async with db.transaction() as conn:
+        await series.write(conn, rows, now_us=round(NOW * 1e6))
+    s = spec("llm", [{"name": "gpu_utilization", "target": "85%"}])
+    async with db.read() as conn:
+        alone = await read_metrics(conn, s, NOW)
+        [batch] = await read_metrics_many(conn, [s], NOW)
+    for view in (alone, batch):
+        assert view.readings["gpu_utilization"].pods_reporting == 3  # the store holds three
+        ready = view.only(frozenset({"llm-0", "llm-1"}))
+        reading = ready.readings["gpu_utilization"]
+        assert (reading.value, reading.pods_reporting) == (50.0, 2)
+        assert ready.load_rate == 1.0 + 2.0  # llm-0's and the gateway's
+        assert view.only(None) is view  # pods not known: everything counts

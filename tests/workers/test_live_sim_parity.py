@@ -26,7 +26,8 @@ from app.store import scalers as store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
-from tests.conftest import FakeClock, truncate_all
+from testkit.clock import FakeClock
+from tests.conftest import truncate_all
 from tests.sim.helpers import SC
 
 T0 = 1_800_000_000.0
@@ -59,7 +60,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def test_the_reconciler_and_the_simulator_decide_alike(db: Database) -> None:
     async with db.transaction() as conn:
         await store.upsert_scaler(conn, NAME, {**SPEC, "target": NAME}, now_us=0)
-    cluster = RecordingCluster(initial_replicas=4)
+    # The cluster names its Ready pods (as the Kubernetes adapter does): after a scale-down
+    # the samples of the pods gone are no load, as in the simulator.
+    cluster = RecordingCluster(initial_replicas=4, pod_names=True)
     target = TargetRef(name=NAME)
     series = SeriesStore(max_series_per_job=1000, lateness_us=10**12)
 
@@ -75,7 +78,7 @@ async def test_the_reconciler_and_the_simulator_decide_alike(db: Database) -> No
         at_us = round(pushed_at * 1e6)
         rows = []
         for p in range(pods):
-            labels = {"job": "vllm", "pod": f"p{p}"}
+            labels = {"job": "vllm", "pod": f"{NAME}-{p}"}
             rows += [
                 SampleRow(SeriesKey.of("gpu_utilization", labels), at_us, gpu),
                 SampleRow(SeriesKey.of("request_queue", labels), at_us, queue),
