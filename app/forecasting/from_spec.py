@@ -15,17 +15,16 @@ from app.forecasting.base import Forecaster
 from app.forecasting.registry import make_forecaster
 from app.forecasting.types import ConfigError
 from app.policy.spec import DEFAULT_COLD_START_S, ScalerSpec
+from app.policy.spec.algorithms import ALGORITHM_ALIASES
 
 __all__ = ["forecaster_for", "lead_steps", "model_name"]
-
-_ALIASES = {"seasonal": "robust_seasonal"}
 
 
 def model_name(spec: ScalerSpec) -> str | None:
     """The forecasting model the spec asks for, or None when it asks for none."""
     if spec.scaler != "predictive" or spec.algorithm.name == "none":
         return None
-    return _ALIASES.get(spec.algorithm.name, spec.algorithm.name)
+    return ALGORITHM_ALIASES.get(spec.algorithm.name, spec.algorithm.name)
 
 
 def lead_steps(spec: ScalerSpec, step_s: float, cold_start_s: float | None = None) -> int:

@@ -16,17 +16,9 @@ from app.forecasting.models import (
 )
 from app.forecasting.skill import WithSkill
 from app.forecasting.types import ConfigError
+from app.policy.spec.algorithms import MODEL_NAMES
 
 __all__ = ["MODEL_NAMES", "make_forecaster"]
-
-MODEL_NAMES: tuple[str, ...] = (
-    "auto",
-    "robust_seasonal",
-    "adaptive",
-    "seasonal_naive",
-    "naive",
-    "prophet",
-)
 
 
 def make_forecaster(

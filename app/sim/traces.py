@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from app.timetext import TimeTextError, parse_rfc3339
 
 __all__ = [
     "CountTrace",
@@ -32,7 +33,6 @@ __all__ = [
     "build_workload",
     "default_window_s",
     "detect_kind",
-    "parse_duration",
     "parse_trace",
     "workload_from_arrivals",
     "workload_from_requests",
@@ -86,18 +86,10 @@ def _parse_time(text: str, lineno: int) -> float:
         if not math.isfinite(unix):
             raise TraceError(f"line {lineno}: bad timestamp {text.strip()!r}")
         return unix / 1000.0 if abs(unix) >= _UNIX_MS_FROM else unix
-    # Azure writes 7 fractional digits; fromisoformat takes at most 6.
-    if "." in s:
-        head, _, frac = s.partition(".")
-        digits = "".join(ch for ch in frac if ch.isdigit())
-        s = f"{head}.{digits[:6]}" if digits else head
-    try:
-        ts = datetime.fromisoformat(s)
-    except ValueError as exc:
+    try:  # traces (Azure's among them) write local-less times that mean UTC
+        return parse_rfc3339(s, naive_is_utc=True)
+    except TimeTextError as exc:
         raise TraceError(f"line {lineno}: bad timestamp {text.strip()!r}") from exc
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,21 +178,6 @@ def _parse_requests(rows: Sequence[Sequence[str]]) -> RequestLog:
         raise TraceError("token counts must be non-negative")
     order = np.argsort(times, kind="stable")
     return RequestLog(times=times[order], context_tokens=ctx[order], generated_tokens=gen[order])
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """'14d', '36h', '90m', '3600s' or a bare number of seconds -> seconds."""
-    s = text.strip().lower()
-    try:
-        value = float(s[:-1]) * _UNITS[s[-1]] if s and s[-1] in _UNITS else float(s)
-    except ValueError as exc:
-        raise ValueError(f"bad duration {text!r}: use e.g. 14d, 36h, 90m") from exc
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"duration must be positive: {text!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import pytest
 from app.forecasting import ConfigError
 from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
 from app.policy import parse_spec
+from app.policy.spec import KNOWN_ALGORITHMS
 
 BASE: dict[str, Any] = {
     "target": "deepseek-service",
@@ -79,3 +80,9 @@ def test_bad_prophet_params_are_config_errors(params: dict[str, Any]) -> None:
 def test_lead_steps(cold_start: str, learned: float | None, step: float, expected: int) -> None:
     spec = parse_spec({**BASE, "cold_start": cold_start})
     assert lead_steps(spec, step, learned) == expected
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_ALGORITHMS - {"none"}))
+def test_every_algorithm_a_spec_may_name_builds(name: str) -> None:
+    spec = parse_spec({**BASE, "algorithm": {"name": name}})
+    assert forecaster_for(spec, lead=2) is not None

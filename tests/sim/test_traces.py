@@ -10,7 +10,6 @@ from app.sim.traces import (
     TraceKind,
     build_workload,
     detect_kind,
-    parse_duration,
     parse_trace,
     workload_from_requests,
 )
@@ -131,20 +130,6 @@ def test_request_log_services_use_formula() -> None:
     )
     got = sorted({s for v in wl.services.values() for s in v})
     assert got == sorted(set(expected))
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("14d", 1209600), ("36h", 129600), ("90m", 5400), ("3600s", 3600), ("120", 120)],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "x", "-3d", "0", "nand"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
 
 
 def test_gaps_in_a_count_trace_have_no_arrivals_and_nan_history() -> None:
