@@ -43,11 +43,16 @@ class MetricsView:
 
     def only(self, pods: frozenset[str] | None) -> MetricsView:
         """The view over the samples of `pods` (the target's Ready pods) and of series with
-        no `pod` label; itself when the pods are not known. A pod just deleted keeps its
-        last samples in the store for the metric's window: they are no load any more."""
+        no `pod` label. A pod just deleted keeps its last samples in the store for the
+        metric's window: they are no load any more. Itself when the pods are not known, or
+        when no series names one of them: a `pod` label that is not the cluster's pod name
+        (a gateway's, a sidecar's) must not make the whole load vanish."""
         if pods is None or self._source is None:
             return self
         spec, now_us, found, load = self._source
+        named = {r[2] for rows in (*found.values(), load) for r in rows if r[2] is not None}
+        if not named & pods:
+            return self
 
         def keep(rows: Found) -> Found:
             return [r for r in rows if r[2] is None or r[2] in pods]

@@ -151,3 +151,6 @@ async def test_only_the_ready_pods_samples_are_load(db: Database) -> None:
         assert (reading.value, reading.pods_reporting) == (50.0, 2)
         assert ready.load_rate == 1.0 + 2.0  # llm-0's and the gateway's
         assert view.only(None) is view  # pods not known: everything counts
+        # Labels that are not the cluster's pod names (an exporter's own): nothing is dropped,
+        # or the whole load would vanish and the scaler would scale to its floor.
+        assert view.only(frozenset({"deepseek-7b-5d9c-x2k"})) is view
