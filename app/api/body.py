@@ -73,14 +73,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     return out
 
 
-def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+def json_body(model: type[M], *, optional: bool = False) -> Callable[[Request], Awaitable[M]]:
     """A dependency: the JSON body as `model`, read under CIUIC_MAX_BODY_BYTES (FastAPI's own
-    body parameters read any size). Declare it after the route's auth dependency: FastAPI
-    parses its own body parameters before any dependency runs, so a request without a token
-    would learn about its body (400/422) instead of being refused (401)."""
+    body parameters read any size); with `optional`, no body at all is `{}`. Declare it after
+    the route's auth dependency: FastAPI parses its own body parameters before any dependency
+    runs, so a request without a token would learn about its body (400/422) instead of being
+    refused (401)."""
 
     async def dependency(request: Request) -> M:
         raw = await read_body(request, get_context(request).settings.max_body_bytes)
+        if optional and not raw.strip():
+            raw = b"{}"
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
@@ -97,7 +100,8 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     return dependency
 
 
-def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
+def json_body_doc(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     """`openapi_extra` describing a body read by `json_body(model)`."""
     schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}

@@ -21,6 +21,7 @@ from app.api.body import json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
 from app.api.responses import errors
+from app.api.scalers import ScalerOut
 from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
 from app.services import simulations as service
@@ -55,6 +56,23 @@ class TuneRequest(BaseModel):
     max_drop_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     monthly_budget_usd: Annotated[float, Field(gt=0)] | None = None
     seed: int = 0
+
+
+class ApplyTuneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["apply", "dry_run"] | None = Field(
+        default=None,
+        description="Also set the scaler's mode: `dry_run` shows the tuned decisions as "
+        "events before they act; absent keeps the mode it has.",
+    )
+
+
+class AppliedTune(BaseModel):
+    scaler: ScalerOut
+    changes: dict[str, float] = Field(
+        description="The knobs set: gpu_target (%), spare (warm pods), quantile, "
+        "burst_threshold (queued requests)"
+    )
 
 
 class JobOut(BaseModel):
@@ -212,6 +230,29 @@ async def tune_scaler(
             actor=auth,
         )
         return _accepted(job_id)
+
+
+@router.post(
+    "/v1/simulations/{job_id}/apply",
+    operation_id="apply_tune",
+    response_model=AppliedTune,
+    openapi_extra=json_body_doc(ApplyTuneRequest, required=False),
+    responses={
+        **errors(400, 404, 409),
+        412: {"description": "The scaler's spec changed since the tune: tune again"},
+    },
+)
+async def apply_tune(
+    ctx: Ctx,
+    job_id: str,
+    auth: RequireAdmin,
+    body: Annotated[ApplyTuneRequest, Depends(json_body(ApplyTuneRequest, optional=True))],
+) -> AppliedTune:
+    """Set a finished tune's best knobs on its scaler's spec (a new generation, audited); only
+    onto the spec the tune searched from. With `"mode": "dry_run"` the scaler shows what the
+    tuned spec would do before it acts."""
+    saved, changes = await service.apply_tune(ctx, job_id, mode=body.mode, actor=auth)
+    return AppliedTune(scaler=ScalerOut.of(saved), changes=changes)
 
 
 @router.get(

@@ -43,8 +43,8 @@ from app.sim import (
     Scenario,
     report_for,
     run_simulation,
+    search_knobs,
     simulate_policy,
-    tune_spec,
     workload_from_arrivals,
 )
 from app.sim.report import markdown_table
@@ -128,7 +128,7 @@ def tune_job(
     monthly_budget_usd: float | None,
 ) -> dict[str, Any]:
     workload, scenario = _replay_workload(rates, step_s, start, spec, seed)
-    result = tune_spec(
+    result = search_knobs(
         workload,
         spec,
         scenario=scenario,

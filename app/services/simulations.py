@@ -15,16 +15,26 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.policy import parse_spec
 from app.services import scalers
 from app.services.audit import audit
-from app.services.errors import Invalid
+from app.services.errors import Conflict, Invalid, NotFound, Stale
 from app.services.forecasts import load_history
 from app.services.jobs import Slot, replay_job, trace_job, tune_job
 from app.services.principals import Principal
 from app.services.shell import Shell
+from app.sim import candidate_spec
+from app.store import scalers as store
 from app.store.tables import simulations
 
-__all__ = ["StoredLoad", "start_replay", "start_trace", "start_tune", "stored_load"]
+__all__ = [
+    "StoredLoad",
+    "apply_tune",
+    "start_replay",
+    "start_trace",
+    "start_tune",
+    "stored_load",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +168,11 @@ async def start_tune(
     request: dict[str, Any],
     actor: Principal,
 ) -> str:
-    """Search the scaler's targets on its stored load; `request` is what was asked, audited."""
+    """Search the scaler's knobs on its stored load; `request` is what was asked, audited,
+    with the spec's generation the search starts from (`apply_tune` applies onto it only)."""
+    generation = (await scalers.get(shell, scaler)).generation
     load = await stored_load(shell, scaler, t0, t1)
+    request = {**request, "generation": generation}
     job_id = await _record(shell, "tune", scaler, request, actor)
     slot.submit(
         job_id,
@@ -173,3 +186,54 @@ async def start_tune(
         monthly_budget_usd,
     )
     return job_id
+
+
+async def apply_tune(
+    shell: Shell, job_id: str, *, mode: str | None, actor: Principal
+) -> tuple[store.StoredScaler, dict[str, Any]]:
+    """Set a finished tune's knobs on its scaler's spec (a new generation, audited as a
+    replace), and its `mode` where given (`dry_run` shows the tuned decisions before they
+    act). Only onto the generation the tune searched from (Stale when the spec moved since:
+    tune again); the scaler and the knobs applied are returned. NotFound; Conflict when the
+    job is not a finished tune with a best spec."""
+    async with shell.db.read() as conn:
+        row = (await conn.execute(sa.select(simulations).where(simulations.c.id == job_id))).first()
+    if row is None:
+        raise NotFound(f"no simulation {job_id!r}")
+    if row.kind != "tune" or row.scaler is None:
+        raise Conflict(f"job {job_id!r} is a simulation, not a tune: it has no spec to apply")
+    if row.status != "done":
+        raise Conflict(
+            f"tune {job_id!r} is {row.status}: only a finished tune can be applied",
+            details={"status": row.status},
+        )
+    result = json.loads(row.result or "null") or {}
+    changes = result.get("changes")
+    if changes is None:
+        raise Conflict(
+            f"tune {job_id!r} found no spec within its limits: there is nothing to apply",
+            code="nothing_to_apply",
+        )
+    generation = json.loads(row.request).get("generation")
+    existing = await scalers.get(shell, row.scaler)
+    if generation is not None and existing.generation != generation:
+        raise Stale(
+            f"scaler {row.scaler!r} changed since the tune (generation {generation}, now "
+            f"{existing.generation}): tune again on the current spec",
+            details={"generation": existing.generation, "tuned_generation": generation},
+        )
+    document = candidate_spec(existing.document, **changes)
+    if mode is not None:
+        document["mode"] = mode
+    if document == existing.document:
+        return existing, changes  # the tune kept the spec as it is: no new generation
+    spec = parse_spec({**document, "name": document.get("name", row.scaler)})
+    saved, _ = await scalers.save(
+        shell,
+        row.scaler,
+        spec,
+        create_only=False,
+        if_match=None if generation is None else scalers.etag(generation),
+        actor=actor,
+    )
+    return saved, changes

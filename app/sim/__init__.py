@@ -1,9 +1,10 @@
 """The cluster simulator and scaling benchmark (pure: no I/O, no wall clock).
 
 Entry points: `run_simulation` (trace lines in, report out), `run_corpus` (many traces and
-seeds, summarised and checked against the benchmark's targets), `tune_spec` (the cheapest spec
-under a drop-rate limit and a budget), `workload_from_arrivals` (replay stored load). See
-docs/simulator.md and docs/benchmark.md.
+seeds, summarised and checked against the benchmark's targets), `tune_spec` and `search_knobs`
+(the cheapest spec under a drop-rate limit and a budget; `candidate_spec` sets the knobs on a
+spec), `workload_from_arrivals` (replay stored load). See docs/simulator.md and
+docs/benchmark.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from app.sim.runner import (
     simulate_policy,
 )
 from app.sim.traces import TraceError, Workload, build_workload, parse_trace, workload_from_arrivals
-from app.sim.tune import TuneResult, tune_spec
+from app.sim.tune import TuneResult, candidate_spec, search_knobs, tune_spec
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -39,11 +40,13 @@ __all__ = [
     "UnknownPolicy",
     "Workload",
     "build_workload",
+    "candidate_spec",
     "check_targets",
     "parse_trace",
     "report_for",
     "run_corpus",
     "run_simulation",
+    "search_knobs",
     "simulate",
     "simulate_policy",
     "tune_spec",

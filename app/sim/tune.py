@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import product
 from typing import Any
@@ -28,7 +28,14 @@ from app.sim.report import report_for
 from app.sim.runner import Prior, simulate_policy
 from app.sim.traces import Workload, workload_from_arrivals
 
-__all__ = ["TunePoint", "TuneResult", "candidate_spec", "tune_spec", "tuned_on_history"]
+__all__ = [
+    "TunePoint",
+    "TuneResult",
+    "candidate_spec",
+    "search_knobs",
+    "tune_spec",
+    "tuned_on_history",
+]
 
 MONTH_S = 30 * 86400
 DEFAULT_GPU_TARGETS = (50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0)
@@ -62,6 +69,16 @@ class TunePoint:
             "pareto": self.pareto,
         }
 
+    def knobs(self) -> dict[str, float | int]:
+        """The values this point set (the ones it left as the base's are absent)."""
+        found = {
+            "gpu_target": self.gpu_target,
+            "burst_threshold": self.burst_threshold,
+            "quantile": self.quantile,
+            "spare": self.spare,
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class TuneResult:
@@ -72,6 +89,7 @@ class TuneResult:
         return {
             "best_spec": self.best.spec if self.best else None,
             "best": self.best.to_dict() if self.best else None,
+            "changes": self.best.knobs() if self.best else None,
             "frontier": [p.to_dict() for p in self.frontier],
         }
 
@@ -155,6 +173,93 @@ def tune_spec(
     points.sort(key=lambda p: (p.cost_usd, p.drop_rate))
     best = next((p for p in points if p.feasible), None)
     return TuneResult(best=best, frontier=tuple(points))
+
+
+# What the live tune job searches, one knob at a time (the others held at the best so far):
+# the GPU target, the warm spare pods, the forecast band's quantile, then the burst threshold
+# (the spec's own times these factors). 9 + 3 + 3 + 2 replays instead of a 162-point grid.
+SEARCH_SPARES: tuple[int, ...] = (0, 1, 2)
+SEARCH_QUANTILES: tuple[float, ...] = (0.5, 0.75, 0.9)
+SEARCH_BURST_FACTORS: tuple[float, ...] = (0.5, 2.0)
+
+
+def _burst_threshold(spec: Mapping[str, Any]) -> float | None:
+    emergency = spec.get("emergency")
+    if not isinstance(emergency, dict):
+        return None
+    for trig in emergency.get("triggers", []):
+        if isinstance(trig, dict) and trig.get("metric") == "request_queue":
+            value = trig.get("threshold")
+            return float(value) if isinstance(value, int | float) else None
+    return None
+
+
+def search_knobs(
+    workload: Workload,
+    base_spec: Mapping[str, Any],
+    *,
+    scenario: Scenario,
+    seed: int = 0,
+    max_drop_rate: float = 0.01,
+    monthly_budget_usd: float | None = None,
+    map_fn: Callable[
+        [Callable[[dict[str, Any]], SimResult], Sequence[dict[str, Any]]], Iterable[SimResult]
+    ]
+    | None = None,
+) -> TuneResult:
+    """A coordinate search over the policy's knobs: each in turn is tried at every value
+    while the others stay at the best so far; a knob whose values all break the limits keeps
+    the base's. The frontier is every point replayed (Pareto marks across all of them)."""
+    threshold = _burst_threshold(base_spec)
+    bursts: tuple[float | None, ...] = (
+        tuple(round(threshold * f, 6) for f in SEARCH_BURST_FACTORS) if threshold else ()
+    )
+    steps: list[tuple[str, tuple[float | int | None, ...]]] = [
+        ("gpu_target", DEFAULT_GPU_TARGETS),
+        ("spare", SEARCH_SPARES),
+        ("quantile", SEARCH_QUANTILES),
+        ("burst_threshold", bursts),
+    ]
+    chosen: dict[str, Any] = dict.fromkeys(("gpu_target", "burst_threshold", "quantile", "spare"))
+    seen: dict[tuple[Any, ...], TunePoint] = {}
+    for knob, values in steps:
+        if not values:
+            continue
+        grid: dict[str, tuple[Any, ...]] = {k: (v,) for k, v in chosen.items()}
+        grid[knob] = values
+        found = tune_spec(
+            workload,
+            base_spec,
+            scenario=scenario,
+            seed=seed,
+            max_drop_rate=max_drop_rate,
+            monthly_budget_usd=monthly_budget_usd,
+            gpu_targets=grid["gpu_target"],
+            burst_thresholds=grid["burst_threshold"],
+            quantiles=grid["quantile"],
+            spares=grid["spare"],
+            map_fn=map_fn,
+        )
+        for p in found.frontier:
+            seen.setdefault((p.gpu_target, p.burst_threshold, p.quantile, p.spare), p)
+        if found.best is not None:
+            chosen[knob] = getattr(found.best, knob)
+    points = list(seen.values())
+    marked = [
+        replace(
+            p,
+            pareto=not any(
+                o.cost_usd <= p.cost_usd
+                and o.drop_rate <= p.drop_rate
+                and (o.cost_usd < p.cost_usd or o.drop_rate < p.drop_rate)
+                for o in points
+            ),
+        )
+        for p in points
+    ]
+    marked.sort(key=lambda p: (p.cost_usd, p.drop_rate))
+    best = next((p for p in marked if p.feasible), None)
+    return TuneResult(best=best, frontier=tuple(marked))
 
 
 TUNE_HISTORY_S = 2 * 86400.0  # the days of history before the window a tuning replays

@@ -78,6 +78,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/v1/scalers/{name}/rollouts"): ADMIN,
     ("POST", "/v1/rollouts/{rollout_id}/cancel"): ADMIN,
     ("POST", "/v1/scalers/{name}/tune"): ADMIN,
+    ("POST", "/v1/simulations/{job_id}/apply"): ADMIN,
     ("POST", "/v1/tokens"): ADMIN,
     ("GET", "/v1/tokens"): ADMIN,
     ("DELETE", "/v1/tokens/{token_id}"): ADMIN,

@@ -155,6 +155,103 @@ def test_tuning_returns_the_best_spec_and_the_frontier(server: LiveServer) -> No
     result = done["result"]
     assert result["frontier"] and result["best_spec"] is not None
     assert result["best"]["drop_rate"] <= 0.05
+    # the search tried every knob: the GPU target, the warm spares and the forecast band
+    frontier = result["frontier"]
+    assert {p["spare"] for p in frontier} >= {0, 1, 2}
+    assert {p["quantile"] for p in frontier} >= {0.5, 0.75, 0.9}
+    assert len({p["gpu_target"] for p in frontier}) >= 9
+    assert done["request"]["generation"] == 1
+
+
+def tuned(server: LiveServer) -> dict[str, Any]:
+    assert httpx.post(f"{server.url}/v1/scalers", json=SPEC).status_code == 201
+    now = time.time()
+    push_load(server, now, hours=3)
+    response = httpx.post(
+        f"{server.url}/v1/scalers/deepseek-service/tune",
+        json={"start": now - 3 * 3600, "end": now, "max_drop_rate": 0.05},
+    )
+    assert response.status_code == 202, response.text
+    done = wait_for(server, response.json()["id"])
+    assert done["status"] == "done", done["error"]
+    return done
+
+
+def test_a_tune_is_applied_in_dry_run_first_then_enforced(server: LiveServer) -> None:
+    """The operator's loop: tune, apply the knobs with `mode: dry_run` (the scaler shows
+    what the tuned spec would do, and acts on nothing), then enforce. Applying is one new
+    generation, audited with its changes; the knobs land on the spec as written (the
+    capacity it states stays stated, nothing the author did not write is added besides the
+    knobs)."""
+    job = tuned(server)
+    changes = job["result"]["changes"]
+    applied = httpx.post(f"{server.url}/v1/simulations/{job['id']}/apply", json={"mode": "dry_run"})
+    assert applied.status_code == 200, applied.text
+    body = applied.json()
+    assert body["changes"] == changes
+    spec = body["scaler"]["spec"]
+    assert spec["mode"] == "dry_run"
+    assert spec["capacity"] == SPEC["capacity"] and spec["max_replicas"] == 20
+    gpu = next(m for m in spec["metrics"] if m["name"] == "gpu_utilization")
+    assert gpu["target"] == f"{changes['gpu_target']:g}%"
+    if "spare" in changes:
+        assert spec["preheat"]["min_ready"] == changes["spare"]
+    assert body["scaler"]["status"]["generation"] == 2
+    audit = httpx.get(f"{server.url}/v1/audit", params={"action": "scaler.replace"}).json()
+    assert any(e["details"]["generation"] == 2 for e in audit["entries"]), audit
+
+    # The spec moved on (generation 2): the same tune is not applied again over it.
+    again = httpx.post(f"{server.url}/v1/simulations/{job['id']}/apply")
+    assert again.status_code == 412, again.text
+    assert "tune again" in again.json()["error"]["message"]
+    current = httpx.get(f"{server.url}/v1/scalers/deepseek-service").json()
+    assert current["status"]["generation"] == 2 and current["spec"]["mode"] == "dry_run"
+
+    # Satisfied with the dry run's decisions, the operator enforces the tuned spec.
+    enforced = httpx.put(
+        f"{server.url}/v1/scalers/deepseek-service",
+        json={**spec, "mode": "apply"},
+        headers={"If-Match": '"2"'},
+    )
+    assert enforced.status_code == 200, enforced.text
+    assert enforced.json()["spec"]["metrics"] == spec["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param({"mode": "sometimes"}, 422, id="unknown-mode"),
+        pytest.param({"mood": "dry_run"}, 422, id="unknown-field"),
+        pytest.param(b"{", 400, id="not-json"),
+    ],
+)
+def test_a_bad_apply_changes_nothing(server: LiveServer, body: Any, status: int) -> None:
+    job = tuned(server)
+    url = f"{server.url}/v1/simulations/{job['id']}/apply"
+    response = (
+        httpx.post(url, content=body, headers={"Content-Type": "application/json"})
+        if isinstance(body, bytes)
+        else httpx.post(url, json=body)
+    )
+    assert response.status_code == status, response.text
+    assert (
+        httpx.get(f"{server.url}/v1/scalers/deepseek-service").json()["status"]["generation"] == 1
+    )
+
+
+def test_only_a_finished_tune_can_be_applied(server: LiveServer) -> None:
+    assert httpx.post(f"{server.url}/v1/simulations/nope/apply").status_code == 404
+    response = httpx.post(
+        f"{server.url}/v1/simulations",
+        content=count_trace(),
+        headers={"Content-Type": "text/csv"},
+        params=[("policy", "hpa")],
+    )
+    job = response.json()["id"]
+    wait_for(server, job)
+    refused = httpx.post(f"{server.url}/v1/simulations/{job}/apply")
+    assert refused.status_code == 409, refused.text
+    assert "not a tune" in refused.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

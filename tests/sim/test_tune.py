@@ -6,7 +6,7 @@ from app.sim.ciuic import default_spec
 from app.sim.engine import Scenario
 from app.sim.runner import Prior
 from app.sim.traces import TraceKind, workload_from_arrivals
-from app.sim.tune import candidate_spec, tune_spec, tuned_on_history
+from app.sim.tune import candidate_spec, search_knobs, tune_spec, tuned_on_history
 from tests.sim.helpers import step_load
 
 SC = Scenario()
@@ -93,3 +93,24 @@ def test_a_tuned_spec_is_not_worse_on_the_days_it_was_tuned_on() -> None:
     again = tune_spec(wl, tuned, scenario=SC, gpu_targets=(None,)).frontier[0]
     assert again.cost_usd <= brief.cost_usd * 1.02
     assert again.drop_rate <= 0.001
+
+
+def test_the_knob_search_tries_each_knob_and_keeps_the_cheapest_within_the_objective() -> None:
+    """The live tune job's search: every GPU target, then the warm spares, the quantile and
+    the burst threshold, each at the best so far; the best is the cheapest point under the
+    drop objective among all replayed, and `changes` is what applying it would set."""
+    wl = step_load(3, 8, at=600, n=1800)
+    base = default_spec(SC, wl)
+    res = search_knobs(wl, base, scenario=SC, max_drop_rate=0.05)
+    tried = {(p.gpu_target, p.spare, p.quantile, p.burst_threshold) for p in res.frontier}
+    assert {p.gpu_target for p in res.frontier} >= {50.0, 90.0}
+    assert {p.spare for p in res.frontier} >= {0, 1, 2}
+    assert {p.quantile for p in res.frontier} >= {0.5, 0.75, 0.9}
+    assert len(tried) == len(res.frontier)  # each combination replayed once
+    assert res.best is not None
+    feasible = [p for p in res.frontier if p.drop_rate <= 0.05]
+    assert res.best.cost_usd == min(p.cost_usd for p in feasible)
+    changes = res.to_dict()["changes"]
+    assert changes == res.best.knobs() and "gpu_target" in changes
+    # the best spec is the base with exactly those changes
+    assert res.best.spec == candidate_spec(base, **changes)
