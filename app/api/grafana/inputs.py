@@ -67,7 +67,7 @@ def range_ms(r: TimeRange) -> tuple[int, int]:
 
 def choose_step_ms(start_ms: int, end_ms: int, interval_ms: float | None, max_points: int) -> int:
     """The step for a range: at least Grafana's interval, coarse enough that at most
-    `max_points` epoch-aligned buckets cover [start, end], rounded up to whole minutes or hours
+    `max_points` epoch-aligned buckets cover [start, end], in whole seconds, minutes or hours
     where it is that large (so rollups serve it)."""
     span = end_ms - start_ms
     step = max(MIN_STEP_MS, math.ceil(interval_ms or 0))
@@ -76,10 +76,22 @@ def choose_step_ms(start_ms: int, end_ms: int, interval_ms: float | None, max_po
         step = max(step, math.ceil(span / (max_points - 2)) if span else 0)
     else:
         step = max(step, span + 1)
-    for unit in (3_600_000, 60_000):
-        if step >= unit:
-            return math.ceil(step / unit) * unit
+    step = _whole(step)
+    # Rounding up can still leave a bucket boundary inside a short range (2 h from 01:00 in
+    # 3 h buckets is two buckets): grow by whole units until the buckets fit.
+    while end_ms // step - start_ms // step + 1 > max(1, max_points):
+        step = _whole(step + _unit(step))
     return step
+
+
+def _unit(step_ms: int) -> int:
+    return next(u for u in (3_600_000, 60_000, 1_000) if step_ms >= u or u == 1_000)
+
+
+def _whole(step_ms: int) -> int:
+    """Up to whole hours, minutes or seconds, whichever the step is at least."""
+    unit = _unit(step_ms)
+    return math.ceil(step_ms / unit) * unit
 
 
 def matchers(filters: Iterable[Filter]) -> tuple[Matcher, ...]:

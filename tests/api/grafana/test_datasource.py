@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.api.grafana import choose_step_ms, step_function
 from app.kube.cluster import RecordingCluster
@@ -818,13 +820,35 @@ def test_choose_step(span_ms: int, interval_ms: int, max_points: int, step_ms: i
 
 
 @pytest.mark.parametrize("max_points", [1, 2, 3, 7, 100, 999])
-@pytest.mark.parametrize("start_ms", [0, 1, 59_999, 1_764_300_123_456])
-@pytest.mark.parametrize("span_ms", [0, 1, 61_000, 3_600_000, 86_400_000 * 30])
+@pytest.mark.parametrize("start_ms", [0, 1, 59_999, 3_600_000, 25 * 3_600_000, 1_764_300_123_456])
+@pytest.mark.parametrize("span_ms", [0, 1, 61_000, 3_600_000, 7_200_000, 86_400_000 * 30])
 def test_aligned_buckets_fit_max_points(start_ms: int, span_ms: int, max_points: int) -> None:
+    """Whatever the range's alignment: a panel asking one point over two hours from 01:00 UTC
+    once got two (3 h buckets from the epoch straddle 03:00)."""
     step = choose_step_ms(start_ms, start_ms + span_ms, None, max_points)
     first = start_ms - start_ms % step
     buckets = len(range(first, start_ms + span_ms + 1, step))
-    assert buckets <= max(max_points, 1) or max_points < 3
+    assert buckets <= max_points
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start_ms=st.integers(0, 4_000_000_000_000),
+    span_ms=st.integers(0, 90 * 86_400_000),
+    interval_ms=st.integers(0, 3_600_000),
+    max_points=st.integers(1, 2_000),
+)
+def test_any_range_fits_max_points_in_whole_units(
+    start_ms: int, span_ms: int, interval_ms: int, max_points: int
+) -> None:
+    step = choose_step_ms(start_ms, start_ms + span_ms, interval_ms, max_points)
+    end_ms = start_ms + span_ms
+    assert end_ms // step - start_ms // step + 1 <= max_points
+    assert step >= max(1_000, interval_ms)
+    for unit in (3_600_000, 60_000):
+        if step >= unit:
+            assert step % unit == 0
+            break
 
 
 def test_step_function_carries_the_last_value() -> None:
