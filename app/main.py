@@ -27,6 +27,7 @@ from app.api import (
     tokens,
 )
 from app.api.context import AppContext
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
 from app.api.responses import install_openapi
@@ -183,6 +184,8 @@ def create_app(
         summary="Predictive autoscaler for GPU inference on Kubernetes",
         lifespan=lifespan,
         redirect_slashes=False,  # a redirected push fails in prometheus_client
+        docs_url=None,  # served by install_docs from local assets, not from CDNs
+        redoc_url=None,
     )
     install_error_handlers(app)
     if settings.cors_origins:
@@ -209,4 +212,5 @@ def create_app(
     ):
         app.include_router(module.router)
     install_openapi(app)
+    install_docs(app)
     return app

@@ -99,6 +99,7 @@ def _hoist_defs(node: Any, schemas: dict[str, Any]) -> None:
     move them to the components and point the references there."""
     if isinstance(node, dict):
         for name, definition in node.pop("$defs", {}).items():
+            _hoist_defs(definition, schemas)  # the models it refers to are its siblings
             if schemas.setdefault(name, definition) != definition:
                 raise RuntimeError(f"two different schemas named {name!r} in the OpenAPI")
         for key, value in node.items():

@@ -21,7 +21,7 @@ from app.api.context import AppContext, Ctx
 from app.api.responses import errors
 from app.api.timeparams import optional_time_us
 from app.errors import BadRequest, UnprocessableEntity
-from app.policy import parse_spec
+from app.policy import ScalerSpec, parse_spec
 from app.services import decisions, scalers
 from app.services.scalers import etag as etag_of
 from app.store import scalers as store
@@ -31,13 +31,51 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/scalers", tags=["scalers"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+# The brief's scaler (examples/ciuic-config.yaml; a test keeps the two equal): what Swagger's
+# "Try it out" starts from, rather than `{}`.
+SPEC_EXAMPLE: dict[str, Any] = {
+    "target": "deepseek-service",
+    "scaler": "predictive",
+    "metrics": [
+        {"name": "gpu_utilization", "weight": 0.6, "target": "85%"},
+        {"name": "request_queue", "weight": 0.4, "target": "<5"},
+    ],
+    "algorithm": {"name": "prophet", "params": {"seasonality": "daily", "growth": "logistic"}},
+    "preheat": {"enabled": True, "min_ready": 1, "strategy": "eager"},
+    "schedule": [
+        {"time": "0 9 * * *", "min_replicas": 4},
+        {"time": "0 23 * * *", "min_replicas": 2},
+    ],
+    "emergency": {
+        "enabled": True,
+        "burst_multiplier": 3.0,
+        "triggers": [{"metric": "request_queue", "threshold": 50, "duration": "30s"}],
+    },
+}
+
+
+def _spec_schema() -> dict[str, Any]:
+    """A reference to the spec's JSON Schema, which `install_openapi` moves (with the models
+    it refers to) into the components: one copy for the three operations that take a spec."""
+    schema = ScalerSpec.model_json_schema()
+    defs = schema.pop("$defs", {})
+    return {"$ref": "#/$defs/ScalerSpec", "$defs": {**defs, "ScalerSpec": schema}}
+
+
 _SPEC_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "A scaler spec, as JSON or YAML (see the README's spec reference).",
+        "description": "A scaler spec, as JSON or YAML (see the README's spec reference). "
+        "Omitted keys take their defaults; `name` defaults to the target's name.",
         "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": _spec_schema(),
+                "example": SPEC_EXAMPLE,
+            },
+            "application/yaml": {
+                "schema": {"type": "string"},
+                "example": yaml.safe_dump(SPEC_EXAMPLE, sort_keys=False),
+            },
         },
     }
 }

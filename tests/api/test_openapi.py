@@ -45,7 +45,13 @@ def test_every_operation_behind_a_token_says_so_and_documents_the_refusals() -> 
                 continue
             assert op["security"] == [{"bearerAuth": []}, {"basicAuth": []}], path
             assert {"401", "403", "503"} <= set(op["responses"]), (method, path)
-    assert open_ops == {"GET /healthz", "GET /readyz", "GET /metrics"}
+    assert open_ops == {
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /-/healthy",
+        "GET /-/ready",
+    }
 
 
 def test_no_reference_points_outside_the_components() -> None:

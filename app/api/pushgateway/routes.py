@@ -207,12 +207,27 @@ async def list_groups(ctx: Ctx, _auth: RequireRead) -> dict[str, Any]:
     return {"status": "success", "data": data}
 
 
-@router.get("/-/healthy", response_class=PlainTextResponse, include_in_schema=False)
+@router.get(
+    "/-/healthy",
+    response_class=PlainTextResponse,
+    operation_id="pushgateway_healthy",
+    summary="Liveness, as the Pushgateway answers it: `OK`",
+    responses={200: {"content": {"text/plain": {"example": "OK"}}}},
+)
 async def pgw_healthy() -> str:
     return "OK"
 
 
-@router.get("/-/ready", response_class=PlainTextResponse, include_in_schema=False)
+@router.get(
+    "/-/ready",
+    response_class=PlainTextResponse,
+    operation_id="pushgateway_ready",
+    summary="Readiness, as the Pushgateway answers it: `OK` once the database answers",
+    responses={
+        200: {"content": {"text/plain": {"example": "OK"}}},
+        503: {"description": "The database is unavailable"},
+    },
+)
 async def pgw_ready(ctx: Ctx) -> str:
     await ctx.db.ping()
     return "OK"
