@@ -25,6 +25,7 @@ from app.api import (
     scalers,
     simulations,
     tokens,
+    ui,
 )
 from app.api.context import AppContext
 from app.api.docs import install_docs
@@ -209,6 +210,7 @@ def create_app(
         simulations,
         grafana,
         audit,
+        ui,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -38,6 +38,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
+    ("GET", "/ui"): OPEN,  # a static page; its API calls carry the operator's token
     # ingestion
     ("PUT", "/metrics/{grouping:grouping}"): PUSH,
     ("POST", "/metrics/{grouping:grouping}"): PUSH,
