@@ -143,6 +143,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> LiveS
         database_url=url,
         reconcile_interval_s=1.0,
         leader_interval_s=0.2,
+        forecast_refit_s=1.0,
         **overrides,
     )
     clock = SystemClock()

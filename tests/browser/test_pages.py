@@ -5,6 +5,8 @@ and the operator page shows a scaler acting on pushed metrics. Each test leaves 
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import httpx
@@ -69,6 +71,8 @@ def test_try_it_out_creates_a_scaler_from_the_example(
     created = httpx.get(f"{live.url}/v1/scalers/deepseek-service")
     assert created.status_code == 200
     assert created.json()["spec"]["emergency"]["burst_multiplier"] == 3.0
+    # Gone again: its prophet model would otherwise fit on the next test's load
+    assert httpx.delete(f"{live.url}/v1/scalers/deepseek-service").status_code == 204
 
 
 LLM = {
@@ -79,6 +83,8 @@ LLM = {
         {"name": "request_queue", "target": "<5"},
     ],
     "max_replicas": 8,
+    "capacity": {"request_rate": "2/s"},
+    "algorithm": {"name": "seasonal_naive"},  # fitted in a moment, as the page needs
     "emergency": {
         "enabled": True,
         "burst_multiplier": 3.0,
@@ -95,13 +101,25 @@ def test_the_operator_page_shows_a_scaler_acting(
     wait_for(page, '#scalers li[data-name="llm"]')
     wait_for_text(page, "#s-name", "llm")
 
-    # A queue over the trigger's threshold: the service scales at once, the page follows.
-    samples = [
+    # Two hours of load the pods pushed (the forecast's history), then a queue over the
+    # trigger's threshold: the service scales at once, and the page follows.
+    now = time.time()
+    history = [
+        {
+            "metric": "request_rate",
+            "labels": {"pod": "llm-0"},
+            "value": 6 + 3 * math.sin(i / 20),
+            "timestamp": now - 7200 + 30 * i,
+        }
+        for i in range(240)
+    ]
+    burst = [
         {"metric": "request_queue", "labels": {"pod": "llm-0"}, "value": 120},
         {"metric": "gpu_utilization", "labels": {"pod": "llm-0"}, "value": 97},
     ]
-    pushed = httpx.post(f"{live.url}/v1/samples", json={"samples": samples})
-    assert pushed.status_code == 200, pushed.text
+    for samples in (history, burst):
+        pushed = httpx.post(f"{live.url}/v1/samples", json={"samples": samples})
+        assert pushed.status_code == 200, pushed.text
     wait_for_text(page, "#events", "scaled llm from 1 to")
     wait_for_text(page, "#reasons", "emergency")
     decided = int(page.find_element(By.CSS_SELECTOR, "#s-decided").text)
@@ -109,6 +127,10 @@ def test_the_operator_page_shows_a_scaler_acting(
     assert page.find_elements(By.CSS_SELECTOR, "#replicas-chart path.decided")
     meta = page.find_element(By.CSS_SELECTOR, '#scalers li[data-name="llm"] .meta').text
     assert f"→ {decided} replicas" in meta
+    # The forecast, refitted in the background within seconds, with its band.
+    wait_for(page, "#forecast-chart path.band")
+    assert page.find_elements(By.CSS_SELECTOR, "#forecast-chart path.mean")
+    assert "seasonal_naive" in page.find_element(By.CSS_SELECTOR, "#f-status").text
     page.save_screenshot(str(screenshots / "ui.png"))
 
 
