@@ -26,7 +26,8 @@ a queue has drained, what the burst asked for no longer counts. A stable need wi
 `tolerance` of the current count keeps the count (HPA's dead-band). A newest need of
 `reactive.panic` x the Ready pods or more, and above the current count, is acted on at once
 and holds scale-down for a window (Knative's panic mode; a need under the current count is no
-panic, however few pods are Ready yet).
+panic, however few pods are Ready yet), or until a queue burst has drained: a reading under
+the ceilings after readings over them within the window ends it.
 
 Missing data: with some metrics missing the rest still decide, but never a scale-down (the
 hold step enforces it); with none, the spec's fallback holds the current count or goes to a
@@ -390,6 +391,10 @@ def reactive_need(
     ready = max(1, obs.ready_pods)
     if need_now >= spec.reactive.panic * ready and need_now > current:
         panic_until = now + window
+    elif panic_until is not None and not saturated and any(e[3] for e in kept):
+        # A queue burst that has drained: what it asked for is served or lost, and holding
+        # its pods a window more pays for idle GPUs (the next burst is met as this one was).
+        panic_until = None
     panic_need = max(need_now, float(current)) if panic_until is not None else None
     partial = reading.valid < reading.total
 

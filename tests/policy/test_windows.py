@@ -126,3 +126,46 @@ def test_a_short_queue_under_its_ceiling_is_not_a_reason_to_scale_down() -> None
     s = spec(metrics=TWO)
     d = decide(s, obs(6, gpu=50.0, queue=0.0), None, running(), T0)
     assert d.replicas == 6 and code_of(d, "reactive") == Code.REACTIVE_IN_TOLERANCE
+
+
+def test_a_drained_queue_burst_is_given_back_without_a_window_of_hold() -> None:
+    """A queue burst: 4 pods at 50 % with 200 waiting panic the scaler up; once the queue is
+    back under its ceiling (and the pods idle), neither the panic nor what the burst asked
+    for keeps the pods: only what the readings since the drain wanted, for one cold start."""
+    s = spec(metrics=TWO)
+    readings = [(0, obs(4, gpu=50.0, queue=0.0))]
+    readings += [(t, obs(4, gpu=100.0, queue=50.0)) for t in (5, 10)]  # 200 waiting
+    readings += [(t, obs(20, gpu=10.0, queue=0.0)) for t in range(15, 120, 5)]
+    decisions = replay(s, readings, running())
+    assert code_of(decisions[1], "reactive") == Code.REACTIVE_PANIC
+    peak = max(d.replicas for d in decisions)
+    assert peak >= 12
+    after = {t: d for d, (t, _) in zip(decisions, readings, strict=True)}
+    # the queue drained at t=15: no panic since, and nothing the burst wanted is held
+    assert all(code_of(after[t], "reactive") != Code.REACTIVE_PANIC for t in range(15, 120, 5))
+    # within a cold start (60 s, the default) of the drain, the count is what the idle pods
+    # need: 20 pods at 10 % of a 50 % target are 4
+    assert after[80].replicas == 4
+
+
+def test_a_pod_is_kept_while_the_recent_demand_wanted_it_within_one_cold_start() -> None:
+    """The hold's memory is one cold start long (a pod given back is that long coming back),
+    at most the stable window: with pods Ready in 20 s, 10 busy pods whose load halves are
+    given back 20 s after the window's mean falls, not 60 s."""
+    s = spec(metrics=TWO)
+    busy = [(t, obs(10, gpu=50.0, queue=0.0, cold_start_s=20.0)) for t in range(0, 60, 5)]
+    quiet = [(t, obs(10, gpu=25.0, queue=0.0, cold_start_s=20.0)) for t in range(60, 200, 5)]
+    fast = replay(s, busy + quiet, running())
+    slow = replay(
+        s,
+        [(t, obs(10, gpu=50.0, queue=0.0, cold_start_s=90.0)) for t in range(0, 60, 5)]
+        + [(t, obs(10, gpu=25.0, queue=0.0, cold_start_s=90.0)) for t in range(60, 200, 5)],
+        running(),
+    )
+
+    def first_below_10(ds: list[Any]) -> int:
+        return next(i for i, d in enumerate(ds) if d.replicas < 10)
+
+    assert first_below_10(fast) < first_below_10(slow)
+    assert fast[-1].replicas == slow[-1].replicas == 5  # both end at what the load needs
+    assert all(d.replicas >= 5 for d in fast)  # never below what the load needs
