@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.api.auth import RequireAdmin, RequireRead
-from app.api.body import read_body
+from app.api.body import read_body, yaml_hint
 from app.api.context import AppContext, Ctx
 from app.api.responses import errors
 from app.api.timeparams import optional_time_us
@@ -148,8 +148,11 @@ async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
         else:
             document = json.loads(body)
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        kind = "YAML" if content_type in YAML_TYPES else "JSON"
-        raise BadRequest(f"the body is not valid {kind}: {exc}", code="invalid_body") from exc
+        if content_type in YAML_TYPES:
+            message = f"the body is not valid YAML: {exc}"
+        else:
+            message = f"the body is not valid JSON: {exc}{yaml_hint(body)}"
+        raise BadRequest(message, code="invalid_body") from exc
     if not isinstance(document, dict):
         raise UnprocessableEntity(
             "a scaler spec is a mapping of keys to values",
