@@ -26,7 +26,7 @@ from app.forecasting import MODEL_NAMES, History, make_forecaster, resample_to_g
 from app.policy.predictive import planned_pods, quantile_path
 from app.policy.types import LoadForecast
 from app.services.scalers import capacity_of, spec_of
-from app.timetext import parse_rfc3339
+from app.timetext import MAX_DURATION_S, parse_rfc3339
 
 __all__ = ["router"]
 
@@ -174,10 +174,11 @@ async def get_accuracy(ctx: Ctx, name: str, _auth: RequireRead) -> Accuracy:
 
 
 class ForecastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Finite numbers only, and durations a clock can hold: NaN or 1e308 are a 422, not a 500.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     points: list[tuple[float, float]] = Field(min_length=2, max_length=200_000)
-    horizon: Annotated[float, Field(gt=0)] = 3600.0
-    step: Annotated[float, Field(gt=0)] = 300.0
+    horizon: Annotated[float, Field(gt=0, le=MAX_DURATION_S)] = 3600.0
+    step: Annotated[float, Field(gt=0, le=MAX_DURATION_S)] = 300.0
     model: str = "auto"
 
 
@@ -265,8 +266,12 @@ async def forecast_series(
     ctx: Ctx,
     request: Request,
     _auth: RequireRead,
-    horizon: Annotated[float | None, Query(gt=0, description="For CSV uploads")] = None,
-    step: Annotated[float | None, Query(gt=0, description="For CSV uploads")] = None,
+    horizon: Annotated[
+        float | None, Query(gt=0, le=MAX_DURATION_S, description="For CSV uploads: seconds")
+    ] = None,
+    step: Annotated[
+        float | None, Query(gt=0, le=MAX_DURATION_S, description="For CSV uploads: seconds")
+    ] = None,
     model: Annotated[str | None, Query(description="For CSV uploads")] = None,
 ) -> ForecastResponse:
     """Forecast an uploaded series without a scaler (what-if): JSON, or a CSV of

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import read_body, yaml_hint
 from app.api.context import AppContext, Ctx
-from app.api.responses import errors
+from app.api.responses import MAX_ID, errors
 from app.api.timeparams import optional_time_us
 from app.errors import BadRequest, UnprocessableEntity
 from app.policy import parse_spec
@@ -350,7 +350,7 @@ async def list_events(
         list[str] | None, Query(description="decision, action, dry_run, error, spec")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> EventPage:
     await scalers.get(ctx, name)
     since_us = optional_time_us(since, "since")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from app.api.pushgateway.grouping import LABEL_NAME
 from app.errors import BadRequest
@@ -75,11 +76,24 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
                     code="duplicate_series",
                 )
             seen.add(identity)
-            pushed.append(PushedSample(sample.name, labels, float(sample.value), items))
+            pushed.append(PushedSample(sample.name, labels, _value(sample), items))
         previous = families.get(name)
         samples = (previous.samples if previous else ()) + tuple(pushed)
         families[name] = PushedFamily(name, kind, metric.documentation, samples)
     return list(families.values())
+
+
+def _value(sample: Sample) -> float:
+    """The sample's value as a float; an integer too large for one (the parser keeps 400
+    digits as an int) is refused as the Pushgateway's ParseFloat refuses it: out of range."""
+    try:
+        return float(sample.value)
+    except OverflowError:
+        raise BadRequest(
+            f"text format parsing error: the value of {sample.name!r} is out of range "
+            "for a 64-bit float",
+            code="parse_error",
+        ) from None
 
 
 def _where(text: str) -> str:
