@@ -8,8 +8,18 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+__all__ = ["main", "uvicorn_options"]
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` passes uvicorn besides the app and the address: our logging, not
+    uvicorn's (log_config=None), its access log as CIUIC_ACCESS_LOG says."""
+    return {"log_config": None, "access_log": settings.access_log, "proxy_headers": True}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,7 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(
+        settings.log_level, json_lines=settings.log_json, access_log=settings.access_log
+    )
     if not settings.auth_enabled and not settings.bind_is_loopback(host):
         print(
             f"ciuic: refusing to serve on {host}: no CIUIC_ADMIN_TOKEN is set, so the API would "
@@ -42,19 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
             host=host,
             port=port,
             workers=args.workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
+            **uvicorn_options(settings),
         )
         return 0
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
     return 0
 
 
