@@ -85,8 +85,18 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ciuic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ciuic", description="Predictive GPU autoscaler")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service (applies pending migrations first)")
@@ -98,12 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="apply the database migrations and exit")
-    migrate.add_argument("--revision", default="head")
+    migrate.add_argument(
+        "--revision", default="head", help="migrate up to this Alembic revision (default head)"
+    )
     migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION")
     migrate.set_defaults(func=_migrate)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
-    openapi.add_argument("--output", "-o", default="openapi/openapi.json")
+    openapi.add_argument(
+        "--output",
+        "-o",
+        default="openapi/openapi.json",
+        help="file to write, or - for stdout (default openapi/openapi.json)",
+    )
     openapi.set_defaults(func=_openapi)
     from app.cli import demo, simulate
 
@@ -113,8 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import httpx
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except httpx.TransportError as exc:  # demo and friends talk to a running service
+        url = getattr(args, "url", None) or "the service"
+        print(
+            f"ciuic {args.command}: cannot reach {url}: {exc or type(exc).__name__} "
+            "(is `ciuic serve` running there?)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return result
 
 

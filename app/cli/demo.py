@@ -58,7 +58,11 @@ def pod_metrics(load: float, ready: int, backlog: float) -> tuple[float, float, 
 
 def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="load a demo scaler and push its pods' metrics")
-    demo.add_argument("--url", default="http://127.0.0.1:8080")
+    demo.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="the running service to load the demo into (default http://127.0.0.1:8080)",
+    )
     demo.add_argument("--token", default=None, help="a token with push and admin scope")
     demo.add_argument("--period", type=float, default=900.0, help="seconds per simulated day")
     demo.add_argument("--peak", type=float, default=6.0, help="peak requests/s")
