@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,43 @@ def test_simulate_reads_unix_timestamps(tmp_path: Path, scale: int) -> None:
     assert done.returncode == 0, done.stderr
     assert '"hpa"' in done.stdout
     assert "ciuic simulate: 100 %" in done.stderr  # a pipe: plain progress lines
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")  # a zombie is gone
+
+
+def test_sigterm_stops_the_workers_with_the_command(tmp_path: Path) -> None:
+    """Killed by SIGTERM, `ciuic simulate` died at once and left its pool's workers running
+    their policies to the end (then "leaked semaphore" warnings): it now stops them."""
+    trace = tmp_path / "long.csv"
+    rows = (f"{1_700_000_000 + 60 * i},{100 + (i % 1440) // 10}" for i in range(100_000))
+    trace.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "simulate", "--trace", str(trace), "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = _children(proc.pid)
+        time.sleep(0.2)
+    assert workers, "the pool never started"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "stopped (SIGTERM)" in stderr and "leaked" not in stderr
+    time.sleep(0.5)
+    assert [pid for pid in workers if _alive(pid)] == []
