@@ -29,7 +29,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
+def configure_logging(
+    level: str = "INFO", *, json_lines: bool = True, access_log: bool = False
+) -> None:
+    """Root logging on stderr; `access_log` lets uvicorn's per-request lines through."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
@@ -39,5 +42,6 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "cmdstanpy", "prophet"):
+    for noisy in ("cmdstanpy", "prophet"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)

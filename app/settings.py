@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = True
+    # One INFO line per HTTP request (uvicorn's access log). Off by default: a fleet pushing
+    # every few seconds would drown the lines that matter (scale actions, errors).
+    access_log: bool = False
     # Browser origins allowed to call the API (CORS); none by default, so no CORS header is
     # ever sent. A JSON list or comma-separated: https://grafana.example.com,https://ops.example
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

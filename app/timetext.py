@@ -6,12 +6,18 @@ here, so `5m` means the same everywhere. Pure: no clock, no I/O (any layer may i
 Durations
     a number of seconds (`90`, `1.5`, or the number itself), or one or more `<number><unit>`
     parts written together (`250ms`, `30s`, `5m`, `1h30m`, `14d`, `2w`); units `ms`, `s`, `m`,
-    `h`, `d`, `w`, lower case (`M` could be a month). Finite and >= 0; `positive=True` refuses 0.
+    `h`, `d`, `w`, lower case (`M` could be a month). Finite, >= 0 and at most 100 years
+    (`MAX_DURATION_S`); `positive=True` refuses 0.
 
 Times
     unix seconds (a number, or a string of one) or an RFC 3339 / ISO 8601 timestamp with an
     offset (`2026-01-01T00:00:00Z`, `...+02:00`); fractions of a second of any length. A
     timestamp without an offset is refused unless the caller says it means UTC (trace files).
+    From 1970 to the end of year 9999 (`MAX_TIME_S`, the last time RFC 3339 can write).
+
+The bounds keep every time and duration a finite float whose microseconds fit a 64-bit
+integer (the store's timestamps): 1e308 is refused here as text, not as an overflow deep in
+a query.
 
 Errors are `TimeTextError` (a ValueError) with a message for a person; the caller names the
 field and picks the error code (the API: `invalid_time`, `invalid_parameter`).
@@ -25,6 +31,8 @@ from datetime import UTC, datetime
 
 __all__ = [
     "DURATION_PATTERN",
+    "MAX_DURATION_S",
+    "MAX_TIME_S",
     "TimeTextError",
     "format_duration",
     "parse_duration",
@@ -35,6 +43,8 @@ __all__ = [
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$|^\d+(\.\d+)?$"
 """The text form in a JSON schema (a bare number of seconds is a JSON number)."""
+MAX_DURATION_S = 100 * 365 * 86400.0
+MAX_TIME_S = 253402300799.0  # 9999-12-31T23:59:59Z
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -48,16 +58,34 @@ def parse_duration(value: str | float, *, positive: bool = False) -> float:
     if isinstance(value, bool):
         raise TimeTextError(f"expected a duration like '30s' or seconds, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _float(value)
     elif isinstance(value, str):
         seconds = _duration_text(value)
     else:
         raise TimeTextError(f"expected a duration like '30s' or seconds, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise TimeTextError(f"a duration is a finite number >= 0 seconds, got {value!r}")
+    if math.isnan(seconds) or seconds < 0:
+        raise TimeTextError(f"a duration is a finite number >= 0 seconds, got {_short(value)}")
+    if seconds > MAX_DURATION_S:
+        raise TimeTextError(
+            f"a duration is at most 100 years ({MAX_DURATION_S:.0f} s), got {_short(value)}"
+        )
     if positive and seconds == 0:
         raise TimeTextError(f"the duration must be more than 0, got {value!r}")
     return seconds
+
+
+def _float(value: float) -> float:
+    """float(value), with an int too large for a float (10**400 in JSON) as infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _short(value: object) -> str:
+    """repr(value), cut short: a 400-digit number is not echoed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _duration_text(value: str) -> float:
@@ -116,12 +144,14 @@ def parse_time(value: str | float, *, number_unit_s: float = 1.0) -> float:
     if isinstance(value, bool):
         raise TimeTextError(f"expected a time, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value) * number_unit_s
+        seconds = _float(value) * number_unit_s
     else:
         try:
             seconds = float(value) * number_unit_s
         except ValueError:
-            return parse_rfc3339(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise TimeTextError(f"{value!r} is not a valid unix time")
+            seconds = parse_rfc3339(value)
+    if math.isnan(seconds) or seconds < 0:
+        raise TimeTextError(f"{_short(value)} is not a valid unix time (1970 or later)")
+    if seconds > MAX_TIME_S:
+        raise TimeTextError(f"{_short(value)} is after the year 9999")
     return seconds

@@ -52,6 +52,10 @@ def test_durations_every_dialect_wrote_read_the_same(value: str | float, seconds
         pytest.param("nan", id="nan"),
         pytest.param("inf", id="infinite"),
         pytest.param(True, id="a-bool-is-not-seconds"),
+        # issue 14: beyond a clock's reach (microseconds in 64 bits) was a 500 downstream
+        pytest.param(1e308, id="1e308"),
+        pytest.param(10**400, id="an-int-beyond-any-float"),
+        pytest.param("101w" * 52, id="more-than-100-years"),
     ],
 )
 def test_what_is_not_a_duration_is_refused(value: str | float) -> None:
@@ -95,11 +99,20 @@ def test_times(value: str | float, unit: float, seconds: float) -> None:
         pytest.param("2026-01-01T00:00:00", id="no-offset"),
         pytest.param("-5", id="before-1970"),
         pytest.param("inf", id="infinite"),
+        pytest.param("nan", id="nan"),
+        # issue 14: POST /v1/samples with "timestamp": 1e308 answered 500
+        pytest.param(1e308, id="1e308"),
+        pytest.param(10**400, id="an-int-beyond-any-float"),
+        pytest.param(253402300800, id="after-9999"),
     ],
 )
-def test_what_is_not_a_time_is_refused(value: str) -> None:
+def test_what_is_not_a_time_is_refused(value: str | float) -> None:
     with pytest.raises(TimeTextError):
         parse_time(value)
+
+
+def test_the_last_time_rfc3339_can_write_is_a_time() -> None:
+    assert parse_time("9999-12-31T23:59:59Z") == parse_time(253402300799)
 
 
 def test_a_trace_may_say_its_naive_times_are_utc_with_seven_digits() -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import RequireAdmin
 from app.api.context import Ctx
-from app.api.responses import errors
+from app.api.responses import MAX_ID, errors
 from app.api.timeparams import optional_time_us
 from app.store import audit as store
 
@@ -47,7 +47,7 @@ async def list_audit(
     target: Annotated[str | None, Query(description="e.g. scaler/deepseek-service")] = None,
     action: Annotated[str | None, Query(description="e.g. scaler.replace, token.revoke")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> AuditPage:
     """Newest first."""
     since_us = optional_time_us(since, "since")

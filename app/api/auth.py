@@ -71,12 +71,31 @@ def _secret_from(request: Request) -> str | None:
     return None
 
 
+def _missing_token_message(request: Request) -> str:
+    """Why no token was read, with the header's fix (a token pasted without its scheme)."""
+    header = request.headers.get("authorization", "").strip()
+    scheme = header.partition(" ")[0]
+    if not header:
+        return "a bearer token is required: send `Authorization: Bearer <token>`"
+    if scheme.lower() in ("bearer", "basic"):
+        return f"the Authorization header's {scheme} credentials are empty or malformed"
+    if " " not in header:
+        return (
+            "a bearer token is required: prefix the token with `Bearer ` "
+            "(`Authorization: Bearer <token>`)"
+        )
+    return (
+        f"a bearer token is required; the Authorization scheme {scheme!r} is not supported: "
+        "use `Authorization: Bearer <token>`"
+    )
+
+
 async def authenticate(ctx: AppContext, request: Request) -> Principal:
     if not ctx.settings.auth_enabled:
         return Principal("anonymous", "admin")
     secret = _secret_from(request)
     if secret is None:
-        raise Unauthorized("a bearer token is required", headers=_CHALLENGE)
+        raise Unauthorized(_missing_token_message(request), headers=_CHALLENGE)
     admin = ctx.settings.admin_token
     if admin is not None and hmac.compare_digest(
         secret.encode(), admin.get_secret_value().encode()

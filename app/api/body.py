@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import yaml
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
@@ -14,7 +15,7 @@ from app.api.context import get_context
 from app.api.errors import field_errors
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 
-__all__ = ["check_sample_count", "json_body", "json_body_doc", "read_body"]
+__all__ = ["check_sample_count", "json_body", "json_body_doc", "read_body", "yaml_hint"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,6 +74,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return out
 
 
+def yaml_hint(body: bytes) -> str:
+    """A hint for a body that failed as JSON but reads as a YAML mapping (a spec file posted
+    without its content type); "" otherwise."""
+    try:
+        document = yaml.safe_load(body.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return ""
+    if not isinstance(document, dict) or not document:
+        return ""
+    return (
+        "; the body looks like YAML: send it with `Content-Type: application/yaml` "
+        "(curl -H 'Content-Type: application/yaml' --data-binary @spec.yaml)"
+    )
+
+
 def json_body(model: type[M], *, optional: bool = False) -> Callable[[Request], Awaitable[M]]:
     """A dependency: the JSON body as `model`, read under CIUIC_MAX_BODY_BYTES (FastAPI's own
     body parameters read any size); with `optional`, no body at all is `{}`. Declare it after
@@ -90,7 +106,8 @@ def json_body(model: type[M], *, optional: bool = False) -> Callable[[Request], 
             errors = exc.errors()
             if any(e["type"] == "json_invalid" for e in errors):
                 raise BadRequest(
-                    f"the body is not valid JSON: {errors[0]['msg']}", code="invalid_json"
+                    f"the body is not valid JSON: {errors[0]['msg']}{yaml_hint(raw)}",
+                    code="invalid_json",
                 ) from exc
             details = field_errors([{**e, "loc": ("body", *e["loc"])} for e in errors])
             raise UnprocessableEntity(

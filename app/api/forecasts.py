@@ -23,10 +23,12 @@ from app.api.responses import errors
 from app.api.timeparams import parse_duration
 from app.errors import BadRequest, UnprocessableEntity
 from app.forecasting import MODEL_NAMES, History, make_forecaster, resample_to_grid
+from app.policy import ScalerSpec
+from app.policy.capacity import CapacityInUse
 from app.policy.predictive import planned_pods, quantile_path
 from app.policy.types import LoadForecast
-from app.services.scalers import capacity_of, spec_of
-from app.timetext import parse_rfc3339
+from app.services.scalers import capacity_in_use_of, spec_of
+from app.timetext import MAX_DURATION_S, parse_rfc3339
 
 __all__ = ["router"]
 
@@ -62,6 +64,23 @@ def _value(path: tuple[float, ...], forecast: LoadForecast, t: float) -> float:
     return float(path[min(max(k, 0), len(path) - 1)])
 
 
+def _pending_reason(spec: ScalerSpec, in_use: CapacityInUse) -> str:
+    """Why there is no prediction yet, and what would give one: the forecast is of the
+    capacity's load signal, and turning it into pods needs a capacity per pod."""
+    signal = spec.capacity.signal
+    reason = (
+        f"no forecast yet: it is fitted in the background on {signal!r} (the capacity's load "
+        "signal) once the pods have pushed some history of it"
+    )
+    if in_use.per_pod is None:
+        reason += (
+            f"; no capacity per pod either ({in_use.how}): until one is learned a forecast "
+            f"cannot be turned into replicas. Set `capacity: {{{signal}: 0.5/s}}` (what one "
+            "pod serves) to predict without waiting"
+        )
+    return reason
+
+
 @router.get(
     "/v1/scalers/{name}/prediction",
     operation_id="get_scaler_prediction",
@@ -75,7 +94,8 @@ async def get_prediction(
     horizon: Annotated[str, Query(description="How far ahead: seconds or 1h")] = "3600",
     step: Annotated[str, Query(description="Spacing of the points: seconds or 5m")] = "60",
 ) -> Prediction:
-    spec, per_pod = await capacity_of(ctx, name)
+    spec, in_use = await capacity_in_use_of(ctx, name)
+    per_pod = in_use.per_pod
     horizon_s, step_s = parse_duration(horizon, "horizon"), parse_duration(step, "step")
     if horizon_s / step_s > 10_000:
         raise BadRequest("horizon / step is more than 10,000 points", code="too_many_points")
@@ -88,8 +108,7 @@ async def get_prediction(
             quantile=q,
             step=step_s,
             points=[],
-            reason="no forecast yet: it is fitted in the background once the load signal "
-            "has history (capacity's signal pushed by the pods)",
+            reason=_pending_reason(spec, in_use),
         )
     fc = stored.forecast
     fitted_at = datetime.fromtimestamp(fc.made_at, tz=UTC)
@@ -174,10 +193,11 @@ async def get_accuracy(ctx: Ctx, name: str, _auth: RequireRead) -> Accuracy:
 
 
 class ForecastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Finite numbers only, and durations a clock can hold: NaN or 1e308 are a 422, not a 500.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     points: list[tuple[float, float]] = Field(min_length=2, max_length=200_000)
-    horizon: Annotated[float, Field(gt=0)] = 3600.0
-    step: Annotated[float, Field(gt=0)] = 300.0
+    horizon: Annotated[float, Field(gt=0, le=MAX_DURATION_S)] = 3600.0
+    step: Annotated[float, Field(gt=0, le=MAX_DURATION_S)] = 300.0
     model: str = "auto"
 
 
@@ -265,8 +285,12 @@ async def forecast_series(
     ctx: Ctx,
     request: Request,
     _auth: RequireRead,
-    horizon: Annotated[float | None, Query(gt=0, description="For CSV uploads")] = None,
-    step: Annotated[float | None, Query(gt=0, description="For CSV uploads")] = None,
+    horizon: Annotated[
+        float | None, Query(gt=0, le=MAX_DURATION_S, description="For CSV uploads: seconds")
+    ] = None,
+    step: Annotated[
+        float | None, Query(gt=0, le=MAX_DURATION_S, description="For CSV uploads: seconds")
+    ] = None,
     model: Annotated[str | None, Query(description="For CSV uploads")] = None,
 ) -> ForecastResponse:
     """Forecast an uploaded series without a scaler (what-if): JSON, or a CSV of

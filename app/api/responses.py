@@ -19,7 +19,11 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-__all__ = ["ErrorBody", "ErrorInfo", "errors", "install_openapi"]
+__all__ = ["MAX_ID", "ErrorBody", "ErrorInfo", "errors", "install_openapi"]
+
+MAX_ID = 2**63 - 1
+"""The largest id or cursor a parameter may hold: ids are BIGINT, and a larger one, which
+names nothing, is a 422 rather than a 500 at the database."""
 
 
 class ErrorInfo(BaseModel):

@@ -16,13 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import json_body, json_body_doc
 from app.api.context import Ctx
-from app.api.responses import errors
+from app.api.responses import MAX_ID, errors
 from app.services import rollouts, scalers
 from app.store import rollouts as store
 
 __all__ = ["router"]
-
-MAX_ID = 2**63 - 1  # ids are BIGINT: a larger one names no rollout (a 422, not a 500)
 
 router = APIRouter(tags=["rollouts"])
 

@@ -15,7 +15,7 @@ from app.api.responses import errors
 from app.errors import BadRequest, UnprocessableEntity
 from app.services.ingest import ingest
 from app.store.series import SampleRow, SeriesKey
-from app.timetext import parse_rfc3339
+from app.timetext import parse_rfc3339, parse_time
 
 __all__ = ["SampleIn", "SamplesIn", "router"]
 
@@ -45,8 +45,9 @@ class SampleIn(BaseModel):
 
 def _seconds(value: float | str) -> float:
     """A sample's time: a number is unix seconds, text is RFC 3339 (TimeTextError, a
-    ValueError, names the text)."""
-    return value if not isinstance(value, str) else parse_rfc3339(value)
+    ValueError, names the text); either up to the year 9999, so its microseconds fit the
+    store (1e308 was a 500)."""
+    return parse_time(value) if not isinstance(value, str) else parse_rfc3339(value)
 
 
 class SamplesIn(BaseModel):
@@ -116,7 +117,9 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
                 problems.append(
                     {
                         "field": f"samples.{i}.timestamp",
-                        "message": f"not an RFC 3339 time: {exc}",
+                        "message": f"not a time: {exc}"
+                        if not isinstance(s.timestamp, str)
+                        else f"not an RFC 3339 time: {exc}",
                         "value": s.timestamp,
                     }
                 )

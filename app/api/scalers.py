@@ -16,9 +16,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.api.auth import RequireAdmin, RequireRead
-from app.api.body import read_body
+from app.api.body import read_body, yaml_hint
 from app.api.context import AppContext, Ctx
-from app.api.responses import errors
+from app.api.responses import MAX_ID, errors
 from app.api.timeparams import optional_time_us
 from app.errors import BadRequest, UnprocessableEntity
 from app.policy import ScalerSpec, parse_spec
@@ -186,8 +186,11 @@ async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
         else:
             document = json.loads(body)
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        kind = "YAML" if content_type in YAML_TYPES else "JSON"
-        raise BadRequest(f"the body is not valid {kind}: {exc}", code="invalid_body") from exc
+        if content_type in YAML_TYPES:
+            message = f"the body is not valid YAML: {exc}"
+        else:
+            message = f"the body is not valid JSON: {exc}{yaml_hint(body)}"
+        raise BadRequest(message, code="invalid_body") from exc
     if not isinstance(document, dict):
         raise UnprocessableEntity(
             "a scaler spec is a mapping of keys to values",
@@ -385,7 +388,7 @@ async def list_events(
         list[str] | None, Query(description="decision, action, dry_run, error, spec")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> EventPage:
     await scalers.get(ctx, name)
     since_us = optional_time_us(since, "since")

@@ -8,8 +8,18 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+__all__ = ["main", "uvicorn_options"]
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` passes uvicorn besides the app and the address: our logging, not
+    uvicorn's (log_config=None), its access log as CIUIC_ACCESS_LOG says."""
+    return {"log_config": None, "access_log": settings.access_log, "proxy_headers": True}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,7 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(
+        settings.log_level, json_lines=settings.log_json, access_log=settings.access_log
+    )
     if not settings.auth_enabled and not settings.bind_is_loopback(host):
         print(
             f"ciuic: refusing to serve on {host}: no CIUIC_ADMIN_TOKEN is set, so the API would "
@@ -42,19 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
             host=host,
             port=port,
             workers=args.workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
+            **uvicorn_options(settings),
         )
         return 0
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
     return 0
 
 
@@ -82,8 +85,18 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ciuic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ciuic", description="Predictive GPU autoscaler")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service (applies pending migrations first)")
@@ -95,12 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="apply the database migrations and exit")
-    migrate.add_argument("--revision", default="head")
+    migrate.add_argument(
+        "--revision", default="head", help="migrate up to this Alembic revision (default head)"
+    )
     migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION")
     migrate.set_defaults(func=_migrate)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
-    openapi.add_argument("--output", "-o", default="openapi/openapi.json")
+    openapi.add_argument(
+        "--output",
+        "-o",
+        default="openapi/openapi.json",
+        help="file to write, or - for stdout (default openapi/openapi.json)",
+    )
     openapi.set_defaults(func=_openapi)
     from app.cli import demo, simulate
 
@@ -110,8 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import httpx
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except httpx.TransportError as exc:  # demo and friends talk to a running service
+        url = getattr(args, "url", None) or "the service"
+        print(
+            f"ciuic {args.command}: cannot reach {url}: {exc or type(exc).__name__} "
+            "(is `ciuic serve` running there?)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return result
 
 

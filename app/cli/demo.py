@@ -3,8 +3,9 @@
 It registers the scaler `demo` (the brief's spec, capacity 0.5 requests/s per pod), then every
 5 s plays a compressed day of traffic (a peak every `--period` seconds): it reads how many pods
 the service's cluster has ready and pushes what those pods would report — GPU utilisation,
-queue length, request rate — through the JSON API. Watch the scaler act with
-`curl localhost:8080/v1/scalers/demo/events`.
+queue length, request rate — through the JSON API. At start it backfills four simulated days
+of load with past timestamps, so the forecaster has history and predicts the next peak within
+minutes. Watch the scaler act with `curl localhost:8080/v1/scalers/demo/events`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["DEMO_SPEC", "add_parser", "pod_metrics", "run"]
+__all__ = ["DEMO_SPEC", "add_parser", "backfill", "history", "pod_metrics", "run"]
 
 DEMO_SPEC: dict[str, Any] = {
     "name": "demo",
@@ -58,12 +59,53 @@ def pod_metrics(load: float, ready: int, backlog: float) -> tuple[float, float, 
 
 def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="load a demo scaler and push its pods' metrics")
-    demo.add_argument("--url", default="http://127.0.0.1:8080")
+    demo.add_argument(
+        "--url",
+        default="http://127.0.0.1:8080",
+        help="the running service to load the demo into (default http://127.0.0.1:8080)",
+    )
     demo.add_argument("--token", default=None, help="a token with push and admin scope")
     demo.add_argument("--period", type=float, default=900.0, help="seconds per simulated day")
     demo.add_argument("--peak", type=float, default=6.0, help="peak requests/s")
     demo.add_argument("--ticks", type=int, default=0, help="stop after N pushes (0: never)")
+    demo.add_argument(
+        "--backfill",
+        type=float,
+        default=4 * 900.0,
+        help="seconds of past load pushed at start, so the forecast has history "
+        "(default 3600: four simulated days; 0: none)",
+    )
     demo.set_defaults(func=run)
+
+
+def history(now: float, period_s: float, peak: float, span_s: float) -> list[dict[str, Any]]:
+    """The load signal (request_rate) over the past `span_s`, every 30 s, as past samples:
+    the forecaster needs a few periods of history before it predicts the next peak, and a
+    demo that waited for them would show nothing for an hour."""
+    step = 30.0
+    start = now - span_s
+    return [
+        {
+            "metric": "request_rate",
+            "labels": {"job": "demo", "pod": "demo-history"},
+            "value": load_at(t, period_s, peak),
+            "timestamp": t,
+        }
+        for t in (start + i * step for i in range(int(span_s // step)))
+    ]
+
+
+def backfill(client: httpx.Client, now: float, period_s: float, peak: float, span_s: float) -> None:
+    samples = history(now, period_s, peak, span_s)
+    response = client.post("/v1/samples", json={"samples": samples})
+    if response.status_code >= 400:
+        print(f"ciuic demo: could not backfill the history: {response.text}", file=sys.stderr)
+        return
+    print(
+        f"ciuic demo: backfilled {span_s / period_s:.0f} simulated days of load "
+        f"({len(samples)} samples): a forecast of the next peak follows within minutes",
+        file=sys.stderr,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         if response.status_code >= 400:
             print(f"ciuic demo: cannot create the scaler: {response.text}", file=sys.stderr)
             return 1
+        if args.backfill > 0:
+            backfill(client, time.time(), args.period, args.peak, args.backfill)
         print("ciuic demo: scaler 'demo' loaded; pushing pod metrics every 5 s", file=sys.stderr)
         backlog, tick = 0.0, 0
         while args.ticks == 0 or tick < args.ticks:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,7 +44,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "cluster and report cost, utilisation, drops and waits per policy.",
     )
     p.add_argument("--trace", required=True, type=Path, help="CSV trace file")
-    p.add_argument("--scenario", default="deepseek-7b", choices=sorted(SCENARIOS))
+    p.add_argument(
+        "--scenario",
+        default="deepseek-7b",
+        choices=sorted(SCENARIOS),
+        help="the model served: its cold start, capacity and price (default deepseek-7b)",
+    )
     p.add_argument(
         "--policy",
         action="append",
@@ -51,8 +58,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--spec", type=Path, help="ciuic scaler spec (YAML or JSON)")
     p.add_argument("--window", help="scored window, e.g. 14d, 36h (default: from the trace)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulated cold starts (default 0)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="a table for people, or one JSON document (default table)",
+    )
     p.add_argument("--plot", type=Path, help="write a PNG of demand, capacity and replicas")
     p.add_argument(
         "--jobs",
@@ -65,29 +79,69 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 class _Progress:
-    """A one-line progress bar on stderr, drawn only on a terminal."""
+    """Progress on stderr: a one-line bar on a terminal; elsewhere (a log, a CI job, a pipe)
+    a plain line at each 10 %, since a bar redrawn with carriage returns is noise there."""
 
-    def __init__(self, stream: TextIO, policies: int) -> None:
+    def __init__(self, stream: TextIO, policies: int, *, terminal: bool) -> None:
         self.stream = stream
         self.total = policies
+        self.terminal = terminal
         self.done: list[str] = []
         self.last = 0.0
+        self.tenths = 0  # the last 10 % step written as a line
 
     def __call__(self, policy: str, t: int, n: int) -> None:
-        now = time.monotonic()
         if t >= n:
             self.done.append(policy)
-        elif now - self.last < 0.1:
+        frac = (len(self.done) + (0 if t >= n else t / max(1, n))) / self.total
+        if not self.terminal:
+            tenths = min(10, int(10 * frac + 1e-9))
+            if tenths > self.tenths:
+                self.tenths = tenths
+                self.stream.write(f"ciuic simulate: {10 * tenths:3d} % ({policy})\n")
+                self.stream.flush()
+            return
+        now = time.monotonic()
+        if t < n and now - self.last < 0.1:
             return
         self.last = now
-        frac = (len(self.done) + (0 if t >= n else t / max(1, n))) / self.total
         bar = "#" * int(30 * frac)
         self.stream.write(f"\r[{bar:<30}] {100 * frac:5.1f}% {policy:<8}")
         self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\r" + " " * 60 + "\r")
-        self.stream.flush()
+        if self.terminal:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so the pool below is stopped, not orphaned."""
+
+
+@contextmanager
+def _pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes that end with the command. Killed by SIGTERM (a CI timeout, `kill`),
+    the command used to die at once while its workers ran their policies to the end, and
+    exited later with the pool's semaphores unreleased ("leaked semaphore" warnings); now a
+    signal or Ctrl-C terminates the workers and returns."""
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
+        yield pool
+    except BaseException:
+        for process in list(pool._processes.values()):  # no public way to stop running tasks
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load_spec(path: Path) -> dict[str, Any]:
@@ -134,13 +188,9 @@ def run(args: argparse.Namespace) -> int:
         window = parse_duration(args.window, positive=True) if args.window else None
         spec = _load_spec(args.spec) if args.spec else None
         policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
-        progress = _Progress(err, len(set(policies) | {"oracle", "fluid"}))
+        progress = _Progress(err, len(set(policies) | {"oracle", "fluid"}), terminal=err.isatty())
         with args.trace.open(encoding="utf-8") as fh, ExitStack() as stack:
-            pool = (
-                stack.enter_context(ProcessPoolExecutor(max_workers=args.jobs))
-                if args.jobs > 1
-                else None
-            )
+            pool = stack.enter_context(_pool(args.jobs)) if args.jobs > 1 else None
             report = run_simulation(
                 fh,
                 policies=policies,
@@ -148,14 +198,16 @@ def run(args: argparse.Namespace) -> int:
                 spec=spec,
                 window_s=window,
                 seed=args.seed,
-                progress=progress if err.isatty() else None,
+                progress=progress,
                 map_fn=pool.map if pool is not None else None,
             )
-        if err.isatty():
-            progress.close()
+        progress.close()
     except (OSError, TraceError, ValueError, yaml.YAMLError, SpecError, UnknownPolicy) as exc:
         err.write(f"ciuic simulate: {exc}\n")
         return 2
+    except _Terminated:
+        err.write("\nciuic simulate: stopped (SIGTERM)\n")
+        return 128 + signal.SIGTERM
     checks = check_targets({args.trace.name: report.reports})
     if args.format == "json":
         doc = {**report.to_dict(), "trace": args.trace.name}

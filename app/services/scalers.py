@@ -9,7 +9,7 @@ wakes the reconciler.
 from __future__ import annotations
 
 from app.policy import ScalerSpec, SpecError
-from app.policy.capacity import capacity_in_use
+from app.policy.capacity import CapacityInUse, capacity_in_use
 from app.services.audit import audit
 from app.services.errors import Conflict, NotFound, Stale
 from app.services.principals import Principal
@@ -17,7 +17,16 @@ from app.services.shell import Shell
 from app.store import scalers as store
 from app.store.audit import diff_documents
 
-__all__ = ["capacity_of", "delete", "etag", "get", "save", "set_paused", "spec_of"]
+__all__ = [
+    "capacity_in_use_of",
+    "capacity_of",
+    "delete",
+    "etag",
+    "get",
+    "save",
+    "set_paused",
+    "spec_of",
+]
 
 
 def etag(generation: int) -> str:
@@ -41,9 +50,16 @@ async def spec_of(shell: Shell, name: str) -> ScalerSpec:
 async def capacity_of(shell: Shell, name: str) -> tuple[ScalerSpec, float | None]:
     """The stored scaler's spec and the per-pod capacity its decisions use now (the spec's,
     or the learned one; None while it is still being learned)."""
+    spec, in_use = await capacity_in_use_of(shell, name)
+    return spec, in_use.per_pod
+
+
+async def capacity_in_use_of(shell: Shell, name: str) -> tuple[ScalerSpec, CapacityInUse]:
+    """The stored scaler's spec and its capacity in use, with how it was found (the spec's,
+    learned, or why it is not known yet)."""
     found = await get(shell, name)
     spec = shell.specs.spec_of(found)
-    return spec, capacity_in_use(spec, found.state.capacity).per_pod
+    return spec, capacity_in_use(spec, found.state.capacity)
 
 
 def _check_match(if_match: str | None, existing: store.StoredScaler | None, name: str) -> None:

@@ -256,9 +256,11 @@ def run_simulation(
         run_here = partial(run_one, progress=progress)
         results = {e.name: run_here(e) for e in order}
     else:
-        results = dict(zip([e.name for e in order], map_fn(run_one, order), strict=True))
-        if progress is not None:
-            for e in order:
+        results = {}
+        # A pool's map yields in order as results come: progress moves as policies finish.
+        for e, result in zip(order, map_fn(run_one, order), strict=True):
+            results[e.name] = result
+            if progress is not None:
                 progress(e.name, workload.duration_s, workload.duration_s)
     names = [e.name for e in entries]
     return SimulationReport(

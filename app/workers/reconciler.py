@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError
 from app.policy import ScalerSpec, SpecError
+from app.policy.types import Decision, Reason
 from app.services.decisions import observe_and_decide, read_inputs
 from app.services.forecasts import ForecastCache
 from app.services.specs import SpecCache
@@ -95,6 +96,8 @@ async def _reconcile(
             await cluster.scale(spec.target, decision.replicas)
         except ClusterError as exc:
             action_error = f"cannot scale {spec.target.name}: {exc}"
+    if change:
+        _log_action(name, spec, cluster_state.replicas, decision, action_error)
     # A fractional plan's partial pod gets its share of CPU and memory in place; where the
     # cluster cannot, the plan stays rounded up (whole pods) and an event says why.
     partial_note: str | None = None
@@ -167,6 +170,66 @@ async def _reconcile(
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)
 
     return write
+
+
+# Reasons that bind the count, latest pipeline step first (bounds over behaviour over hold
+# over the load): the one an operator asks about ("why 3?"). Preheat's spare pods come last:
+# they ride on top of the load. Other codes (within range, disabled, idle, ...) bind nothing.
+_BINDING = (
+    ("bounds.", ("bounds.within",)),
+    ("behavior.", ("behavior.within_range",)),
+    ("hold.", ("hold.none",)),
+    ("emergency.", ("emergency.disabled", "emergency.idle", "emergency.armed")),
+    ("predictive.floor", ()),
+    ("reactive.", ("reactive.in_tolerance",)),
+    ("preheat.eager", ()),
+)
+
+
+def main_reason(decision: Decision) -> Reason | None:
+    """The reason that set the count: the latest binding step of the pipeline."""
+    for prefix, neutral in _BINDING:
+        for reason in decision.reasons:
+            if reason.code.startswith(prefix) and reason.code not in neutral:
+                return reason
+    return decision.reasons[0] if decision.reasons else None
+
+
+def _log_action(
+    name: str, spec: ScalerSpec, before: int, decision: Decision, error: str | None
+) -> None:
+    """One line per scale action, dry run or failure: who, from, to, and why."""
+    target = spec.target.name if spec.target.name == name else f"{spec.target.name} ({name})"
+    reason = main_reason(decision)
+    why = f": {reason.message}" if reason is not None else ""
+    fields = {
+        "scaler": name,
+        "target": spec.target.name,
+        "from_replicas": before,
+        "to_replicas": decision.replicas,
+        "reason": reason.code if reason is not None else None,
+    }
+    if error is not None:
+        log.warning(
+            "failed to scale %s from %d to %d%s (%s)",
+            target,
+            before,
+            decision.replicas,
+            why,
+            error,
+            extra=fields,
+        )
+    elif spec.mode == "apply":
+        log.info("scaled %s from %d to %d%s", target, before, decision.replicas, why, extra=fields)
+    else:
+        log.info(
+            "would scale %s from %d to %d (dry run)%s",
+            target,
+            before,
+            decision.replicas,
+            why,
+            extra=fields,
+        )
 
 
 def _turn(decision: dict[str, Any] | None) -> tuple[object, ...] | None:

@@ -6,18 +6,25 @@ with no token at all (every guarded operation answers 401, in the documented err
 on SQLite only, as no database is reached).
 Half the examples of an operation on a scaler name the brief's scaler, stored before each
 example, so the handlers past the 404 are reached too.
+
+A third run, under several seeds, puts an extreme in each example (issue 14: a timestamp of
+1e308 was a 500): one number of the JSON body, or one query parameter, becomes a huge,
+negative, NaN or 400-digit number. Each answer must still be documented and never a 5xx.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -49,6 +56,24 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
 )
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# The extremes run: few examples per seed, several seeds (each a different draw of leaves and
+# extremes; fixed, so CI stays deterministic).
+SEEDS = (1, 2, 3)
+EXTREME_FUZZ = settings(FUZZ, max_examples=4, derandomize=False)
+BIG = int("1" + "0" * 400)  # a JSON integer beyond any float
+EXTREMES: list[object] = [
+    1e308,
+    -1e308,
+    1e19,
+    2**63,
+    -(2**63) - 1,
+    -1,
+    0,
+    1e-308,
+    BIG,
+    253402300800,  # the first second after the year 9999
+]  # NaN and Infinity are not JSON (the client refuses them): tests/api/test_extremes.py
+QUERY_EXTREMES = ["1e308", "-1", "NaN", "Infinity", "9223372036854775808", "1e19", str(BIG)]
 EXERCISED: dict[str, set[str]] = {"admin": set(), "anonymous": set()}
 
 
@@ -95,6 +120,65 @@ def test_without_a_token(case: schemathesis.Case, secured_server: LiveServer) ->
         assert response.json()["error"]["code"] == "unauthorized"
         assert "www-authenticate" in response.headers, response.headers  # the challenge
     EXERCISED["anonymous"].add(case.operation.label)
+
+
+def _numbers(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The paths of the number leaves of a JSON document."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _numbers(v, (*path, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _numbers(v, (*path, i))]
+    if isinstance(node, int | float) and not isinstance(node, bool):
+        return [path]
+    return []
+
+
+def _set(node: Any, path: tuple[Any, ...], value: object) -> Any:
+    if not path:
+        return value
+    copy = dict(node) if isinstance(node, dict) else list(node)
+    copy[path[0]] = _set(node[path[0]], path[1:], value)
+    return copy
+
+
+def _one_extreme_in_the_body(_ctx: Any, body: Any) -> st.SearchStrategy[Any]:
+    paths = _numbers(body)
+    if not paths:
+        return st.just(body)
+    return st.builds(
+        lambda path, value: _set(body, path, value),
+        st.sampled_from(paths),
+        st.sampled_from(EXTREMES),
+    )
+
+
+def _one_extreme_in_the_query(_ctx: Any, query: Any) -> st.SearchStrategy[Any]:
+    if not query:
+        return st.just(query)
+    return st.builds(
+        lambda key, value: {**query, key: value},
+        st.sampled_from(sorted(query)),
+        st.sampled_from(QUERY_EXTREMES),
+    )
+
+
+def _extremes_test(run_seed: int) -> Callable[..., None]:
+    @schema.hooks.apply(_one_extreme_in_the_body, name="flatmap_body")
+    @schema.hooks.apply(_one_extreme_in_the_query, name="flatmap_query")
+    @schema.parametrize()
+    @seed(run_seed)
+    @EXTREME_FUZZ
+    def test(case: schemathesis.Case, secured_server: LiveServer) -> None:
+        if _names_the_seeded_scaler(case):
+            _seed(secured_server)
+            case.path_parameters = {**(case.path_parameters or {}), "name": SEEDED}
+        case.call_and_validate(base_url=secured_server.url, headers=ADMIN, checks=CHECKS)
+
+    return test
+
+
+for _run_seed in SEEDS:
+    globals()[f"test_extremes_with_the_admin_token_seed_{_run_seed}"] = _extremes_test(_run_seed)
 
 
 def test_the_fuzzed_document_is_the_service_and_every_operation_loads() -> None:

@@ -61,3 +61,65 @@ def test_the_demo_scaler_acts_on_the_built_in_cluster(working_server: LiveServer
     assert ready["leader"] is True
     cluster = httpx.get(f"{url}/v1/scalers/demo/decision").json()["cluster"]
     assert cluster["source"] == "simulated" and cluster["replicas"] > 1
+
+
+@pytest.fixture
+def forecasting_server(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db",
+        reconcile_interval_s=0.5,
+        leader_interval_s=0.1,
+        forecast_refit_s=0.5,
+    )
+    import asyncio
+
+    from app.store.migrate import upgrade
+
+    asyncio.run(upgrade(settings.database_url))
+    live = start_server(settings)
+    yield live
+    live.stop()
+
+
+def test_the_demo_forecasts_its_next_peak_at_once(forecasting_server: LiveServer) -> None:
+    """Issue 14: the demo's prediction stayed "pending" for its first hour; the backfilled
+    history gives the forecaster its periods at start."""
+    url = forecasting_server.url
+    assert main(["demo", "--url", url, "--ticks", "1"]) == 0
+    deadline = time.monotonic() + 90
+    prediction: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        prediction = httpx.get(f"{url}/v1/scalers/demo/prediction").json()
+        if prediction["points"]:
+            break
+        time.sleep(0.5)
+    assert prediction["points"], prediction
+    assert prediction["status"] != "pending"
+
+
+def test_a_prediction_without_capacity_says_a_capacity_is_needed(
+    forecasting_server: LiveServer,
+) -> None:
+    """The quick start's scaler has no `capacity`: its prediction must say what is missing,
+    not only that history is."""
+    url = forecasting_server.url
+    spec = {"target": "x", "metrics": [{"name": "request_queue", "target": 5}]}
+    assert httpx.put(f"{url}/v1/scalers/x", json=spec).is_success
+    prediction = httpx.get(f"{url}/v1/scalers/x/prediction").json()
+    assert prediction["status"] == "pending"
+    reason = prediction["reason"]
+    assert "'request_rate'" in reason
+    assert "no capacity per pod" in reason and "capacity not learned yet" in reason
+    assert "capacity: {request_rate: 0.5/s}" in reason
+
+
+def test_the_example_scaler_reads_only_its_own_pods() -> None:
+    """Issue 14: after `ciuic demo`, the example scaler (no selector) read the demo's pods too
+    and scaled to its max. Every example spec names its pods."""
+    import yaml
+
+    from app.policy import parse_spec
+
+    for path in sorted((Path(__file__).parents[2] / "examples").glob("*.yaml")):
+        spec = parse_spec(yaml.safe_load(path.read_text()))
+        assert all(m.selector for m in spec.metrics), path.name

@@ -325,20 +325,28 @@ BAD: list[Any] = [
         "every metric a weight, or none",
         id="weights-partial",
     ),
-    # hour 25 does not exist
+    # hour 25 does not exist: the message names the field and its range
     pytest.param(
         with_("schedule.0.time", "0 25 * * *"),
         "schedule.0.time",
         "cron",
-        "not a cron expression",
+        "hour 25 is out of range 0-23",
         id="bad-cron",
+    ),
+    # a word where a month belongs
+    pytest.param(
+        with_("schedule.0.time", "0 9 * foo *"),
+        "schedule.0.time",
+        "cron",
+        "month 'foo' is not valid",
+        id="cron-bad-month",
     ),
     # six fields (seconds) are not accepted
     pytest.param(
         with_("schedule.1.time", "0 0 23 * * *"),
         "schedule.1.time",
         "cron",
-        "5 fields",
+        "has 5 fields (minute hour day-of-month month day-of-week), this one has 6",
         id="cron-six-fields",
     ),
     # not an IANA zone
@@ -632,6 +640,32 @@ def test_several_problems_are_reported_together() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(doc)
     assert {i["field"] for i in info.value.issues} == {"timezone", "metrics.0.target", "bogus"}
+
+
+def test_a_bad_cron_does_not_hide_the_rules_across_keys() -> None:
+    """Issue 14: a spec with a wrong cron and min_replicas above max_replicas reported only the
+    cron; an author fixing it then met the second error on the next try."""
+    doc = with_("schedule.0.time", "0 25 * * *")
+    doc.update(min_replicas=12, max_replicas=10)
+    doc["schedule"][1]["min_replicas"] = 11  # second entry: above the scaler's max
+    doc["schedule"][0]["max_replicas"] = 2  # first entry: its own cap below its floor
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert [(i["field"], i["rule"]) for i in info.value.issues] == [
+        ("schedule.0.time", "cron"),
+        ("schedule.0.max_replicas", "min_gt_max"),
+        ("max_replicas", "min_gt_max"),
+        ("schedule.1.min_replicas", "above_max"),
+    ]
+
+
+def test_rules_across_keys_are_not_judged_on_a_key_that_failed() -> None:
+    """max_replicas is not a number: its default (10) must not make the schedule "exceed" it."""
+    doc = with_("max_replicas", "lots")
+    doc["schedule"][0]["min_replicas"] = 40
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert [(i["field"], i["rule"]) for i in info.value.issues] == [("max_replicas", "int_type")]
 
 
 def test_a_missing_key_has_no_value() -> None:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from app.timetext import MAX_DURATION_S
+
 __all__ = [
     "AnnotationSpec",
     "AnnotationsIn",
@@ -57,7 +59,11 @@ class Target(Loose):
 
 class QueryIn(Loose):
     range: TimeRange
-    intervalMs: Annotated[float | None, Field(ge=0)] = None
+    # At most the longest duration the project reads (100 years): 2**63 ms was a 500 at the
+    # database; NaN and infinities are refused with the rest.
+    intervalMs: Annotated[
+        float | None, Field(ge=0, le=MAX_DURATION_S * 1000, allow_inf_nan=False)
+    ] = None
     maxDataPoints: Annotated[int | None, Field(ge=1)] = None
     targets: list[Target] = Field(default_factory=list)
     filters: list[Filter] = Field(default_factory=list)

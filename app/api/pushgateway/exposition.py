@@ -7,9 +7,11 @@ rejects, so that is done here: samples with timestamps, duplicate series, bad la
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from app.api.pushgateway.grouping import LABEL_NAME
 from app.errors import BadRequest
@@ -40,7 +42,8 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
         parsed = list(text_string_to_metric_families(text))
     except Exception as exc:  # the parser raises ValueError, IndexError, KeyError, ...
         raise BadRequest(
-            f"text format parsing error: {exc or type(exc).__name__}", code="parse_error"
+            f"text format parsing error{_where(text)}: {exc or type(exc).__name__}",
+            code="parse_error",
         ) from exc
     families: dict[str, PushedFamily] = {}
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
@@ -73,11 +76,40 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
                     code="duplicate_series",
                 )
             seen.add(identity)
-            pushed.append(PushedSample(sample.name, labels, float(sample.value), items))
+            pushed.append(PushedSample(sample.name, labels, _value(sample), items))
         previous = families.get(name)
         samples = (previous.samples if previous else ()) + tuple(pushed)
         families[name] = PushedFamily(name, kind, metric.documentation, samples)
     return list(families.values())
+
+
+def _value(sample: Sample) -> float:
+    """The sample's value as a float; an integer too large for one (the parser keeps 400
+    digits as an int) is refused as the Pushgateway's ParseFloat refuses it: out of range."""
+    try:
+        return float(sample.value)
+    except OverflowError:
+        raise BadRequest(
+            f"text format parsing error: the value of {sample.name!r} is out of range "
+            "for a 64-bit float",
+            code="parse_error",
+        ) from None
+
+
+def _where(text: str) -> str:
+    """ " on line N: <line>" for the first line the parser refuses on its own, "" when each
+    line parses alone (the parser names neither the line nor, often, the problem)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            list(text_string_to_metric_families(line + "\n"))
+        except Exception:  # whatever the parser raises, this is the line
+            shown = line if len(line) <= 200 else line[:200] + "..."
+            unclosed = len(re.findall(r'(?<!\\)"', line)) % 2 == 1
+            hint = " (a label value's closing quote is missing)" if unclosed else ""
+            return f" on line {number}{hint}: {shown!r}"
+    return ""
 
 
 def _declared_types(text: str) -> set[str]:

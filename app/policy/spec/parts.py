@@ -12,6 +12,7 @@ from croniter import croniter
 from pydantic import (
     Field,
     JsonValue,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_serializer,
@@ -179,6 +180,50 @@ class PreheatSpec(_Model):
     strategy: Literal["eager", "lazy"] = "eager"
 
 
+# (name, lowest, highest) of each cron field, in order; names (jan, mon) pass croniter.
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+)
+
+
+def _cron_problem(value: str) -> str | None:
+    """What is wrong with a 5-field cron expression, field by field; None when it is valid.
+
+    croniter only says "not acceptable", so each field is tried alone (the others `*`) to
+    name the one at fault and its range."""
+    fields = value.split()
+    if len(fields) != len(_CRON_FIELDS):
+        return (
+            f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
+            f"this one has {len(fields)}"
+        )
+    if croniter.is_valid(value):
+        return None
+    problems: list[str] = []
+    for i, (name, low, high) in enumerate(_CRON_FIELDS):
+        alone = ["*"] * len(_CRON_FIELDS)
+        alone[i] = fields[i]
+        if croniter.is_valid(" ".join(alone)):
+            continue
+        # Numbers after "/" are steps, not values of the field.
+        values = [int(n) for n in re.findall(r"(?<![/\d])\d+", fields[i])]
+        outside = [v for v in values if not low <= v <= high]
+        if outside:
+            problems.append(f"{name} {outside[0]} is out of range {low}-{high}")
+        else:
+            problems.append(
+                f"{name} {fields[i]!r} is not valid: use a number {low}-{high}, a list (1,2), "
+                "a range (1-5), a step (*/15) or *"
+            )
+    if not problems:  # each field is fine alone; croniter rejects the combination
+        problems.append("not a valid cron expression (minute hour day-of-month month day-of-week)")
+    return "; ".join(problems)
+
+
 class ScheduleEntry(_Model):
     """From each `time` (cron, in the spec's time zone) on, at least `min_replicas`; the most
     recent entry wins; with `duration` the entry lapses after that long."""
@@ -191,13 +236,9 @@ class ScheduleEntry(_Model):
     @field_validator("time")
     @classmethod
     def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not croniter.is_valid(value):
-            raise _fail(
-                "cron",
-                f"{value!r} is not a cron expression with 5 fields "
-                "(minute hour day-of-month month day-of-week)",
-            )
+        problem = _cron_problem(value)
+        if problem is not None:
+            raise _fail("cron", f"{value!r} is not a valid cron expression: {problem}")
         return value
 
     @field_validator("duration")
@@ -207,16 +248,19 @@ class ScheduleEntry(_Model):
             raise _fail("duration", "duration must be > 0")
         return value
 
-    @model_validator(mode="after")
-    def _min_le_max(self) -> ScheduleEntry:
-        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
+    @field_validator("max_replicas")
+    @classmethod
+    def _min_le_max(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A field validator (min_replicas is validated first): it still runs when `time` is
+        # wrong, so one entry reports both of its problems.
+        low = info.data.get("min_replicas")
+        if value is not None and isinstance(low, int) and value < low:
             raise _fail(
                 "min_gt_max",
-                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})",
-                sub="max_replicas",
-                value=self.max_replicas,
+                f"max_replicas ({value}) is below min_replicas ({low})",
+                value=value,
             )
-        return self
+        return value
 
 
 class EmergencyTrigger(_Model):

@@ -308,4 +308,59 @@ def parse_spec(document: Mapping[str, object]) -> ScalerSpec:
     try:
         return ScalerSpec.model_validate(dict(document))
     except ValidationError as err:
-        raise SpecError(_issues_from(err, ScalerSpec)) from None
+        issues = _issues_from(err, ScalerSpec)
+    raise SpecError([*issues, *_cross_issues_besides(document, issues)])
+
+
+# Which keys, besides its own field, a cross-key rule reads: set aside, they would be judged
+# at their defaults, and the rule's verdict would be about values the author did not write.
+_RULE_READS = {
+    "min_gt_max": {"min_replicas", "max_replicas"},
+    "below_min": {"min_replicas"},
+    "above_max": {"max_replicas"},
+    "weights": {"combine"},
+}
+
+
+def _cross_issues_besides(
+    document: Mapping[str, object], issues: list[SpecIssue]
+) -> list[SpecIssue]:
+    """The cross-key issues the field issues hid (pydantic runs cross-key rules only on a
+    valid document): check again with the faulty keys (faulty schedule entries) set aside,
+    so that one bad cron does not hide a min_replicas above max_replicas."""
+    doc = dict(document)
+    removed: set[str] = set()
+    bad_entries: set[int] = set()
+    for issue in issues:
+        top, _, rest = str(issue["field"]).partition(".")
+        index = rest.partition(".")[0]
+        if top == "schedule" and index.isdigit():
+            bad_entries.add(int(index))
+        else:
+            removed.add(top)
+    for key in removed:
+        doc.pop(key, None)
+    kept: list[int] = []  # position in the checked schedule -> index in the author's
+    if bad_entries and isinstance(doc.get("schedule"), list | tuple):
+        entries = list(doc["schedule"])  # type: ignore[call-overload]
+        kept = [i for i in range(len(entries)) if i not in bad_entries]
+        doc["schedule"] = [entries[i] for i in kept]
+    try:
+        ScalerSpec.model_validate(doc)
+    except SpecError as err:
+        found = err.issues
+    except ValidationError:
+        return []  # set aside, a required key is missing: the field issues say enough
+    else:
+        return []
+    out: list[SpecIssue] = []
+    for issue in found:
+        field = str(issue["field"])
+        top, _, rest = field.partition(".")
+        if top in removed or _RULE_READS.get(str(issue["rule"]), set()) & removed:
+            continue
+        index, _, tail = rest.partition(".")
+        if top == "schedule" and kept and index.isdigit():
+            field = ".".join(p for p in ("schedule", str(kept[int(index)]), tail) if p)
+        out.append(SpecIssue({**issue, "field": field}))
+    return out

@@ -46,6 +46,10 @@ def _number(value: object, what: str) -> float:
         out = float(value)
     except ValueError:
         raise _fail("number", f"{what} must be a number, got {value!r}") from None
+    except OverflowError:  # an int beyond any float (10**400)
+        raise _fail(
+            "number", f"{what} must be finite, got a number of {len(str(value))} digits"
+        ) from None
     if not math.isfinite(out):
         raise _fail("number", f"{what} must be finite, got {value!r}")
     return out
