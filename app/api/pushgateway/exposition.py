@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -134,11 +135,21 @@ def _render(labels: dict[str, str]) -> str:
 
 
 def format_value(value: float) -> str:
-    """Render a value as the Pushgateway's JSON API does (Go's shortest form)."""
+    """Render a value as the Pushgateway's JSON API does: Go's FormatFloat(v, 'g', -1, 64),
+    the shortest digits that read back exactly, in exponent form below 1e-4 and from 1e6 on
+    (`1e+06`, `1.234567e+06`, `1e-05`)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    shortest = Decimal(repr(float(value))).normalize()  # repr: the shortest round-trip too
+    sign, digits, exponent = shortest.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    exp = len(digits) + exponent - 1  # the power of ten of the first digit
+    if -4 <= exp < 6:
+        return format(shortest, "f")
+    mantissa = "".join(map(str, digits))
+    fraction = "." + mantissa[1:] if len(mantissa) > 1 else ""
+    return f"{'-' if sign else ''}{mantissa[0]}{fraction}e{'-' if exp < 0 else '+'}{abs(exp):02d}"

@@ -152,6 +152,8 @@ def _family_json(family: pushgroups.StoredFamily, grouping: dict[str, str]) -> d
         for name, labels, value in family.samples:
             own = {k: v for k, v in labels.items() if k not in ("le", "quantile")}
             entry = by_labels.setdefault(tuple(sorted(own.items())), {"labels": own})
+            # a histogram always shows its buckets, a summary its quantiles, even none
+            entry.setdefault("buckets" if family.type == "histogram" else "quantiles", {})
             if name.endswith("_bucket"):
                 entry.setdefault("buckets", {})[labels.get("le", "")] = format_value(value)
             elif name.endswith("_count"):
@@ -166,14 +168,16 @@ def _family_json(family: pushgroups.StoredFamily, grouping: dict[str, str]) -> d
             {"labels": labels, "value": format_value(value)} for _, labels, value in family.samples
         ]
     for m in metrics:
+        # The Pushgateway gives every pushed series an `instance` (empty unless the body or
+        # the grouping key names one) so that Prometheus does not add its own on scrape.
         m["labels"].setdefault("instance", "")
         m["labels"].update(grouping)
-    return {
-        "time_stamp": _rfc3339(family.pushed_us),
-        "type": family.type.upper(),
-        "help": family.help,
-        "metrics": metrics,
-    }
+    rendered: dict[str, Any] = {"time_stamp": _rfc3339(family.pushed_us)}
+    rendered["type"] = family.type.upper()
+    if family.help:  # Go's JSON leaves an empty HELP out
+        rendered["help"] = family.help
+    rendered["metrics"] = metrics
+    return rendered
 
 
 @router.get(
@@ -186,10 +190,13 @@ async def list_groups(ctx: Ctx, _auth: RequireRead) -> dict[str, Any]:
         groups = await pushgroups.list_groups(conn)
     data: list[dict[str, Any]] = []
     for group in groups:
-        labels = {"instance": "", **group.labels}
+        # The group's labels are the grouping key as pushed, an empty value included; only
+        # its series carry the added `instance: ""`.
+        labels = dict(group.labels)
         entry: dict[str, Any] = {"labels": labels, "last_push_successful": True}
         for family in group.families:
             entry[family.name] = _family_json(family, labels)
+        series_labels = {"instance": "", **labels}
         stamp = _rfc3339(group.last_push_us)
         for name, value in (
             ("push_time_seconds", group.last_push_us / 1e6),
@@ -201,7 +208,7 @@ async def list_groups(ctx: Ctx, _auth: RequireRead) -> dict[str, Any]:
                 "help": "Last Unix time when changing this group in the Pushgateway succeeded."
                 if name == "push_time_seconds"
                 else "Last Unix time when changing this group in the Pushgateway failed.",
-                "metrics": [{"labels": dict(labels), "value": format_value(value)}],
+                "metrics": [{"labels": dict(series_labels), "value": format_value(value)}],
             }
         data.append(entry)
     return {"status": "success", "data": data}
