@@ -17,7 +17,12 @@ from prometheus_client.samples import Sample
 from app.api.pushgateway.grouping import LABEL_NAME
 from app.errors import BadRequest
 
-__all__ = ["PushedFamily", "PushedSample", "parse_push_body"]
+__all__ = ["InconsistentPush", "PushedFamily", "PushedSample", "parse_push_body"]
+
+
+class InconsistentPush(BadRequest):
+    """A body that parses but that the Pushgateway's consistency check refuses (timestamps,
+    duplicate series): unlike a parse error, it stamps the group's push_failure_time_seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,7 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
         pushed: list[PushedSample] = []
         for sample in metric.samples:
             if sample.timestamp is not None:
-                raise BadRequest(
+                raise InconsistentPush(
                     f"pushed metrics must not have timestamps (sample {sample.name!r})",
                     code="timestamp_not_allowed",
                 )
@@ -72,7 +77,7 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
             items = tuple(sorted(labels.items()))
             identity = (sample.name, items)
             if identity in seen:
-                raise BadRequest(
+                raise InconsistentPush(
                     f"duplicate series {sample.name}{_render(labels)} in the pushed metrics",
                     code="duplicate_series",
                 )
