@@ -5,6 +5,12 @@ only once it committed: caches the new series ids (the store's rule: a rolled-ba
 not leave the cache pointing at rows that do not exist), wakes the reconciler for a sample over
 an emergency trigger, and counts the push. A refusal (SeriesLimitExceeded, TypeClash) rolls
 everything back and does none of that.
+
+A Pushgateway push refused for its content (`push_failed`: a type clash with another group, a
+duplicate series, a timestamp) leaves one trace, as the real Pushgateway does: the group's
+`push_failure_time_seconds`, written in a transaction of its own after the refused one rolled
+back. That is bookkeeping about the group, not data: no family and no sample changes, and a
+pod polling `last_push_successful` learns its pushes are being refused.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from dataclasses import dataclass
 
 from app.services.shell import Shell
 from app.store import pushgroups
+from app.store.errors import TypeClash
 from app.store.series import SampleRow
 
-__all__ = ["GroupPush", "delete_group", "ingest"]
+__all__ = ["GroupPush", "delete_group", "ingest", "push_failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +45,21 @@ async def ingest(
 ) -> int:
     """Store `rows` (all or nothing); returns the samples written (a batch repeating a
     (series, time) keeps its last value)."""
-    async with shell.db.transaction() as conn:
+    try:
+        async with shell.db.transaction() as conn:
+            if group is not None:
+                await pushgroups.push(
+                    conn,
+                    group.grouping,
+                    group.families,
+                    replace_all=group.replace_all,
+                    now_us=now_us,
+                )
+            written = await shell.series.write(conn, rows, now_us=now_us)
+    except TypeClash:
         if group is not None:
-            await pushgroups.push(
-                conn,
-                group.grouping,
-                group.families,
-                replace_all=group.replace_all,
-                now_us=now_us,
-            )
-        written = await shell.series.write(conn, rows, now_us=now_us)
+            await push_failed(shell, group.grouping, now_us=now_us)
+        raise
     shell.series.remember(written)
     shell.wakeup.check(rows)  # a burst over an emergency trigger: reconcile now
     shell.telemetry.pushes.labels(protocol, "accepted").inc()
@@ -60,3 +72,9 @@ async def delete_group(shell: Shell, grouping: dict[str, str]) -> None:
     async with shell.db.transaction() as conn:
         await pushgroups.delete_group(conn, grouping)
     shell.telemetry.pushes.labels("pushgateway", "deleted").inc()
+
+
+async def push_failed(shell: Shell, grouping: dict[str, str], *, now_us: int) -> None:
+    """Record that a push to `grouping` was refused for its content (see the module's note)."""
+    async with shell.db.transaction() as conn:
+        await pushgroups.record_failure(conn, grouping, now_us=now_us)

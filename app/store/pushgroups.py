@@ -19,7 +19,15 @@ from app.store.errors import TypeClash
 from app.store.series import canonical_labels
 from app.store.tables import push_families, push_groups
 
-__all__ = ["GroupFamily", "StoredFamily", "StoredGroup", "delete_group", "list_groups", "push"]
+__all__ = [
+    "GroupFamily",
+    "StoredFamily",
+    "StoredGroup",
+    "delete_group",
+    "list_groups",
+    "push",
+    "record_failure",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +52,8 @@ class StoredFamily:
 @dataclass(frozen=True, slots=True)
 class StoredGroup:
     labels: dict[str, str]
-    last_push_us: int
+    last_push_us: int  # 0 for a group that only ever failed
+    last_failure_us: int  # 0 until a push to it fails
     families: list[StoredFamily]
 
 
@@ -103,6 +112,22 @@ async def push(
         )
 
 
+async def record_failure(conn: AsyncConnection, grouping: dict[str, str], *, now_us: int) -> None:
+    """Stamp the group's last failed push, creating it empty (never pushed: 0) if there is
+    none, as the Pushgateway does. Only the stamp: families and samples stay as they were."""
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        push_groups
+    )
+    await conn.execute(
+        insert.values(
+            key=group_key(grouping),
+            labels=canonical_labels(grouping),
+            last_push_us=0,
+            last_failure_us=now_us,
+        ).on_conflict_do_update(index_elements=["key"], set_={"last_failure_us": now_us})
+    )
+
+
 async def _check_types(
     conn: AsyncConnection, group_id: int, families: Sequence[GroupFamily]
 ) -> None:
@@ -159,6 +184,11 @@ async def list_groups(conn: AsyncConnection) -> list[StoredGroup]:
             StoredFamily(f.name, f.type, f.help, samples, int(f.pushed_us))
         )
     return [
-        StoredGroup(json.loads(g.labels), int(g.last_push_us), by_group.get(int(g.id), []))
+        StoredGroup(
+            json.loads(g.labels),
+            int(g.last_push_us),
+            int(g.last_failure_us),
+            by_group.get(int(g.id), []),
+        )
         for g in groups
     ]

@@ -102,7 +102,8 @@ push_groups = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("key", sa.String(64), nullable=False, unique=True),  # hash of the grouping labels
     sa.Column("labels", sa.Text, nullable=False),
-    sa.Column("last_push_us", sa.BigInteger, nullable=False),
+    sa.Column("last_push_us", sa.BigInteger, nullable=False),  # 0: never pushed successfully
+    sa.Column("last_failure_us", sa.BigInteger, nullable=False, server_default="0"),  # 0: never
 )
 
 push_families = sa.Table(

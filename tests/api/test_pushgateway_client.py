@@ -51,7 +51,7 @@ def test_brief_push_to_gateway_is_stored_as_group_and_time_series(server: LiveSe
     push_to_gateway(server.hostport, job="deepseek-monitor", registry=registry)
 
     [group] = groups(server)
-    assert group["labels"] == {"job": "deepseek-monitor", "instance": ""}
+    assert group["labels"] == {"job": "deepseek-monitor"}
     assert group["last_push_successful"] is True
     util = group["gpu_utilization"]
     assert isinstance(util, dict)
@@ -127,7 +127,7 @@ def test_grouping_key_with_slash_space_and_empty_value(server: LiveServer) -> No
         server.hostport, job="deepseek-monitor", registry=brief_registry(1, 2, 3), grouping_key=key
     )
     [group] = groups(server)
-    assert group["labels"] == {"job": "deepseek-monitor", "instance": "", **key}
+    assert group["labels"] == {"job": "deepseek-monitor", **key}
     points = series_points(server, 'gpu_utilization{pod="deepseek/7b-0",zone="eu west"}')
     assert [v for _, v in points] == [1.0]
     delete_from_gateway(server.hostport, job="deepseek-monitor", grouping_key=key)

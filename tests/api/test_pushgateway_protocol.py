@@ -23,6 +23,18 @@ def state(server: LiveServer) -> list[dict[str, object]]:
     return data
 
 
+# Refusals the Pushgateway makes after parsing (its consistency check): they stamp the group.
+STAMPS_FAILURE = ("timestamp_not_allowed", "duplicate_series")
+
+
+def without_failure(group: dict[str, object]) -> dict[str, object]:
+    return {
+        k: v
+        for k, v in group.items()
+        if k not in ("push_failure_time_seconds", "last_push_successful")
+    }
+
+
 def sample_count(server: LiveServer) -> int:
     response = httpx.get(f"{server.url}/v1/series", params={"match": '{job=~".+"}'})
     assert response.status_code == 200, response.text
@@ -48,7 +60,7 @@ def test_grouping_keys_accepted(server: LiveServer, path: str, labels: dict[str,
     response = httpx.put(f"{server.url}/metrics/{path}", content=b"up 1\n", headers=TEXT)
     assert response.status_code == 200, response.text
     [group] = state(server)
-    assert group["labels"] == {"instance": "", **labels}
+    assert group["labels"] == labels  # as pushed: no `instance` added to the grouping key
 
 
 @pytest.mark.parametrize(
@@ -89,7 +101,11 @@ def test_bad_pushes_are_refused_with_a_reason_and_change_nothing(
         error = response.json()["error"]
         assert error["code"] == code
         assert error["message"]
-    assert state(server) == before
+    after = state(server)
+    # A body that parses but is inconsistent stamps its group's failure time, as the
+    # Pushgateway does; a parse error or a bad URL leaves no trace at all.
+    assert [g["last_push_successful"] for g in after] == [code not in STAMPS_FAILURE]
+    assert [without_failure(g) for g in after] == [without_failure(g) for g in before]
     assert sample_count(server) == 1
 
 
@@ -100,6 +116,16 @@ def test_type_clash_across_groups_is_refused(server: LiveServer) -> None:
     assert clash.status_code == 400
     assert clash.json()["error"]["code"] == "type_clash"
     assert "gauge" in clash.json()["error"]["message"]
+    # b did not exist: it now does, empty, stamped with the failure (as the Pushgateway does)
+    b = next(g for g in state(server) if g["labels"] == {"job": "b"})
+    assert b["last_push_successful"] is False
+    assert set(b) == {
+        "labels",
+        "last_push_successful",
+        "push_time_seconds",
+        "push_failure_time_seconds",
+    }
+    httpx.delete(f"{server.url}/metrics/job/b")
     # The same type elsewhere is fine; a group may change its own family's type on PUT.
     assert (
         httpx.put(f"{server.url}/metrics/job/c", content=b"# TYPE load gauge\nload 2\n").status_code

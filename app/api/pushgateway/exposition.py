@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -16,7 +17,12 @@ from prometheus_client.samples import Sample
 from app.api.pushgateway.grouping import LABEL_NAME
 from app.errors import BadRequest
 
-__all__ = ["PushedFamily", "PushedSample", "parse_push_body"]
+__all__ = ["InconsistentPush", "PushedFamily", "PushedSample", "parse_push_body"]
+
+
+class InconsistentPush(BadRequest):
+    """A body that parses but that the Pushgateway's consistency check refuses (timestamps,
+    duplicate series): unlike a parse error, it stamps the group's push_failure_time_seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,7 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
         pushed: list[PushedSample] = []
         for sample in metric.samples:
             if sample.timestamp is not None:
-                raise BadRequest(
+                raise InconsistentPush(
                     f"pushed metrics must not have timestamps (sample {sample.name!r})",
                     code="timestamp_not_allowed",
                 )
@@ -71,7 +77,7 @@ def parse_push_body(text: str, grouping: dict[str, str]) -> list[PushedFamily]:
             items = tuple(sorted(labels.items()))
             identity = (sample.name, items)
             if identity in seen:
-                raise BadRequest(
+                raise InconsistentPush(
                     f"duplicate series {sample.name}{_render(labels)} in the pushed metrics",
                     code="duplicate_series",
                 )
@@ -134,11 +140,21 @@ def _render(labels: dict[str, str]) -> str:
 
 
 def format_value(value: float) -> str:
-    """Render a value as the Pushgateway's JSON API does (Go's shortest form)."""
+    """Render a value as the Pushgateway's JSON API does: Go's FormatFloat(v, 'g', -1, 64),
+    the shortest digits that read back exactly, in exponent form below 1e-4 and from 1e6 on
+    (`1e+06`, `1.234567e+06`, `1e-05`)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    shortest = Decimal(repr(float(value))).normalize()  # repr: the shortest round-trip too
+    sign, digits, exponent = shortest.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    exp = len(digits) + exponent - 1  # the power of ten of the first digit
+    if -4 <= exp < 6:
+        return format(shortest, "f")
+    mantissa = "".join(map(str, digits))
+    fraction = "." + mantissa[1:] if len(mantissa) > 1 else ""
+    return f"{'-' if sign else ''}{mantissa[0]}{fraction}e{'-' if exp < 0 else '+'}{abs(exp):02d}"

@@ -18,11 +18,16 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from app.api.auth import RequirePush, RequireRead
 from app.api.body import check_sample_count, read_body
 from app.api.context import Ctx
-from app.api.pushgateway.exposition import PushedFamily, format_value, parse_push_body
+from app.api.pushgateway.exposition import (
+    InconsistentPush,
+    PushedFamily,
+    format_value,
+    parse_push_body,
+)
 from app.api.pushgateway.grouping import parse_grouping_key
 from app.api.responses import errors
 from app.errors import BadRequest
-from app.services.ingest import GroupPush, delete_group, ingest
+from app.services.ingest import GroupPush, delete_group, ingest, push_failed
 from app.store import pushgroups
 from app.store.series import SampleRow, SeriesKey
 
@@ -72,13 +77,17 @@ async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest("the body is not valid UTF-8", code="parse_error") from exc
-    if len(text) > _BIG_BODY:
-        families = await asyncio.to_thread(parse_push_body, text, grouping)
-    else:
-        families = parse_push_body(text, grouping)
+    now_us = ctx.clock.stamp_us()
+    try:
+        if len(text) > _BIG_BODY:
+            families = await asyncio.to_thread(parse_push_body, text, grouping)
+        else:
+            families = parse_push_body(text, grouping)
+    except InconsistentPush:
+        await push_failed(ctx, grouping, now_us=now_us)
+        raise
     count = sum(len(f.samples) for f in families)
     check_sample_count(count, ctx.settings.max_samples_per_push, "the push")
-    now_us = ctx.clock.stamp_us()
     # NaN and ±Inf are valid pushed values: the group keeps them and shows them back, as the
     # Pushgateway does. The time series do not: a NaN is "no value" (Prometheus' staleness
     # marker; SQLite cannot even store one), and an infinity would make every sum, average and
@@ -152,6 +161,8 @@ def _family_json(family: pushgroups.StoredFamily, grouping: dict[str, str]) -> d
         for name, labels, value in family.samples:
             own = {k: v for k, v in labels.items() if k not in ("le", "quantile")}
             entry = by_labels.setdefault(tuple(sorted(own.items())), {"labels": own})
+            # a histogram always shows its buckets, a summary its quantiles, even none
+            entry.setdefault("buckets" if family.type == "histogram" else "quantiles", {})
             if name.endswith("_bucket"):
                 entry.setdefault("buckets", {})[labels.get("le", "")] = format_value(value)
             elif name.endswith("_count"):
@@ -166,14 +177,16 @@ def _family_json(family: pushgroups.StoredFamily, grouping: dict[str, str]) -> d
             {"labels": labels, "value": format_value(value)} for _, labels, value in family.samples
         ]
     for m in metrics:
+        # The Pushgateway gives every pushed series an `instance` (empty unless the body or
+        # the grouping key names one) so that Prometheus does not add its own on scrape.
         m["labels"].setdefault("instance", "")
         m["labels"].update(grouping)
-    return {
-        "time_stamp": _rfc3339(family.pushed_us),
-        "type": family.type.upper(),
-        "help": family.help,
-        "metrics": metrics,
-    }
+    rendered: dict[str, Any] = {"time_stamp": _rfc3339(family.pushed_us)}
+    rendered["type"] = family.type.upper()
+    if family.help:  # Go's JSON leaves an empty HELP out
+        rendered["help"] = family.help
+    rendered["metrics"] = metrics
+    return rendered
 
 
 @router.get(
@@ -186,22 +199,30 @@ async def list_groups(ctx: Ctx, _auth: RequireRead) -> dict[str, Any]:
         groups = await pushgroups.list_groups(conn)
     data: list[dict[str, Any]] = []
     for group in groups:
-        labels = {"instance": "", **group.labels}
-        entry: dict[str, Any] = {"labels": labels, "last_push_successful": True}
+        # The group's labels are the grouping key as pushed, an empty value included; only
+        # its series carry the added `instance: ""`.
+        labels = dict(group.labels)
+        entry: dict[str, Any] = {
+            "labels": labels,
+            "last_push_successful": group.last_push_us >= group.last_failure_us,
+        }
         for family in group.families:
             entry[family.name] = _family_json(family, labels)
-        stamp = _rfc3339(group.last_push_us)
-        for name, value in (
-            ("push_time_seconds", group.last_push_us / 1e6),
-            ("push_failure_time_seconds", 0.0),
+        series_labels = {"instance": "", **labels}
+        # Each stamp's family is dated by its own event; a group that only ever failed dates
+        # its zero push time by its creation, the failure (as the Pushgateway does).
+        pushed, failed = group.last_push_us, group.last_failure_us
+        for name, value, stamp in (
+            ("push_time_seconds", pushed, pushed or failed),
+            ("push_failure_time_seconds", failed, failed or pushed),
         ):
             entry[name] = {
-                "time_stamp": stamp,
+                "time_stamp": _rfc3339(stamp),
                 "type": "GAUGE",
                 "help": "Last Unix time when changing this group in the Pushgateway succeeded."
                 if name == "push_time_seconds"
                 else "Last Unix time when changing this group in the Pushgateway failed.",
-                "metrics": [{"labels": dict(labels), "value": format_value(value)}],
+                "metrics": [{"labels": dict(series_labels), "value": format_value(value / 1e6)}],
             }
         data.append(entry)
     return {"status": "success", "data": data}
