@@ -31,7 +31,10 @@ router = APIRouter(tags=["ingestion"])
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_BIG_BODY = 64 * 1024  # decode bodies above this off the event loop
+# Bodies above this are decoded off the event loop: reading a WriteRequest costs ~20 µs a
+# sample (upb's attribute access, then the names' checks), ~14 compressed bytes a sample, so a
+# 2,000-sample batch (28 kB) would hold the loop for ~40 ms; 4 kB holds it for at most ~6 ms.
+_BIG_BODY = 4 * 1024
 _SHOWN = 10  # problems listed in a 422's details; the message counts them all
 
 
