@@ -20,6 +20,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnprocessableEntity",
+    "UnsupportedMediaType",
 ]
 
 
@@ -76,6 +77,11 @@ class PreconditionFailed(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class UnprocessableEntity(ApiError):

@@ -31,6 +31,7 @@ from app.api.context import AppContext
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.pushgateway import routes as pushgateway
+from app.api.remotewrite import routes as remotewrite
 from app.api.responses import install_openapi
 from app.clock import Clock, SystemClock
 from app.kube.cluster import Cluster
@@ -202,6 +203,7 @@ def create_app(
         ops,
         pushgateway,
         samples,
+        remotewrite,
         query,
         tokens,
         scalers,

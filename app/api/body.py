@@ -1,5 +1,6 @@
 """Reading request bodies under the size limit, decompressing gzip under the same limit, and
-the limit on samples in one push (whichever protocol carried it)."""
+the limits on samples in one push (whichever protocol carried it): their count, and a pod
+clock running ahead."""
 
 from __future__ import annotations
 
@@ -14,13 +15,23 @@ from pydantic import BaseModel, ValidationError
 from app.api.context import get_context
 from app.api.errors import field_errors
 from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
+from app.store.series import SampleRow, SeriesKey
 
-__all__ = ["check_sample_count", "json_body", "json_body_doc", "read_body", "yaml_hint"]
+__all__ = [
+    "behind_receipt",
+    "check_sample_count",
+    "json_body",
+    "json_body_doc",
+    "read_body",
+    "read_raw_body",
+    "too_large",
+    "yaml_hint",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _too_large(limit: int, what: str) -> PayloadTooLarge:
+def too_large(limit: int, what: str) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"{what} is larger than the limit of {limit} bytes (CIUIC_MAX_BODY_BYTES)",
         details={"limit_bytes": limit},
@@ -37,20 +48,25 @@ def check_sample_count(count: int, limit: int, what: str) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, decompressed when `Content-Encoding: gzip`. The limit applies to what is
-    read and again to what decompression yields, so a gzip bomb is refused early (413)."""
+async def read_raw_body(request: Request, limit: int) -> bytes:
+    """The body as sent, whatever its Content-Encoding, refused (413) past `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit, "the request body")
+        raise too_large(limit, "the request body")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit, "the request body")
+            raise too_large(limit, "the request body")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, decompressed when `Content-Encoding: gzip`. The limit applies to what is
+    read and again to what decompression yields, so a gzip bomb is refused early (413)."""
+    raw = await read_raw_body(request, limit)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return raw
@@ -63,14 +79,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     try:
         out = inflater.decompress(raw, limit + 1)
         if len(out) > limit or inflater.unconsumed_tail:
-            raise _too_large(limit, "the decompressed body")
+            raise too_large(limit, "the decompressed body")
         out += inflater.flush()
     except zlib.error as exc:
         raise BadRequest(f"invalid gzip body: {exc}", code="invalid_gzip") from exc
     if not inflater.eof:
         raise BadRequest("invalid gzip body: truncated stream", code="invalid_gzip")
     if len(out) > limit:
-        raise _too_large(limit, "the decompressed body")
+        raise too_large(limit, "the decompressed body")
     return out
 
 
@@ -122,3 +138,20 @@ def json_body_doc(model: type[BaseModel], *, required: bool = True) -> dict[str,
     schema = model.model_json_schema()
     content = {"application/json": {"schema": schema}}
     return {"requestBody": {"required": required, "content": content}}
+
+
+def behind_receipt(rows: list[SampleRow], now_us: int) -> list[SampleRow]:
+    """A sample cannot have been measured after it arrived: a series whose newest sample in
+    this push is ahead of the server's clock (by up to CIUIC_MAX_FUTURE_SKEW_S) comes from a pod
+    whose clock runs fast. Its samples in the push are moved back together, so the newest is
+    at the time of receipt and their spacing is kept. Stored as sent, they would be invisible
+    to the reconciler until the server's clock caught up, and would then look fresh for as
+    long as the pod's clock is ahead after the pod fell silent."""
+    ahead: dict[SeriesKey, int] = {}
+    for row in rows:
+        if row.ts_us > now_us and row.ts_us - now_us > ahead.get(row.key, 0):
+            ahead[row.key] = row.ts_us - now_us
+    return [
+        SampleRow(row.key, row.ts_us - ahead[row.key], row.value) if row.key in ahead else row
+        for row in rows
+    ]

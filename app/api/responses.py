@@ -53,6 +53,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     412: "If-Match did not match the current generation",
     413: "The body, or the number of samples in it, is over the limit",
+    415: "The body's Content-Type or Content-Encoding is not one this operation reads",
     422: "Invalid parameters or body; `details` lists each problem",
     429: "A job is over its limit of series (CIUIC_MAX_SERIES_PER_JOB)",
 }

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from app.api.auth import RequirePush
-from app.api.body import check_sample_count, read_body
+from app.api.body import behind_receipt, check_sample_count, read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
 from app.api.responses import errors
@@ -57,23 +57,6 @@ class SamplesIn(BaseModel):
 
 class SamplesAccepted(BaseModel):
     accepted: int
-
-
-def _behind_receipt(rows: list[SampleRow], now_us: int) -> list[SampleRow]:
-    """A sample cannot have been measured after it arrived: a series whose newest sample in
-    this push is ahead of the server's clock (by up to CIUIC_MAX_FUTURE_SKEW_S) comes from a pod
-    whose clock runs fast. Its samples in the push are moved back together, so the newest is
-    at the time of receipt and their spacing is kept. Stored as sent, they would be invisible
-    to the reconciler until the server's clock caught up, and would then look fresh for as
-    long as the pod's clock is ahead after the pod fell silent."""
-    ahead: dict[SeriesKey, int] = {}
-    for row in rows:
-        if row.ts_us > now_us and row.ts_us - now_us > ahead.get(row.key, 0):
-            ahead[row.key] = row.ts_us - now_us
-    return [
-        SampleRow(row.key, row.ts_us - ahead[row.key], row.value) if row.key in ahead else row
-        for row in rows
-    ]
 
 
 @router.post(
@@ -151,5 +134,5 @@ async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> Samp
             details=problems,
         )
     if newest_seen > now_us:
-        rows = _behind_receipt(rows, now_us)
+        rows = behind_receipt(rows, now_us)
     return SamplesAccepted(accepted=await ingest(ctx, rows, now_us=now_us, protocol="json"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.main import create_app
 from app.settings import Settings
 from app.store.tables import metadata
+from tests.api.test_remote_write import encode
 from tests.conftest import ADMIN_TOKEN, LiveServer
 
 OPEN, PUSH, READ, ADMIN = "open", "push", "read", "admin"
@@ -44,6 +46,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/metrics/{grouping:grouping}"): PUSH,
     ("DELETE", "/metrics/{grouping:grouping}"): PUSH,
     ("POST", "/v1/samples"): PUSH,
+    ("POST", "/api/v1/write"): PUSH,  # Prometheus remote write
     # reading
     ("GET", "/api/v1/metrics"): READ,
     ("GET", "/v1/series"): READ,
@@ -93,11 +96,13 @@ SPEC: dict[str, Any] = {
     "metrics": [{"name": "gpu_utilization", "target": "85%"}],
     "max_replicas": 10,
 }
+NOW_MS = int(time.time() * 1e3)
 # Bodies that would change something if a handler ran: a denied request must not.
 BODIES: dict[tuple[str, str], bytes | dict[str, Any]] = {
     ("PUT", "/metrics/{grouping:grouping}"): b"matrix_probe 1\n",
     ("POST", "/metrics/{grouping:grouping}"): b"matrix_probe 1\n",
     ("POST", "/v1/samples"): {"samples": [{"metric": "matrix_probe", "value": 1}]},
+    ("POST", "/api/v1/write"): encode([([("__name__", "matrix_probe")], [(1.0, NOW_MS)])]),
     ("POST", "/v1/scalers"): {**SPEC, "name": "another"},
     ("PUT", "/v1/scalers/{name}"): {**SPEC, "max_replicas": 99},
     ("POST", "/v1/scalers/validate"): SPEC,
@@ -151,7 +156,11 @@ def _request(
     body = BODIES.get((method, path), {} if method in ("POST", "PUT") else None)
     headers = {} if auth is None else {"Authorization": f"Bearer {auth}"}
     content: bytes | None = None
-    if isinstance(body, bytes):
+    if path == "/api/v1/write":
+        assert isinstance(body, bytes)
+        content = body
+        headers.update({"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"})
+    elif isinstance(body, bytes):
         content, headers["Content-Type"] = body, "text/plain"
     elif body is not None:
         content, headers["Content-Type"] = json.dumps(body).encode(), "application/json"

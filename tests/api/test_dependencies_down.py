@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from app.settings import Settings
+from tests.api.test_remote_write import HEADERS, encode
 from tests.conftest import LiveServer, free_port, start_server
 
 UNREACHABLE = {
@@ -45,6 +47,15 @@ def test_database_down_is_503_with_retry_after(
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "7"
     assert response.json()["error"]["code"] in ("database_unavailable",)
+
+
+def test_remote_write_with_the_database_down_is_a_503_that_prometheus_retries(
+    down_server: LiveServer,
+) -> None:
+    body = encode([([("__name__", "x")], [(1.0, int(time.time() * 1e3))])])
+    response = httpx.post(f"{down_server.url}/api/v1/write", content=body, headers=HEADERS)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "7"
 
 
 def test_liveness_does_not_depend_on_the_database(down_server: LiveServer) -> None:

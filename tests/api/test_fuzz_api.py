@@ -40,6 +40,15 @@ SPEC = json.loads((ROOT / "openapi" / "openapi.json").read_text())
 BRIEF = (ROOT / "tests" / "policy" / "brief.yaml").read_text()
 SEEDED = "deepseek-service"  # the brief's scaler
 
+
+@schemathesis.serializer("application/x-protobuf")
+def _binary(_ctx: Any, value: Any) -> bytes:
+    """POST /api/v1/write's body (remote write) as generated: bytes that are neither snappy nor
+    protobuf, sent without `Content-Encoding: snappy`, whose refusals must be documented 4xx.
+    Real bodies: tests/api/test_remote_write.py."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 schema = schemathesis.openapi.from_dict(SPEC)
 CHECKS = [
     not_a_server_error,

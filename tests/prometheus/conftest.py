@@ -1,0 +1,171 @@
+"""Fixtures of the Prometheus tier: Debian's real Prometheus server (apt-get install prometheus),
+scraping a small vLLM-like exporter every second, and remote-writing into the live service.
+
+Without the `prometheus` binary the tier is skipped, naming what is missing; under CI=true it
+FAILS instead (.ci/run installs it), so CI never passes without having run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import httpx
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
+
+from tests.conftest import IN_CI, free_port
+
+HERE = Path(__file__).parent
+PROMETHEUS = os.environ.get("CIUIC_PROMETHEUS", "/usr/bin/prometheus")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent == HERE:
+            item.add_marker(pytest.mark.prometheus)
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    found = shutil.which(PROMETHEUS)
+    if found is None:
+        why = (
+            f"no Prometheus server for the Prometheus tier: {PROMETHEUS} not found "
+            "(apt-get install prometheus; or set CIUIC_PROMETHEUS)"
+        )
+        if IN_CI:
+            pytest.fail(f"{why} (required under CI=true)")
+        pytest.skip(why)
+    return found
+
+
+@dataclass
+class Exporter:
+    """What a vLLM server exposes on /metrics, for two pods, set by the test."""
+
+    url: str
+    waiting: Gauge
+    running: Gauge
+    cache: Gauge
+
+
+@pytest.fixture
+def exporter() -> Iterator[Exporter]:
+    registry = CollectorRegistry()  # ours alone: no process or GC metrics
+    gauges = [
+        Gauge(name, doc, ["pod"], registry=registry)
+        for name, doc in (
+            ("vllm:num_requests_waiting", "Requests waiting to be processed."),
+            ("vllm:num_requests_running", "Requests running on the GPU."),
+            ("vllm:gpu_cache_usage_perc", "GPU KV-cache usage; 1 means 100 percent."),
+        )
+    ]
+    metrics = make_wsgi_app(registry)
+
+    def text_format(environ: dict[str, Any], start_response: Any) -> Any:
+        # Prometheus 2.42 asks for OpenMetrics first, and prometheus_client (0.26) then
+        # escapes the names' colons (vllm_num_requests_waiting). Served as the text format
+        # 0.0.4, as vLLM's exporter is with the clients it pins, the names keep them.
+        environ.pop("HTTP_ACCEPT", None)
+        return metrics(environ, start_response)
+
+    http = make_server("127.0.0.1", free_port(), text_format, handler_class=_Quiet)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Exporter(f"127.0.0.1:{http.server_port}", *gauges)
+    finally:
+        http.shutdown()
+        http.server_close()
+        thread.join(timeout=5)
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a line per scrape otherwise
+
+
+@dataclass
+class Prometheus:
+    url: str
+    log: Path
+
+    def metric(self, name: str) -> float:
+        """A value from Prometheus' own /metrics (unlabelled, or the sum over its labels)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + " ", name + "{"))
+        )
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+
+@contextmanager
+def start_prometheus(
+    binary: str, folder: Path, scrape: str, remote_write: dict[str, object]
+) -> Iterator[Prometheus]:
+    """Prometheus scraping `scrape` (host:port) every second as job `vllm`, and sending each
+    scraped sample to `remote_write` (a remote_write entry: url, auth, ...) within a second."""
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [scrape]}]}],
+        "remote_write": [
+            {
+                **remote_write,
+                "queue_config": {
+                    "batch_send_deadline": "1s",
+                    "min_backoff": "100ms",
+                    "max_backoff": "1s",
+                },
+            }
+        ],
+    }
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = folder / "prometheus.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=info",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    prometheus = Prometheus(f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{prometheus.url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Prometheus did not start:\n{prometheus.log_tail()}")
+            time.sleep(0.1)
+        yield prometheus
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
