@@ -4,10 +4,11 @@ One tick is one second. Arrivals are aggregated per second; a count trace's requ
 as cohorts ``[arrival_second, count, service_s]`` (a request log's one by one), so a busy second
 costs a few list operations whatever the request count.
 
-Requests stay on their pod (BENCHMARK v2). A central FIFO queue feeds the pods; a request starts
-on the Ready pod with the most free slots (ties: the pod Ready longest), runs to completion there,
-and never moves. A pod chosen for deletion takes no new work and stays billed until its own last
-request finishes. To keep per-second work small the pods are never visited one by one:
+Requests stay on their pod (docs/benchmark.md). A central FIFO queue feeds the pods; a request
+starts on the Ready pod with the most free slots (ties: the pod Ready longest), runs to
+completion there, and never moves. A pod chosen for deletion takes no new work and stays billed
+until its own last request finishes. To keep per-second work small the pods are never visited
+one by one:
 
 - Ready pods form a stack in the order they became Ready; a pod's position is one bit, and the
   ReplicaSet deletes the most recently Ready pod first (the top), so positions never move.
@@ -22,24 +23,25 @@ request finishes. To keep per-second work small the pods are never visited one b
 
 Policies are called on their own cadence (`Autoscaler.period_s`), never every second unless they
 ask to be, and see only what `ClusterView` shows them: pod-pushed samples every 5 s, visible 5 s
-late (BENCHMARK.md), or the per-second concurrency a Knative activator would see.
+late (docs/benchmark.md), or the per-second concurrency a Knative activator would see.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from app.sim.coldstarts import ColdStarts
 from app.sim.traces import Workload
+from app.sim.view import SCENARIOS, Autoscaler, ClusterView, Sample, Scenario
 
 __all__ = [
+    "SCENARIOS",
     "Autoscaler",
     "ClusterView",
     "ColdStarts",
@@ -51,131 +53,6 @@ __all__ = [
 ]
 
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """The deployment being simulated (BENCHMARK.md scenario `deepseek-7b` by default)."""
-
-    name: str = "deepseek-7b"
-    price_per_pod_hour: float = 1.50
-    cold_start_min_s: float = 30.0
-    cold_start_max_s: float = 60.0
-    slots_per_pod: int = 8
-    count_service_s: float = 16.0
-    queue_timeout_s: int = 30
-    min_replicas: int = 1
-    max_replicas: int = 80
-    sample_period_s: int = 5
-    metric_delay_s: int = 5
-    # The agent's push on change: a pod whose waiting queue is at or over this (per pod) and
-    # longer than at its last push pushes at once (at most once a second), seen
-    # `change_delay_s` later, besides its periodic push. None: periodic pushes only.
-    push_on_queue: float | None = 5.0
-    change_delay_s: int = 1
-    target_pods_at_p99: float = 40.0
-    replay_copies: int = 4
-
-
-SCENARIOS: dict[str, Scenario] = {"deepseek-7b": Scenario()}
-
-
-class Sample(NamedTuple):
-    """What the pods pushed at `time` (aggregated over the Ready pods that take work). A named
-    tuple: the engine makes one every 5 simulated seconds, and a tuple is built in a tenth of
-    a frozen dataclass's time."""
-
-    time: int
-    gpu_utilization: float | None  # percent 0..100, mean over ready pods; None with no pod
-    queue: int  # requests waiting for a slot
-    arrival_rate: float  # requests/s over the sample period
-    ready: int
-    starting: int
-    busy: int  # slots in use, draining pods included
-    # the busiest and the idlest Ready pod (percent), for a `max` or `min` aggregation
-    gpu_utilization_max: float | None = None
-    gpu_utilization_min: float | None = None
-
-
-class ClusterView:
-    """The read-only window a policy gets on the cluster. Updated in place by the engine (no
-    allocation per call); policies must not keep references to its lists."""
-
-    __slots__ = (
-        "_samples",
-        "_starting",
-        "busy",
-        "change",
-        "cold_start_s",
-        "cold_starts",
-        "max_replicas",
-        "min_replicas",
-        "now",
-        "queue",
-        "ready",
-        "replicas",
-        "scenario",
-        "workload",
-    )
-
-    def __init__(self, scenario: Scenario, workload: Workload, cold_starts: ColdStarts) -> None:
-        self.scenario = scenario
-        self.workload = workload
-        self.now = 0
-        self.replicas = 0
-        self.ready = 0
-        # the engine's starting pods: (ready_at, created, index within the creation second)
-        self._starting: list[tuple[int, int, int]] = []
-        self.cold_start_s: float | None = None  # mean measured creation -> Ready so far
-        self.busy: array[int] = array("q")  # busy slots per second, seconds 0..now-1
-        self.queue: array[int] = array("q")  # waiting requests per second, 0..now-1
-        self.min_replicas = scenario.min_replicas
-        self.max_replicas = scenario.max_replicas
-        self._samples: list[Sample] = []
-        self.change: Sample | None = None  # the latest push on change (Scenario.push_on_queue)
-        self.cold_starts = cold_starts
-
-    @property
-    def starting(self) -> int:
-        return len(self._starting)
-
-    @property
-    def starting_ready_at(self) -> list[int]:
-        """When each starting pod will be Ready (seconds)."""
-        return [s[0] for s in self._starting]
-
-    def sample(self, period_s: int | None = None, *, pushed: bool = False) -> Sample | None:
-        """The newest sample visible now (taken at least `metric_delay_s` ago), restricted to
-        sample times that are multiples of `period_s` (HPA sees one every 15 s). `pushed`: as
-        Ciuic's store has them, a push on change (`Scenario.push_on_queue`) included when it
-        is newer."""
-        visible_at = self.now - self.scenario.metric_delay_s
-        step = self.scenario.sample_period_s
-        found: Sample | None = None
-        if visible_at >= 0 and self._samples:
-            idx = min(len(self._samples) - 1, visible_at // step)
-            if period_s is not None and period_s > step:
-                every = period_s // step
-                idx -= idx % every
-            s = self._samples[idx]
-            found = s if s.time <= visible_at else None
-        if pushed and self.change is not None:
-            change = self.change
-            seen = change.time <= self.now - self.scenario.change_delay_s
-            if seen and (found is None or change.time > found.time):
-                return change
-        return found
-
-
-class Autoscaler(Protocol):
-    """A scaling policy under test: called every `period_s` seconds (first at `phase_s`),
-    returns the replicas it wants."""
-
-    name: str
-    period_s: int
-    phase_s: int
-
-    def decide(self, view: ClusterView) -> int: ...
 
 
 def _next_call(policy: Autoscaler, now: int, period: int) -> int:
@@ -209,48 +86,6 @@ class SimResult:
     pods_created: int
     scale_actions: int
     decisions: int
-
-
-_MASK = (1 << 64) - 1
-
-
-def _mix(x: int) -> int:
-    """splitmix64's finaliser: a fixed bijection that scatters nearby keys."""
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
-    return x ^ (x >> 31)
-
-
-class ColdStarts:
-    """Cold starts keyed by (creation second, index within that second) and the seed.
-
-    Every policy that creates its j-th pod of second s gets the same cold start (common random
-    numbers, so policies differ by their decisions, not their luck), and the references can know
-    a pod's cold start before they launch it. Uniform on [lo, hi], whole seconds.
-    """
-
-    def __init__(self, seed: int, lo: float, hi: float) -> None:
-        self._key = _mix((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & _MASK)
-        self.lo, self.hi = lo, hi
-
-    def at(self, second: int, index: int) -> int:
-        u = _mix(self._key ^ _mix((second << 8 | (index & 0xFF)) & _MASK)) >> 11
-        return round(self.lo + (self.hi - self.lo) * u / (1 << 53))
-
-    def first_of_each_second(self, n: int) -> npt.NDArray[np.int64]:
-        """`at(s, 0)` for s in 0..n-1, vectorised; equal to the scalar."""
-        x = np.arange(n, dtype=np.uint64) << np.uint64(8)
-        u = _mix_array(np.uint64(self._key) ^ _mix_array(x)) >> np.uint64(11)
-        f = u.astype(np.float64) / float(1 << 53)
-        return np.rint(self.lo + (self.hi - self.lo) * f).astype(np.int64)
-
-
-def _mix_array(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """`_mix` on arrays (uint64 arithmetic wraps like the masked scalar version)."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    out: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
-    return out
 
 
 def initial_fleet(workload: Workload, scenario: Scenario) -> int:
