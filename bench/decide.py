@@ -1,6 +1,6 @@
 """Time `decide` over 10,000 observations with carried state (target: under 1 s in total).
 
-Replays a synthetic day at a 15 s tick through the brief's spec extended with a capacity and
+Replays a synthetic day at a 15 s tick through the example spec extended with a capacity and
 fractional plans, with a forecast, schedule and burst triggers, applying each decision as the
 reconciler would. The replay runs `--repeat` times; the best run is the code's cost, the others
 show the machine's noise (these machines are shared). For scale, the same loop also times the

@@ -1,8 +1,8 @@
 """Forecast accuracy and speed on the benchmark's traces: every model, 5-minute and 1-hour leads.
 
 Rolling-origin evaluation with a refit at every origin (origins subsampled evenly over each
-trace's scored window, see BENCHMARK.md), scored at the lead: MASE against seasonal naive on the
-same origins, `auto`'s MAE improvement over the better of naive and seasonal naive,
+trace's scored window, see docs/benchmark.md), scored at the lead: MASE against seasonal naive
+on the same origins, `auto`'s MAE improvement over the better of naive and seasonal naive,
 under-forecast rate (actual > mean forecast by 10 %), P90 coverage (actual <= P90 path), and
 fit/predict ms per series. Then the speed targets: `auto` fit + predict on one week of 5-minute
 data, and the CPU time 1,000 such refits take (measured on a sample, extrapolated).
@@ -54,7 +54,7 @@ from app.sim.corpus import GENERATED, generate
 
 MODELS = ("naive", "seasonal_naive", "robust_seasonal", "adaptive", "auto", "prophet")
 HORIZONS_S = (300.0, 3600.0)  # the issue's 5-minute and 1-hour leads
-SCORED_S = {"nyc_taxi": 14 * 86400.0, "twitter_volume_aapl": 7 * 86400.0}  # BENCHMARK.md
+SCORED_S = {"nyc_taxi": 14 * 86400.0, "twitter_volume_aapl": 7 * 86400.0}  # docs/benchmark.md
 HISTORY_S = 28 * 86400.0  # what each fit sees at most (the store keeps more)
 PROPHET_HISTORY_S = 14 * 86400.0  # prophet's fit time grows with history; it refits hourly
 REQUEST_LOG_STEP_S = 60.0

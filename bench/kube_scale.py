@@ -1,12 +1,12 @@
 """Scale on a real control plane: N Deployments and their scalers, reconciled every 5 s.
 
-A real Kubernetes control plane (tests/e2e/controlplane.py: etcd, kube-apiserver,
-controller-manager, scheduler, KWOK's fake nodes; the folder in CIUIC_KUBE_ASSETS, default
-../shared/kube) holds `--scalers` Deployments spread over `--namespaces` namespaces, one pod
-each to begin with. deploy/kubernetes's RBAC is applied and `ciuic serve` runs as its own
-process with the ServiceAccount's token alone (TLS verified), the default reconcile interval
-(5 s), one scaler per Deployment (reactive, a pushed queue per scaler). This process pushes
-every scaler's load every 5 s, as its pods would.
+A real Kubernetes control plane (tests/e2e/controlplane.py: etcd, kube-apiserver, controller-
+manager, scheduler, KWOK's fake nodes; the folder CIUIC_KUBE_ASSETS names) holds `--scalers`
+Deployments spread over `--namespaces` namespaces, one pod each to begin with.
+deploy/kubernetes's RBAC is applied and `ciuic serve` runs as its own process with the
+ServiceAccount's token alone (TLS verified), the default reconcile interval (5 s), one scaler
+per Deployment (reactive, a pushed queue per scaler). This process pushes every scaler's load
+every 5 s, as its pods would.
 
 Three windows, after the service has decided every scaler once (start-up, measured too):
 - steady: the loads do not move; what remains is the watch caches, the Lease, the passes;

@@ -4,7 +4,7 @@
 (PostgreSQL by default, or SQLite), with an admin token and the built-in simulated cluster (no
 kubeconfig), at its default settings (reconcile every 5 s, rollups, retention, refits).
 
-- `--scalers` scalers (100) are created through POST /v1/scalers in the brief's shape
+- `--scalers` scalers (100) are created through POST /v1/scalers in the example spec's shape
   (gpu_utilization 85 % and request_queue < 5, weighted; a request_rate capacity; eager
   preheat; cron floors; an emergency trigger on the queue), each on its own simulated
   Deployment, reading only its own pods through a `deployment` label selector.

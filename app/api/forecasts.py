@@ -1,4 +1,4 @@
-"""Predictions: a scaler's forecast as points (the brief's `get_ciuic_prediction`), its
+"""Predictions: a scaler's forecast as points (the product's `get_ciuic_prediction`), its
 accuracy per model, and what-if forecasts of an uploaded series."""
 
 from __future__ import annotations

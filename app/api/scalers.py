@@ -1,6 +1,6 @@
 """Scalers: create, replace, read (JSON or YAML), delete, validate; decisions and events.
 
-A spec arrives as JSON or, with `Content-Type: application/yaml`, as YAML (the brief's file
+A spec arrives as JSON or, with `Content-Type: application/yaml`, as YAML (the product's file
 verbatim). Every write bumps the generation, which is the ETag; `If-Match` makes a write
 conditional (412 when stale).
 """
@@ -94,7 +94,9 @@ class ScalerStatus(BaseModel):
 
 class ScalerOut(BaseModel):
     name: str
-    spec: dict[str, Any] = Field(description="The spec in the brief's shape, as written")
+    spec: dict[str, Any] = Field(
+        description="The spec as written (the shape of examples/ciuic-config.yaml)"
+    )
     status: ScalerStatus
 
     @classmethod

@@ -1,6 +1,6 @@
 """`ciuic demo`: a demo scaler and the traffic of its pods, against a running service.
 
-It registers the scaler `demo` (the brief's spec, capacity 0.5 requests/s per pod), then every
+It registers the scaler `demo` (the example spec, capacity 0.5 requests/s per pod), then every
 5 s plays a compressed day of traffic (a peak every `--period` seconds): it reads how many pods
 the service's cluster has ready and pushes what those pods would report — GPU utilisation,
 queue length, request rate — through the JSON API. At start it backfills four simulated days

@@ -1,4 +1,4 @@
-"""Prophet, as the brief names it: daily/weekly seasonality, linear or logistic growth.
+"""Prophet, as the product promises it: daily/weekly seasonality, linear or logistic growth.
 
 Prophet follows calendar shape, not the current level, so it is slow to notice a level shift and
 measured worse than the naive forecast at autoscaling leads (NOTES); it stays for long horizons
@@ -49,7 +49,7 @@ def _quiet_prophet_logs() -> None:
 
 
 class ProphetForecaster:
-    """Prophet with the brief's parameters; bands from a holdout backtest."""
+    """Prophet with the product's parameters; bands from a holdout backtest."""
 
     name = "prophet"
 

@@ -96,7 +96,7 @@ def decide(
     schedule = schedule_bounds(spec, now)  # 3
 
     # A burst is sized to what the newest reading asks for where a capacity turns the load
-    # and the queue into pods; without one, to the spec's multiplier (the brief's burst).
+    # and the queue into pods; without one, to the spec's multiplier (the product's burst).
     shortfall = reactive.recent[-1][1] if capacity.per_pod and reactive.has_data else None
     burst = emergency_step(spec, observation, state, now, shortfall)  # 4
 

@@ -27,8 +27,8 @@ from app.sim.traces import Workload
 
 __all__ = ["BRIEF_SPEC", "CiuicPolicy", "default_spec"]
 
-# The brief's ciuic-config.yaml, as BENCHMARK.md runs it (no cron floors: the traces are not
-# the brief's service, and floors at 09:00/23:00 would only add cost).
+# The brief's ciuic-config.yaml, as docs/benchmark.md runs it (no cron floors: the traces are not
+# the product's service, and floors at 09:00/23:00 would only add cost).
 BRIEF_SPEC: dict[str, Any] = {
     "target": "deepseek-service",
     "scaler": "predictive",

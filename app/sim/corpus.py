@@ -1,5 +1,5 @@
 """The generated half of the benchmark corpus: seeded, pure generators of the trace families
-BENCHMARK.md lists, written as the CSV text of either shape.
+docs/benchmark.md lists, written as the CSV text of either shape.
 
 - `flash_crowds`: 5-minute counts on a daily cycle with sudden crowds (several times the day's
   peak within one interval, decaying over 15-45 minutes), one or two a day.
@@ -221,7 +221,7 @@ def generate(family: str, seed: int) -> str:
 
 
 # The generated traces of the benchmark corpus: one per family; windows sized so that the
-# corpus (every policy x 3 seeds) runs in minutes on two cores, history as BENCHMARK.md asks.
+# corpus (every policy x 3 seeds) runs in minutes on two cores, history as docs/benchmark.md asks.
 GENERATED: tuple[GeneratedTrace, ...] = (
     GeneratedTrace("flash_crowds", 1, 2 * DAY),  # 7 days of history
     GeneratedTrace("noisy_monitoring", 1, 2 * DAY),  # 4 days of history

@@ -1,4 +1,4 @@
-"""The per-policy report of BENCHMARK.md ("What a report shows"), its averages over seeds and
+"""The per-policy report of docs/benchmark.md ("What a report shows"), its averages over seeds and
 traces, dominance and the targets: values, JSON-ready dicts and markdown tables. Computed from a
 run's per-second series after the run (pure: the shell prints, writes and plots)."""
 
@@ -368,7 +368,7 @@ def geometric_mean(values: Sequence[float]) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class TargetCheck:
-    """One BENCHMARK.md target, met or not, where, with the numbers."""
+    """One docs/benchmark.md target, met or not, where, with the numbers."""
 
     name: str
     where: str  # a trace, "corpus", or "timing"
@@ -379,7 +379,7 @@ class TargetCheck:
         return {"target": self.name, "where": self.where, "met": self.met, "detail": self.detail}
 
 
-# BENCHMARK.md v2 "Targets" (fractions; 0.0001 is 0.01 percentage point). Never loosen.
+# docs/benchmark.md "Targets" (fractions; 0.0001 is 0.01 percentage point). Never loosen.
 KPA_COST_SHARE = 0.85
 KPA_DROP_SLACK = 0.0001
 NYC_TRACE = "nyc_taxi"
@@ -397,7 +397,7 @@ def _trace_key(name: str) -> str:
 def check_targets(
     by_trace: Mapping[str, Sequence[Scored]], *, policy: str = "ciuic", corpus: bool = False
 ) -> tuple[TargetCheck, ...]:
-    """BENCHMARK.md v2's targets for `policy`. `by_trace` maps a trace name to its rows (a
+    """docs/benchmark.md's targets for `policy`. `by_trace` maps a trace name to its rows (a
     run's reports, or the means over seeds). Per trace: no baseline dominates it; cost <= 1.35
     x oracle and drops <= oracle + 0.05 pt; on nyc_taxi cost <= 1.00 x oracle, utilisation >=
     89 % and drops <= oracle + 0.02 pt. With `corpus`: the geometric mean of cost / KPA over

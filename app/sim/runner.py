@@ -2,7 +2,7 @@
 
 `run_simulation` replays one trace for one seed (every policy on the same workload);
 `run_corpus` replays many traces for several seeds and summarises them (means over seeds,
-geometric means over traces, BENCHMARK.md's targets). Both take an optional `map_fn` (a process
+geometric means over traces, docs/benchmark.md's targets). Both take an optional `map_fn` (a process
 pool's `map`) to spread the runs; the results are the same either way.
 """
 
@@ -384,7 +384,7 @@ def run_corpus(
     on_done: Callable[[str, int, str], None] | None = None,
 ) -> CorpusRun:
     """Every policy on every trace for every seed; means over seeds, geometric means over the
-    traces, and BENCHMARK.md's targets for `check_policy` (the corpus one against KPA when
+    traces, and docs/benchmark.md's targets for `check_policy` (the corpus one against KPA when
     `corpus_target`, by default with more than one trace). Runs are spread one (trace, seed,
     policy) per task, the ciuic ones first (the slowest), so two processes finish together."""
     if not sources:

@@ -1,4 +1,4 @@
-"""Trace parsing and the benchmark's load scaling (BENCHMARK.md, "Traces" and "Scenario").
+"""Trace parsing and the benchmark's load scaling (docs/benchmark.md, "Traces" and "Scenario").
 
 Two shapes are accepted, told apart by their header, never by the file name, so that traces we
 have never seen work unchanged:
@@ -269,7 +269,7 @@ def build_workload(
     service_per_generated_s: float = 0.03,
     service_per_context_s: float = 0.0002,
 ) -> Workload:
-    """Scale a trace into per-second arrivals exactly as BENCHMARK.md's scenario says.
+    """Scale a trace into per-second arrivals exactly as docs/benchmark.md's scenario says.
 
     Count traces: the window's per-interval rate is scaled so that its 99th percentile needs
     `target_pods_at_p99` pods at 100 % (40 pods × 8 slots / 16 s = 20 req/s), held constant
@@ -294,7 +294,7 @@ def build_workload(
 
 def default_window_s(trace: Trace) -> float | None:
     """The scored window when none is given: the last 14 days of a count series at 15 min or
-    coarser, the last 7 days of a finer one (BENCHMARK.md's nyc_taxi / twitter choices as a
+    coarser, the last 7 days of a finer one (docs/benchmark.md's nyc_taxi / twitter choices as a
     rule), a whole request log (None)."""
     if isinstance(trace, CountTrace):
         return 14 * 86400.0 if trace.interval_s >= 900 else 7 * 86400.0

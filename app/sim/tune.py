@@ -7,7 +7,7 @@ policy on the same workload and seed, so candidates differ only by the spec. Pur
 supplies the workload (a trace upload or the scaler's stored history, never the window the
 result will be judged on) and, if it likes, a process pool's `map`.
 
-`tuned_on_history` is the benchmark's `ciuic-tuned`: the brief's spec tuned on the last days
+`tuned_on_history` is the benchmark's `ciuic-tuned`: the example spec tuned on the last days
 of the history before the scored window, replayed as the live tune job replays a scaler's
 stored load.
 """
@@ -264,7 +264,7 @@ def search_knobs(
 
 TUNE_HISTORY_S = 2 * 86400.0  # the days of history before the window a tuning replays
 TUNE_MAX_DROP_RATE = 0.001  # the service objective it tunes within: 0.1 % dropped
-# what the benchmark's tuning searches: the GPU target (the brief's threshold), the warm
+# what the benchmark's tuning searches: the GPU target (the product's threshold), the warm
 # spares; the forecast band stays the median (0.75 never won on the corpus's histories)
 BENCH_GPU_TARGETS: tuple[float | None, ...] = (None, 90.0, 95.0)
 BENCH_SPARES: tuple[int | None, ...] = (0, 1)
@@ -273,7 +273,7 @@ BENCH_SPARES: tuple[int | None, ...] = (0, 1)
 def tuned_on_history(prior: Prior) -> dict[str, Any]:
     """The brief's spec, tuned (GPU target, warm spares) on the last `TUNE_HISTORY_S` of
     the load before the window, replayed as Poisson arrivals like the live tune job replays a
-    scaler's stored load; the brief's spec itself when there is too little history (a request
+    scaler's stored load; the example spec itself when there is too little history (a request
     log has none) or no candidate meets the objective."""
     from app.sim.ciuic import default_spec  # the adapter imports this package's runner
 

@@ -1,6 +1,6 @@
 """Scalers and their events, persisted.
 
-The spec is stored as the document the operator sent (normalised to the brief's shape), so
+The spec is stored as the document the operator sent (normalised to the example spec's shape), so
 what `GET` returns reads like what was written; `generation` counts replacements and is the
 ETag for optimistic concurrency.
 """

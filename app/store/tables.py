@@ -144,7 +144,7 @@ scalers = sa.Table(
     "scalers",
     metadata,
     sa.Column("name", sa.String(63), primary_key=True),
-    sa.Column("document", sa.Text, nullable=False),  # JSON, the brief's shape
+    sa.Column("document", sa.Text, nullable=False),  # JSON, the example spec's shape
     sa.Column("generation", sa.Integer, nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("updated_us", sa.BigInteger, nullable=False),

@@ -1,7 +1,7 @@
 """Forecast refits, in the background: each scaler's load history from the store, a model
 fitted off the event loop, the result cached in memory (app.services.forecasts) and persisted.
 
-Fast models refit every minute, prophet every hour (NOTES.md: a prophet fit on a week of
+Fast models refit every minute, prophet every hour (docs/forecasting.md: a prophet fit on a week of
 5-minute data costs ~0.1 s and ~300 MB; nothing fits on the request path). Accuracy per model
 (MASE against the seasonal naive, P90 coverage) is re-measured on a slower cadence.
 """

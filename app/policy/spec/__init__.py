@@ -1,6 +1,6 @@
 """The scaler spec: what an operator writes (YAML or JSON) to say how a deployment scales.
 
-`parse_spec` accepts the brief's `ciuic-config.yaml` verbatim (after `yaml.safe_load`) and fills
+`parse_spec` accepts `examples/ciuic-config.yaml` verbatim (after `yaml.safe_load`) and fills
 every omitted key with a default; `ScalerSpec.to_document` renders it back in the same shape
 ("85%", "<5", "30s", "0.5/s"), so YAML in -> YAML out keeps the meaning.
 

@@ -267,7 +267,7 @@ class EmergencyTrigger(_Model):
     """Burst when `metric` stays above `threshold` for `duration`.
 
     `aggregation` is how the trigger reads the metric over the target's pods: None (the
-    default) reads it as aggregated in `metrics:` (per pod by default, `avg`), so the brief's
+    default) reads it as aggregated in `metrics:` (per pod by default, `avg`), so the product's
     `threshold: 50` on `request_queue` means 50 waiting per pod; `sum` compares the threshold
     with the total over pods (50 waiting in all), `max` with the busiest pod. The reactive
     step keeps comparing the metric's own aggregation with its per-pod target."""

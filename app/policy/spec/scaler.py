@@ -196,7 +196,7 @@ class ScalerSpec(_Model):
         return zone
 
     def to_document(self, *, defaults: bool = False) -> dict[str, Any]:
-        """The spec in the brief's shape; only the keys the author gave unless `defaults`."""
+        """The spec in the example spec's shape; only the keys the author gave unless `defaults`."""
         doc: dict[str, Any] = self.model_dump(
             mode="json", by_alias=True, exclude_unset=not defaults, exclude_none=True
         )

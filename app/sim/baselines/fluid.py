@@ -1,4 +1,4 @@
-"""The fluid reference: the floor under every policy (BENCHMARK v2).
+"""The fluid reference: the floor under every policy (docs/benchmark.md).
 
 It knows the true rate λ(t) the arrivals are drawn from (not the arrivals themselves) and
 provisions exactly the pods that rate keeps busy at 100 %, ceil(λ × service / slots), each one
