@@ -127,6 +127,12 @@ def candidate_spec(
     return doc
 
 
+# A process pool's `map` (or any): runs one replay per candidate spec.
+MapFn = Callable[
+    [Callable[[dict[str, Any]], SimResult], Sequence[dict[str, Any]]], Iterable[SimResult]
+]
+
+
 def _run(spec: dict[str, Any], workload: Workload, scenario: Scenario, seed: int) -> SimResult:
     return simulate_policy("ciuic", workload=workload, scenario=scenario, spec=spec, seed=seed)
 
@@ -143,10 +149,7 @@ def tune_spec(
     burst_thresholds: Sequence[float | None] = (None,),
     quantiles: Sequence[float | None] = (None,),
     spares: Sequence[int | None] = (None,),
-    map_fn: Callable[
-        [Callable[[dict[str, Any]], SimResult], Sequence[dict[str, Any]]], Iterable[SimResult]
-    ]
-    | None = None,
+    map_fn: MapFn | None = None,
 ) -> TuneResult:
     """Replay every combination of the given knob values; the best is the cheapest whose drop
     rate is ≤ `max_drop_rate` and whose bill scaled to 30 days is ≤ `monthly_budget_usd`."""
@@ -166,13 +169,27 @@ def tune_spec(
             monthly_budget_usd is None or monthly <= monthly_budget_usd
         )
         raw.append((g, b, q, sp, spec, rep.cost_usd, monthly, rep.drop_rate, rep.utilization, ok))
-    points = []
-    for r in raw:
-        dominated = any(o[5] <= r[5] and o[7] <= r[7] and (o[5] < r[5] or o[7] < r[7]) for o in raw)
-        points.append(TunePoint(*r, pareto=not dominated))
-    points.sort(key=lambda p: (p.cost_usd, p.drop_rate))
-    best = next((p for p in points if p.feasible), None)
-    return TuneResult(best=best, frontier=tuple(points))
+    return _ranked([TunePoint(*r, pareto=False) for r in raw])
+
+
+def _ranked(points: Sequence[TunePoint]) -> TuneResult:
+    """The points cheapest first, each marked Pareto when no other is both cheaper and drops
+    less; the best is the cheapest feasible one."""
+    marked = [
+        replace(
+            p,
+            pareto=not any(
+                o.cost_usd <= p.cost_usd
+                and o.drop_rate <= p.drop_rate
+                and (o.cost_usd < p.cost_usd or o.drop_rate < p.drop_rate)
+                for o in points
+            ),
+        )
+        for p in points
+    ]
+    marked.sort(key=lambda p: (p.cost_usd, p.drop_rate))
+    best = next((p for p in marked if p.feasible), None)
+    return TuneResult(best=best, frontier=tuple(marked))
 
 
 # What the live tune job searches, one knob at a time (the others held at the best so far):
@@ -202,10 +219,7 @@ def search_knobs(
     seed: int = 0,
     max_drop_rate: float = 0.01,
     monthly_budget_usd: float | None = None,
-    map_fn: Callable[
-        [Callable[[dict[str, Any]], SimResult], Sequence[dict[str, Any]]], Iterable[SimResult]
-    ]
-    | None = None,
+    map_fn: MapFn | None = None,
 ) -> TuneResult:
     """A coordinate search over the policy's knobs: each in turn is tried at every value
     while the others stay at the best so far; a knob whose values all break the limits keeps
@@ -244,22 +258,7 @@ def search_knobs(
             seen.setdefault((p.gpu_target, p.burst_threshold, p.quantile, p.spare), p)
         if found.best is not None:
             chosen[knob] = getattr(found.best, knob)
-    points = list(seen.values())
-    marked = [
-        replace(
-            p,
-            pareto=not any(
-                o.cost_usd <= p.cost_usd
-                and o.drop_rate <= p.drop_rate
-                and (o.cost_usd < p.cost_usd or o.drop_rate < p.drop_rate)
-                for o in points
-            ),
-        )
-        for p in points
-    ]
-    marked.sort(key=lambda p: (p.cost_usd, p.drop_rate))
-    best = next((p for p in marked if p.feasible), None)
-    return TuneResult(best=best, frontier=tuple(marked))
+    return _ranked(list(seen.values()))
 
 
 TUNE_HISTORY_S = 2 * 86400.0  # the days of history before the window a tuning replays

@@ -141,28 +141,6 @@ def test_a_scalers_stored_load_is_replayed_with_its_spec(server: LiveServer) -> 
     assert [r["policy"] for r in done["result"]["reports"]] == ["ciuic", "hpa"]
 
 
-def test_tuning_returns_the_best_spec_and_the_frontier(server: LiveServer) -> None:
-    assert httpx.post(f"{server.url}/v1/scalers", json=SPEC).status_code == 201
-    now = time.time()
-    push_load(server, now, hours=3)
-    response = httpx.post(
-        f"{server.url}/v1/scalers/deepseek-service/tune",
-        json={"start": now - 3 * 3600, "end": now, "max_drop_rate": 0.05},
-    )
-    assert response.status_code == 202, response.text
-    done = wait_for(server, response.json()["id"])
-    assert done["status"] == "done", done["error"]
-    result = done["result"]
-    assert result["frontier"] and result["best_spec"] is not None
-    assert result["best"]["drop_rate"] <= 0.05
-    # the search tried every knob: the GPU target, the warm spares and the forecast band
-    frontier = result["frontier"]
-    assert {p["spare"] for p in frontier} >= {0, 1, 2}
-    assert {p["quantile"] for p in frontier} >= {0.5, 0.75, 0.9}
-    assert len({p["gpu_target"] for p in frontier}) >= 9
-    assert done["request"]["generation"] == 1
-
-
 def tuned(server: LiveServer) -> dict[str, Any]:
     assert httpx.post(f"{server.url}/v1/scalers", json=SPEC).status_code == 201
     now = time.time()
@@ -175,6 +153,19 @@ def tuned(server: LiveServer) -> dict[str, Any]:
     done = wait_for(server, response.json()["id"])
     assert done["status"] == "done", done["error"]
     return done
+
+
+def test_tuning_returns_the_best_spec_and_the_frontier(server: LiveServer) -> None:
+    done = tuned(server)
+    result = done["result"]
+    assert result["frontier"] and result["best_spec"] is not None
+    assert result["best"]["drop_rate"] <= 0.05
+    # the search tried every knob: the GPU target, the warm spares and the forecast band
+    frontier = result["frontier"]
+    assert {p["spare"] for p in frontier} >= {0, 1, 2}
+    assert {p["quantile"] for p in frontier} >= {0.5, 0.75, 0.9}
+    assert len({p["gpu_target"] for p in frontier}) >= 9
+    assert done["request"]["generation"] == 1
 
 
 def test_a_tune_is_applied_in_dry_run_first_then_enforced(server: LiveServer) -> None:
