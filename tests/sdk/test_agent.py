@@ -261,6 +261,50 @@ def test_samples_ciuic_refuses_are_dropped_and_counted(
     assert agent.stats.sent == 2
 
 
+def waiting(n: float) -> str:
+    return (
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        f'vllm:num_requests_waiting{{model_name="deepseek-7b"}} {n}\n'
+    )
+
+
+def test_a_growing_queue_is_pushed_at_once_between_rounds(
+    make_agent: Callable[[AgentConfig], Agent], server: LiveServer, vllm: ModelServer
+) -> None:
+    """Push on change, as the benchmark's simulator models it: between the 5 s rounds the
+    queue is read every second and pushed at once when it is at least 5 and longer than at
+    the last push; a queue that is short, or no longer than pushed, waits for the round."""
+    agent = make_agent(config(server.url, f"{vllm.url}/metrics", running_metric=None))
+    t0 = time.time() - 30
+    vllm.metrics = waiting(6)
+    agent.tick(t0)  # the round: 6 pushed
+    pushed = []
+    for dt, n in [(1, 6), (2, 9), (3, 9), (4, 14), (5, 3)]:
+        vllm.metrics = waiting(n)
+        pushed.append(agent.check_change(t0 + dt))
+    assert pushed == [False, True, False, True, False]
+    agent.tick(t0 + 5)  # the next round pushes 3 (below the threshold: no change push)
+    vllm.metrics = waiting(4)
+    assert agent.check_change(t0 + 6) is False  # growing, but under 5
+    vllm.metrics = waiting(5)
+    assert agent.check_change(t0 + 7) is True  # at 5 and longer than the 3 pushed last
+    with Client(server.url) as ciuic:
+        points = ciuic.query_range("request_queue", t0 - 1, t0 + 8, step=1).series[0].points
+    assert [v for _, v in points] == [6.0, 9.0, 14.0, 3.0, 5.0]
+    assert agent.change_pushes == 3
+
+
+def test_push_on_change_can_be_turned_off(
+    make_agent: Callable[[AgentConfig], Agent], server: LiveServer, vllm: ModelServer
+) -> None:
+    args = build_parser().parse_args(["--push-on-queue", "0", "--no-gpu"])
+    assert config_from_args(args, {}).push_on_queue is None
+    assert AgentConfig().push_on_queue == 5.0 and AgentConfig().change_poll_s == 1.0
+    agent = make_agent(config(server.url, f"{vllm.url}/metrics", push_on_queue=None))
+    vllm.metrics = waiting(50)
+    assert agent.check_change(time.time()) is False and agent.stats.sent == 0
+
+
 def test_config_from_env_and_flags() -> None:
     env = {
         "CIUIC_URL": "http://ciuic.example:8080",
