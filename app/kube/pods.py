@@ -14,7 +14,6 @@ lastTransitionTime, or the warm gate's if later), once per pod uid.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from app.kube.calls import Resource, RetryPolicy
 from app.kube.informer import Informer, WatchStats
+from app.policy.coldstart import COLD_START_QUANTILE, COLD_START_WINDOW, learned_cold_start
 
 __all__ = [
     "WARM_ANNOTATION",
@@ -111,7 +111,9 @@ class ColdStarts:
     """Recent pods' cold starts; `value()` is a high quantile (nearest rank), robust to the
     odd slow node yet conservative enough to scale ahead in time."""
 
-    def __init__(self, window: int = 20, quantile: float = 0.9) -> None:
+    def __init__(
+        self, window: int = COLD_START_WINDOW, quantile: float = COLD_START_QUANTILE
+    ) -> None:
         self.samples: deque[float] = deque(maxlen=window)
         self.quantile = quantile
         self._seen: deque[str] = deque(maxlen=window * 10)
@@ -127,11 +129,7 @@ class ColdStarts:
             self.samples.append(took)
 
     def value(self) -> float | None:
-        if not self.samples:
-            return None
-        ordered = sorted(self.samples)
-        rank = max(1, math.ceil(self.quantile * len(ordered)))
-        return ordered[rank - 1]
+        return learned_cold_start(self.samples, self.quantile)
 
 
 PodListener = Callable[[PodEvent], None]

@@ -24,6 +24,7 @@ from typing import Any
 
 from app.clock import Clock
 from app.kube.cluster import DeploymentState, RolloutStatus, strategic_merge
+from app.policy.coldstart import COLD_START_WINDOW, learned_cold_start
 from app.policy.spec import TargetRef
 
 __all__ = ["SimulatedCluster"]
@@ -151,8 +152,7 @@ class SimulatedCluster:
                 if not p.measured:  # seen Ready: its cold start is now known
                     p.measured = True
                     d.cold_starts = [*d.cold_starts[-99:], p.ready_at - p.created]
-        recent = d.cold_starts[-20:]
-        learned = sorted(recent)[len(recent) // 2] if recent else None
+        learned = learned_cold_start(d.cold_starts[-COLD_START_WINDOW:])
         return DeploymentState(
             replicas=d.replicas,
             ready=ready,

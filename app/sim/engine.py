@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from app.policy.coldstart import COLD_START_WINDOW, learned_cold_start
 from app.sim.coldstarts import ColdStarts
 from app.sim.traces import Workload
 from app.sim.view import SCENARIOS, Autoscaler, ClusterView, Sample, Scenario
@@ -163,7 +164,8 @@ def simulate(
     R = r0
     never = 1 << 62
     next_ready = never
-    cold_sum = cold_n = 0
+    # the last pods' cold starts, learned as the live adapter learns them
+    cold_recent: deque[float] = deque(maxlen=COLD_START_WINDOW)
     # pod counts change rarely: log (second, ready, replicas, billed) on change, expand later
     log: list[tuple[int, int, int, int]] = [(0, R, R, R)]
 
@@ -221,8 +223,7 @@ def simulate(
         if t >= next_ready:
             while starting and starting[0][0] <= t:
                 ready_at, created, _j = starting.pop(0)
-                cold_sum += ready_at - created
-                cold_n += 1
+                cold_recent.append(float(ready_at - created))
                 levels[0] |= 1 << R
                 lo = 0
                 ready_created.append(created)
@@ -395,8 +396,8 @@ def simulate(
             view.now = now
             view.replicas = cur
             view.ready = R
-            if cold_n:
-                view.cold_start_s = cold_sum / cold_n
+            if cold_recent:
+                view.cold_start_s = learned_cold_start(cold_recent)
             want = policy.decide(view)
             next_call = _next_call(policy, t, period)
             decisions += 1

@@ -89,7 +89,7 @@ class ClusterView:
         self.ready = 0
         # the engine's starting pods: (ready_at, created, index within the creation second)
         self._starting: list[tuple[int, int, int]] = []
-        self.cold_start_s: float | None = None  # mean measured creation -> Ready so far
+        self.cold_start_s: float | None = None  # learned as the live adapter learns it
         self.busy: array[int] = array("q")  # busy slots per second, seconds 0..now-1
         self.queue: array[int] = array("q")  # waiting requests per second, 0..now-1
         self.min_replicas = scenario.min_replicas
