@@ -130,10 +130,12 @@ class PrometheusClient:
 
     async def query(self, expr: str, at: float) -> list[Sample]:
         """`expr` evaluated at `at` (seconds); PrometheusError when it gives no answer."""
+        # Prometheus' own deadline (a Go duration: "2.5s" is refused, "2500ms" is not) ends
+        # a heavy query server-side instead of leaving it running after we gave up.
         params: dict[str, Any] = {
             "query": expr,
             "time": f"{at:.3f}",
-            "timeout": f"{self.timeout_s}s",
+            "timeout": f"{max(1, round(self.timeout_s * 1000))}ms",
         }
         try:
             response = await self._http.post("/api/v1/query", data=params)
