@@ -38,6 +38,7 @@ from app.kube.cluster import Cluster
 from app.kube.config import build_cluster, build_elector
 from app.kube.lease import LeaderElector
 from app.kube.simulated import SimulatedCluster
+from app.prometheus import PrometheusClient
 from app.services.forecasts import ForecastCache
 from app.services.jobs import SimulationJobs
 from app.services.principals import TokenCache
@@ -118,6 +119,7 @@ def create_app(
                 lost_after_s=settings.simulation_lost_after_s,
             ),
             tokens=TokenCache(clock_.monotonic),
+            prometheus=PrometheusClient.from_settings(settings),
         )
         app.state.ctx = ctx
         supervisor = Supervisor(clock=clock_)
@@ -143,10 +145,17 @@ def create_app(
                         ctx.forecasts,
                         ctx.wakeup,
                         ctx.specs,
+                        ctx.prometheus,
                     ),
                     "rollouts": rollout_loop(
                         RolloutExecutor(
-                            db, ctx.cluster, ctx.clock, ctx.forecasts, ctx.wakeup, ctx.specs
+                            db,
+                            ctx.cluster,
+                            ctx.clock,
+                            ctx.forecasts,
+                            ctx.wakeup,
+                            ctx.specs,
+                            ctx.prometheus,
                         ),
                         settings,
                         ctx.rollout_kick,
@@ -178,6 +187,8 @@ def create_app(
             await ctx.simulations.close()
             if kube is not None:
                 await kube.close()
+            if ctx.prometheus is not None:
+                await ctx.prometheus.aclose()
             await db.dispose()
 
     app = FastAPI(

@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     lease_retry_period_s: float = Field(2.0, gt=0)  # renew / acquire attempts
     leader_identity: str | None = None  # the pod name (downward API); default: host + random
 
+    # Prometheus, for metrics whose spec reads them from it (`source: {prometheus: <query>}`):
+    # the server's base URL, a bearer token or basic auth (not both), a CA bundle for its
+    # TLS (or skip verification: tests only), and the limit on each query. A query that fails
+    # or times out is a missing reading (the policy holds, never scales down, and says why).
+    prometheus_url: str | None = None
+    prometheus_bearer_token: SecretStr | None = None
+    prometheus_username: str | None = None
+    prometheus_password: SecretStr | None = None
+    prometheus_ca_file: str | None = None
+    prometheus_insecure_skip_verify: bool = False
+    prometheus_timeout_s: float = Field(5.0, gt=0)
+
     db_retry_after_s: int = Field(5, ge=1)  # Retry-After on 503 when the database is down
     # PostgreSQL connections per process (SQLite always uses one). A request waits for a pooled
     # connection (503 after 10 s) rather than opening one past the pool.
@@ -123,6 +135,12 @@ class Settings(BaseSettings):
         # A job survives one missed or late heartbeat before another replica fails it.
         if self.simulation_lost_after_s < 2 * self.simulation_heartbeat_s:
             raise ValueError("need simulation_lost_after_s >= 2 * simulation_heartbeat_s")
+        return self
+
+    @model_validator(mode="after")
+    def _prometheus_auth(self) -> Settings:
+        if self.prometheus_bearer_token is not None and self.prometheus_username is not None:
+            raise ValueError("set prometheus_bearer_token or prometheus_username, not both")
         return self
 
     @property

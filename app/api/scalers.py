@@ -24,6 +24,7 @@ from app.errors import BadRequest, UnprocessableEntity
 from app.policy import ScalerSpec, parse_spec
 from app.services import decisions, scalers
 from app.services.scalers import etag as etag_of
+from app.services.sources import SourceNote
 from app.store import scalers as store
 
 __all__ = ["router"]
@@ -349,7 +350,12 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
         time=datetime.fromtimestamp(decided.now, tz=UTC),
         observation={
             "metrics": {
-                k: {"value": r.value, "pods_reporting": r.pods_reporting, "age_s": r.age_s}
+                k: {
+                    "value": r.value,
+                    "pods_reporting": r.pods_reporting,
+                    "age_s": r.age_s,
+                    **_source_of(decided.sources.get(k)),
+                }
                 for k, r in metrics.readings.items()
             },
             # what emergency triggers with their own aggregation read, as "<metric>.<how>"
@@ -372,6 +378,13 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
         },
         **store.decision_to_json(decided.decision),
     )
+
+
+def _source_of(note: SourceNote | None) -> dict[str, Any]:
+    """How a metric read from Prometheus was read: its query, the series, any error."""
+    if note is None:
+        return {}
+    return {"source": {"prometheus": note.query, "series": note.series, "error": note.error}}
 
 
 @router.get(

@@ -3,19 +3,23 @@
 `observe_and_decide` is the one place that builds the policy's `Observation` and calls
 `decide`: the reconciler (app.workers.reconciler) acts on its result, the decision endpoint
 shows it. The metrics and the forecast are read by the caller (the reconciler reads a whole
-pass's metrics in a few queries) or by `read_inputs` for one scaler.
+pass's metrics in a few queries) or by `read_inputs` for one scaler; the metrics read from
+Prometheus are read here, at each decision (app.services.sources).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from app.kube.cluster import Cluster, ClusterError, DeploymentState
 from app.policy import Decision, ScalerSpec, decide
 from app.policy.types import Observation
+from app.prometheus import PrometheusClient
 from app.services.errors import Conflict
 from app.services.forecasts import ForecastCache
 from app.services.shell import Shell
+from app.services.sources import SourceNote, explain, read_sources
 from app.store.db import Database
 from app.store.forecasts import StoredForecast
 from app.store.observations import MetricsView, read_metrics
@@ -26,12 +30,14 @@ __all__ = ["Decided", "observe_and_decide", "preview", "read_inputs"]
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """What one decision saw (the metrics, the target) and chose."""
+    """What one decision saw (the metrics, the target) and chose; `sources` says how each
+    metric read from Prometheus was read (its series, its error)."""
 
     now: float
     metrics: MetricsView
     cluster: DeploymentState
     decision: Decision
+    sources: Mapping[str, SourceNote] = field(default_factory=dict)
 
 
 async def read_inputs(
@@ -51,9 +57,11 @@ async def observe_and_decide(
     metrics: MetricsView,
     forecast: StoredForecast | None,
     now: float,
+    prometheus: PrometheusClient | None = None,
 ) -> Decided:
-    """Read the target's replicas and pods, and decide; ClusterError when the target cannot
-    be read (nothing is decided then)."""
+    """Read the metrics sourced from Prometheus, the target's replicas and pods, and decide;
+    ClusterError when the target cannot be read (nothing is decided then)."""
+    metrics, sources = await read_sources(prometheus, spec, metrics, now)
     state = await cluster.observe(spec.target)
     metrics = metrics.only(state.ready_pods)  # a deleted pod's last samples are no load
     observation = Observation(
@@ -66,7 +74,7 @@ async def observe_and_decide(
         cold_start_s=state.learned_cold_start_s,
     )
     decision = decide(spec, observation, forecast.forecast if forecast else None, scaler.state, now)
-    return Decided(now, metrics, state, decision)
+    return Decided(now, metrics, state, explain(decision, sources, prometheus), sources)
 
 
 async def preview(shell: Shell, scaler: StoredScaler, spec: ScalerSpec) -> Decided:
@@ -75,6 +83,8 @@ async def preview(shell: Shell, scaler: StoredScaler, spec: ScalerSpec) -> Decid
     now = shell.clock.now()
     metrics, stored = await read_inputs(shell.db, shell.forecasts, scaler.name, spec, now)
     try:
-        return await observe_and_decide(shell.cluster, scaler, spec, metrics, stored, now)
+        return await observe_and_decide(
+            shell.cluster, scaler, spec, metrics, stored, now, shell.prometheus
+        )
     except ClusterError as exc:
         raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from app.clock import Clock
 from app.kube.cluster import Cluster
+from app.prometheus import PrometheusClient
 from app.services.forecasts import ForecastCache
 from app.services.jobs import SimulationJobs
 from app.services.principals import TokenCache
@@ -37,3 +38,4 @@ class Shell:
     # rollout executor (both loops run on the leader, in this process or not at all).
     wakeup: Wakeup = field(default_factory=Wakeup)
     rollout_kick: asyncio.Event = field(default_factory=asyncio.Event)
+    prometheus: PrometheusClient | None = None  # None: CIUIC_PROMETHEUS_URL not set

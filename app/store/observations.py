@@ -34,7 +34,7 @@ class MetricsView:
         readings: Mapping[str, MetricReading],
         load_rate: float | None,
         by_aggregation: Mapping[tuple[str, str], MetricReading] | None = None,
-        source: tuple[ScalerSpec, int, Mapping[str, Found], Found] | None = None,
+        source: tuple[ScalerSpec, int, Mapping[str, Found], Found, frozenset[str]] | None = None,
     ) -> None:
         self.readings = dict(readings)
         self.load_rate = load_rate
@@ -49,7 +49,7 @@ class MetricsView:
         (a gateway's, a sidecar's) must not make the whole load vanish."""
         if pods is None or self._source is None:
             return self
-        spec, now_us, found, load = self._source
+        spec, now_us, found, load, whole = self._source
         named = {r[2] for rows in (*found.values(), load) for r in rows if r[2] is not None}
         if not named & pods:
             return self
@@ -57,7 +57,16 @@ class MetricsView:
         def keep(rows: Found) -> Found:
             return [r for r in rows if r[2] is None or r[2] in pods]
 
-        return _view(spec, now_us, {k: keep(v) for k, v in found.items()}, keep(load))
+        return _view(spec, now_us, {k: keep(v) for k, v in found.items()}, keep(load), whole)
+
+    def with_found(self, found: Mapping[str, Found], whole: frozenset[str]) -> MetricsView:
+        """The view with the samples of some metrics read elsewhere (from Prometheus) in place
+        of the store's; `whole` names those whose one sample without a `pod` label stands for
+        every Ready pod (a query's average, not one pod's). Itself without a source."""
+        if self._source is None:
+            return self
+        spec, now_us, mine, load, _ = self._source
+        return _view(spec, now_us, {**mine, **found}, load, whole)
 
 
 def _aggregate(values: Sequence[float], how: str) -> float:
@@ -74,26 +83,37 @@ def _aggregate(values: Sequence[float], how: str) -> float:
 Found = list[tuple[int, float, str | None]]
 
 
-def _reading(found: Found, how: str, now_us: int) -> MetricReading:
+def _reading(found: Found, how: str, now_us: int, whole: bool = False) -> MetricReading:
     if not found:
         return MetricReading(value=None, pods_reporting=0)
     newest = max(r[0] for r in found)
+    alone = whole and len(found) == 1 and found[0][2] is None
     return MetricReading(
         value=_aggregate([r[1] for r in found], how),
-        pods_reporting=len(found),
+        pods_reporting=0 if alone else len(found),  # 0: every Ready pod (the policy's rule)
         age_s=max(0.0, (now_us - newest) / 1e6),
     )
 
 
-def _view(spec: ScalerSpec, now_us: int, found: Mapping[str, Found], load: Found) -> MetricsView:
+def _view(
+    spec: ScalerSpec,
+    now_us: int,
+    found: Mapping[str, Found],
+    load: Found,
+    whole: frozenset[str] = frozenset(),
+) -> MetricsView:
     """The readings from each metric's newest samples per pod (`found`, by metric name) and
-    from the load signal's (`load`)."""
-    readings = {m.name: _reading(found[m.name], m.aggregation, now_us) for m in spec.metrics}
+    from the load signal's (`load`); see `MetricsView.with_found` for `whole`."""
+    readings = {
+        m.name: _reading(found[m.name], m.aggregation, now_us, m.name in whole)
+        for m in spec.metrics
+    }
     extra: dict[tuple[str, str], MetricReading] = {
-        (name, how): _reading(found[name], how, now_us) for name, how in spec.extra_readings
+        (name, how): _reading(found[name], how, now_us, name in whole)
+        for name, how in spec.extra_readings
     }
     load_rate = float(sum(r[1] for r in load)) if load else None
-    return MetricsView(readings, load_rate, extra, (spec, now_us, found, load))
+    return MetricsView(readings, load_rate, extra, (spec, now_us, found, load, whole))
 
 
 def _label(conn: AsyncConnection, key: str) -> sa.ColumnElement[str]:

@@ -23,6 +23,7 @@ from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError
 from app.policy import ScalerSpec, SpecError
 from app.policy.types import Decision, Reason
+from app.prometheus import PrometheusClient
 from app.services.decisions import observe_and_decide, read_inputs
 from app.services.forecasts import ForecastCache
 from app.services.specs import SpecCache
@@ -53,6 +54,7 @@ async def reconcile_scaler(
     forecasts: ForecastCache | None = None,
     wakeup: Wakeup | None = None,
     specs: SpecCache | None = None,
+    prometheus: PrometheusClient | None = None,
 ) -> None:
     """Reconcile one scaler now (the rollout executor's hand-back; a pass uses the batch)."""
     try:
@@ -61,7 +63,9 @@ async def reconcile_scaler(
         write = _error(scaler, now_us, f"invalid spec: {exc}")
     else:
         view, stored = await read_inputs(db, forecasts, scaler.name, spec, now)
-        write = await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
+        write = await _reconcile(
+            cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus
+        )
     async with db.transaction() as conn:
         await write(conn)
 
@@ -75,6 +79,7 @@ async def _reconcile(
     now: float,
     now_us: int,
     wakeup: Wakeup | None,
+    prometheus: PrometheusClient | None = None,
 ) -> Write:
     """Observe, decide and act; returns the writes that record it (the caller batches them
     into one transaction per pass)."""
@@ -82,7 +87,7 @@ async def _reconcile(
     if wakeup is not None:
         wakeup.update(name, spec)
     try:
-        decided = await observe_and_decide(cluster, scaler, spec, view, stored, now)
+        decided = await observe_and_decide(cluster, scaler, spec, view, stored, now, prometheus)
     except ClusterError as exc:
         return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
     decision, cluster_state = decided.decision, decided.cluster
@@ -259,6 +264,7 @@ async def reconcile_once(
     held: dict[str, int] | None = None,
     chunk: int = 100,
     specs: SpecCache | None = None,
+    prometheus: PrometheusClient | None = None,
 ) -> int:
     """One pass over every scaler (or those named in `only`); returns how many acted on.
 
@@ -316,6 +322,7 @@ async def reconcile_once(
                     only=urgent,
                     held=held,
                     specs=specs,
+                    prometheus=prometheus,
                 )
                 served |= urgent  # already decided with fresh metrics: not again this pass
         part = [(sc, sp) for sc, sp in todo[start : start + chunk] if sc.name not in served]
@@ -331,7 +338,9 @@ async def reconcile_once(
             if forecasts is not None and scaler.name in with_forecast:
                 stored = await forecasts.get(db, scaler.name)
             writes.append(
-                await _reconcile(cluster, scaler, spec, view, stored, now, now_us, wakeup)
+                await _reconcile(
+                    cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus
+                )
             )
         done += len(part)
         if writes:
@@ -370,6 +379,7 @@ def reconcile_loop(
     forecasts: ForecastCache | None = None,
     wakeup: Wakeup | None = None,
     specs: SpecCache | None = None,
+    prometheus: PrometheusClient | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     signal = wakeup if wakeup is not None else Wakeup()
     specs = SpecCache() if specs is None else specs
@@ -383,7 +393,14 @@ def reconcile_loop(
                 if clock.monotonic() >= next_full:
                     next_full = clock.monotonic() + settings.reconcile_interval_s
                     await reconcile_once(
-                        db, cluster, clock, forecasts, wakeup=signal, held=held, specs=specs
+                        db,
+                        cluster,
+                        clock,
+                        forecasts,
+                        wakeup=signal,
+                        held=held,
+                        specs=specs,
+                        prometheus=prometheus,
                     )
                 elif names:
                     await reconcile_once(
@@ -395,6 +412,7 @@ def reconcile_loop(
                         only=names,
                         held=held,
                         specs=specs,
+                        prometheus=prometheus,
                     )
             except Exception as exc:
                 if not is_unavailable(exc):

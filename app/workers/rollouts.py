@@ -30,6 +30,7 @@ from app.clock import Clock
 from app.kube.cluster import Cluster, ClusterError, ClusterForbidden, TargetNotFound
 from app.policy import SpecError
 from app.policy.spec import TargetRef
+from app.prometheus import PrometheusClient
 from app.services.forecasts import ForecastCache
 from app.services.specs import SpecCache
 from app.services.wakeup import Wakeup
@@ -65,8 +66,10 @@ class RolloutExecutor:
         forecasts: ForecastCache | None = None,
         wakeup: Wakeup | None = None,
         specs: SpecCache | None = None,
+        prometheus: PrometheusClient | None = None,
     ) -> None:
         self.db = db
+        self.prometheus = prometheus
         self.cluster = cluster
         self.clock = clock
         self.forecasts = forecasts
@@ -281,6 +284,7 @@ class RolloutExecutor:
                 self.forecasts,
                 self.wakeup,
                 self.specs,
+                self.prometheus,
             )
             after = (await self.cluster.observe(target)).replicas
             async with self.db.read() as conn:

@@ -100,6 +100,17 @@ class _Quiet(WSGIRequestHandler):
 class Prometheus:
     url: str
     log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Prometheus gone (before the test ends): its port refuses connections."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def metric(self, name: str) -> float:
         """A value from Prometheus' own /metrics (unlabelled, or the sum over its labels)."""
@@ -116,14 +127,17 @@ class Prometheus:
 
 @contextmanager
 def start_prometheus(
-    binary: str, folder: Path, scrape: str, remote_write: dict[str, object]
+    binary: str, folder: Path, scrape: str, remote_write: dict[str, object] | None = None
 ) -> Iterator[Prometheus]:
     """Prometheus scraping `scrape` (host:port) every second as job `vllm`, and sending each
-    scraped sample to `remote_write` (a remote_write entry: url, auth, ...) within a second."""
-    config = {
+    scraped sample to `remote_write` (a remote_write entry: url, auth, ...) within a second
+    when given (without it, Prometheus only answers queries)."""
+    config: dict[str, object] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [scrape]}]}],
-        "remote_write": [
+    }
+    if remote_write is not None:
+        config["remote_write"] = [
             {
                 **remote_write,
                 "queue_config": {
@@ -132,8 +146,7 @@ def start_prometheus(
                     "max_backoff": "1s",
                 },
             }
-        ],
-    }
+        ]
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = folder / "prometheus.log"
@@ -149,7 +162,7 @@ def start_prometheus(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    prometheus = Prometheus(f"http://127.0.0.1:{port}", log)
+    prometheus = Prometheus(f"http://127.0.0.1:{port}", log, process)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -163,9 +176,4 @@ def start_prometheus(
             time.sleep(0.1)
         yield prometheus
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        prometheus.stop()

@@ -44,6 +44,7 @@ __all__ = [
     "FallbackSpec",
     "ForecastSpec",
     "FractionalSpec",
+    "MetricSource",
     "MetricSpec",
     "MetricTarget",
     "PreheatSpec",
@@ -117,8 +118,30 @@ class MetricTarget(_Model):
         return v
 
 
+class MetricSource(_Model):
+    """Where a metric is read from instead of the pushes: a PromQL instant query on the
+    Prometheus server the service is configured with (CIUIC_PROMETHEUS_URL), evaluated at each
+    decision. Its result is the metric's value: one sample (a scalar, or a vector of one
+    series), or one series per pod (each with a distinct `pod` label), aggregated over the
+    pods as the metric says. Anything else reads as missing, and the decision says why."""
+
+    prometheus: str = Field(
+        min_length=1,
+        max_length=4000,
+        description='PromQL instant query, e.g. sum(vllm:num_requests_waiting{namespace="llm"})',
+    )
+
+    @field_validator("prometheus")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        if not value.strip():
+            raise _fail("prometheus_query", "the Prometheus query is empty")
+        return value
+
+
 class MetricSpec(_Model):
-    """One pushed metric the reactive step scales on (see `app.policy.reactive`)."""
+    """One metric the reactive step scales on (see `app.policy.reactive`): pushed to Ciuic
+    (matched by name and `selector`), or read from Prometheus (`source`)."""
 
     name: str = Field(pattern=rf"^{_METRIC_NAME}$", max_length=200)
     target: Annotated[
@@ -138,6 +161,18 @@ class MetricSpec(_Model):
     selector: dict[str, str] = Field(default_factory=dict)
     aggregation: Aggregation = "avg"
     window: Duration = 60.0
+    source: MetricSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MetricSpec:
+        # The query selects its own series: a selector beside it would be silently ignored.
+        if self.source is not None and self.selector:
+            raise _fail(
+                "selector_with_source",
+                "a metric read from Prometheus selects its series in its query: drop `selector`",
+                sub="selector",
+            )
+        return self
 
     @field_validator("selector")
     @classmethod
