@@ -32,14 +32,24 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/scalers", tags=["scalers"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-# The brief's scaler (examples/ciuic-config.yaml; a test keeps the two equal): what Swagger's
+# The example scaler (examples/ciuic-config.yaml; a test keeps the two equal): what Swagger's
 # "Try it out" starts from, rather than `{}`.
 SPEC_EXAMPLE: dict[str, Any] = {
     "target": "deepseek-service",
     "scaler": "predictive",
     "metrics": [
-        {"name": "gpu_utilization", "weight": 0.6, "target": "85%"},
-        {"name": "request_queue", "weight": 0.4, "target": "<5"},
+        {
+            "name": "gpu_utilization",
+            "weight": 0.6,
+            "target": "85%",
+            "selector": {"job": "deepseek-monitor"},
+        },
+        {
+            "name": "request_queue",
+            "weight": 0.4,
+            "target": "<5",
+            "selector": {"job": "deepseek-monitor"},
+        },
     ],
     "algorithm": {"name": "prophet", "params": {"seasonality": "daily", "growth": "logistic"}},
     "preheat": {"enabled": True, "min_ready": 1, "strategy": "eager"},

@@ -15,13 +15,17 @@ pod polling `last_push_successful` learns its pushes are being refused.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.services.shell import Shell
 from app.store import pushgroups
+from app.store.db import is_unavailable
 from app.store.errors import TypeClash
 from app.store.series import SampleRow
+
+log = logging.getLogger("ciuic.ingest")
 
 __all__ = ["GroupPush", "delete_group", "ingest", "push_failed"]
 
@@ -75,6 +79,13 @@ async def delete_group(shell: Shell, grouping: dict[str, str]) -> None:
 
 
 async def push_failed(shell: Shell, grouping: dict[str, str], *, now_us: int) -> None:
-    """Record that a push to `grouping` was refused for its content (see the module's note)."""
-    async with shell.db.transaction() as conn:
-        await pushgroups.record_failure(conn, grouping, now_us=now_us)
+    """Record that a push to `grouping` was refused for its content (see the module's note).
+    Best effort: with the database down the refusal still stands (a 400 for bad input, not a
+    503), only its timestamp on the group is lost."""
+    try:
+        async with shell.db.transaction() as conn:
+            await pushgroups.record_failure(conn, grouping, now_us=now_us)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("the refused push's failure time was not recorded: %s", exc)
