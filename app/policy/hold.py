@@ -21,6 +21,7 @@ for a full window cost 2-18 % more on every trace for no fewer drops.)
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from app.policy.codes import Code
@@ -47,11 +48,15 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
     cutoff = now - window
     kept = (*(e for e in lows if cutoff < e[0] < now), (now, float(calm)))
     recent = reactive.recent
+    floor_now = 0
     if recent and not recent[-1][3] and any(e[3] for e in recent):
-        # The queue has drained: what the decisions asked for while it was over its ceiling
-        # (the burst's pods) is no reason to keep a pod any more, as in the reactive average.
+        # The queue is back under its ceiling: what the decisions asked for while it was over
+        # (the burst's pods) is no reason to keep a pod any more, as in the reactive average;
+        # what the newest reading asks for still is (a queue just at its ceiling has not
+        # drained, and a window's mean may still hold the readings from before the burst).
         burst = {e[0] for e in recent if e[3]}
         kept = tuple(e for e in kept if e[0] not in burst)
+        floor_now = math.ceil(recent[-1][1] - 1e-9)
     values = {"desired": float(desired), "current": float(current)}
     if desired >= current:
         msg = "no scale-down asked" if desired == current else f"scaling up to {desired}"
@@ -68,6 +73,7 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
         msg = f"panic holds: no scale-down below {current}"
         return HoldResult(current, kept, Reason(Code.HOLD_PANIC, msg, values))
     wanted = int(max(v for _, v in kept[:-1])) if len(kept) > 1 else desired
+    wanted = max(wanted, floor_now)
     values["wanted_in_window"] = float(wanted)
     if wanted > desired:
         out = min(current, wanted)
