@@ -169,3 +169,28 @@ def test_a_pod_is_kept_while_the_recent_demand_wanted_it_within_one_cold_start()
     assert first_below_10(fast) < first_below_10(slow)
     assert fast[-1].replicas == slow[-1].replicas == 5  # both end at what the load needs
     assert all(d.replicas >= 5 for d in fast)  # never below what the load needs
+
+
+def test_a_queue_just_at_its_ceiling_after_a_burst_keeps_the_pods_it_asked_for() -> None:
+    """The queue's total rises from 15 to 25 (5 per pod allowed): 3 pods become 5, Ready at
+    once. With 5 Ready pods the 25 waiting are just at the ceiling, not over it: the burst's
+    own decisions no longer count, but the newest reading still asks for 5, so the window's
+    mean (still holding the 15 from before) does not take one back (seen on a real control
+    plane as 5 -> 4 -> 5)."""
+    s = spec(
+        metrics=[{"name": QUEUE, "target": "<5", "aggregation": "sum"}],
+        reactive={"window": "1s"},
+        behavior={
+            "scaleUp": {"policies": [{"type": "Percent", "value": 1000, "periodSeconds": 1}]},
+            "scaleDown": {
+                "stabilizationWindowSeconds": 0,
+                "policies": [{"type": "Percent", "value": 1000, "periodSeconds": 1}],
+            },
+        },
+    )
+    readings = [(t / 4, obs(3, queue=15.0, cold_start_s=1.0)) for t in range(0, 40)]
+    readings.append((10.0, obs(3, queue=25.0, cold_start_s=1.0)))
+    readings += [(10.0 + t / 4, obs(5, queue=25.0, cold_start_s=1.0)) for t in range(1, 12)]
+    decisions = replay(s, readings, running())
+    assert decisions[40].replicas == 5
+    assert [d.replicas for d in decisions[41:]] == [5] * 11
