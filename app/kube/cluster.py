@@ -8,9 +8,11 @@ Kubernetes adapter and the simulated cluster implement the same protocol.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.policy.deletion import deletion_costs
 from app.policy.spec import TargetRef
 
 __all__ = [
@@ -120,6 +122,12 @@ class Cluster(Protocol):
 
     async def rollout_status(self, target: TargetRef) -> RolloutStatus: ...
 
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        """Before a scale-down: mark the serving pods with deletion costs from their load
+        (`busy`, by pod name; app.policy.deletion) so the idle ones go first. Returns how
+        many pods were marked (only those whose cost changed)."""
+        ...
+
     async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
         """Give one serving pod `fraction` of its CPU and memory in place (None: every pod
         whole again). Returns why the plan was rounded up instead, or None when applied."""
@@ -192,6 +200,7 @@ class RecordingCluster:
         self.generations: dict[tuple[str, str, str], int] = {}
         self.template_patches: list[dict[str, Any]] = []
         self.partial: dict[tuple[str, str, str], float] = {}
+        self.deletion_costs: dict[tuple[str, str, str], dict[str, int]] = {}
 
     @staticmethod
     def _key(target: TargetRef) -> tuple[str, str, str]:
@@ -203,6 +212,14 @@ class RecordingCluster:
         else:
             self.partial[self._key(target)] = fraction
         return None
+
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        state = await self.observe(target)
+        costs = self.deletion_costs.setdefault(self._key(target), {})
+        pods = state.ready_pods or frozenset()
+        changed = deletion_costs({p: busy.get(p) for p in pods}, costs)
+        costs.update(changed)
+        return len(changed)
 
     async def observe(self, target: TargetRef) -> DeploymentState:
         n = self.replicas.get(self._key(target), self.initial_replicas)

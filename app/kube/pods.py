@@ -23,6 +23,7 @@ from typing import Any
 from app.kube.calls import Resource, RetryPolicy
 from app.kube.informer import Informer, WatchStats
 from app.policy.coldstart import COLD_START_QUANTILE, COLD_START_WINDOW, learned_cold_start
+from app.policy.deletion import DELETION_COST
 
 __all__ = [
     "WARM_ANNOTATION",
@@ -49,6 +50,13 @@ def _epoch(value: Any) -> float | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class PodView:
     """What we need of a pod, taken from the client's V1Pod model."""
@@ -63,6 +71,7 @@ class PodView:
     terminating: bool
     phase: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    deletion_cost: int | None = None  # its pod-deletion-cost annotation, when it has one
 
     @property
     def serving(self) -> bool:
@@ -98,6 +107,7 @@ class PodView:
             terminating=meta.deletion_timestamp is not None,
             phase=(status.phase if status else None) or "Pending",
             labels=dict(meta.labels or {}),
+            deletion_cost=_int((meta.annotations or {}).get(DELETION_COST)),
         )
 
 
