@@ -450,7 +450,10 @@ class KubernetesCluster:
 
     async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
         """Annotate the serving pods whose deletion cost changed (`patch` on pods). A pod
-        gone meanwhile is skipped: it is going anyway."""
+        gone meanwhile is skipped: it is going anyway. Deployments only: a StatefulSet
+        always removes its highest ordinals."""
+        if target.kind != "Deployment":
+            return 0
         tracked = self.cached_pods(target)
         serving = [p for p in (tracked.pods.values() if tracked else ()) if p.serving]
         costs = deletion_costs(
