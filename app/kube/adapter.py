@@ -191,7 +191,12 @@ class KubernetesCluster:
             raise space.pods.error  # e.g. list allowed, watch not: the counts would go stale
         ready, starting = mine.counts()
         return DeploymentState(
-            workload.replicas, ready, starting, cold_starts.value(), ready_pods=mine.serving()
+            workload.replicas,
+            ready,
+            starting,
+            cold_starts.value(),
+            ready_pods=mine.serving(),
+            unscheduled_since=mine.unscheduled(),
         )
 
     async def _read(self, target: TargetRef) -> WorkloadView:

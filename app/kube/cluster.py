@@ -75,6 +75,9 @@ class DeploymentState:
     # The names of the Ready pods (their pushes are the load), None when not known: a pod
     # being deleted keeps its last samples in the store for a metric's window.
     ready_pods: frozenset[str] | None = None
+    # The creation times of the starting pods the scheduler has found no node for (Pending,
+    # unscheduled): past a cold start, capacity that is not coming (app.policy.pending).
+    unscheduled_since: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
