@@ -63,3 +63,54 @@ def test_a_scale_down_deletes_the_idle_pods_and_keeps_the_busy_ones(
     # the busy pods carry the cost of their load (a queue of 5)
     assert {p["metadata"]["annotations"][DELETION_COST] for p in left} == {"5000"}
     assert not [e for e in events(live, "error")]
+
+
+def test_a_pod_no_node_can_take_is_capacity_not_coming_and_blocks_no_scale_down(
+    admin: Admin, namespace: str, service: Callable[..., LiveServer]
+) -> None:
+    """Protects the scale-down from a pod that will never run: 3 replicas of 8 GPUs on two
+    8-GPU nodes, so one pod stays Pending (unschedulable). Past the 2 s cold start the
+    decision says it is not coming, and the load's ask for 1 pod is applied: the Pending pod
+    goes first, then one Ready pod."""
+    gpus = {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "8"}
+    admin.create(
+        deployment(NAME, namespace, replicas=3, ready_s=0.2,
+                   resources={"requests": gpus, "limits": gpus})
+    )  # fmt: skip
+
+    def unschedulable(p: dict[str, Any]) -> bool:
+        return any(
+            c["type"] == "PodScheduled" and c["status"] == "False"
+            for c in p["status"].get("conditions", [])
+        )
+
+    wait_until(
+        lambda: (
+            len(serving(admin, namespace)) == 2
+            and len([p for p in admin.pods(namespace, f"app={NAME}") if unschedulable(p)]) == 1
+        ),
+        20,
+        "2 pods Ready, 1 Pending with no node",
+    )
+    live = service()
+    body = spec(namespace, cold_start="2s")
+    assert httpx.post(f"{live.url}/v1/scalers", json=body).status_code == 201
+    [busy, *_] = [p["metadata"]["name"] for p in serving(admin, namespace)]
+
+    def pushed_and_scaled() -> bool:
+        push_queue(live, busy, 5.0)  # asks for 1 pod
+        return bool(admin.get("Deployment", namespace, NAME)["spec"]["replicas"] == 1)
+
+    wait_until(pushed_and_scaled, 20, "the Deployment scaled to 1", interval_s=0.3)
+    [action] = events(live, "action")
+    assert action["message"] == f"scaled {NAME} from 3 to 1"
+    reactive = action["payload"]["reasons"][0]
+    assert "1 pod Pending with no node" in reactive["message"], reactive
+    assert reactive["values"]["stuck_pods"] == 1.0
+    wait_until(
+        lambda: [p for p in admin.pods(namespace, f"app={NAME}")
+                 if not p["metadata"].get("deletionTimestamp")] == serving(admin, namespace)
+        and len(serving(admin, namespace)) == 1,
+        20,
+        "1 Ready pod left, the Pending one gone",
+    )  # fmt: skip
