@@ -18,8 +18,10 @@ forgotten, and a namespace's watches stop with its last target, or on `close()`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,8 +38,17 @@ from app.kube.cluster import (
     restore_patch,
 )
 from app.kube.informer import Informer, WatchStats
-from app.kube.pods import ColdStarts, LabelSelector, PodCache, PodListener, PodView, TargetPods
+from app.kube.pods import (
+    PODS,
+    ColdStarts,
+    LabelSelector,
+    PodCache,
+    PodListener,
+    PodView,
+    TargetPods,
+)
 from app.kube.resources import full_resources, partial_resources
+from app.policy.deletion import DELETION_COST, deletion_costs
 from app.policy.spec import TargetRef
 
 __all__ = ["KubernetesCluster"]
@@ -180,7 +191,12 @@ class KubernetesCluster:
             raise space.pods.error  # e.g. list allowed, watch not: the counts would go stale
         ready, starting = mine.counts()
         return DeploymentState(
-            workload.replicas, ready, starting, cold_starts.value(), ready_pods=mine.serving()
+            workload.replicas,
+            ready,
+            starting,
+            cold_starts.value(),
+            ready_pods=mine.serving(),
+            unscheduled_since=mine.unscheduled(),
         )
 
     async def _read(self, target: TargetRef) -> WorkloadView:
@@ -436,6 +452,36 @@ class KubernetesCluster:
             name=pod,
             retry=self.retry,
         )
+
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        """Annotate the serving pods whose deletion cost changed (`patch` on pods). A pod
+        gone meanwhile is skipped: it is going anyway. Deployments only: a StatefulSet
+        always removes its highest ordinals."""
+        if target.kind != "Deployment":
+            return 0
+        tracked = self.cached_pods(target)
+        serving = [p for p in (tracked.pods.values() if tracked else ()) if p.serving]
+        costs = deletion_costs(
+            {p.name: busy.get(p.name) for p in serving}, {p.name: p.deletion_cost for p in serving}
+        )
+        for pod, cost in sorted(costs.items()):
+            body = {"metadata": {"annotations": {DELETION_COST: str(cost)}}}
+            with contextlib.suppress(TargetNotFound):
+                await call(
+                    partial(
+                        self._core.patch_namespaced_pod,
+                        pod,
+                        target.namespace,
+                        body,  # a strategic merge patch: the one annotation, merged
+                        _request_timeout=self.retry.timeout_s,
+                    ),
+                    verb="patch",
+                    resource=PODS,
+                    namespace=target.namespace,
+                    name=pod,
+                    retry=self.retry,
+                )
+        return len(costs)
 
     def learned_cold_start_s(self, target: TargetRef) -> float | None:
         found = self._cold_starts.get(self._key(target))

@@ -8,9 +8,11 @@ Kubernetes adapter and the simulated cluster implement the same protocol.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.policy.deletion import deletion_costs
 from app.policy.spec import TargetRef
 
 __all__ = [
@@ -73,6 +75,9 @@ class DeploymentState:
     # The names of the Ready pods (their pushes are the load), None when not known: a pod
     # being deleted keeps its last samples in the store for a metric's window.
     ready_pods: frozenset[str] | None = None
+    # The creation times of the starting pods the scheduler has found no node for (Pending,
+    # unscheduled): past a cold start, capacity that is not coming (app.policy.pending).
+    unscheduled_since: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,12 @@ class Cluster(Protocol):
         ...
 
     async def rollout_status(self, target: TargetRef) -> RolloutStatus: ...
+
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        """Before a scale-down: mark the serving pods with deletion costs from their load
+        (`busy`, by pod name; app.policy.deletion) so the idle ones go first. Returns how
+        many pods were marked (only those whose cost changed)."""
+        ...
 
     async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
         """Give one serving pod `fraction` of its CPU and memory in place (None: every pod
@@ -192,6 +203,7 @@ class RecordingCluster:
         self.generations: dict[tuple[str, str, str], int] = {}
         self.template_patches: list[dict[str, Any]] = []
         self.partial: dict[tuple[str, str, str], float] = {}
+        self.deletion_costs: dict[tuple[str, str, str], dict[str, int]] = {}
 
     @staticmethod
     def _key(target: TargetRef) -> tuple[str, str, str]:
@@ -203,6 +215,14 @@ class RecordingCluster:
         else:
             self.partial[self._key(target)] = fraction
         return None
+
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        state = await self.observe(target)
+        costs = self.deletion_costs.setdefault(self._key(target), {})
+        pods = state.ready_pods or frozenset()
+        changed = deletion_costs({p: busy.get(p) for p in pods}, costs)
+        costs.update(changed)
+        return len(changed)
 
     async def observe(self, target: TargetRef) -> DeploymentState:
         n = self.replicas.get(self._key(target), self.initial_replicas)

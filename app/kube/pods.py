@@ -23,6 +23,7 @@ from typing import Any
 from app.kube.calls import Resource, RetryPolicy
 from app.kube.informer import Informer, WatchStats
 from app.policy.coldstart import COLD_START_QUANTILE, COLD_START_WINDOW, learned_cold_start
+from app.policy.deletion import DELETION_COST
 
 __all__ = [
     "WARM_ANNOTATION",
@@ -49,6 +50,17 @@ def _epoch(value: Any) -> float | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
+def _true(condition: Any) -> bool:
+    return condition is not None and condition.status == "True"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class PodView:
     """What we need of a pod, taken from the client's V1Pod model."""
@@ -63,6 +75,8 @@ class PodView:
     terminating: bool
     phase: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    deletion_cost: int | None = None  # its pod-deletion-cost annotation, when it has one
+    scheduled: bool = True  # bound to a node (spec.nodeName, or PodScheduled True)
 
     @property
     def serving(self) -> bool:
@@ -98,6 +112,8 @@ class PodView:
             terminating=meta.deletion_timestamp is not None,
             phase=(status.phase if status else None) or "Pending",
             labels=dict(meta.labels or {}),
+            deletion_cost=_int((meta.annotations or {}).get(DELETION_COST)),
+            scheduled=bool(spec and spec.node_name) or _true(conditions.get("PodScheduled")),
         )
 
 
@@ -202,6 +218,16 @@ class TargetPods:
     def serving(self) -> frozenset[str]:
         """The names of the pods taking traffic (Ready, warmed up, not being deleted)."""
         return frozenset(p.name for p in self.pods.values() if p.counts and p.serving)
+
+    def unscheduled(self) -> tuple[float, ...]:
+        """The creation times of the pods waiting for a node (Pending, not bound)."""
+        return tuple(
+            sorted(
+                p.created
+                for p in self.pods.values()
+                if p.counts and p.phase == "Pending" and not p.scheduled and p.created is not None
+            )
+        )
 
     def apply(self, kind: str, pod: PodView) -> None:
         if kind != "DELETED" and self.selector.matches(pod.labels):

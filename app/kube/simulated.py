@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,11 @@ class SimulatedCluster:
         d = self._deployment(target)
         d.replicas = replicas
         self._advance(d, self.clock.now())
+
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        """Its pods push no load of their own (no names): its rule (starting first, then
+        the youngest) stands."""
+        return 0
 
     async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
         key = (target.kind, target.namespace, target.name)

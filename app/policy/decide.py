@@ -46,6 +46,7 @@ from app.policy.capacity import capacity_in_use, learn_capacity
 from app.policy.emergency import emergency_step
 from app.policy.fractional import fractional_plan, pods_for, split_need
 from app.policy.hold import hold_step
+from app.policy.pending import say_stuck, stuck_pods, without_stuck
 from app.policy.predictive import cold_start_s, forecast_floor
 from app.policy.preheat import preheat_need
 from app.policy.reactive import MAX_NEED, reactive_need, read_metrics
@@ -73,6 +74,8 @@ def decide(
 ) -> Decision:
     """The replicas for `spec`'s target at `now`, the plan, the reasons and the next state."""
     current = max(0, observation.current_replicas)
+    stuck = stuck_pods(spec, observation, now)  # Pending, no node, past a cold start
+    observation = without_stuck(observation, stuck)
 
     reading = read_metrics(spec, observation)  # 0
     learned = learn_capacity(spec, observation, reading, state.capacity, now)
@@ -151,7 +154,7 @@ def decide(
         replicas=replicas,
         plan=plan,
         reasons=(
-            reactive.reason,
+            say_stuck(reactive.reason, stuck, cold_start_s(spec, observation)),
             predictive.reason,
             schedule.reason,
             burst.reason,

@@ -51,6 +51,9 @@ class Observation:
     # A spec metric aggregated another way than `metrics:` says, keyed (metric, aggregation):
     # what an emergency trigger with its own `aggregation` reads (`ScalerSpec.extra_readings`).
     by_aggregation: Mapping[tuple[str, str], MetricReading] = field(default_factory=dict)
+    # The creation times of the starting pods no node has been found for (Pending,
+    # unscheduled): those waiting longer than a cold start are not coming (pending.py).
+    unscheduled_since: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ async def observe_and_decide(
         starting_pods=state.starting,
         load_rate=metrics.load_rate,
         cold_start_s=state.learned_cold_start_s,
+        unscheduled_since=state.unscheduled_since,
     )
     decision = decide(spec, observation, forecast.forecast if forecast else None, scaler.state, now)
     return Decided(now, metrics, state, explain(decision, sources, prometheus), sources)

@@ -68,6 +68,19 @@ class MetricsView:
         spec, now_us, mine, load, _ = self._source
         return _view(spec, now_us, {**mine, **found}, load, whole)
 
+    def per_pod(self) -> dict[str, float]:
+        """Each pod's busy-ness, by its `pod` label: its newest sample of the load signal
+        (requests), else of the first of the scaler's metrics whose series name pods. What a
+        scale-down reads to take the idle pods first."""
+        if self._source is None:
+            return {}
+        spec, _, found, load, _ = self._source
+        for rows in (load, *(found[m.name] for m in spec.metrics)):
+            named = {r[2]: r[1] for r in sorted(rows) if r[2] is not None}
+            if named:
+                return named
+        return {}
+
 
 def _aggregate(values: Sequence[float], how: str) -> float:
     if how == "sum":

@@ -96,7 +96,15 @@ async def _reconcile(
     rendered = store.decision_to_json(decision)
     change = decision.valid and decision.replicas != cluster_state.replicas
     action_error: str | None = None
+    deletion_note: str | None = None
     if change and spec.mode == "apply":
+        if decision.replicas < cluster_state.replicas:
+            # The idle pods are the ones to go: a failure to say so costs only the choice
+            # (the controller's own order), never the scale-down itself.
+            try:
+                await cluster.prefer_deletion(spec.target, decided.metrics.per_pod())
+            except ClusterError as exc:
+                deletion_note = f"cannot mark the idle pods to go first: {exc}"
         try:
             await cluster.scale(spec.target, decision.replicas)
         except ClusterError as exc:
@@ -170,6 +178,15 @@ async def _reconcile(
                     else f"partial pod resized in place to {share} of its CPU and memory"
                 ),
                 payload={"partial": decision.plan.partial, "full": decision.plan.full},
+            )
+        if deletion_note:
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="error",
+                replicas=decision.replicas,
+                message=deletion_note,
             )
         if action_error:
             await store.record_outcome(conn, name, now_us=now_us, error=action_error)

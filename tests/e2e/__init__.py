@@ -19,6 +19,10 @@ and controlplane.py for the admin's client (plain REST, not our client library).
                     the real ReplicaSets (surge pods Ready first, never fewer than 3 Ready,
                     old pods drained), resumed by the new leader after the kill   (items 3, 5)
 - test_rollouts.py  a cancelled rollout restores the template the API server stored, exactly
+- test_scaledown.py  4 pods, the 2 youngest busy: the scale to 2 deletes the 2 idle ones (the
+                    pods' deletion costs from their pushed load, set before the scale); a
+                    pod no node can take is named in the reasons past its cold start and
+                    blocks no scale-down
 - test_rbac.py      deploy/kubernetes applied; `ciuic serve` with only its ServiceAccount's
                     token (TokenRequest, TLS verified) does everything; nothing beyond the
                     manifests (SelfSubjectRulesReview); without any one grant, what needs it

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from app.policy.deletion import DELETION_COST
 from app.settings import Settings
 from app.store.migrate import upgrade
 from tests.conftest import LiveServer, start_server
@@ -110,6 +111,7 @@ NEEDS = {
     ("list", "pods"): "reconcile:llm",
     ("watch", "pods"): "reconcile:llm",
     ("patch", "pods/resize"): "resize:llm",
+    ("patch", "pods"): "scaledown:llm",  # the idle pods marked to go first
     ("create", "leases"): "lead",
     ("get", "leases"): "lead",
     ("update", "leases"): "lead",
@@ -146,10 +148,14 @@ def copy_bindings(admin: Admin, namespace: str) -> None:
             admin.apply({**doc, "metadata": {**doc["metadata"], "namespace": namespace}})
 
 
-def workloads(admin: Admin, namespace: str, whole: dict[str, str] = WHOLE) -> None:
+def workloads(
+    admin: Admin, namespace: str, whole: dict[str, str] = WHOLE, llm_replicas: int = 1
+) -> None:
     """llm: a Deployment of (GPU) pods, Guaranteed; db: a StatefulSet."""
     resources = {"requests": whole, "limits": whole}
-    admin.create(deployment("llm", namespace, replicas=1, ready_s=0.3, resources=resources))
+    admin.create(
+        deployment("llm", namespace, replicas=llm_replicas, ready_s=0.3, resources=resources)
+    )
     admin.create(statefulset("db", namespace, replicas=1, ready_s=0.3))
 
 
@@ -204,8 +210,8 @@ def test_ciuic_serve_with_only_its_service_account_token_does_everything(
 ) -> None:
     """Protects the manifests against a missing grant: with them applied as the README says,
     `ciuic serve` holding nothing but the ServiceAccount's token (TLS verified) leads, scales
-    a Deployment and a StatefulSet, learns the cold start, resizes a partial pod and rolls
-    both out, and never meets a 403."""
+    a Deployment and a StatefulSet, learns the cold start, resizes a partial pod, rolls
+    both out and marks the idle pods before a scale-down, and never meets a 403."""
     copy_bindings(admin, namespace)
     workloads(admin, namespace)
     token = admin.token(SA_NAMESPACE, SA_NAME)
@@ -262,6 +268,21 @@ def test_ciuic_serve_with_only_its_service_account_token_does_everything(
             for kind, name in (("Deployment", "llm"), ("StatefulSet", "db"))
         }
         assert images == {"Deployment": "deepseek:7b-v2", "StatefulSet": "db:2"}
+
+        # A scale-down marks the idle pods to go first (patch on pods), then scales.
+        llm_pods = [p["metadata"]["name"] for p in admin.pods(namespace, "app=llm")
+                    if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+        busy = llm_pods[0]
+
+        def scaled_down() -> bool:
+            for pod in llm_pods:
+                push(url, metric("llm"), 5.0 if pod == busy else 0.0, pod=pod)
+            return bool(admin.get("Deployment", namespace, "llm")["spec"]["replicas"] == 1)
+
+        wait_until(scaled_down, 20, "llm scaled down to 1", interval_s=0.3)
+        costs = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(DELETION_COST)
+                 for p in admin.pods(namespace, "app=llm")}  # fmt: skip
+        assert costs.get(busy) == "5000", costs
 
         refused = "the service account may not"  # a 403, as the adapter words it
         for name in ("llm", "db"):
@@ -422,7 +443,9 @@ def test_without_any_one_grant_what_needs_it_fails_saying_what_to_grant(
     try:
         for grant, where in cases.items():
             bind_all_but(admin, where, grant)
-            workloads(admin, where, SMALL)  # 15 namespaces' pods fit the two fake nodes
+            scaledown = NEEDS[(grant.verb, grant.resource)].startswith("scaledown")
+            # 15 namespaces' pods fit the two fake nodes; a scale-down starts above its need
+            workloads(admin, where, SMALL, llm_replicas=3 if scaledown else 1)
         for grant, where in cases.items():
             wait_until(lambda g=grant, w=where: in_effect(admin, w, g), 10, f"{where}'s Roles")
         # A pass over 30 scalers a second: passes back to back would slow the API calls
@@ -437,7 +460,17 @@ def test_without_any_one_grant_what_needs_it_fails_saying_what_to_grant(
                 assert httpx.post(f"{url}/v1/scalers", json=spec).status_code == 201
                 # llm: one whole pod and one at half (scale and resize); db: two pods
                 load[metric(spec["name"])] = 1.5 * 5 if spec["name"].endswith("llm") else 10
+        for grant in cases:
+            if NEEDS[(grant.verb, grant.resource)].startswith("scaledown"):
+                del load[metric(prefix[grant] + "llm")]  # a pod "p0" would name no real pod
         push(url, load)
+        for grant, where in cases.items():
+            if NEEDS[(grant.verb, grant.resource)].startswith("scaledown"):
+                # the pods' own names: a load the marks can follow (busy, idle, idle)
+                pods = wait_until(lambda w=where: len(p := admin.pods(w, "app=llm")) == 3 and p,
+                                  20, "3 llm pods")  # fmt: skip
+                for pod, value in zip(pods, (1.5 * 5, 0.0, 0.0), strict=True):
+                    push(url, metric(prefix[grant] + "llm"), value, pod=pod["metadata"]["name"])
         rollouts = {}
         for grant in cases:
             feature, _, target = NEEDS[(grant.verb, grant.resource)].partition(":")
@@ -457,7 +490,7 @@ def test_without_any_one_grant_what_needs_it_fails_saying_what_to_grant(
             if feature == "reconcile":
                 found = scaler(url, name)["status"]["last_error"]
                 return found if found and what in found else None
-            if feature == "resize":
+            if feature in ("resize", "scaledown"):
                 notes = [e["message"] for e in events(url, name) if what in e["message"]]
                 return notes[0] if notes else None
             started = rollouts[grant]

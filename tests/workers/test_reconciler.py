@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from app.kube.cluster import DeploymentState, RecordingCluster, TargetNotFound
+from app.kube.cluster import ClusterForbidden, DeploymentState, RecordingCluster, TargetNotFound
 from app.policy.spec import TargetRef
 from app.store import scalers as store
 from app.store.db import Database
@@ -208,3 +208,85 @@ async def test_a_trigger_on_the_total_queue_bursts_from_per_pod_pushes(
         assert "request_queue (sum) 60 > 50" in emergency["message"]
     else:
         assert emergency["values"]["request_queue.avg"] == 15.0
+
+
+FREE = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 100,
+        "periodSeconds": 1}]}  # fmt: skip
+QUEUE_ONLY: dict[str, Any] = {
+    "scaler": "reactive",
+    "metrics": [{"name": "request_queue", "target": "<5", "aggregation": "sum"}],
+    "behavior": {"scaleUp": FREE, "scaleDown": FREE},
+    "reactive": {"window": "1s"},
+    "emergency": {"enabled": False},
+    "min_replicas": 1,
+}
+
+
+class MarkingCluster(RecordingCluster):
+    """Records the replicas each deletion-cost call saw (it must come before the scale)."""
+
+    def __init__(self, *args: Any, refuse: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, pod_names=True, **kwargs)
+        self.refuse = refuse
+        self.marked_at: list[int] = []
+
+    async def prefer_deletion(self, target: TargetRef, busy: Mapping[str, float]) -> int:
+        self.marked_at.append((await self.observe(target)).replicas)
+        if self.refuse:
+            raise ClusterForbidden("the service account may not patch pods")
+        return await super().prefer_deletion(target, busy)
+
+
+async def test_a_scale_down_first_marks_the_idle_pods_to_go(db: Database) -> None:
+    """Two of four pods busy, two idle: the total asks for 2, and before the scale the idle
+    pods get the lowest deletion cost (the ReplicaSet controller deletes those first)."""
+    await add_scaler(db, **QUEUE_ONLY)
+    cluster = MarkingCluster(initial_replicas=4)
+    for t in (0, 5):  # the first tick holds: no scale-down on under a window of data
+        for pod, queue in (("0", 5.0), ("1", 0.0), ("2", 5.0), ("3", 0.0)):
+            await push(db, NOW + t - 2, util=0.0, queue=queue, pod=f"deepseek-service-{pod}")
+        await reconcile_once(db, cluster, FakeClock(NOW + t))
+    target = TargetRef(name="deepseek-service")
+    assert (await cluster.observe(target)).replicas == 2
+    assert cluster.marked_at == [4]
+    assert cluster.deletion_costs[("Deployment", "default", "deepseek-service")] == {
+        "deepseek-service-0": 5000,
+        "deepseek-service-1": 0,
+        "deepseek-service-2": 5000,
+        "deepseek-service-3": 0,
+    }
+
+
+async def test_pods_are_marked_only_for_an_applied_scale_down(db: Database) -> None:
+    """A scale-up, a steady tick and a dry run change no pod's annotation."""
+    await add_scaler(db, **QUEUE_ONLY)
+    cluster = MarkingCluster(initial_replicas=2)
+    await push(db, NOW - 2, util=0.0, queue=20.0, pod="deepseek-service-0")  # asks for 4
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    await reconcile_once(db, cluster, FakeClock(NOW + 5))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 4
+    async with db.transaction() as conn:
+        await store.upsert_scaler(conn, "deepseek-service", {**BRIEF, "schedule": [],
+                                  "preheat": {"enabled": False}, **QUEUE_ONLY,
+                                  "mode": "dry_run"}, now_us=0)  # fmt: skip
+    await push(db, NOW + 8, util=0.0, queue=5.0, pod="deepseek-service-0")  # asks for 1
+    await reconcile_once(db, cluster, FakeClock(NOW + 10))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 4
+    assert cluster.marked_at == []
+
+
+async def test_a_refused_mark_still_scales_down_and_says_why(db: Database) -> None:
+    """Without `patch` on pods the controller picks the pods itself: the scale-down goes
+    ahead and an event names the grant."""
+    await add_scaler(db, **QUEUE_ONLY)
+    cluster = MarkingCluster(initial_replicas=4, refuse=True)
+    for t in (0, 5):
+        await push(db, NOW + t - 2, util=0.0, queue=10.0, pod="deepseek-service-0")
+        await reconcile_once(db, cluster, FakeClock(NOW + t))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 2
+    messages = [(e.kind, e.message) for e in await events(db)]
+    assert ("action", "scaled deepseek-service from 4 to 2") in messages
+    assert (
+        "error",
+        "cannot mark the idle pods to go first: the service account may not patch pods",
+    ) in messages
