@@ -53,7 +53,7 @@ from app.workers.rollouts import RolloutExecutor, rollout_loop
 from app.workers.rollups import rollup_loop
 from app.workers.supervisor import Supervisor
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_worker_app"]
 
 log = logging.getLogger("ciuic")
 
@@ -78,6 +78,19 @@ class LatencyMiddleware:
                 ctx.telemetry.latency.labels(
                     scope["method"], getattr(route, "path", "unmatched")
                 ).observe(time.perf_counter() - started)
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one `ciuic serve --workers N` process: uvicorn starts each worker in a fresh
+    interpreter, so the logging `serve` set up in its own process (the INFO line of each scale
+    action, the access-log switch) is set up again here, from the same settings."""
+    from app.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(
+        settings.log_level, json_lines=settings.log_json, access_log=settings.access_log
+    )
+    return create_app(settings)
 
 
 def create_app(

@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the environment; only the elected
         # leader among them runs the background loops.
         uvicorn.run(
-            "app.main:create_app",
+            "app.main:create_worker_app",
             factory=True,
             host=host,
             port=port,

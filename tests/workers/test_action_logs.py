@@ -89,3 +89,30 @@ async def test_a_bound_is_the_reason_when_it_sets_the_count(
     [record] = lines(caplog)
     assert vars(record)["reason"] == "bounds.max", record.getMessage()
     assert "from 1 to 2" in record.getMessage()
+
+
+def test_each_serve_worker_process_sets_up_the_logging_serve_set_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ciuic serve --workers N` builds each worker's app in a fresh interpreter: the factory
+    it names configures the same JSON lines at the same level there, or the scale-action lines
+    of the leading worker would go nowhere."""
+    import logging
+
+    from app.logs import JsonFormatter
+    from app.main import create_worker_app
+    from app.settings import get_settings
+
+    monkeypatch.setenv("CIUIC_LOG_LEVEL", "DEBUG")
+    get_settings.cache_clear()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        root.handlers[:] = []
+        create_worker_app()
+        assert root.level == logging.DEBUG
+        assert [type(h.formatter) for h in root.handlers] == [JsonFormatter]
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        get_settings.cache_clear()
