@@ -51,6 +51,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from app.kube.cluster import strategic_merge  # the API server's merge, as the adapter reads it
+
 __all__ = ["KubeEmulator", "Selector"]
 
 Obj = dict[str, Any]
@@ -83,33 +85,6 @@ def _merge(target: Any, patch: Any) -> Any:
         else:
             out[key] = _merge(out.get(key), value)
     return out
-
-
-def _strategic_merge(target: Any, patch: Any) -> Any:
-    """A strategic merge patch, for what templates need: lists of named items (containers,
-    env, ports) merge by `name`; other lists are replaced; None deletes."""
-
-    def named(items: Any) -> bool:
-        return isinstance(items, list) and all(isinstance(i, dict) and "name" in i for i in items)
-
-    if named(patch) and named(target):
-        out = [copy.deepcopy(i) for i in target]
-        for item in patch:
-            at = next((n for n, t in enumerate(out) if t["name"] == item["name"]), None)
-            if at is None:
-                out.append(copy.deepcopy(item))
-            else:
-                out[at] = _strategic_merge(out[at], item)
-        return out
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = _strategic_merge(merged.get(key), value)
-    return merged
 
 
 class Selector:
@@ -1012,7 +987,7 @@ class KubeEmulator:
                     return copy.deepcopy(obj)
                 self._check_precondition(obj, patch, res, name)
                 if "strategic-merge-patch" in request.headers.get("content-type", ""):
-                    merged = _strategic_merge(copy.deepcopy(obj), patch)
+                    merged = strategic_merge(copy.deepcopy(obj), patch)
                 else:
                     merged = _merge(copy.deepcopy(obj), patch)
                 if merged["spec"] != obj["spec"]:
@@ -1142,7 +1117,7 @@ class KubeEmulator:
                 for container in pod["spec"]["containers"]:
                     change = wanted.get(container["name"])
                     if change and "resources" in change:
-                        container["resources"] = _strategic_merge(
+                        container["resources"] = strategic_merge(
                             container.get("resources") or {}, change["resources"]
                         )
                 self.resizes.append((name, copy.deepcopy(patch)))
