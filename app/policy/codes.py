@@ -66,6 +66,14 @@ class Code:
     BOUNDS_SCHEDULE_CAP = "bounds.schedule_cap"
     BOUNDS_BURST_FLOOR = "bounds.burst_floor"  # burst_multiplier x replicas at burst start
     BOUNDS_BURST_HOLD = "bounds.burst_hold"  # no scale-down while bursting
+    # 8, with min_replicas 0 (zero.py): why the count is at zero, or why it woke
+    ZERO_IDLE = "zero.idle"  # at zero: no demand, and the forecast expects none within a cold start
+    ZERO_SCALE_DOWN = "zero.scale_down"  # the last pods go: no demand for the window, none due
+    ZERO_NO_SIGNAL = "zero.no_signal"  # at zero with no fresh metric and no skilled forecast
+    ZERO_WAKE_QUEUE = "zero.wake_queue"  # at zero, requests wait (or load shows): woken at once
+    ZERO_WAKE_FORECAST = "zero.wake_forecast"  # the forecast expects requests within a cold start
+    ZERO_WAKE_OTHER = "zero.wake_other"  # woken by a schedule floor, a burst or the fallback
+    ZERO_AWAKE_FORECAST = "zero.awake_forecast"  # no demand, but the forecast keeps it up
     # 9. fractional
     FRACTIONAL_DISABLED = "fractional.disabled"  # whole pods (ceil)
     FRACTIONAL_WHOLE = "fractional.whole"  # the need is a whole number of pods

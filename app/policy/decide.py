@@ -7,9 +7,10 @@
     3. schedule     cron floor/cap in force now (applied in 8)                       schedule.py
     4. emergency    trigger held over threshold -> burst sized to the shortfall     emergency.py
     5. preheat      eager: min_ready pods of spare capacity above the demand          preheat.py
+    5b. zero        min_replicas 0: no demand and none forecast -> 0; demand at 0 -> wake  zero.py
     6. behaviour    HPA v2 stabilisation and rate policies (the spec's, or responsive) behavior.py
     7. hold         scale-down: nothing within a cold start wanted the pod, panic    hold.py
-    8. bounds       min/max, schedule floor/cap, burst floor                           bounds.py
+    8. bounds       min/max, schedule floor/cap, burst floor (at or from 0: why)  bounds.py, zero.py
     9. fractional   full pods + one partial pod                                    fractional.py
 
 How 1 and 2 combine: a forecast with skill plans the count, `max(forecast floor, demand at
@@ -43,6 +44,7 @@ from __future__ import annotations
 from app.policy.behavior import apply_behavior, prune_events
 from app.policy.bounds import apply_bounds
 from app.policy.capacity import capacity_in_use, learn_capacity
+from app.policy.codes import Code
 from app.policy.emergency import emergency_step
 from app.policy.fractional import fractional_plan, pods_for, split_need
 from app.policy.hold import hold_step
@@ -52,7 +54,8 @@ from app.policy.preheat import preheat_need
 from app.policy.reactive import MAX_NEED, reactive_need, read_metrics
 from app.policy.schedule import schedule_bounds
 from app.policy.spec import ScalerSpec
-from app.policy.types import Decision, LoadForecast, Observation, ScalerState
+from app.policy.types import Decision, LoadForecast, Observation, Reason, ScalerState
+from app.policy.zero import say_zero, zero_step
 
 __all__ = ["decide"]
 
@@ -103,12 +106,20 @@ def decide(
     shortfall = reactive.recent[-1][1] if capacity.per_pod and reactive.has_data else None
     burst = emergency_step(spec, observation, state, now, shortfall)  # 4
 
+    bare = need  # before the spare: what a wake from zero asks for
     need, preheat_reason = preheat_need(spec, need, reactive.demand)  # 5
     need = min(need, MAX_NEED)  # a wild reading or forecast: a finite count, capped in 8
     # What the load asks for without a panic or a burst, spares included: what the hold step
     # remembers of this decision (a panic holds for its own window, a burst until it ends;
     # neither is held a window more once over).
     calm = min(preheat_need(spec, calm, reactive.demand)[0], MAX_NEED)
+    zero = zero_step(spec, observation, reading, reactive, forecast, now)  # 5b
+    if zero.idle:
+        need = calm = 0.0
+    elif zero.waking:
+        need = calm = min(max(bare, 1.0), MAX_NEED)
+    elif zero.bare:
+        need = calm = min(bare, MAX_NEED)
     if burst.floor is not None and burst.floor > need:
         need = float(burst.floor)
 
@@ -117,6 +128,14 @@ def decide(
     behavior = spec.effective_behavior  # 6
     events = prune_events(behavior, state.scale_events, now)
     behaved = apply_behavior(behavior, current, desired, state.recommendations, events, now)
+    if zero.waking and spec.behavior is None and behaved.replicas < desired:
+        # the default behaviour's rate limit is for a running fleet; from zero, the activator's
+        # way: at once to what the queue or the forecast asks for
+        msg = f"waking from zero: {desired} pods at once (no rate limit from 0)"
+        values = {"desired": float(desired), "current": float(current)}
+        behaved = behaved._replace(
+            replicas=desired, reason=Reason(Code.BEHAVIOR_WITHIN_RANGE, msg, values)
+        )
 
     held = hold_step(  # 7
         spec, current, behaved.replicas, _pods(spec, calm), reactive, state.lows, now,
@@ -133,6 +152,7 @@ def decide(
         burst.bursting,
     )
 
+    bounds_reason = say_zero(zero, replicas, current, bounds_reason)
     plan, plan_reason = fractional_plan(spec.fractional, need, replicas, split)  # 9
 
     if replicas != current and spec.mode == "apply":
