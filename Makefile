@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './sdk[agent]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './sdk[agent,hold]'
 	touch $@
 
 install: $(BIN)/.installed
