@@ -171,7 +171,7 @@ class CiuicPolicy:
         if s is None:
             metrics = {name: MetricReading(None) for name in _METRICS}
             extra = {pair: MetricReading(None) for pair in self._extra}
-            load = None
+            load: float | None = None
         else:
             age, ready = float(view.now - s.time), s.ready
             per_pod = {
@@ -185,6 +185,13 @@ class CiuicPolicy:
             metrics = {name: over_pods(name, how) for name, how in self._how.items()}
             extra = {(name, how): over_pods(name, how) for name, how in self._extra}
             load = s.arrival_rate
+            if not ready:
+                # No pod pushes: what holds the requests (the SDK's hold proxy, a gateway)
+                # pushes its queue with no pod label, one series; nothing pushes the rate.
+                held = MetricReading(float(s.queue), 1, age)
+                metrics = {**metrics, "request_queue": held}
+                extra = {k: held if k[0] == "request_queue" else v for k, v in extra.items()}
+                load = None
         obs = Observation(
             metrics=metrics,
             current_replicas=view.replicas,

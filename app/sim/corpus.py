@@ -12,6 +12,11 @@ docs/benchmark.md lists, written as the CSV text of either shape.
 - `llm_bursty`: a request log at a low base rate where demand arrives in bursts of 20-45 pods'
   worth lasting about a minute, every 8-25 minutes.
 - `llm_diurnal`: a two-day request log following a daily cycle.
+- `scale_from_zero`: 5-minute counts of a dev/internal deployment: nothing at night and at
+  weekends but a few stray sessions (someone trying the model), a morning ramp on business
+  days (starting 07:30-08:00, full by 09:30), a lunch dip, quiet by 19:00-20:00. Scored from
+  Sunday 18:00 to Monday 24:00 with `min_replicas: 0` and requests held up to 300 s while no
+  pod is Ready (`ZERO_SCENARIO`: the SDK's hold proxy, Knative's activator).
 
 Count series carry history before their scored window (`GeneratedTrace.window_s`), like the real
 traces; request logs are scored whole, with no history. The same (family, seed) gives the same
@@ -30,7 +35,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FAMILIES", "GENERATED", "GeneratedTrace", "generate"]
+__all__ = ["FAMILIES", "GENERATED", "ZERO_SCENARIO", "GeneratedTrace", "generate"]
 
 FloatArray = npt.NDArray[np.float64]
 DAY = 86400
@@ -49,6 +54,7 @@ class GeneratedTrace:
     family: str
     seed: int
     window_s: float | None
+    scenario: tuple[tuple[str, int], ...] = ()  # the scenario's fields this trace sets
 
     @property
     def name(self) -> str:
@@ -200,6 +206,30 @@ def _llm_diurnal(rng: np.random.Generator) -> str:
     return _requests_text(_poisson_times(rng, pods * _RATE_PER_POD, step), rng)
 
 
+def _scale_from_zero(rng: np.random.Generator) -> str:
+    step, days = 300, 15  # two weeks of history, then Sunday evening and Monday scored
+    n = days * DAY // step
+    h = _hours(n, step)
+    day_of = np.arange(n) * step // DAY
+    level = np.zeros(n)
+    for day in range(days):
+        if day % 7 >= 5:  # 2024-01-01 is a Monday: days 5 and 6 of each week are the weekend
+            continue
+        start = rng.uniform(7.5, 8.0)  # the first people in
+        end = rng.uniform(19.0, 20.0)  # quiet by then
+        peak = rng.uniform(0.8, 1.2)
+        hours = h[day_of == day]
+        up = np.clip((hours - start) / 1.5, 0.0, 1.0)
+        down = np.clip(end - hours, 0.0, 1.0)
+        lunch = 1.0 - 0.3 * np.exp(-(((hours - 12.5) / 0.7) ** 2))
+        level[day_of == day] = 1000.0 * peak * np.minimum(up, down) * lunch
+    level *= np.exp(rng.normal(0.0, 0.08, n))
+    idle = level < 1.0
+    stray = idle & (rng.random(n) < 0.01)  # about one session a night, six a weekend
+    level[stray] = rng.uniform(3.0, 10.0, int(stray.sum()))
+    return _counts_text(step, level)
+
+
 _GENERATORS: dict[str, Callable[[np.random.Generator], str]] = {
     "flash_crowds": _flash_crowds,
     "noisy_monitoring": _noisy_monitoring,
@@ -207,6 +237,7 @@ _GENERATORS: dict[str, Callable[[np.random.Generator], str]] = {
     "weekly_holidays": _weekly_holidays,
     "llm_bursty": _llm_bursty,
     "llm_diurnal": _llm_diurnal,
+    "scale_from_zero": _scale_from_zero,
 }
 FAMILIES = tuple(_GENERATORS)
 
@@ -220,6 +251,10 @@ def generate(family: str, seed: int) -> str:
     return make(_rng(family, seed))
 
 
+# A deployment allowed to scale to zero, whose requests wait while no pod is Ready: held by the
+# SDK's hold proxy (or Knative's activator) for up to 300 s, not dropped after the usual 30 s.
+ZERO_SCENARIO: tuple[tuple[str, int], ...] = (("min_replicas", 0), ("queue_timeout_s", 300))
+
 # The generated traces of the benchmark corpus: one per family; windows sized so that the
 # corpus (every policy x 3 seeds) runs in minutes on two cores, history as docs/benchmark.md asks.
 GENERATED: tuple[GeneratedTrace, ...] = (
@@ -229,4 +264,6 @@ GENERATED: tuple[GeneratedTrace, ...] = (
     GeneratedTrace("weekly_holidays", 1, 7 * DAY),  # 3 weeks of history
     GeneratedTrace("llm_bursty", 1, None),
     GeneratedTrace("llm_diurnal", 1, None),
+    # Sunday 18:00 to Monday 24:00 (the night, the morning ramp); 13.75 days of history
+    GeneratedTrace("scale_from_zero", 1, 1.25 * DAY, ZERO_SCENARIO),
 )

@@ -87,6 +87,10 @@ class SimResult:
     pods_created: int
     scale_actions: int
     decisions: int
+    # Requests that arrived with no pod Ready (at zero, or waking from it): how long each
+    # waited to start, and how many of them were dropped.
+    first_wait_hist: tuple[int, ...] = ()
+    first_dropped: int = 0
 
 
 def initial_fleet(workload: Workload, scenario: Scenario) -> int:
@@ -176,6 +180,9 @@ def simulate(
     served = dropped = 0
     wait_hist = [0] * (timeout + 1)
     hist0 = 0  # requests started on arrival (the common case, kept out of the list)
+    at_zero: set[int] = set()  # arrival seconds with no pod Ready (scale to zero)
+    first_hist = [0] * (timeout + 1)
+    first_dropped = 0
 
     def fill(m: int, b: int) -> tuple[list[int], int]:
         """Route m requests (m <= free slots) by water-filling from `b`, the lowest level with
@@ -266,6 +273,8 @@ def simulate(
         # 4. arrivals: straight onto pods when nobody waits, else queued
         a = arrivals[t]
         if a:
+            if not R:
+                at_zero.add(t)
             if services:
                 for s in services[t]:
                     queue.append([t, 1, s])
@@ -314,6 +323,8 @@ def simulate(
                     head = queue.popleft()
                     svcs.append(head[2])
                     wait_hist[t - head[0]] += 1
+                    if at_zero and head[0] in at_zero:
+                        first_hist[t - head[0]] += 1
                     free -= 1
                 m = len(svcs)
                 j = 0
@@ -339,6 +350,8 @@ def simulate(
                     free -= c
                     m += c
                     wait_hist[t - head[0]] += c
+                    if at_zero and head[0] in at_zero:
+                        first_hist[t - head[0]] += c
                 slot = (t + fixed_svc) % ring_size
                 rounds, lo = fill(m, lo)
                 ring_masks[slot].extend(rounds)
@@ -350,21 +363,24 @@ def simulate(
         # 6. timeouts: whatever has waited `timeout` s without starting is dropped
         if queue:
             while queue and queue[0][0] <= t - timeout:
-                c = queue.popleft()[1]
+                head = queue.popleft()
+                c = head[1]
                 qlen -= c
                 dropped += c
+                if at_zero and head[0] in at_zero:
+                    first_dropped += c
         # 7. record
         rec_busy.append(busy)
         rec_queue.append(qlen)
         # 8. pods push metrics: every sample period, and at once when a pod's queue reaches
         #    the push-on-change threshold (or doubles since its last push)
         periodic = t == next_sample
+        # with no pod Ready, what holds the requests (a gateway, the SDK's hold proxy)
+        # pushes its queue at once whenever it grows
         changed = (
             push_on is not None
-            and R > 0
             and not periodic
-            and qlen >= push_on * R
-            and qlen > pushed_q * R
+            and (qlen >= push_on * R and qlen > pushed_q * R if R else qlen > pushed_q)
         )
         if periodic or changed:
             if R:
@@ -380,7 +396,7 @@ def simulate(
             # positional, in field order: time, utilisation, queue, arrival rate, ready,
             # starting, busy, busiest pod, idlest pod
             snap = Sample(t, util, qlen, rate, R, len(starting), busy, util_max, util_min)
-            pushed_q = qlen / R if R else 0.0
+            pushed_q = qlen / R if R else float(qlen)
             if periodic:
                 samples.append(snap)
                 next_sample += sp
@@ -485,4 +501,6 @@ def simulate(
         pods_created=created_total,
         scale_actions=scale_actions,
         decisions=decisions,
+        first_wait_hist=tuple(first_hist),
+        first_dropped=first_dropped,
     )

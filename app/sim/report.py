@@ -27,6 +27,7 @@ __all__ = [
     "SeriesForPlot",
     "SummaryRow",
     "TargetCheck",
+    "ZeroWaits",
     "check_targets",
     "dominators",
     "geometric_mean",
@@ -40,6 +41,7 @@ __all__ = [
     "timing_check",
     "wait_quantile",
     "with_dominance",
+    "zero_waits",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -103,13 +105,61 @@ class PolicyReport:
     cost_vs_fluid: float | None
     hybrid: HybridPlan
     dominated_by: tuple[str, ...] = ()
+    zero: ZeroWaits | None = None  # on a trace that allows zero
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON keys of REPORT_KEYS, in order, plus `hybrid` (the cost plan)."""
+        """The JSON keys of REPORT_KEYS, in order, plus `hybrid` (the cost plan) and, on a
+        scale-to-zero trace, `zero`."""
         d: dict[str, object] = {k: getattr(self, k) for k in REPORT_KEYS}
         d["dominated_by"] = list(self.dominated_by)
         d["hybrid"] = {**asdict(self.hybrid), "savings_usd": self.hybrid.savings_usd}
+        if self.zero is not None:
+            d["zero"] = asdict(self.zero)
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroWaits:
+    """Scale to zero: the hours with no pod at all, and the requests that arrived with no pod
+    Ready (at zero, or while waking from it): how many, how long they waited to start (p50 and
+    the longest), how many were dropped."""
+
+    hours_at_zero: float
+    first_requests: float
+    first_wait_p50_s: float
+    first_wait_max_s: float
+    first_dropped: float
+
+
+def zero_waits(result: SimResult) -> ZeroWaits | None:
+    """The `ZeroWaits` of a run whose scenario allows zero (None otherwise)."""
+    if result.scenario.min_replicas > 0:
+        return None
+    hist = result.first_wait_hist
+    started = sum(hist)
+    longest = max((w for w, c in enumerate(hist) if c), default=0)
+    return ZeroWaits(
+        hours_at_zero=float((result.billed == 0).sum()) / 3600,
+        first_requests=float(started + result.first_dropped),
+        first_wait_p50_s=wait_quantile(hist, 0.5),
+        first_wait_max_s=float(longest),
+        first_dropped=float(result.first_dropped),
+    )
+
+
+def zero_markdown(rows: Sequence[tuple[str, str, float, ZeroWaits]]) -> str:
+    """(trace, policy, cost, waits) rows as the scale-to-zero table."""
+    lines = [
+        "| trace | policy | cost USD | hours at zero | first requests | first wait p50 s "
+        "| first wait max s | first dropped |",
+        "|" + "---|" * 8,
+    ]
+    for trace, policy, cost, z in rows:
+        lines.append(
+            f"| {trace} | {policy} | {cost:.2f} | {z.hours_at_zero:.1f} | {z.first_requests:.0f} "
+            f"| {z.first_wait_p50_s:.0f} | {z.first_wait_max_s:.0f} | {z.first_dropped:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def wait_quantile(hist: Sequence[int], q: float) -> float:
@@ -172,6 +222,7 @@ def report_for(
         cost_vs_oracle=(cost / oracle_cost) if oracle_cost else None,
         cost_vs_fluid=(cost / fluid_cost) if fluid_cost else None,
         hybrid=hybrid_plan(result.billed, need, baseline, model),
+        zero=zero_waits(result),
     )
 
 
@@ -220,6 +271,9 @@ def markdown_table(reports: Sequence[PolicyReport]) -> str:
             f"| {r.scale_actions} | {_ratio(r.cost_vs_oracle)} | {_ratio(r.cost_vs_fluid)} "
             f"| {', '.join(r.dominated_by) or '-'} | {r.hybrid.hybrid_usd:.2f} |"
         )
+    zero = [("-", r.policy, r.cost_usd, r.zero) for r in reports if r.zero is not None]
+    if zero:
+        rows += ["", "Scale to zero:", "", zero_markdown(zero)]
     return "\n".join(rows)
 
 
@@ -301,10 +355,13 @@ class SummaryRow:
     cost_vs_fluid: float | None
     cost_vs_kpa: float | None
     dominated_by: tuple[str, ...] = ()
+    zero: ZeroWaits | None = None  # means over seeds, on a trace that allows zero
 
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {k: getattr(self, k) for k in SUMMARY_KEYS}
         d["dominated_by"] = list(self.dominated_by)
+        if self.zero is not None:
+            d["zero"] = asdict(self.zero)
         return d
 
 
@@ -352,9 +409,17 @@ def summarise_seeds(per_seed: Sequence[Sequence[PolicyReport]]) -> tuple[Summary
                 cost_vs_oracle=ratio(name, "oracle"),
                 cost_vs_fluid=ratio(name, "fluid"),
                 cost_vs_kpa=ratio(name, "kpa"),
+                zero=_mean_zero([r.zero for r in by[name] if r.zero is not None]),
             )
         )
     return tuple(replace(r, dominated_by=dominators(r, rows)) for r in rows)
+
+
+def _mean_zero(runs: Sequence[ZeroWaits]) -> ZeroWaits | None:
+    if not runs:
+        return None
+    keys = ZeroWaits.__dataclass_fields__
+    return ZeroWaits(**{k: float(np.mean([getattr(z, k) for z in runs])) for k in keys})
 
 
 def geometric_mean(values: Sequence[float]) -> float | None:
@@ -555,6 +620,14 @@ class CorpusSummary:
                 "| | | | | | | |"
             )
             out.append("\n".join(lines))
+        zero = [
+            (trace, r.policy, r.cost_usd, r.zero)
+            for trace, rows in self.traces.items()
+            for r in rows
+            if r.zero is not None
+        ]
+        if zero:
+            out.append(f"#### Scale to zero (mean over seeds {seeds})\n\n" + zero_markdown(zero))
         return "\n\n".join(out)
 
 

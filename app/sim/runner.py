@@ -104,6 +104,17 @@ class NamedPolicy:
 PolicyLike = str | NamedPolicy
 
 
+def always_on_spec(prior: Prior) -> Mapping[str, Any]:
+    """Ciuic's spec with `min_replicas: 1`: the always-on comparison on a scale-to-zero trace."""
+    from app.sim.ciuic import default_spec
+
+    return {**default_spec(prior.scenario), "min_replicas": 1}
+
+
+# Beside `ciuic` on a trace whose scenario allows zero: the same policy never below one pod.
+ALWAYS_ON = NamedPolicy("ciuic-min1", "ciuic", spec_from=always_on_spec)
+
+
 def _entry(policy: PolicyLike) -> NamedPolicy:
     entry = policy if isinstance(policy, NamedPolicy) else NamedPolicy(policy, policy)
     if entry.kind not in KNOWN_POLICIES:
@@ -128,12 +139,14 @@ def make_policy(
     name: str, scenario: Scenario, workload: Workload, spec: Mapping[str, Any] | None = None
 ) -> Autoscaler:
     lo, hi = scenario.min_replicas, scenario.max_replicas
+    # Kubernetes' HPA needs minReplicas >= 1 (zero is an alpha feature gate); KEDA's own
+    # scale to zero (activation) is not modelled: both keep one pod on a min-0 trace.
     if name == "hpa":
-        return HPA(min_replicas=lo, max_replicas=hi)
+        return HPA(min_replicas=max(1, lo), max_replicas=hi)
     if name == "keda":
-        return KEDA(min_replicas=lo, max_replicas=hi)
+        return KEDA(min_replicas=max(1, lo), max_replicas=hi)
     if name == "kpa":
-        return KPA(container_concurrency=scenario.slots_per_pod)
+        return KPA(container_concurrency=scenario.slots_per_pod, scale_to_zero=lo == 0)
     if name == "oracle":
         return Oracle()
     if name == "fluid":
@@ -285,6 +298,12 @@ class TraceSource:
     text: str | None = None
     generated: GeneratedTrace | None = None
     window_s: float | None = None
+    scenario: tuple[tuple[str, int], ...] = ()  # the scenario's fields this trace sets
+
+    def scenario_for(self, base: Scenario) -> Scenario:
+        """`base` with this trace's own fields (a scale-to-zero trace: min_replicas 0)."""
+        fields: dict[str, Any] = dict(self.scenario)
+        return dataclasses.replace(base, **fields) if fields else base
 
     def lines(self) -> list[str]:
         if self.generated is not None:
@@ -295,7 +314,7 @@ class TraceSource:
 
     @classmethod
     def of(cls, entry: GeneratedTrace) -> TraceSource:
-        return cls(entry.name, generated=entry, window_s=entry.window_s)
+        return cls(entry.name, generated=entry, window_s=entry.window_s, scenario=entry.scenario)
 
 
 @lru_cache(maxsize=2)
@@ -391,14 +410,20 @@ def run_corpus(
         raise ValueError("a corpus needs at least one trace")
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     entries = list({e.name: e for e in map(_entry, policies)}.values())
-    order = _run_order(entries)
+
+    def order_for(src: TraceSource) -> list[NamedPolicy]:
+        # a trace allowed to scale to zero also runs ciuic never below one pod
+        zero = src.scenario_for(sc).min_replicas == 0 and any(e.name == "ciuic" for e in entries)
+        return _run_order([*entries, ALWAYS_ON] if zero else entries)
+
+    orders = {src.name: order_for(src) for src in sources}
     # the ciuic runs first (the slowest), then the others grouped by workload (a worker
     # builds it once for all of them)
     tasks = [
-        _Task(src, seed, e, sc, spec, series and seed == seeds[0])
+        _Task(src, seed, e, src.scenario_for(sc), spec, series and seed == seeds[0])
         for src in sources
         for seed in seeds
-        for e in order
+        for e in orders[src.name]
     ]
     tasks.sort(key=lambda t: t.entry.kind != "ciuic")  # stable: the grouping stays
     done: dict[tuple[str, int, str], _Done] = {}
@@ -406,14 +431,15 @@ def run_corpus(
         done[(d.trace, d.seed, d.policy)] = d
         if on_done is not None:
             on_done(d.trace, d.seed, d.policy)
-    # a corpus row always carries the references: every ratio and target is to them
-    names = [e.name for e in entries] + [
-        r for r in _REFERENCES if r not in {e.name for e in entries}
-    ]
     runs: dict[str, list[tuple[PolicyReport, ...]]] = {}
     descriptions: dict[str, str] = {}
     plots: dict[tuple[str, str], SeriesForPlot] = {}
     for src in sources:
+        order = orders[src.name]
+        # a corpus row always carries the references: every ratio and target is to them
+        asked = [e.name for e in entries]
+        names = asked + [e.name for e in order if e.name not in asked and e.name not in _REFERENCES]
+        names += [r for r in _REFERENCES if r not in asked]
         per_seed = []
         for seed in seeds:
             got = {e.name: done[(src.name, seed, e.name)] for e in order}

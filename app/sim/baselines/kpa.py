@@ -6,6 +6,12 @@ averaged over the stable (60 s) and panic (6 s) windows; the target per pod is
 wants ≥ 2× the ready pods, holds the replica count from going down while it lasts, and ends one
 stable window after the last over-threshold tick. Rates: up at most 1000× ready, down at most
 ÷2 per tick.
+
+Scale to zero (Knative's default, `enable-scale-to-zero: true`, where the scenario's
+`min_replicas` is 0): once the stable window's concurrency asks for no pod, the last pod goes
+after `scale-to-zero-grace-period` (30 s) more of asking for none. At zero the activator holds
+the requests (the engine's queue, with the scenario's timeout) and reports them as
+concurrency, so the first request wakes the revision at the next tick.
 """
 
 from __future__ import annotations
@@ -74,8 +80,13 @@ class KPA:
         tick_s: int = 2,
         max_scale_down_rate: float = 2.0,
         max_scale_up_rate: float = 1000.0,
+        scale_to_zero: bool = False,
+        scale_to_zero_grace_s: float = 30.0,
     ) -> None:
         self.period_s = tick_s
+        self.scale_to_zero = scale_to_zero
+        self.grace_s = scale_to_zero_grace_s
+        self._zero_since: float | None = None  # the first tick that asked for no pod
         self.target_per_pod = container_concurrency * target_utilization
         self.stable_window_s = stable_window_s
         self.panic_window_s = max(1, round(stable_window_s * panic_window_pct / 100))
@@ -96,7 +107,7 @@ class KPA:
         pw = min(n, self.panic_window_s)
         stable = (cum[n] - cum[n - sw]) / sw
         panic = (cum[n] - cum[n - pw]) / pw
-        return kpa_scale(
+        want = kpa_scale(
             self.state,
             view.now,
             view.ready,
@@ -108,3 +119,11 @@ class KPA:
             max_scale_up_rate=self.max_scale_up_rate,
             max_scale_down_rate=self.max_scale_down_rate,
         )
+        if want > 0 or not self.scale_to_zero:
+            self._zero_since = None
+            return max(1, want)
+        if self._zero_since is None:
+            self._zero_since = view.now
+        if view.replicas > 0 and view.now - self._zero_since < self.grace_s:
+            return 1  # the grace period: the last pod stays a while
+        return 0
