@@ -97,8 +97,9 @@ def zero_step(spec: ScalerSpec, obs: Observation, reading: Reading, reactive: Re
         values["forecast_requests"] = expected
     queued = reading.ceiling_need is not None and reading.ceiling_need > 0
     load = obs.load_rate if obs.load_rate is not None and math.isfinite(obs.load_rate) else None
-    window = [e[2] for e in reactive.recent]
-    demand = max(window) if window and reactive.has_data else 0.0
+    # the stable window's mean, as the reactive step reads it: one reading of a pod that did
+    # not push (counted at its target) is noise, not demand
+    demand = reactive.demand if reactive.demand is not None and reactive.has_data else 0.0
     if queued:
         waiting = sum(v for k, v in reading.values.items() if k.endswith(".value") and
                       k[: -len(".value")] in _ceilings(spec))  # fmt: skip
