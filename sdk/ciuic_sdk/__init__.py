@@ -1,8 +1,10 @@
 """Ciuic's Python SDK: a typed client (sync and async), the pod metrics agent
-(`ciuic-agent`, `ciuic_sdk.agent`) and the warm-up helper (`ciuic_sdk.warmup`).
+(`ciuic-agent`, `ciuic_sdk.agent`), the warm-up helper (`ciuic_sdk.warmup`) and the
+hold-and-forward proxy for scale to zero (`ciuic-hold`, `ciuic_sdk.hold`).
 
 Depends only on httpx and pydantic; the agent's scraper needs the `agent` extra
-(prometheus-client), GPU readings the `gpu` extra (nvidia-ml-py).
+(prometheus-client), GPU readings the `gpu` extra (nvidia-ml-py), the hold proxy the `hold`
+extra (starlette, uvicorn).
 """
 
 from __future__ import annotations
