@@ -44,6 +44,7 @@ SKIPPED = {
         "benchmark.md",
         "python bench/simulate.py",
     ),
+    ("benchmark.md", "python bench/simulate.py --corpus --only gen_scale_from_zero_1.csv --jobs 2"),
 }
 
 
