@@ -322,12 +322,14 @@ def _source_workload(source: TraceSource, sc: Scenario, seed: int) -> Workload:
 
 @dataclass(frozen=True, slots=True)
 class _Task:
+    """Some policies on one trace, for some seeds, run one after another in one process."""
+
     source: TraceSource
-    seed: int
-    entry: NamedPolicy
+    seeds: tuple[int, ...]
+    entries: tuple[NamedPolicy, ...]
     scenario: Scenario
     spec: Mapping[str, Any] | None
-    series: bool
+    series_seed: int | None  # the seed whose plot series are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,21 +342,27 @@ class _Done:
     description: str
 
 
-def _corpus_task(task: _Task) -> _Done:
-    """One policy on one trace and seed; returns only the report (a process pool ships back
-    a few hundred bytes, not the per-second series)."""
-    workload = _source_workload(task.source, task.scenario, task.seed)
-    result = simulate_policy(
-        task.entry, workload=workload, scenario=task.scenario, spec=task.spec, seed=task.seed
-    )
-    return _Done(
-        trace=task.source.name,
-        seed=task.seed,
-        policy=task.entry.name,
-        result=report_for(result),
-        series=plot_series(result) if task.series else None,
-        description=workload.description,
-    )
+def _corpus_task(task: _Task) -> tuple[_Done, ...]:
+    """Its policies on its trace and seeds; returns only the reports (a process pool ships
+    back a few hundred bytes a run, not the per-second series)."""
+    done = []
+    for seed in task.seeds:
+        workload = _source_workload(task.source, task.scenario, seed)
+        for entry in task.entries:
+            result = simulate_policy(
+                entry, workload=workload, scenario=task.scenario, spec=task.spec, seed=seed
+            )
+            done.append(
+                _Done(
+                    trace=task.source.name,
+                    seed=seed,
+                    policy=entry.name,
+                    result=report_for(result),
+                    series=plot_series(result) if seed == task.series_seed else None,
+                    description=workload.description,
+                )
+            )
+    return tuple(done)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +384,7 @@ def run_corpus(
     policies: Sequence[PolicyLike] = DEFAULT_POLICIES,
     scenario: Scenario | str = "deepseek-7b",
     spec: Mapping[str, Any] | None = None,
-    map_fn: MapFn[_Task, _Done] | None = None,
+    map_fn: MapFn[_Task, tuple[_Done, ...]] | None = None,
     check_policy: str = "ciuic",
     corpus_target: bool | None = None,
     series: bool = False,
@@ -385,27 +393,31 @@ def run_corpus(
 ) -> CorpusRun:
     """Every policy on every trace for every seed; means over seeds, geometric means over the
     traces, and docs/benchmark.md's targets for `check_policy` (the corpus one against KPA when
-    `corpus_target`, by default with more than one trace). Runs are spread one (trace, seed,
-    policy) per task, the ciuic ones first (the slowest), so two processes finish together."""
+    `corpus_target`, by default with more than one trace). The ciuic-kind runs of a trace go
+    to one process together (the slowest: they share forecasts and the tuning), longest first;
+    the other policies one task per trace and seed."""
     if not sources:
         raise ValueError("a corpus needs at least one trace")
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     entries = list({e.name: e for e in map(_entry, policies)}.values())
     order = _run_order(entries)
-    # the ciuic runs first (the slowest), then the others grouped by workload (a worker
-    # builds it once for all of them)
-    tasks = [
-        _Task(src, seed, e, sc, spec, series and seed == seeds[0])
-        for src in sources
-        for seed in seeds
-        for e in order
-    ]
-    tasks.sort(key=lambda t: t.entry.kind != "ciuic")  # stable: the grouping stays
+    ours = tuple(e for e in order if e.kind == "ciuic")
+    others = tuple(e for e in order if e.kind != "ciuic")
+    plot_seed = seeds[0] if series else None
+    # One task per trace runs every ciuic-kind entry on every seed: they replay the same load,
+    # so a process fits its forecasts once (app.sim.ciuic) and tunes once per trace. Longest
+    # windows first, so the pool's processes finish together; then the references and
+    # baselines, one task per trace and seed (a worker builds the workload once for them).
+    longest_first = sorted(sources, key=lambda src: -_source_workload(src, sc, seeds[0]).duration_s)
+    tasks = [_Task(src, tuple(seeds), ours, sc, spec, plot_seed) for src in longest_first if ours]
+    tasks += [_Task(src, (seed,), others, sc, spec, plot_seed) for src in sources for seed in seeds]
     done: dict[tuple[str, int, str], _Done] = {}
-    for d in map_fn(_corpus_task, tasks) if map_fn is not None else map(_corpus_task, tasks):
-        done[(d.trace, d.seed, d.policy)] = d
-        if on_done is not None:
-            on_done(d.trace, d.seed, d.policy)
+    batches = map_fn(_corpus_task, tasks) if map_fn is not None else map(_corpus_task, tasks)
+    for batch in batches:
+        for d in batch:
+            done[(d.trace, d.seed, d.policy)] = d
+            if on_done is not None:
+                on_done(d.trace, d.seed, d.policy)
     # a corpus row always carries the references: every ratio and target is to them
     names = [e.name for e in entries] + [
         r for r in _REFERENCES if r not in {e.name for e in entries}
