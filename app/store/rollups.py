@@ -3,11 +3,15 @@
 Each resolution keeps a watermark: buckets below it are final. A pass aggregates from the
 watermark up to `now - lateness`, in bounded chunks so no transaction runs long, and
 re-aggregates any range a backfill marked dirty. Recomputing a bucket replaces it, so a pass
-that is interrupted and repeated gives the same result.
+that is interrupted and repeated gives the same result. Passes run one at a time, whoever
+starts them (the loop, a Prometheus backfill wanting its range rolled up at once, another
+process): on PostgreSQL two passes upserting the same buckets in another order deadlock.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -22,6 +26,7 @@ __all__ = ["RetentionPolicy", "RollupReport", "apply_retention", "roll_up"]
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
 CHUNK_US = 6 * HOUR_US
+_PASS_LOCK = 0x63697569_63726F6C  # pg_advisory_lock key of a rollup pass ("ciuicrol")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,29 @@ async def _advance(
     return done
 
 
+@asynccontextmanager
+async def _one_pass_at_a_time(db: Database) -> AsyncIterator[None]:
+    """A session-level advisory lock on PostgreSQL, held on a connection of its own for the
+    pass (SQLite runs one writer at a time already)."""
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    async with db.engine.connect() as conn:
+        await conn.execute(sa.select(sa.func.pg_advisory_lock(_PASS_LOCK)))
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(sa.select(sa.func.pg_advisory_unlock(_PASS_LOCK)))
+            await conn.commit()
+
+
 async def roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupReport:
+    async with _one_pass_at_a_time(db):
+        return await _roll_up(db, now_us=now_us, lateness_us=lateness_us)
+
+
+async def _roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupReport:
     report = RollupReport()
     async with db.read() as conn:
         first = await conn.scalar(sa.select(sa.func.min(samples.c.ts)))
