@@ -52,12 +52,14 @@ def prometheus_binary() -> str:
 
 @dataclass
 class Exporter:
-    """What a vLLM server exposes on /metrics, for two pods, set by the test."""
+    """What a vLLM server exposes on /metrics, for two pods, set by the test (`rate`: the
+    requests per second a gateway in front of them would count)."""
 
     url: str
     waiting: Gauge
     running: Gauge
     cache: Gauge
+    rate: Gauge
 
 
 @pytest.fixture
@@ -69,6 +71,7 @@ def exporter() -> Iterator[Exporter]:
             ("vllm:num_requests_waiting", "Requests waiting to be processed."),
             ("vllm:num_requests_running", "Requests running on the GPU."),
             ("vllm:gpu_cache_usage_perc", "GPU KV-cache usage; 1 means 100 percent."),
+            ("llm_request_rate", "Requests per second."),
         )
     ]
     metrics = make_wsgi_app(registry)
@@ -127,11 +130,16 @@ class Prometheus:
 
 @contextmanager
 def start_prometheus(
-    binary: str, folder: Path, scrape: str, remote_write: dict[str, object] | None = None
+    binary: str,
+    folder: Path,
+    scrape: str,
+    remote_write: dict[str, object] | None = None,
+    port: int | None = None,
 ) -> Iterator[Prometheus]:
     """Prometheus scraping `scrape` (host:port) every second as job `vllm`, and sending each
     scraped sample to `remote_write` (a remote_write entry: url, auth, ...) within a second
-    when given (without it, Prometheus only answers queries)."""
+    when given (without it, Prometheus only answers queries). Its TSDB is `folder/data`: blocks
+    put there first (promtool's backfill) are its history. On `port`, or a free one."""
     config: dict[str, object] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [scrape]}]}],
@@ -148,7 +156,7 @@ def start_prometheus(
             }
         ]
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
+    port = port or free_port()
     log = folder / "prometheus.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
