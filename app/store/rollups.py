@@ -10,9 +10,10 @@ process): on PostgreSQL two passes upserting the same buckets in another order d
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -163,9 +164,7 @@ async def _roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupRepo
     )
     hour_until = minute_until - minute_until % HOUR_US
     report.hour_buckets = await _advance(db, "1h", rollups_1h, HOUR_US, hour_until, int(first))
-    for row in dirty:
-        start = int(row.start_us) - int(row.start_us) % HOUR_US
-        end = int(row.end_us) + (-int(row.end_us)) % HOUR_US
+    for start, end, ids in _merged(dirty):
         async with db.transaction() as conn:
             report.minute_buckets += await _upsert_buckets(
                 conn, rollups_1m, start, min(end, minute_until), MINUTE_US
@@ -173,9 +172,31 @@ async def _roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupRepo
             report.hour_buckets += await _upsert_buckets(
                 conn, rollups_1h, start, min(end, hour_until), HOUR_US
             )
-            await conn.execute(sa.delete(rollup_dirty).where(rollup_dirty.c.id == row.id))
-        report.dirty_ranges += 1
+            await conn.execute(sa.delete(rollup_dirty).where(rollup_dirty.c.id.in_(ids)))
+        report.dirty_ranges += len(ids)
     return report
+
+
+def _merged(dirty: Sequence[sa.Row[Any]]) -> list[tuple[int, int, list[int]]]:
+    """The dirty ranges widened to whole hours, overlapping ones merged: each bucket is
+    re-aggregated once per pass, however many backfills marked it (twenty scalers' histories
+    backfilled at once mark the same two weeks twenty times)."""
+    spans = sorted(
+        (
+            int(r.start_us) - int(r.start_us) % HOUR_US,
+            int(r.end_us) + (-int(r.end_us)) % HOUR_US,
+            int(r.id),
+        )
+        for r in dirty
+    )
+    merged: list[tuple[int, int, list[int]]] = []
+    for start, end, ident in spans:
+        if merged and start <= merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), [*last[2], ident])
+        else:
+            merged.append((start, end, [ident]))
+    return merged
 
 
 async def apply_retention(db: Database, *, now_us: int, policy: RetentionPolicy) -> int:
