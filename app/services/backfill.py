@@ -211,11 +211,10 @@ class Backfiller:
             recovered = self.failing.pop(name, None) is not None
             if result.points <= 1 and not recovered:
                 return
-            assert result.start is not None and result.end is not None
-            message = (
-                f"backfilled {result.points} points of {signal} from {self.where()}, "
-                f"{(result.end - result.start) / 3600:.3g} h of history"
-            )
+            span = ""
+            if result.start is not None and result.end is not None:
+                span = f", {(result.end - result.start) / 3600:.3g} h of history"
+            message = f"backfilled {result.points} points of {signal} from {self.where()}{span}"
         async with self.db.transaction() as conn:
             await scaler_store.add_event(
                 conn,
