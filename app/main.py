@@ -39,6 +39,7 @@ from app.kube.config import build_cluster, build_elector
 from app.kube.lease import LeaderElector
 from app.kube.simulated import SimulatedCluster
 from app.prometheus import PrometheusClient
+from app.services.backfill import Backfiller
 from app.services.forecasts import ForecastCache
 from app.services.jobs import SimulationJobs
 from app.services.principals import TokenCache
@@ -173,7 +174,20 @@ def create_app(
                         settings,
                         ctx.rollout_kick,
                     ),
-                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock, ctx.specs),
+                    "forecasts": forecast_loop(
+                        db,
+                        ctx.forecasts,
+                        settings,
+                        ctx.clock,
+                        ctx.specs,
+                        Backfiller(
+                            db,
+                            ctx.series,
+                            ctx.prometheus,
+                            lateness_s=settings.rollup_lateness_s,
+                            concurrency=settings.prometheus_concurrency,
+                        ),
+                    ),
                 }
 
             elector: LeaderElector = (

@@ -9,8 +9,12 @@ __all__ = ["ALL_CODES", "Code"]
 
 
 class Code:
-    """Namespace of the codes `decide` emits, in pipeline order."""
+    """Namespace of the codes `decide` emits, in pipeline order, after those the shell puts
+    first (0)."""
 
+    # 0. sources: the shell's, ahead of the policy's (app.services.sources); the policy itself
+    # only sees a missing reading
+    SOURCE_PROMETHEUS_FAILED = "source.prometheus_failed"  # a metric's query gave no reading
     # 1. reactive
     REACTIVE_SCALE = "reactive.scale"  # metrics ask for a different count
     REACTIVE_PANIC = "reactive.panic"  # the newest reading asks for a multiple of the pods

@@ -19,7 +19,7 @@ from app.prometheus import PrometheusClient
 from app.services.errors import Conflict
 from app.services.forecasts import ForecastCache
 from app.services.shell import Shell
-from app.services.sources import SourceNote, explain, read_sources
+from app.services.sources import Read, SourceNote, explain, read_sources
 from app.store.db import Database
 from app.store.forecasts import StoredForecast
 from app.store.observations import MetricsView, read_metrics
@@ -58,10 +58,14 @@ async def observe_and_decide(
     forecast: StoredForecast | None,
     now: float,
     prometheus: PrometheusClient | None = None,
+    sourced: Read | None = None,
 ) -> Decided:
-    """Read the metrics sourced from Prometheus, the target's replicas and pods, and decide;
+    """Read the metrics sourced from Prometheus (unless `sourced` holds them, read with a
+    pass's others: `read_sources_many`), the target's replicas and pods, and decide;
     ClusterError when the target cannot be read (nothing is decided then)."""
-    metrics, sources = await read_sources(prometheus, spec, metrics, now)
+    if sourced is None:
+        sourced = await read_sources(prometheus, spec, metrics, now)
+    metrics, sources = sourced
     state = await cluster.observe(spec.target)
     metrics = metrics.only(state.ready_pods)  # a deleted pod's last samples are no load
     observation = Observation(

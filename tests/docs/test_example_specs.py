@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from app.policy import parse_spec
+from app.services.backfill import load_query
 from ciuic_sdk.agent import DEFAULT_QUEUE_METRIC, AgentConfig, Scraper
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -41,3 +42,9 @@ def test_the_vllm_examples_name_what_vllm_and_the_agent_push() -> None:
     assert DEFAULT_QUEUE_METRIC in {m.name for m in written.metrics}
     queried = (EXAMPLES / "vllm/from-prometheus.yaml").read_text()
     assert DEFAULT_QUEUE_METRIC in queried and "gpu_cache_usage_perc" in queried
+
+
+def test_the_prometheus_example_reads_its_load_from_prometheus_so_it_is_backfilled() -> None:
+    spec = parse_spec(yaml.safe_load((EXAMPLES / "vllm/from-prometheus.yaml").read_text()))
+    query = load_query(spec)
+    assert query is not None and "vllm:request_success_total" in query

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.policy import ALL_CODES
 from app.policy.types import Decision, FractionalPlan, Reason, ScalerState
 from app.prometheus import PrometheusClient, PrometheusError, Sample, parse_instant
 from app.services.sources import SOURCE_FAILED, SourceNote, explain, to_found
@@ -189,3 +190,9 @@ def test_a_failed_source_is_the_decisions_first_reason() -> None:
         "unreachable: ConnectError: refused"
     )
     assert explain(held, {"gpu": notes["gpu"]}, client) is held
+
+
+def test_the_source_code_is_listed_with_the_policys_codes() -> None:
+    # Dashboards match on the codes listed in app.policy.codes: the shell's one is there too.
+    assert SOURCE_FAILED == "source.prometheus_failed"
+    assert SOURCE_FAILED in ALL_CODES
