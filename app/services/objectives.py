@@ -22,10 +22,27 @@ from app.store.db import Database
 from app.store.query import find_series, read_range
 from app.store.selector import Matcher, Selector
 
-__all__ = ["OBJECTIVE_SERIES", "Attainment", "attainment", "objective_targets"]
+__all__ = [
+    "OBJECTIVE_SERIES",
+    "Attainment",
+    "Latency",
+    "attainment",
+    "measured_latency",
+    "objective_targets",
+]
 
 OBJECTIVE_SERIES = ("ttft_p95", "queue_wait_p95", "itl_p95")  # spec key == pushed metric name
 MAX_SERIES = 5_000
+LATENCY_WINDOW_S = 60.0  # what the policy reads of the pushed prefill / ITL p95s
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """The worst pod's newest p95s (s) within a minute, for `Observation.prefill_s` and
+    `Observation.itl_p95_s` (None: no pod pushed one)."""
+
+    prefill_s: float | None = None
+    itl_p95_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +114,40 @@ async def attainment(
         )
         out.append(Attainment(name, target, points))
     return out
+
+
+async def _worst_recent(db: Database, spec: ScalerSpec, name: str, now: float) -> float | None:
+    step_us = 10_000_000
+    start_us = round((now - LATENCY_WINDOW_S) * 1e6)
+    async with db.read() as conn:
+        found = await find_series(conn, _selector(spec, name), limit=MAX_SERIES)
+        if not found:
+            return None
+        result = await read_range(
+            conn,
+            [s.id for s in found],
+            start_us=start_us,
+            end_us=round(now * 1e6) + 1,
+            step_us=step_us,
+        )
+    values = [
+        b.max
+        for buckets in result.buckets.values()
+        for k, b in buckets.items()
+        if result.start_us + (k + 1) * step_us > start_us
+    ]
+    return max(values, default=None)
+
+
+async def measured_latency(db: Database, spec: ScalerSpec, now: float) -> Latency | None:
+    """What the policy's objective step reads of the pods' latency: the prefill p95 when the
+    spec leaves `prefill` to be measured, the ITL p95 when it states `itl_p95`. None without
+    an objective (nothing read)."""
+    obj = spec.objective
+    if obj is None:
+        return None
+    prefill = None
+    if obj.ttft_p95 is not None and obj.prefill is None:
+        prefill = await _worst_recent(db, spec, "prefill_p95", now)
+    itl = await _worst_recent(db, spec, "itl_p95", now) if obj.itl_p95 is not None else None
+    return Latency(prefill, itl)

@@ -136,3 +136,27 @@ def test_bad_windows_are_400(server: LiveServer, params: dict[str, str], code: s
 def test_unknown_scaler_is_404(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/v1/scalers/nope/objective")
     assert r.status_code == 404 and r.json()["error"]["code"]
+
+
+def test_the_decision_sizes_for_the_objective_with_what_the_pods_measured(
+    server: LiveServer,
+) -> None:
+    """One pod at its GPU target takes 4 req/s (0.5/s per pod at full use). It measures a
+    1.5 s prefill p95, which leaves 0.5 s of the 2 s TTFT objective to queue: M/M/c asks for
+    13 pods (12 would wait 0.51 s). Its ITL p95 of 200 ms against 50 ms asks for only 4."""
+    spec = {**SPEC, "capacity": "0.5/s", "objective": {"ttft_p95": "2s", "itl_p95": "50ms"}}
+    create(server, "chat", spec)
+    labels = {"pod": "p0", "job": "vllm"}
+    pushed = [("gpu_utilization", 50.0), ("request_queue", 0.0), ("request_rate", 4.0)]
+    pushed += [("prefill_p95", 1.5), ("itl_p95", 0.2)]
+    r = httpx.post(
+        f"{server.url}/v1/samples",
+        json={"samples": [{"metric": m, "labels": labels, "value": v} for m, v in pushed]},
+    )
+    assert r.status_code == 200, r.text
+    body = httpx.get(f"{server.url}/v1/scalers/chat/decision").json()
+    objective = body["reasons"][-1]
+    assert objective["code"] == "objective.raise", objective
+    assert objective["values"]["wait_budget_s"] == pytest.approx(0.5)
+    assert objective["values"]["itl_p95_s"] == pytest.approx(0.2)
+    assert body["replicas"] == 13 and "drives the count" in objective["message"]
