@@ -6,17 +6,18 @@ budget: `min(queue_wait_p95, ttft_p95 - prefill)` (`ObjectiveSpec.wait_budget_s`
 predicts the p95 wait of `c` Ready pods with a queueing model, and asks for the smallest `c`
 within the budget.
 
-The model: M/M/c (Erlang C), each pod one server of the per-pod capacity `mu` (the learned or
-given requests/s at full use), arrivals at the measured request rate `lambda`:
+The model: M/M/n (Erlang C) with `n = c * k` servers, `k` the requests a pod runs at once
+(`objective.concurrency`), each serving `mu / k` requests/s where `mu` is the per-pod capacity
+(the learned or given requests/s at full use), arrivals at the measured request rate `lambda`:
 
-    P(wait > t) = C(c, lambda / mu) * exp(-(c * mu - lambda) * t)
+    P(wait > t) = C(n, lambda / (mu / k)) * exp(-(c * mu - lambda) * t)
     p95 wait    = Q / (c * mu) + max(0, ln(C / 0.05) / (c * mu - lambda))
 
 where `Q / (c * mu)` is the time `c` pods take to start the `Q` requests already waiting (a
-request arriving now queues behind them). Pooling a pod's batch slots into one server over-
-states the wait (a pod running 8 requests at once is 8 slower servers, which wait less for the
-same throughput; the decay rate `c * mu - lambda` is the same), so the count is an upper bound
-on what the objective needs: safe for a latency objective, at most a pod or two dear.
+request arriving now queues behind them). With `k = 1` (the default, when the spec does not
+say) a pod's slots are pooled into one server, which over-states the wait (k slower servers
+wait less for the same throughput; the decay rate `c * mu - lambda` is the same): the count is
+then an upper bound on what the objective needs, safe for a latency objective.
 
 `itl_p95` (inter-token latency) grows with the requests a pod decodes at once, which the
 queueing model does not see: a measured ITL over its objective asks for the Ready pods times
@@ -43,47 +44,53 @@ _P95_TAIL = 0.05
 _NONE = Reason(Code.OBJECTIVE_NONE, "no latency objective", MappingProxyType({}))
 
 
-def erlang_c(c: int, load: float) -> float:
-    """The probability that an arrival waits in M/M/c with offered load `lambda / mu`
-    (1.0 when `c` servers cannot keep up)."""
-    if c <= 0 or load >= c:
+def erlang_c(n: int, load: float) -> float:
+    """The probability that an arrival waits in M/M/n with offered load `lambda / mu`
+    (1.0 when `n` servers cannot keep up)."""
+    if n <= 0 or load >= n:
         return 1.0
     b = 1.0  # Erlang B by its stable recursion
-    for k in range(1, c + 1):
-        b = load * b / (k + load * b)
-    return b / (1.0 - (load / c) * (1.0 - b))
+    for i in range(1, n + 1):
+        b = load * b / (i + load * b)
+    return b / (1.0 - (load / n) * (1.0 - b))
 
 
-def _wait(c: int, lam: float, mu: float, queue: float, b: float) -> float:
-    """The p95 wait of `c` pods given Erlang B `b` of `c` servers (inf: they cannot keep up)."""
+def _wait(c: int, k: int, lam: float, mu: float, queue: float, b: float) -> float:
+    """The p95 wait of `c` pods of `k` servers, given Erlang B `b` of the `c * k` servers
+    (inf: they cannot keep up)."""
     rate = c * mu
     if rate <= lam:
         return math.inf
-    load = lam / mu
-    waits = b / (1.0 - (load / c) * (1.0 - b)) if load > 0 else 0.0
+    n = c * k
+    load = lam * k / mu
+    waits = b / (1.0 - (load / n) * (1.0 - b)) if load > 0 else 0.0
     tail = math.log(waits / _P95_TAIL) / (rate - lam) if waits > _P95_TAIL else 0.0
     return queue / rate + tail
 
 
-def p95_wait_s(c: int, lam: float, mu: float, queue: float = 0.0) -> float:
-    """The predicted p95 queue wait of `c` pods of `mu` requests/s each, `lam` arriving per
-    second and `queue` requests already waiting (module docstring)."""
+def _erlang_b(n: int, load: float, b: float = 1.0, start: int = 1) -> float:
+    """Erlang B of `n` servers, continuing the recursion from `b` of `start - 1` servers."""
+    for i in range(start, n + 1):
+        b = load * b / (i + load * b)
+    return b
+
+
+def p95_wait_s(c: int, lam: float, mu: float, queue: float = 0.0, k: int = 1) -> float:
+    """The predicted p95 queue wait of `c` pods of `mu` requests/s each, running `k` requests
+    at once, `lam` arriving per second and `queue` requests already waiting (module
+    docstring)."""
     if c <= 0:
         return math.inf if lam > 0 or queue > 0 else 0.0
-    load = lam / mu
-    b = 1.0
-    for k in range(1, c + 1):
-        b = load * b / (k + load * b)
-    return _wait(c, lam, mu, queue, b)
+    return _wait(c, k, lam, mu, queue, _erlang_b(c * k, lam * k / mu))
 
 
-def _fewest(lam: float, mu: float, queue: float, budget: float, limit: int) -> int | None:
+def _fewest(lam: float, mu: float, queue: float, budget: float, limit: int, k: int) -> int | None:
     """The fewest pods (1..limit) whose p95 wait is within `budget`; None when none is."""
-    load = lam / mu
+    load = lam * k / mu
     b = 1.0
     for c in range(1, limit + 1):
-        b = load * b / (c + load * b)  # Erlang B of c servers, from c - 1's
-        if c * mu > lam and _wait(c, lam, mu, queue, b) <= budget:
+        b = _erlang_b(c * k, load, b, (c - 1) * k + 1)  # from c - 1 pods' servers
+        if c * mu > lam and _wait(c, k, lam, mu, queue, b) <= budget:
             return c
     return None
 
@@ -134,18 +141,20 @@ def objective_step(
         else:
             queue = _waiting(spec, obs) or 0.0
             values.update(arrival_rate=lam, capacity_per_pod=per_pod, queue=queue)
-            now_wait = p95_wait_s(max(0, obs.ready_pods), lam, per_pod, queue)
+            k = obj.concurrency
+            values["concurrency"] = float(k)
+            now_wait = p95_wait_s(max(0, obs.ready_pods), lam, per_pod, queue, k)
             if math.isfinite(now_wait):
                 values["wait_p95_at_ready_s"] = now_wait
             # With no prefill budget left the backlog cannot be waited out at any count: size
             # for arrivals that rarely wait instead of every pod up to the maximum.
             backlog = queue if budget > 0 else 0.0
-            pods = _fewest(lam, per_pod, backlog, budget, spec.max_replicas)
+            pods = _fewest(lam, per_pod, backlog, budget, spec.max_replicas, k)
             if pods is None:
                 values["unreachable"] = 1.0
                 asks.append((float(spec.max_replicas), "no count within max_replicas meets it"))
             else:
-                predicted = p95_wait_s(pods, lam, per_pod, backlog)
+                predicted = p95_wait_s(pods, lam, per_pod, backlog, k)
                 values["wait_p95_predicted_s"] = predicted
                 asks.append((float(pods), f"{pods} pods: predicted p95 wait {predicted:.2f}s"))
     if obj.itl_p95 is not None:

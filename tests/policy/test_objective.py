@@ -49,6 +49,14 @@ def test_erlang_c_matches_the_textbook_values() -> None:
     assert erlang_c(3, 3.0) == 1.0 and erlang_c(0, 0.0) == 1.0
 
 
+def test_more_servers_per_pod_wait_less_for_the_same_throughput() -> None:
+    # 10 pods of 0.5 req/s at 4 req/s: one pooled server each waits 2.1 s at p95; eight
+    # slots each (M/M/80 of 1/16 s) rarely wait at all. The queue ahead counts the same.
+    assert p95_wait_s(10, 4.0, 0.5, k=8) == 0.0 < p95_wait_s(10, 4.0, 0.5, k=1)
+    assert p95_wait_s(9, 4.0, 0.5, k=8) < p95_wait_s(9, 4.0, 0.5, k=1)
+    assert p95_wait_s(10, 4.0, 0.5, queue=10, k=8) == pytest.approx(10 / 5)
+
+
 def test_p95_wait_falls_with_pods_and_grows_with_the_queue_ahead() -> None:
     waits = [p95_wait_s(c, 4.0, 0.5) for c in range(8, 16)]
     assert math.isinf(waits[0])  # 8 pods serve exactly the 4 req/s: the queue never clears
@@ -65,6 +73,15 @@ def test_p95_wait_falls_with_pods_and_grows_with_the_queue_ahead() -> None:
 SCENARIOS = [
     # the metrics keep 8 pods; a 2 s TTFT needs 11 at 4 req/s
     ("ttft-drives-the-count", {"ttft_p95": "2s"}, steady(), {}, 11, Code.OBJECTIVE_RAISE),
+    # pods running 8 requests at once (8 servers of 1/16 s each): 10 pods already wait 0 s
+    (
+        "eight-slots-per-pod",
+        {"ttft_p95": "2s", "concurrency": 8},
+        steady(),
+        {},
+        10,
+        Code.OBJECTIVE_RAISE,
+    ),
     # the same load with ten requests waiting: 13 pods start them and the arrivals within 2 s
     ("queue-ahead-counts", {"ttft_p95": "2s"}, steady(queue=10), {}, 13, Code.OBJECTIVE_RAISE),
     # 1.5 s of prefill leaves 0.5 s to queue: 13 pods (12 wait 0.51 s)
@@ -222,6 +239,18 @@ BAD = [
         "prefill_over_objective",
     ),
     ("not-a-mapping", "2s", "objective", "model_type"),
+    (
+        "zero-concurrency",
+        {"ttft_p95": "2s", "concurrency": 0},
+        "objective.concurrency",
+        "greater_than_equal",
+    ),
+    (
+        "fractional-concurrency",
+        {"ttft_p95": "2s", "concurrency": 2.5},
+        "objective.concurrency",
+        "int_type",
+    ),
 ]
 
 

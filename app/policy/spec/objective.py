@@ -2,19 +2,20 @@
 
     objective: {ttft_p95: 2s}                     # time to first token, queue wait included
     objective: {queue_wait_p95: 500ms}            # the wait before a request starts
-    objective: {ttft_p95: 2s, prefill: 300ms, itl_p95: 50ms}
+    objective: {ttft_p95: 2s, prefill: 300ms, itl_p95: 50ms, concurrency: 8}
 
 `prefill` is the p95 prefill time of the prompts (what the engine spends before the first token
 once a request runs); the part of `ttft_p95` left for the queue is `ttft_p95 - prefill`. Left
-out, the measured one is used where pods push it, else 0.
+out, the measured one is used where pods push it, else 0. `concurrency` is how many requests a
+pod runs at once (the queueing model's servers per pod; 1, the default, over-states the wait).
 """
 
 from __future__ import annotations
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.policy.spec.errors import _fail
-from app.policy.spec.units import Duration, _Model
+from app.policy.spec.units import Count, Duration, _Model
 
 __all__ = ["MAX_OBJECTIVE_S", "ObjectiveSpec"]
 
@@ -29,6 +30,9 @@ class ObjectiveSpec(_Model):
     queue_wait_p95: Duration | None = None
     itl_p95: Duration | None = None
     prefill: Duration | None = None
+    # Requests one pod runs at once (vLLM's max_num_seqs, a batch's slots): the queueing
+    # model's servers per pod. 1 (the default) pools them into one server: an upper bound.
+    concurrency: Count = Field(default=1, ge=1, le=1024)
 
     @field_validator("ttft_p95", "queue_wait_p95", "itl_p95")
     @classmethod
