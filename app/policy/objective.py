@@ -13,11 +13,14 @@ The model: M/M/n (Erlang C) with `n = c * k` servers, `k` the requests a pod run
     P(wait > t) = C(n, lambda / (mu / k)) * exp(-(c * mu - lambda) * t)
     p95 wait    = Q / (c * mu) + max(0, ln(C / 0.05) / (c * mu - lambda))
 
-where `Q / (c * mu)` is the time `c` pods take to start the `Q` requests already waiting (a
-request arriving now queues behind them). With `k = 1` (the default, when the spec does not
-say) a pod's slots are pooled into one server, which over-states the wait (k slower servers
-wait less for the same throughput; the decay rate `c * mu - lambda` is the same): the count is
-then an upper bound on what the objective needs, safe for a latency objective.
+where `Q / (c * mu)` is the time `c` pods take to start the `Q` requests a request arriving
+once they are Ready queues behind: the queue now, less what the pods up clear beyond the
+arrivals over a cold start (`_queue_when_ready`); a queue no count can start within the
+objective leaves the sizing to the arrivals (the reactive step drains it). With `k = 1`
+(the default, when the spec does not say) a pod's slots are pooled into one server, which
+over-states the wait (k slower servers wait less for the same throughput; the decay rate
+`c * mu - lambda` is the same): the count is then an upper bound on what the objective needs,
+safe for a latency objective.
 
 `itl_p95` (inter-token latency) grows with the requests a pod decodes at once, which the
 queueing model does not see: a measured ITL over its objective asks for the Ready pods times
@@ -35,6 +38,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from app.policy.codes import Code
+from app.policy.predictive import cold_start_s
 from app.policy.spec import ScalerSpec
 from app.policy.types import Observation, Reason
 
@@ -115,6 +119,19 @@ def _waiting(spec: ScalerSpec, obs: Observation) -> float | None:
     return found
 
 
+def _queue_when_ready(
+    spec: ScalerSpec, obs: Observation, lam: float, mu: float, queue: float
+) -> float:
+    """What is left, once new pods are Ready (a cold start from now), of the queue waiting now:
+    the pods up (the starting ones counting for half) clear what they serve beyond the
+    arrivals. A passing queue they are clearing asks for nothing. What piles up meanwhile in
+    an overload is not counted: no count launched now serves it sooner, and the reactive step
+    sizes the pods that drain it within `reactive.drain`."""
+    cold = cold_start_s(spec, obs)
+    serving = (max(0, obs.ready_pods) + max(0, obs.starting_pods) / 2) * mu
+    return max(0.0, queue - max(0.0, serving - lam) * cold)
+
+
 class ObjectiveResult(NamedTuple):
     need: float | None  # pods the objective asks for (None: no objective, or cannot size)
     reason: Reason
@@ -148,8 +165,16 @@ def objective_step(
                 values["wait_p95_at_ready_s"] = now_wait
             # With no prefill budget left the backlog cannot be waited out at any count: size
             # for arrivals that rarely wait instead of every pod up to the maximum.
-            backlog = queue if budget > 0 else 0.0
+            backlog = _queue_when_ready(spec, obs, lam, per_pod, queue) if budget > 0 else 0.0
+            values["queue_when_ready"] = backlog
             pods = _fewest(lam, per_pod, backlog, budget, spec.max_replicas, k)
+            if pods is None and backlog > 0:
+                # The queue cannot be waited out within the objective by any count: size for
+                # the arrivals; the reactive step drains the queue (its `drain`).
+                values["queue_unreachable"] = 1.0
+                unknown.append(f"the {backlog:.0f} queued cannot start within the objective")
+                backlog = 0.0
+                pods = _fewest(lam, per_pod, 0.0, budget, spec.max_replicas, k)
             if pods is None:
                 values["unreachable"] = 1.0
                 asks.append((float(spec.max_replicas), "no count within max_replicas meets it"))

@@ -69,7 +69,7 @@ def test_attainment_step_by_step_from_the_pushed_ttft(server: LiveServer) -> Non
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["objective"] == {"ttft_p95": "2s"} and body["step_s"] == 60
+    assert body["objective"] == {"ttft_p95": "2s", "concurrency": 1} and body["step_s"] == 60
     (ttft,) = body["attainment"]
     assert (ttft["objective"], ttft["target_s"], ttft["steps"]) == ("ttft_p95", 2.0, 10)
     assert ttft["met_share"] == pytest.approx(0.7) and ttft["worst_p95_s"] == 3.0

@@ -84,6 +84,25 @@ SCENARIOS = [
     ),
     # the same load with ten requests waiting: 13 pods start them and the arrivals within 2 s
     ("queue-ahead-counts", {"ttft_p95": "2s"}, steady(queue=10), {}, 13, Code.OBJECTIVE_RAISE),
+    # the same queue on 12 pods that out-serve the arrivals: gone before new pods are Ready
+    (
+        "passing-queue",
+        {"ttft_p95": "2s"},
+        steady(12, queue=10),
+        {},
+        12,
+        Code.OBJECTIVE_COVERED,
+    ),
+    # 500 waiting: no count starts them within 2 s, so the objective sizes the arrivals (11)
+    # and the reactive step's drain of the queue (24 pods) decides
+    (
+        "queue-beyond-reach",
+        {"ttft_p95": "2s"},
+        steady(queue=500),
+        {},
+        24,
+        Code.OBJECTIVE_COVERED,
+    ),
     # 1.5 s of prefill leaves 0.5 s to queue: 13 pods (12 wait 0.51 s)
     (
         "prefill-eats-the-budget",
@@ -181,6 +200,13 @@ def test_the_count_is_the_fewest_that_meets_it() -> None:
     assert values["wait_p95_predicted_s"] <= 2.0
     assert p95_wait_s(d.replicas - 1, 4.0, 0.5) > 2.0
     assert "drives the count" in d.reasons[-1].message
+
+
+def test_a_queue_beyond_reach_is_said_and_left_to_the_reactive_drain() -> None:
+    d = run(slo({"ttft_p95": "2s"}), steady(queue=500))
+    reason = d.reasons[-1]
+    assert reason.values["queue_unreachable"] == 1.0 and reason.values["need"] == 11
+    assert "500 queued cannot start within the objective" in reason.message
 
 
 def test_without_an_objective_nothing_changes() -> None:
