@@ -76,6 +76,12 @@ class Code:
     FRACTIONAL_PARTIAL = "fractional.partial"  # full pods + one partial pod
     FRACTIONAL_ABSORBED = "fractional.absorbed"  # remainder < min_fraction, run by full pods
     FRACTIONAL_OVERRIDDEN = "fractional.overridden"  # behaviour/bounds changed the count
+    # 10. objective (sized after step 2, reported last: the other steps keep their places)
+    OBJECTIVE_NONE = "objective.none"  # no latency objective in the spec
+    OBJECTIVE_RAISE = "objective.raise"  # the objective asks for more than the other steps
+    OBJECTIVE_COVERED = "objective.covered"  # the other steps already ask for enough
+    OBJECTIVE_UNKNOWN = "objective.unknown"  # no capacity or rate (or ITL) to size with yet
+    OBJECTIVE_UNREACHABLE = "objective.unreachable"  # not met within max_replicas
 
 
 ALL_CODES = frozenset(v for k, v in vars(Code).items() if k.isupper())

@@ -204,6 +204,7 @@ def _workload(trace: Trace, sc: Scenario, seed: int, window_s: float | None) -> 
         count_service_s=sc.count_service_s,
         target_pods_at_p99=sc.target_pods_at_p99,
         replay_copies=sc.replay_copies,
+        prefill_tokens_per_s=sc.prefill_tokens_per_s,
     )
 
 

@@ -26,6 +26,7 @@ from app.policy.types import Decision, Reason
 from app.prometheus import PrometheusClient
 from app.services.decisions import observe_and_decide, read_inputs
 from app.services.forecasts import ForecastCache
+from app.services.objectives import Latency, measured_latency
 from app.services.sources import Read, read_sources_many
 from app.services.specs import SpecCache
 from app.services.wakeup import Wakeup
@@ -64,8 +65,9 @@ async def reconcile_scaler(
         write = _error(scaler, now_us, f"invalid spec: {exc}")
     else:
         view, stored = await read_inputs(db, forecasts, scaler.name, spec, now)
+        latency = await measured_latency(db, spec, now)
         write = await _reconcile(
-            cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus
+            cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus, latency=latency
         )
     async with db.transaction() as conn:
         await write(conn)
@@ -82,6 +84,7 @@ async def _reconcile(
     wakeup: Wakeup | None,
     prometheus: PrometheusClient | None = None,
     sourced: Read | None = None,
+    latency: Latency | None = None,
 ) -> Write:
     """Observe, decide and act; returns the writes that record it (the caller batches them
     into one transaction per pass)."""
@@ -90,7 +93,7 @@ async def _reconcile(
         wakeup.update(name, spec)
     try:
         decided = await observe_and_decide(
-            cluster, scaler, spec, view, stored, now, prometheus, sourced
+            cluster, scaler, spec, view, stored, now, prometheus, sourced, latency
         )
     except ClusterError as exc:
         return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
@@ -367,6 +370,7 @@ async def reconcile_once(
             stored = None
             if forecasts is not None and scaler.name in with_forecast:
                 stored = await forecasts.get(db, scaler.name)
+            latency = await measured_latency(db, spec, now)  # None (no read) without objective
             writes.append(
                 await _reconcile(
                     cluster,
@@ -379,6 +383,7 @@ async def reconcile_once(
                     wakeup,
                     prometheus,
                     sourced.get(scaler.name),
+                    latency,
                 )
             )
         done += len(part)
