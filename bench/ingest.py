@@ -220,6 +220,14 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, object]
     }
 
 
+def checks(r: dict[str, object]) -> dict[str, bool]:
+    """Each target met or not (the targets are PostgreSQL's; SQLite is reported beside)."""
+    return {
+        name: (r[name] <= limit if name.endswith("_ms") else r[name] >= limit)  # type: ignore[operator]
+        for name, limit in TARGETS.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["postgresql", "sqlite", "both"], default="both")
@@ -229,7 +237,7 @@ def main() -> None:
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
     results = [run_backend(b, args.seconds, args.workers) for b in backends]
     for r in results:
-        print(json.dumps({"bench": "ingest", **r, "targets": TARGETS}))
+        print(json.dumps({"bench": "ingest", **r, "targets": TARGETS, "checks": checks(r)}))
     cols = [
         "backend",
         "json_samples_per_s",
@@ -248,6 +256,10 @@ def main() -> None:
     print("|" + "---|" * len(cols))
     for r in results:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    for r in results:
+        missed = [k for k, ok in checks(r).items() if not ok]
+        verdict = "all targets met" if not missed else "missed: " + ", ".join(missed)
+        print(f"\n{r['backend']}: {verdict}")
 
 
 if __name__ == "__main__":
