@@ -800,8 +800,13 @@ def print_report(r: dict[str, Any]) -> None:
             "",
         ),
         (
-            f"the agent's pushes on change (queue >= {r['push_on_queue']}, read every "
-            f"{r['change_poll_s']:g} s): sent, mean / peak rate, errors",
+            "the agent's pushes on change "
+            + (
+                f"(queue >= {r['push_on_queue']:g}, read every {r['change_poll_s']:g} s)"
+                if r["push_on_queue"]
+                else "(off: --push-on-queue 0)"
+            )
+            + ": sent, mean / peak rate, errors",
             f"{r['change_pushes']}, {r['change_pushes_per_s']}/s / "
             f"{r['change_pushes_peak_per_s']}/s, {r['change_push_errors']} "
             f"({r['change_push_error_rate_pct']} %)",

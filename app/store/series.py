@@ -317,9 +317,9 @@ class SeriesStore:
         now = self._monotonic()
         for job, adding in created.items():
             cached = self._counts.get(job)
-            if cached is not None and now - cached[1] < self._count_ttl_s:
-                if cached[0] + adding <= self.max_series_per_job:
-                    continue
+            fresh = cached is not None and now - cached[1] < self._count_ttl_s
+            if fresh and cached is not None and cached[0] + adding <= self.max_series_per_job:
+                continue
             # No count, an old one, or one that would refuse: ask the database (the count
             # includes this write's own series), and keep what existed before them.
             total = await self._count(conn, job)
