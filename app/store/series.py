@@ -41,9 +41,10 @@ _PG_INSERT = sa.text(
 )
 
 # Create the missing series and return every one's id in one statement: the `created` branch
-# holds the rows this statement inserted, the other those it found. A row that a concurrent
-# transaction committed after this statement's snapshot is in neither (its insert conflicted,
-# its row is not visible yet): the caller looks those up again.
+# holds the rows this statement inserted (in fingerprint order whatever join the planner picks:
+# concurrent creators of the same series must lock them alike), the other those it found. A
+# row that a concurrent transaction committed after this statement's snapshot is in neither
+# (its insert conflicted, its row is not visible yet): the caller looks those up again.
 _PG_CREATE = sa.text(
     "WITH wanted AS ("
     " SELECT * FROM unnest(CAST(:fps AS text[]), CAST(:names AS text[]),"
@@ -51,7 +52,7 @@ _PG_CREATE = sa.text(
     " created AS ("
     " INSERT INTO series (fingerprint, name, labels, job, created_us)"
     " SELECT fingerprint, name, labels, job, :now FROM wanted w WHERE NOT EXISTS"
-    " (SELECT 1 FROM series s WHERE s.fingerprint = w.fingerprint)"
+    " (SELECT 1 FROM series s WHERE s.fingerprint = w.fingerprint) ORDER BY w.fingerprint"
     " ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint, id, job)"
     " SELECT fingerprint, id, job, true AS new FROM created"
     " UNION ALL"
