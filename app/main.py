@@ -120,6 +120,7 @@ def create_app(
             series=SeriesStore(
                 max_series_per_job=settings.max_series_per_job,
                 lateness_us=int(settings.rollup_lateness_s * 1e6),
+                monotonic=clock_.monotonic,
             ),
             clock=clock_,
             telemetry=Telemetry(),
