@@ -39,6 +39,7 @@ from app.kube.config import build_cluster, build_elector
 from app.kube.lease import LeaderElector
 from app.kube.simulated import SimulatedCluster
 from app.prometheus import PrometheusClient
+from app.services.backfill import Backfiller
 from app.services.forecasts import ForecastCache
 from app.services.jobs import SimulationJobs
 from app.services.principals import TokenCache
@@ -119,6 +120,7 @@ def create_app(
             series=SeriesStore(
                 max_series_per_job=settings.max_series_per_job,
                 lateness_us=int(settings.rollup_lateness_s * 1e6),
+                monotonic=clock_.monotonic,
             ),
             clock=clock_,
             telemetry=Telemetry(),
@@ -173,7 +175,20 @@ def create_app(
                         settings,
                         ctx.rollout_kick,
                     ),
-                    "forecasts": forecast_loop(db, ctx.forecasts, settings, ctx.clock, ctx.specs),
+                    "forecasts": forecast_loop(
+                        db,
+                        ctx.forecasts,
+                        settings,
+                        ctx.clock,
+                        ctx.specs,
+                        Backfiller(
+                            db,
+                            ctx.series,
+                            ctx.prometheus,
+                            lateness_s=settings.rollup_lateness_s,
+                            concurrency=settings.prometheus_concurrency,
+                        ),
+                    ),
                 }
 
             elector: LeaderElector = (

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     prometheus_ca_file: str | None = None
     prometheus_insecure_skip_verify: bool = False
     prometheus_timeout_s: float = Field(5.0, gt=0)
+    # Queries in flight at once (a reconcile pass's readings, a refit pass's backfills): a
+    # slow server costs a pass one timeout, not one per scaler.
+    prometheus_concurrency: int = Field(8, ge=1)
 
     db_retry_after_s: int = Field(5, ge=1)  # Retry-After on 503 when the database is down
     # PostgreSQL connections per process (SQLite always uses one). A request waits for a pooled

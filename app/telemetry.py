@@ -12,7 +12,8 @@ class Telemetry:
         self.registry = CollectorRegistry()
         self.pushes = Counter(
             "ciuic_pushes",
-            "Pushes received, by protocol and outcome.",
+            "Pushes received, by protocol and outcome (accepted, deleted, refused: a 4xx, "
+            "unavailable: a 503).",
             ["protocol", "outcome"],
             registry=self.registry,
         )

@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.sim.corpus import GENERATED, generate
+from app.sim.objective import with_objective
 from app.sim.report import TargetCheck, markdown_table, targets_markdown, timing_check
 from app.sim.runner import (
     DEFAULT_POLICIES,
@@ -57,6 +58,11 @@ CORPUS_LIMIT_S = 600.0  # the whole corpus, every policy x 3 seeds, on 2 cores
 #     NamedPolicy("ciuic-tuned", "ciuic", spec_from=<a top-level function of a Prior>)
 EXTRA_POLICIES: tuple[NamedPolicy, ...] = (
     NamedPolicy("ciuic-tuned", "ciuic", spec_from=tuned_on_history),
+)
+# Rows run only when named (`--policy ciuic-slo`): the ciuic spec with the scenario's latency
+# objective (TTFT p95 <= 2 s) stated, sized for by the policy.
+OPTIONAL_POLICIES: tuple[NamedPolicy, ...] = (
+    NamedPolicy("ciuic-slo", "ciuic", spec_from=with_objective),
 )
 
 
@@ -105,9 +111,9 @@ def _sources(folder: Path, corpus: bool, only: list[str] | None) -> list[TraceSo
 
 
 def _policies(names: list[str] | None) -> list[PolicyLike]:
-    extra = {p.name: p for p in EXTRA_POLICIES}
+    extra = {p.name: p for p in (*EXTRA_POLICIES, *OPTIONAL_POLICIES)}
     if not names:
-        return [*DEFAULT_POLICIES, *extra.values()]
+        return [*DEFAULT_POLICIES, *EXTRA_POLICIES]
     out: list[PolicyLike] = []
     for name in names:
         if name in extra:
@@ -203,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", help="run only these trace files (repeatable)")
     ap.add_argument("--corpus", action="store_true", help="add the generated traces, 3 seeds")
     ap.add_argument("--seed", type=int, action="append", help="seed (repeatable)")
-    ap.add_argument("--policy", action="append", help="policy (repeatable; default: all)")
+    ap.add_argument(
+        "--policy", action="append", help="policy (repeatable; default: all but ciuic-slo)"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (1 = in process)")
     ap.add_argument("--json", type=Path, help="write the run as one JSON document")
     ap.add_argument("--png", type=Path, help="write a chart of the run")

@@ -11,7 +11,12 @@ kubeconfig), at its default settings (reconcile every 5 s, rollups, retention, r
 - `--pods` pods (1,000: 10 a scaler) each push every `--interval` s (5) with the Pushgateway
   text protocol, PUT /metrics/job/ciuic-agent/instance/<pod>, and a push token: the agent's
   gauges (gpu_utilization, gpu_memory, request_queue) and request_rate. Pushes are spread
-  evenly over the interval (200/s in all), not in lockstep. The load follows a day compressed
+  evenly over the interval (200/s in all), not in lockstep. Between its pushes each pod also
+  does what the agent (sdk/ciuic_sdk/agent.py) does by default: it reads its queue every
+  `--change-poll` s (1) and, when the queue is at or over `--push-on-queue` (5) and longer than
+  at its last push, pushes it at once (POST /v1/samples, one sample, as the agent sends it).
+  Those change pushes are measured apart (their rate, errors and latency) and held to the
+  same targets. The load follows a day compressed
   into the run (a sine per Deployment, phases spread) with noise and a few 40 s bursts over
   the emergency threshold; the utilisation and queue a pod reports depend on the replicas its
   scaler last decided (read back from the API), so scalers go up and down with the load.
@@ -27,13 +32,16 @@ kubeconfig), at its default settings (reconcile every 5 s, rollups, retention, r
   decided on fresh readings from all its pods (GET /v1/scalers/{name}/decision:
   pods_reporting per metric).
 
-Targets (stated here; issue 8 names none for latency): error rate <= 0.1 %, push p99 < 100 ms,
-RSS flat (< 5 % growth over the second half), every scaler decided within the last 3
-intervals at the end, on all its pods; and the generator kept up (its lag p99 < 1 s), or the
-run says it under-loaded the service. Exit status 1 when any is missed.
+Targets (issue 8, issue 17): error rate <= 0.1 %, push p99 < 100 ms over the whole run (the
+first minute, when every pod's first push creates its series, included), for the periodic
+pushes and for the change pushes alike, RSS flat (< 5 % growth over the second half), every
+scaler decided within the last 3 intervals at the end, on all its pods; and the generator kept
+up (its lag p99 < 1 s), or the run says it under-loaded the service. Exit status 1 when any
+is missed.
 
     .venv/bin/python bench/soak.py [--minutes 10 | --seconds 60] [--pods 1000] [--scalers 100]
                                    [--backend postgresql|sqlite] [--workers 1] [--json out.json]
+                                   [--push-on-queue 5 (0: periodic pushes only)] [--change-poll 1]
 """
 
 from __future__ import annotations
@@ -121,6 +129,7 @@ class Workload:
     phase: list[float] = field(default_factory=list)
     bursts: dict[int, float] = field(default_factory=dict)  # deployment -> burst start (s)
     replicas: list[int] = field(default_factory=list)  # each scaler's last decided count
+    pushed_queue: dict[int, float] = field(default_factory=dict)  # pod -> queue last pushed
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -135,9 +144,8 @@ class Workload:
         i = p % self.scalers
         return i, f"soak-{i:03d}-{p // self.scalers:03d}"
 
-    def body(self, p: int, t: float, rng: random.Random) -> bytes:
-        """The pod's gauges at `t` s into the run, as the text exposition format."""
-        i, _ = self.pod(p)
+    def levels(self, i: int, t: float, rng: random.Random) -> tuple[float, float, float]:
+        """Deployment `i`'s load (requests/s), and a pod's utilisation and queue, at `t`."""
         day = 0.55 - 0.45 * math.cos(2 * math.pi * t / self.seconds + self.phase[i])
         load = self.peak[i] * day * rng.uniform(0.9, 1.1)
         served = max(1, self.replicas[i]) * CAPACITY
@@ -147,6 +155,13 @@ class Workload:
         if start is not None and start <= t < start + 40:
             queue += 80.0
             util = 100.0
+        return load, util, queue
+
+    def body(self, p: int, t: float, rng: random.Random) -> bytes:
+        """The pod's gauges at `t` s into the run, as the text exposition format."""
+        i, _ = self.pod(p)
+        load, util, queue = self.levels(i, t, rng)
+        self.pushed_queue[p] = queue  # the agent remembers what its round pushed
         per_pod = load * self.scalers / self.pods  # the pods share their Deployment's load
         dep = f'{{deployment="soak-{i:03d}"}}'
         return (
@@ -262,6 +277,7 @@ class Push:
 @dataclass
 class Measures:
     pushes: list[Push] = field(default_factory=list)
+    changes: list[Push] = field(default_factory=list)  # the agent's pushes on a queue change
     samples: list[dict[str, float]] = field(default_factory=list)  # RSS / CPU samples
     polls: list[dict[str, Any]] = field(default_factory=list)  # reconcile health reads
     server_p50_ms: float | None = None  # the service's own histogram: a bucket's bound
@@ -285,9 +301,14 @@ async def push_loop(
     connections: int,
     give_up_s: float,
     out: Measures,
+    push_on_queue: float | None = None,
+    change_poll: float = 1.0,
 ) -> int:
     """Every pod once per `interval`, pods spread evenly: push n is due at t0 + n * interval /
-    pods. A late generator sends at once (catching up) and notes how late it was."""
+    pods. A late generator sends at once (catching up) and notes how late it was. With
+    `push_on_queue`, each pod also reads its queue every `change_poll` s between its pushes,
+    as the agent does, and pushes it at once when at or over that and longer than last pushed
+    (`out.changes`)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain; version=0.0.4"}
     rng = random.Random(2)
     step = interval / work.pods
@@ -298,27 +319,36 @@ async def push_loop(
     slots = asyncio.Semaphore(connections)
     loop = asyncio.get_running_loop()
 
-    async def one(p: int, due: float) -> None:
+    async def one(p: int, due: float, change: float | None = None) -> None:
         # Like the agent, a pod gives up on a push `give_up_s` after it was due: waiting for a
         # connection counts, so a slow service shows as errors, not as an ever-growing queue.
         started = time.perf_counter()
-        _, pod = work.pod(p)
-        body = work.body(p, due - t0, rng)
+        i, pod = work.pod(p)
+        if change is None:
+            path, body, kind = f"/metrics/job/{JOB}/instance/{pod}", work.body(p, due - t0, rng), {}
+        else:  # the agent's push on change: the queue alone, as JSON, stamped when read
+            labels = {"job": JOB, "instance": pod, "deployment": f"soak-{i:03d}"}
+            sample = {"metric": "request_queue", "labels": labels, "value": round(change, 1)}
+            path, kind = "/v1/samples", {"Content-Type": "application/json"}
+            body = json.dumps({"samples": [{**sample, "timestamp": time.time()}]}).encode()
+        record = out.pushes if change is None else out.changes
         try:
             async with asyncio.timeout_at(loop.time() + due + give_up_s - started):
                 await slots.acquire()
         except TimeoutError:
             now = time.perf_counter()
-            out.pushes.append(
+            record.append(
                 Push(due - t0, started - due, now - started, None, False, "no_connection")
             )
             return
         try:
             sent = time.perf_counter()
             try:
-                async with client.put(
-                    f"/metrics/job/{JOB}/instance/{pod}",
+                async with client.request(
+                    "PUT" if change is None else "POST",
+                    path,
                     data=body,
+                    headers=kind,
                     timeout=aiohttp.ClientTimeout(total=max(0.001, due + give_up_s - sent)),
                 ) as response:
                     await response.read()
@@ -330,18 +360,47 @@ async def push_loop(
             done = time.perf_counter()
         finally:
             slots.release()
-        out.pushes.append(Push(due - t0, started - due, sent - started, done - sent, ok, outcome))
+        record.append(Push(due - t0, started - due, sent - started, done - sent, ok, outcome))
+
+    def start(p: int, due: float, change: float | None = None) -> None:
+        task = asyncio.create_task(one(p, due, change))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def watch(offset: float) -> None:
+        """The queue reads `offset` s after each pod's periodic push (the agent's change
+        poll), in the same order; a read that finds the queue over the threshold and longer
+        than last pushed pushes it."""
+        assert push_on_queue is not None
+        watch_rng = random.Random(int(offset * 1000) + 3)
+        n = 0
+        while (due := t0 + offset + n * step) < t0 + seconds:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            p = n % work.pods
+            n += 1
+            if p not in work.pushed_queue:
+                continue  # not pushed yet: the agent's first round comes first
+            _, _, queue = work.levels(work.pod(p)[0], due - t0, watch_rng)
+            if queue >= push_on_queue and queue > work.pushed_queue[p]:
+                work.pushed_queue[p] = queue
+                start(p, due, queue)
 
     client.headers.update(headers)
+    # The agent polls while its next round is more than a poll away: at 1, 2, 3, 4 s of 5.
+    offsets = []
+    if push_on_queue is not None:
+        offsets = [j * change_poll for j in range(1, math.ceil(interval / change_poll))]
+    watchers = [asyncio.create_task(watch(offset)) for offset in offsets]
     n = 0
     while (due := t0 + n * step) < t0 + seconds:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(n % work.pods, due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        start(n % work.pods, due)
         n += 1
+    await asyncio.gather(*watchers)
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=give_up_s + 5)
         for task in pending:  # none should be: each gives up after `give_up_s`
@@ -506,7 +565,17 @@ async def soak(
             asyncio.create_task(poll_loop(api, work, t0, 2 * args.interval, stop, out)),
         ]
         intended = await push_loop(
-            pods, work, args.interval, t0, args.seconds, token, args.connections, args.timeout, out
+            pods,
+            work,
+            args.interval,
+            t0,
+            args.seconds,
+            token,
+            args.connections,
+            args.timeout,
+            out,
+            push_on_queue=args.push_on_queue or None,
+            change_poll=args.change_poll,
         )
         stop.set()
         await asyncio.gather(*background)
@@ -591,6 +660,9 @@ def summarise(
     cores = sorted(s["cores"] for s in out.samples)
     advanced = [p["advanced"] for p in out.polls if p.get("advanced") is not None]
     warm = [p for p in out.polls if p.get("max_age_s") is not None and p["t"] > 3 * args.interval]
+    changes = out.changes
+    change_lat = [p.latency for p in changes if p.latency is not None]
+    change_errors = sum(not p.ok for p in changes)
     r: dict[str, Any] = {
         "bench": "soak",
         "backend": args.backend,
@@ -623,6 +695,18 @@ def summarise(
         "push_p99_ms_after_first_minute": _ms(
             [p.latency for p in wired if p.latency is not None and p.at >= 60.0], 0.99
         ),
+        "push_on_queue": args.push_on_queue or None,
+        "change_poll_s": args.change_poll,
+        "change_pushes": len(changes),
+        "change_pushes_per_s": round(len(changes) / seconds, 1),
+        "change_pushes_peak_per_s": max(Counter(int(p.at) for p in changes).values(), default=0),
+        "change_push_errors": change_errors,
+        "change_push_error_rate_pct": round(100 * change_errors / len(changes), 3)
+        if changes
+        else 0.0,
+        "change_push_p50_ms": _ms(change_lat, 0.5),
+        "change_push_p99_ms": _ms(change_lat, 0.99),
+        "change_push_max_ms": round(1000 * max(change_lat), 1) if change_lat else None,
         "server_p50_ms_le": out.server_p50_ms,
         "server_p99_ms_le": out.server_p99_ms,
         "rss_first_mb": round(statistics.median(first), 1) if first else None,
@@ -655,6 +739,9 @@ def summarise(
     r["checks"] = {
         "error_rate": r["error_rate_pct"] <= TARGETS["error_rate_pct"],
         "push_p99": r["push_p99_ms"] is not None and r["push_p99_ms"] < TARGETS["push_p99_ms"],
+        # The agent's pushes on change: as many answered, as fast (none sent: nothing to miss).
+        "change_pushes": r["change_push_error_rate_pct"] <= TARGETS["error_rate_pct"]
+        and (not change_lat or pct(change_lat, 0.99) < TARGETS["push_p99_ms"]),
         "memory_flat": growth_pct < TARGETS["rss_growth_pct_second_half"],
         "scalers_reconciled": final["reconciled_recently"] == args.scalers
         and final["decisions_missing_pods_count"] == 0,
@@ -711,6 +798,25 @@ def print_report(r: dict[str, Any]) -> None:
             "push latency p99 after the first minute (start-up excluded)",
             f"{r['push_p99_ms_after_first_minute']} ms",
             "",
+        ),
+        (
+            "the agent's pushes on change "
+            + (
+                f"(queue >= {r['push_on_queue']:g}, read every {r['change_poll_s']:g} s)"
+                if r["push_on_queue"]
+                else "(off: --push-on-queue 0)"
+            )
+            + ": sent, mean / peak rate, errors",
+            f"{r['change_pushes']}, {r['change_pushes_per_s']}/s / "
+            f"{r['change_pushes_peak_per_s']}/s, {r['change_push_errors']} "
+            f"({r['change_push_error_rate_pct']} %)",
+            "",
+        ),
+        (
+            "change push latency p50 / p99 / max",
+            f"{r['change_push_p50_ms']} / {r['change_push_p99_ms']} / {r['change_push_max_ms']} ms",
+            f"p99 < {t['push_p99_ms']:g} ms, errors <= {t['error_rate_pct']:g} % "
+            f"({mark('change_pushes')})",
         ),
         (
             "the service's own push latency p50 / p99 (histogram bucket bounds"
@@ -808,6 +914,15 @@ def main() -> int:
         "--timeout", type=float, default=5.0, help="a pod gives up this long after due (s)"
     )
     parser.add_argument("--sample-every", type=float, default=2.0, help="RSS / CPU period (s)")
+    parser.add_argument(
+        "--push-on-queue",
+        type=float,
+        default=5.0,
+        help="the agent's push on change: queue threshold (0: periodic pushes only)",
+    )
+    parser.add_argument(
+        "--change-poll", type=float, default=1.0, help="the agent's queue read period (s)"
+    )
     parser.add_argument("--json", help="write the full result (with per-bucket series) here")
     parser.add_argument(
         "--json-samples", action="store_true", help="include every RSS sample and poll in --json"

@@ -50,6 +50,30 @@ STATUS: dict[type[Exception], int] = {
 
 log = logging.getLogger("ciuic.api")
 
+# The ingestion routes (by operationId) and the protocol `ciuic_pushes` counts them under.
+_PUSH_PROTOCOL = {
+    "ingest_samples": "json",
+    "push_replace_group": "pushgateway",
+    "push_add_to_group": "pushgateway",
+    "push_delete_group": "pushgateway",
+    "remote_write": "remote_write",
+}
+
+
+def _count_push(request: Request, status: int) -> None:
+    """A push answered with an error counts in `ciuic_pushes` too: `refused` (4xx: the pusher
+    must change what it sends, or slow down) or `unavailable` (503: retried), so the accepted
+    share is visible beside the rejects' reasons. Whatever refused it (a handler, the auth,
+    the body's validation), the route is known by then."""
+    protocol = _PUSH_PROTOCOL.get(str(getattr(request.scope.get("route"), "operation_id", "")))
+    ctx = getattr(request.app.state, "ctx", None)
+    if protocol is None or ctx is None:
+        return
+    if 400 <= status < 500:
+        ctx.telemetry.pushes.labels(protocol, "refused").inc()
+    elif status == 503:
+        ctx.telemetry.pushes.labels(protocol, "unavailable").inc()
+
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": _jsonable(details)}}
@@ -81,6 +105,7 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is not None and exc.status < 500:
         ctx.telemetry.rejects.labels(exc.code).inc()
+    _count_push(request, exc.status)
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
     )
@@ -176,6 +201,7 @@ def invalid_fields(exc: ValidationError, what: str = "the request") -> Unprocess
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = field_errors(exc.errors())
+    _count_push(request, 422)
     return JSONResponse(
         error_body("invalid", f"{len(details)} invalid field(s) in the request", details),
         status_code=422,
@@ -185,6 +211,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    _count_push(request, exc.status_code)
     return JSONResponse(
         error_body(code, str(exc.detail)),
         status_code=exc.status_code,
@@ -195,6 +222,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     if is_unavailable(exc):
         log.warning("database unavailable: %s", exc)
+        _count_push(request, 503)
         return JSONResponse(
             error_body(
                 "database_unavailable",

@@ -27,6 +27,7 @@ from app.policy import ScalerSpec
 from app.policy.capacity import CapacityInUse
 from app.policy.predictive import planned_pods, quantile_path
 from app.policy.types import LoadForecast
+from app.services.backfill import load_query
 from app.services.scalers import capacity_in_use_of, spec_of
 from app.timetext import MAX_DURATION_S, parse_rfc3339
 
@@ -72,6 +73,12 @@ def _pending_reason(spec: ScalerSpec, in_use: CapacityInUse) -> str:
         f"no forecast yet: it is fitted in the background on {signal!r} (the capacity's load "
         "signal) once the pods have pushed some history of it"
     )
+    if load_query(spec) is not None:
+        reason = (
+            f"no forecast yet: the history of {signal!r} (the capacity's load signal) is being "
+            "backfilled from Prometheus, then fitted (the scaler's events of kind `backfill` "
+            "say how it went)"
+        )
     if in_use.per_pod is None:
         reason += (
             f"; no capacity per pod either ({in_use.how}): until one is learned a forecast "

@@ -19,10 +19,10 @@ from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import read_body, yaml_hint
 from app.api.context import AppContext, Ctx
 from app.api.responses import MAX_ID, errors
-from app.api.timeparams import optional_time_us
+from app.api.timeparams import optional_time_us, parse_duration
 from app.errors import BadRequest, UnprocessableEntity
 from app.policy import ScalerSpec, parse_spec
-from app.services import decisions, scalers
+from app.services import decisions, objectives, scalers
 from app.services.scalers import etag as etag_of
 from app.services.sources import SourceNote
 from app.store import scalers as store
@@ -150,6 +150,32 @@ class DecisionOut(BaseModel):
     valid: bool
     observation: dict[str, Any]
     cluster: dict[str, Any]
+
+
+class ObjectivePoint(BaseModel):
+    time: datetime
+    p95_s: float = Field(description="the worst pod's worst pushed p95 in this step")
+    met: bool
+
+
+class ObjectiveAttainment(BaseModel):
+    objective: str = Field(description="ttft_p95, queue_wait_p95 or itl_p95")
+    target_s: float
+    met_share: float | None = Field(
+        description="share of the steps with data that met the objective (null: no data)"
+    )
+    steps: int
+    worst_p95_s: float | None
+    points: list[ObjectivePoint]
+
+
+class ObjectiveOut(BaseModel):
+    scaler: str
+    objective: dict[str, Any] | None = Field(description="the spec's objective, as written")
+    since: datetime
+    until: datetime
+    step_s: float
+    attainment: list[ObjectiveAttainment]
 
 
 class EventOut(BaseModel):
@@ -387,6 +413,74 @@ async def get_decision(ctx: Ctx, name: str, _auth: RequireRead) -> DecisionOut:
             "cold_start_s": state.learned_cold_start_s,
         },
         **store.decision_to_json(decided.decision),
+    )
+
+
+MAX_OBJECTIVE_STEPS = 10_000
+
+
+@router.get(
+    "/{name}/objective",
+    operation_id="get_scaler_objective",
+    response_model=ObjectiveOut,
+    responses=errors(400, 404),
+)
+async def get_objective(
+    ctx: Ctx,
+    name: str,
+    _auth: RequireRead,
+    since: Annotated[
+        str | None, Query(description="RFC 3339 or unix seconds (default: 1h ago)")
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="RFC 3339 or unix seconds (default: now)")
+    ] = None,
+    step: Annotated[str, Query(description="a duration such as 1m (default)")] = "1m",
+) -> ObjectiveOut:
+    """Whether the scaler's latency objective was met, step by step, from the p95s the pods
+    push (`ttft_p95`, `queue_wait_p95`, `itl_p95`): a step is met when its worst pod's worst
+    p95 is within the objective; `met_share` is the share of steps with data that met it."""
+    found = await scalers.get(ctx, name)
+    spec = ctx.specs.spec_of(found)
+    until_us = optional_time_us(until, "until")
+    since_us = optional_time_us(since, "since")
+    end = until_us / 1e6 if until_us is not None else ctx.clock.now()
+    start = since_us / 1e6 if since_us is not None else end - 3600.0
+    step_s = parse_duration(step, "step")
+    if start >= end:
+        raise BadRequest(
+            "since must be before until",
+            code="invalid_parameter",
+            details={"parameter": "since", "since": start, "until": end},
+        )
+    if (end - start) / step_s > MAX_OBJECTIVE_STEPS:
+        raise BadRequest(
+            f"at most {MAX_OBJECTIVE_STEPS} steps: widen step or narrow the window",
+            code="invalid_parameter",
+            details={"parameter": "step", "steps": (end - start) / step_s},
+        )
+    found_att = await objectives.attainment(ctx.db, spec, start_s=start, end_s=end, step_s=step_s)
+    doc = spec.to_document(defaults=True).get("objective")
+    return ObjectiveOut(
+        scaler=name,
+        objective=doc,
+        since=datetime.fromtimestamp(start, tz=UTC),
+        until=datetime.fromtimestamp(end, tz=UTC),
+        step_s=step_s,
+        attainment=[
+            ObjectiveAttainment(
+                objective=a.objective,
+                target_s=a.target_s,
+                met_share=a.met_share,
+                steps=a.steps,
+                worst_p95_s=a.worst_p95_s,
+                points=[
+                    ObjectivePoint(time=datetime.fromtimestamp(t, tz=UTC), p95_s=p, met=m)
+                    for t, p, m in a.points
+                ],
+            )
+            for a in found_att
+        ],
     )
 
 

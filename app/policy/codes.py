@@ -9,8 +9,12 @@ __all__ = ["ALL_CODES", "Code"]
 
 
 class Code:
-    """Namespace of the codes `decide` emits, in pipeline order."""
+    """Namespace of the codes `decide` emits, in pipeline order, after those the shell puts
+    first (0)."""
 
+    # 0. sources: the shell's, ahead of the policy's (app.services.sources); the policy itself
+    # only sees a missing reading
+    SOURCE_PROMETHEUS_FAILED = "source.prometheus_failed"  # a metric's query gave no reading
     # 1. reactive
     REACTIVE_SCALE = "reactive.scale"  # metrics ask for a different count
     REACTIVE_PANIC = "reactive.panic"  # the newest reading asks for a multiple of the pods
@@ -80,6 +84,12 @@ class Code:
     FRACTIONAL_PARTIAL = "fractional.partial"  # full pods + one partial pod
     FRACTIONAL_ABSORBED = "fractional.absorbed"  # remainder < min_fraction, run by full pods
     FRACTIONAL_OVERRIDDEN = "fractional.overridden"  # behaviour/bounds changed the count
+    # 10. objective (sized after step 2, reported last: the other steps keep their places)
+    OBJECTIVE_NONE = "objective.none"  # no latency objective in the spec
+    OBJECTIVE_RAISE = "objective.raise"  # the objective asks for more than the other steps
+    OBJECTIVE_COVERED = "objective.covered"  # the other steps already ask for enough
+    OBJECTIVE_UNKNOWN = "objective.unknown"  # no capacity or rate (or ITL) to size with yet
+    OBJECTIVE_UNREACHABLE = "objective.unreachable"  # not met within max_replicas
 
 
 ALL_CODES = frozenset(v for k, v in vars(Code).items() if k.isupper())

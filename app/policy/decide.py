@@ -12,6 +12,9 @@
     7. hold         scale-down: nothing within a cold start wanted the pod, panic    hold.py
     8. bounds       min/max, schedule floor/cap, burst floor (at or from 0: why)  bounds.py, zero.py
     9. fractional   full pods + one partial pod                                    fractional.py
+   10. objective    the fewest pods whose predicted p95 TTFT / queue wait / ITL meets the
+                    spec's `objective` (sized right after 2, never below 1-2's need; its
+                    reason comes last so the others keep their places)              objective.py
 
 How 1 and 2 combine: a forecast with skill plans the count, `max(forecast floor, demand at
 full use, a panic reading's need)`: where it has earned it, it may plan closer to full use than
@@ -24,7 +27,8 @@ letting the targets' scale-up rule override a skilled forecast cost 7 % more for
 drops.)
 
 Each step appends exactly one `Reason` (codes in `codes.py`), so `Decision.reasons` always has
-nine entries, in this order. No I/O, no clock, no randomness: `now` and the previous
+nine entries, in this order, and a tenth (step 10) when the spec states an `objective`. No
+I/O, no clock, no randomness: `now` and the previous
 `ScalerState` come in, the next state goes out; callers store it and pass it back unchanged.
 
 - `Decision.need` is the fractional pods after steps 1-5 (what the load asks for, spares
@@ -48,6 +52,7 @@ from app.policy.codes import Code
 from app.policy.emergency import emergency_step
 from app.policy.fractional import fractional_plan, pods_for, split_need
 from app.policy.hold import hold_step
+from app.policy.objective import objective_step
 from app.policy.pending import say_stuck, stuck_pods, without_stuck
 from app.policy.predictive import cold_start_s, forecast_floor
 from app.policy.preheat import preheat_need
@@ -98,6 +103,10 @@ def decide(
             need = reactive.panic_need
     else:
         calm, need = reactive.calm, reactive.need
+    objective = objective_step(spec, observation, capacity.per_pod, need)  # 10
+    if objective.need is not None and objective.need > need:
+        need = objective.need
+        calm = max(calm, objective.need)  # held like any need the load asks for
 
     schedule = schedule_bounds(spec, now)  # 3
 
@@ -183,6 +192,7 @@ def decide(
             held.reason,
             bounds_reason,
             plan_reason,
+            *((objective.reason,) if spec.objective is not None else ()),
         ),
         state=next_state,
         valid=reactive.has_data or predictive.floor is not None,

@@ -54,6 +54,10 @@ class Observation:
     # The creation times of the starting pods no node has been found for (Pending,
     # unscheduled): those waiting longer than a cold start are not coming (pending.py).
     unscheduled_since: tuple[float, ...] = ()
+    # Latencies the pods measured (p95 over the push period, seconds), for `objective`:
+    # the prompts' prefill (what the queue's budget leaves out) and the inter-token latency.
+    prefill_s: float | None = None
+    itl_p95_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """The Prometheus HTTP API client: instant queries (`/api/v1/query`) whose answers become
-metric readings. The only module that talks to a Prometheus server.
+metric readings, and range queries (`/api/v1/query_range`) that backfill a forecast's history.
+The only module that talks to a Prometheus server.
 
 Errors: every failure (unreachable, timeout, an HTTP error, Prometheus' own `"status":
 "error"`, an answer of an unexpected shape) is a `PrometheusError` whose message says what
@@ -18,7 +19,19 @@ import httpx
 
 from app.settings import Settings
 
-__all__ = ["PrometheusClient", "PrometheusError", "Sample", "parse_instant"]
+__all__ = [
+    "MAX_POINTS",
+    "PrometheusClient",
+    "PrometheusError",
+    "RangeSeries",
+    "Sample",
+    "parse_instant",
+    "parse_range",
+]
+
+# Prometheus refuses a range query of more than 11,000 points per series ("exceeded maximum
+# resolution"); longer ranges are asked for in chunks of at most this many steps.
+MAX_POINTS = 11_000
 
 
 class PrometheusError(Exception):
@@ -32,6 +45,14 @@ class Sample:
     labels: Mapping[str, str]
     ts: float  # seconds since the epoch: the evaluation time
     value: float  # NaN and +-Inf as Prometheus wrote them: the policy leaves them out
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSeries:
+    """One series of a range query's answer: (time in seconds, value) per step it has."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
 
 
 def _number(pair: object) -> tuple[float, float]:
@@ -51,15 +72,7 @@ def parse_instant(body: object) -> list[Sample]:
 
     A matrix (a range selector such as `x[5m]`) or a string is refused: the metric needs one
     number per series."""
-    if not isinstance(body, dict):
-        raise PrometheusError("the answer is not a JSON object")
-    if body.get("status") != "success":
-        kind = body.get("errorType") or "error"
-        raise PrometheusError(f"{kind}: {body.get('error') or 'no message'}")
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise PrometheusError("the answer has no data")
-    kind, result = data.get("resultType"), data.get("result")
+    kind, result = _data(body)
     if kind == "scalar":
         ts, value = _number(result)
         return [Sample({}, ts, value)]
@@ -78,6 +91,33 @@ def parse_instant(body: object) -> list[Sample]:
         ts, value = _number(item.get("value"))
         samples.append(Sample(labels, ts, value))
     return samples
+
+
+def _data(body: object) -> tuple[object, object]:
+    if not isinstance(body, dict):
+        raise PrometheusError("the answer is not a JSON object")
+    if body.get("status") != "success":
+        kind = body.get("errorType") or "error"
+        raise PrometheusError(f"{kind}: {body.get('error') or 'no message'}")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise PrometheusError("the answer has no data")
+    return data.get("resultType"), data.get("result")
+
+
+def parse_range(body: object) -> list[RangeSeries]:
+    """The series of an `/api/v1/query_range` answer (a matrix; a scalar query's answer is
+    one series without labels)."""
+    kind, result = _data(body)
+    if kind != "matrix" or not isinstance(result, list):
+        raise PrometheusError(f"the range query returned a {kind}, not a matrix")
+    out = []
+    for item in result:
+        if not isinstance(item, dict) or not isinstance(item.get("values"), list):
+            raise PrometheusError(f"unexpected series {item!r}")
+        labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
+        out.append(RangeSeries(labels, tuple(_number(pair) for pair in item["values"])))
+    return out
 
 
 class PrometheusClient:
@@ -130,15 +170,36 @@ class PrometheusClient:
 
     async def query(self, expr: str, at: float) -> list[Sample]:
         """`expr` evaluated at `at` (seconds); PrometheusError when it gives no answer."""
+        params = {"query": expr, "time": f"{at:.3f}"}
+        return parse_instant(await self._post("/api/v1/query", params))
+
+    async def query_range(
+        self, expr: str, start: float, end: float, step_s: float
+    ) -> list[RangeSeries]:
+        """`expr` evaluated every `step_s` from `start` to `end` (seconds, both included), in
+        requests of at most MAX_POINTS steps each, each under the client's timeout; the
+        chunks' series are joined by their labels. PrometheusError when any chunk fails."""
+        joined: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+        at = start
+        while at <= end:
+            upto = min(end, at + (MAX_POINTS - 1) * step_s)
+            params = {
+                "query": expr,
+                "start": f"{at:.3f}",
+                "end": f"{upto:.3f}",
+                "step": f"{step_s:g}",
+            }
+            for series in parse_range(await self._post("/api/v1/query_range", params)):
+                joined.setdefault(tuple(sorted(series.labels.items())), []).extend(series.points)
+            at = upto + step_s
+        return [RangeSeries(dict(k), tuple(v)) for k, v in joined.items()]
+
+    async def _post(self, path: str, params: dict[str, Any]) -> object:
         # Prometheus' own deadline (a Go duration: "2.5s" is refused, "2500ms" is not) ends
         # a heavy query server-side instead of leaving it running after we gave up.
-        params: dict[str, Any] = {
-            "query": expr,
-            "time": f"{at:.3f}",
-            "timeout": f"{max(1, round(self.timeout_s * 1000))}ms",
-        }
+        params = {**params, "timeout": f"{max(1, round(self.timeout_s * 1000))}ms"}
         try:
-            response = await self._http.post("/api/v1/query", data=params)
+            response = await self._http.post(path, data=params)
         except httpx.TimeoutException:
             raise PrometheusError(f"no answer within {self.timeout_s:g}s") from None
         except httpx.HTTPError as exc:
@@ -150,7 +211,7 @@ class PrometheusClient:
                 f"HTTP {response.status_code}: {response.text[:200].strip() or 'no body'}"
             ) from None
         # Prometheus answers 400 (bad_data) and 422 (execution) with a JSON error body.
-        return parse_instant(body)
+        return body
 
     async def aclose(self) -> None:
         await self._http.aclose()

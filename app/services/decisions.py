@@ -18,8 +18,9 @@ from app.policy.types import Observation
 from app.prometheus import PrometheusClient
 from app.services.errors import Conflict
 from app.services.forecasts import ForecastCache
+from app.services.objectives import Latency, measured_latency
 from app.services.shell import Shell
-from app.services.sources import SourceNote, explain, read_sources
+from app.services.sources import Read, SourceNote, explain, read_sources
 from app.store.db import Database
 from app.store.forecasts import StoredForecast
 from app.store.observations import MetricsView, read_metrics
@@ -58,10 +59,16 @@ async def observe_and_decide(
     forecast: StoredForecast | None,
     now: float,
     prometheus: PrometheusClient | None = None,
+    sourced: Read | None = None,
+    latency: Latency | None = None,
 ) -> Decided:
-    """Read the metrics sourced from Prometheus, the target's replicas and pods, and decide;
-    ClusterError when the target cannot be read (nothing is decided then)."""
-    metrics, sources = await read_sources(prometheus, spec, metrics, now)
+    """Read the metrics sourced from Prometheus (unless `sourced` holds them, read with a
+    pass's others: `read_sources_many`), the target's replicas and pods, and decide;
+    ClusterError when the target cannot be read (nothing is decided then). `latency` is what
+    the pods measured for the spec's objective (`measured_latency`)."""
+    if sourced is None:
+        sourced = await read_sources(prometheus, spec, metrics, now)
+    metrics, sources = sourced
     state = await cluster.observe(spec.target)
     metrics = metrics.only(state.ready_pods)  # a deleted pod's last samples are no load
     observation = Observation(
@@ -73,6 +80,8 @@ async def observe_and_decide(
         load_rate=metrics.load_rate,
         cold_start_s=state.learned_cold_start_s,
         unscheduled_since=state.unscheduled_since,
+        prefill_s=latency.prefill_s if latency else None,
+        itl_p95_s=latency.itl_p95_s if latency else None,
     )
     decision = decide(spec, observation, forecast.forecast if forecast else None, scaler.state, now)
     return Decided(now, metrics, state, explain(decision, sources, prometheus), sources)
@@ -83,9 +92,10 @@ async def preview(shell: Shell, scaler: StoredScaler, spec: ScalerSpec) -> Decid
     Conflict (code cluster_error) when the target cannot be read."""
     now = shell.clock.now()
     metrics, stored = await read_inputs(shell.db, shell.forecasts, scaler.name, spec, now)
+    latency = await measured_latency(shell.db, spec, now)
     try:
         return await observe_and_decide(
-            shell.cluster, scaler, spec, metrics, stored, now, shell.prometheus
+            shell.cluster, scaler, spec, metrics, stored, now, shell.prometheus, latency=latency
         )
     except ClusterError as exc:
         raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc

@@ -5,6 +5,7 @@ it; the reconciler, the prediction API and Grafana read it).
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
@@ -30,14 +31,18 @@ async def load_history(
     *,
     step_s: float = GRID_STEP_S,
     span_s: float = HISTORY_S,
+    series: Selector | None = None,
 ) -> History | None:
     """The load signal (the capacity's signal, summed over pods) on a grid of complete
-    buckets ending before `now`; None when nothing was pushed."""
-    selector = spec.metrics[0].selector if spec.metrics else {}
-    found = await find_series(
-        conn,
-        Selector(spec.capacity.signal, tuple(Matcher(k, "=", v) for k, v in selector.items())),
-    )
+    buckets ending before `now`; None when nothing was stored. `series` selects where the
+    history is (app.services.backfill: a signal read from Prometheus); by default the
+    signal's series pushed with the first metric's selector."""
+    if series is None:
+        selector = spec.metrics[0].selector if spec.metrics else {}
+        series = Selector(
+            spec.capacity.signal, tuple(Matcher(k, "=", v) for k, v in selector.items())
+        )
+    found = await find_series(conn, series)
     if not found:
         return None
     end = now - now % step_s
@@ -71,6 +76,13 @@ class ForecastCache:
         self.latest: dict[str, store.StoredForecast] = {}
         self.next_fit: dict[str, float] = {}
         self.next_accuracy: dict[str, float] = {}
+        self.kick = asyncio.Event()  # wakes the refit loop (in this process) for a due fit
+
+    def due_now(self, scaler: str) -> None:
+        """Refit `scaler` at the refit loop's next turn, which starts now: a scaler created or
+        replaced forecasts at once (its history backfilled first where it is Prometheus')."""
+        self.next_fit.pop(scaler, None)
+        self.kick.set()
 
     async def get(self, db: Database, scaler: str) -> store.StoredForecast | None:
         hit = self.latest.get(scaler)

@@ -119,6 +119,7 @@ async def save(
             },
         )
     shell.wakeup.update(name, None if saved.paused else spec)
+    shell.forecasts.due_now(name)  # a new model or a new load query: a forecast at once
     return saved, existing is None
 
 

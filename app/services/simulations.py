@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from app.policy import parse_spec
 from app.services import scalers
 from app.services.audit import audit
+from app.services.backfill import history_selector
 from app.services.errors import Conflict, Invalid, NotFound, Stale
 from app.services.forecasts import load_history
 from app.services.jobs import Slot, replay_job, trace_job, tune_job
@@ -64,7 +65,9 @@ async def stored_load(shell: Shell, name: str, t0: float, t1: float) -> StoredLo
             ],
         )
     async with shell.db.read() as conn:
-        history = await load_history(conn, spec, t1, span_s=t1 - t0)
+        history = await load_history(
+            conn, spec, t1, span_s=t1 - t0, series=history_selector(name, spec)
+        )
     if history is None or len(history) < 12:
         raise Invalid(
             f"scaler {name!r} has less than an hour of stored load ({spec.capacity.signal})",

@@ -16,16 +16,24 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from app.policy import Decision, ScalerSpec
+from app.policy import Code, Decision, ScalerSpec
 from app.policy.spec import MetricSpec
 from app.policy.types import Reason
 from app.prometheus import PrometheusClient, PrometheusError, Sample
 from app.store.observations import Found, MetricsView
 
-__all__ = ["SOURCE_FAILED", "SourceNote", "explain", "read_sources", "to_found"]
+__all__ = [
+    "SOURCE_FAILED",
+    "Read",
+    "SourceNote",
+    "explain",
+    "read_sources",
+    "read_sources_many",
+    "to_found",
+]
 
 # A reason code of the shell's, not the policy's: the policy sees only a missing reading.
-SOURCE_FAILED = "source.prometheus_failed"
+SOURCE_FAILED = Code.SOURCE_PROMETHEUS_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,31 @@ async def read_sources(
     found = {m.name: rows for m, (rows, _) in zip(sourced, answers, strict=True)}
     notes = {m.name: note for m, (_, note) in zip(sourced, answers, strict=True)}
     return view.with_found(found, frozenset(found)), notes
+
+
+Read = tuple[MetricsView, dict[str, SourceNote]]
+
+
+async def read_sources_many(
+    client: PrometheusClient | None,
+    scalers: Sequence[tuple[str, ScalerSpec, MetricsView]],
+    now: float,
+    *,
+    limit: int,
+) -> dict[str, Read]:
+    """`read_sources` for each scaler (name, spec, view) that reads from Prometheus, at most
+    `limit` at once: a pass over many such scalers on a slow server waits about one timeout
+    per `limit` of them, not one per scaler. Keyed by name; the others are left out. The
+    bound is kept outside each query's own deadline, so waiting for a turn is no timeout."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(spec: ScalerSpec, view: MetricsView) -> Read:
+        async with gate:
+            return await read_sources(client, spec, view, now)
+
+    sourced = [(n, s, v) for n, s, v in scalers if any(m.source for m in s.metrics)]
+    answers = await asyncio.gather(*(one(s, v) for _, s, v in sourced))
+    return {name: read for (name, _, _), read in zip(sourced, answers, strict=True)}
 
 
 def explain(

@@ -9,7 +9,11 @@ cadence, and hands the policy's `Decision.replicas` to the cluster.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import struct
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,6 +95,10 @@ class CiuicPolicy:
         self._bucket_end = self.step_s
         self._next_fit = 0.0
         self._model: Forecaster | None = None
+        # the fits and refreshes asked for but not yet run on `_model` (their forecasts came
+        # from the memo): (full, first index into _history, end index, first time)
+        self._pending: list[tuple[bool, int, int, float]] = []
+        self._chain = b""  # digest of every fit and refresh so far (set on the first)
         self._forecast: LoadForecast | None = None
         self._last_sample = -1
         self.decisions = 0
@@ -131,20 +139,47 @@ class CiuicPolicy:
     def _update_forecast(self, now_unix: float, full: bool) -> None:
         """A full `fit` (re-chooses the model, re-runs its backtest) on the refit cadence, a
         cheap `refresh` (same model, newer data) whenever a grid bucket completes in between,
-        as the forecasting package intends; then a path for the lead plus one hour."""
+        as the forecasting package intends; then a path for the lead plus one hour.
+
+        A model's state after a sequence of fits and refreshes depends only on the histories it
+        was given, so each forecast is remembered under a digest of that whole sequence: the
+        tune job's candidates and the runs of one seed replay the same load and fit it once.
+        The model itself catches up (the calls it missed, in order) only when a forecast is
+        not in the memo, so every forecast is the one an unshared model would have made."""
         hist = self._history[-self.history_points :]
-        if len(hist) < 2 or model_name(self.spec) is None:
+        name = model_name(self.spec)
+        if len(hist) < 2 or name is None:
             return
-        first = self.workload.start + (len(self._history) - len(hist)) * self.step_s
+        end = len(self._history)
+        first = self.workload.start + (end - len(hist)) * self.step_s
         first -= len(self.workload.history_rate) * self.step_s
         lead = lead_steps(self.spec, self.step_s)  # as the live service: cold start + buffer
         horizon = lead + math.ceil(3600.0 / self.step_s) + 1
-        history = History(first, self.step_s, np.asarray(hist))
+        if not self._chain:  # the first call: a new model, always a full fit
+            full = True
+            params = json.dumps(self.spec.algorithm.params, sort_keys=True, default=str)
+            self._chain = _digest(f"{name}|{params}|{lead}|{horizon}|{self.step_s}".encode())
+        values = np.asarray(hist, dtype=np.float64)
+        self._chain = _digest(
+            self._chain + struct.pack("<?dd", full, first, now_unix) + values.tobytes()
+        )
+        self._pending.append((full, end - len(hist), end, first))
+        known = _FORECASTS.get(self._chain)
+        if known is not None:
+            _FORECASTS.move_to_end(self._chain)
+            self._forecast = known
+            return
         if self._model is None:
             self._model = forecaster_for(self.spec, lead=lead)
-            full = True
-        model = self._model.fit(history) if full else self._model.refresh(history)
+        model = self._model
+        for was_full, lo, hi, at in self._pending:
+            history = History(at, self.step_s, np.asarray(self._history[lo:hi], np.float64))
+            model = model.fit(history) if was_full else model.refresh(history)
+        self._model, self._pending = model, []
         self._forecast = to_load_forecast(model.predict(horizon), None, made_at=now_unix)
+        _FORECASTS[self._chain] = self._forecast
+        if len(_FORECASTS) > _FORECASTS_KEPT:
+            _FORECASTS.popitem(last=False)
 
     def _restamp(self, now_unix: float) -> None:
         """The live service refreshes its forecast every minute; with no new bucket since the
@@ -213,6 +248,15 @@ class CiuicPolicy:
 
 
 _METRICS = ("gpu_utilization", "request_queue")  # what the simulated pods push
+
+# The forecasts of this process's recent replays, by the digest of the calls that made them
+# (a few runs' worth: one run refits or refreshes a few thousand times at most).
+_FORECASTS: OrderedDict[bytes, LoadForecast] = OrderedDict()
+_FORECASTS_KEPT = 20_000
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _over_pods(per_pod: float | None, ready: int, how: str) -> float | None:

@@ -29,9 +29,10 @@ late (docs/benchmark.md), or the per-second concurrency a Knative activator woul
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 def _next_call(policy: Autoscaler, now: int, period: int) -> int:
@@ -91,6 +93,9 @@ class SimResult:
     # waited to start, and how many of them were dropped.
     first_wait_hist: tuple[int, ...] = ()
     first_dropped: int = 0
+    # A request log's time to first token of each started request, in start order: its queue
+    # wait (whole seconds, the tick) plus its prefill. Empty for a count trace (TTFT = wait).
+    ttft_s: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def initial_fleet(workload: Workload, scenario: Scenario) -> int:
@@ -141,6 +146,7 @@ def simulate(
     n = workload.duration_s
     arrivals = workload.arrivals.tolist()
     services = workload.services
+    prefills = workload.prefills
     fixed_svc = workload.service_s
     ring_size = workload.max_service_s + 2
     # per future second: masks of pods finishing one request each, and the requests finishing
@@ -174,6 +180,8 @@ def simulate(
     log: list[tuple[int, int, int, int]] = [(0, R, R, R)]
 
     queue: deque[list[int]] = deque()
+    pre_queue: deque[float] = deque()  # a request log's queued prefills, in step with `queue`
+    ttfts = array("d")  # a request log's TTFT per started request
     qlen = 0
     busy = 0  # slots in use on every pod
     ready_busy = 0  # slots in use on the accepting pods (free = slots * R - ready_busy)
@@ -278,6 +286,8 @@ def simulate(
             if services:
                 for s in services[t]:
                     queue.append([t, 1, s])
+                pre = prefills.get(t)
+                pre_queue.extend(pre if pre is not None else (0.0,) * a)
                 qlen += a
             elif not qlen and a <= free:
                 slot = (t + fixed_svc) % ring_size
@@ -325,6 +335,7 @@ def simulate(
                     wait_hist[t - head[0]] += 1
                     if at_zero and head[0] in at_zero:
                         first_hist[t - head[0]] += 1
+                    ttfts.append(t - head[0] + pre_queue.popleft())
                     free -= 1
                 m = len(svcs)
                 j = 0
@@ -369,6 +380,8 @@ def simulate(
                 dropped += c
                 if at_zero and head[0] in at_zero:
                     first_dropped += c
+                if services:
+                    pre_queue.popleft()
         # 7. record
         rec_busy.append(busy)
         rec_queue.append(qlen)
@@ -503,4 +516,5 @@ def simulate(
         decisions=decisions,
         first_wait_hist=tuple(first_hist),
         first_dropped=first_dropped,
+        ttft_s=np.frombuffer(ttfts, dtype=np.float64).copy(),
     )

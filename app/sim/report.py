@@ -39,6 +39,7 @@ __all__ = [
     "summarise_seeds",
     "targets_markdown",
     "timing_check",
+    "ttft_attainment",
     "wait_quantile",
     "with_dominance",
     "zero_waits",
@@ -66,6 +67,9 @@ REPORT_KEYS = (
     "cost_vs_oracle",
     "cost_vs_fluid",
     "dominated_by",
+    "ttft_p95_s",
+    "within_objective",
+    "ttft_objective_s",
 )
 
 # "Dominated": a baseline costs less and drops at most this much more (0.01 percentage point).
@@ -106,6 +110,11 @@ class PolicyReport:
     hybrid: HybridPlan
     dominated_by: tuple[str, ...] = ()
     zero: ZeroWaits | None = None  # on a trace that allows zero
+    # The latency objective (scenario `ttft_objective_s`): p95 TTFT of the requests that got a
+    # first token, and the share of all requests (drops count as misses) within the objective.
+    ttft_p95_s: float = 0.0
+    within_objective: float = 1.0
+    ttft_objective_s: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """The JSON keys of REPORT_KEYS, in order, plus `hybrid` (the cost plan) and, on a
@@ -176,6 +185,25 @@ def wait_quantile(hist: Sequence[int], q: float) -> float:
     return float(len(hist) - 1)
 
 
+def ttft_attainment(result: SimResult, objective_s: float) -> tuple[float, float]:
+    """(p95 TTFT, share of requests within `objective_s`) of a run. TTFT is the queue wait plus
+    the prefill for a request log (`SimResult.ttft_s`), the queue wait alone for a count trace;
+    the p95 is over the requests that started, the share over those and the dropped ones (a
+    dropped request never sees a first token)."""
+    ttft = result.ttft_s
+    if len(ttft):
+        p95 = float(np.quantile(ttft, 0.95, method="inverted_cdf"))
+        within = int(np.count_nonzero(ttft <= objective_s + 1e-9))
+        started = len(ttft)
+    else:
+        hist = result.wait_hist
+        p95 = wait_quantile(hist, 0.95)
+        within = sum(hist[: math.floor(objective_s + 1e-9) + 1])
+        started = sum(hist)
+    total = started + result.dropped
+    return p95, (within / total if total else 1.0)
+
+
 def shortfall_episodes(capacity: IntArray, demand: IntArray) -> IntArray:
     """Lengths (s) of the spells where ready capacity is below demand: from the first second
     short until the first second it is enough again."""
@@ -206,6 +234,7 @@ def report_for(
     episodes = shortfall_episodes(result.ready * slots, result.workload.demand)
     need = need_series(result.workload.demand, slots, 0, sc.max_replicas)
     baseline = need_series(result.workload.demand, slots, sc.min_replicas, sc.max_replicas)
+    ttft_p95, within = ttft_attainment(result, sc.ttft_objective_s)
     return PolicyReport(
         policy=result.policy,
         requests=result.arrived,
@@ -223,6 +252,9 @@ def report_for(
         cost_vs_fluid=(cost / fluid_cost) if fluid_cost else None,
         hybrid=hybrid_plan(result.billed, need, baseline, model),
         zero=zero_waits(result),
+        ttft_p95_s=ttft_p95,
+        within_objective=within,
+        ttft_objective_s=sc.ttft_objective_s,
     )
 
 
@@ -250,6 +282,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.3f} %"
 
 
+def _within(r: PolicyReport | SummaryRow) -> str:
+    """The share within the objective, with the objective: "97.1 % <= 2s"."""
+    return f"{100 * r.within_objective:.1f} % <= {r.ttft_objective_s:g}s"
+
+
 def _ratio(x: float | None) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.3f}"
 
@@ -258,9 +295,9 @@ def markdown_table(reports: Sequence[PolicyReport]) -> str:
     head = (
         "| policy | requests | dropped | drop rate | GPU-h | cost USD | util | util (billed) "
         "| p50 wait s | p99 wait s | scale-up latency s | scale actions | cost/oracle "
-        "| cost/fluid | dominated by | hybrid USD |"
+        "| cost/fluid | dominated by | hybrid USD | TTFT p95 s | within objective |"
     )
-    rule = "|" + "---|" * 16
+    rule = "|" + "---|" * 18
     rows = [head, rule]
     for r in reports:
         rows.append(
@@ -269,7 +306,8 @@ def markdown_table(reports: Sequence[PolicyReport]) -> str:
             f"| {100 * r.utilization_billed:.1f} % "
             f"| {r.p50_wait_s:.0f} | {r.p99_wait_s:.0f} | {r.scale_up_latency_s:.1f} "
             f"| {r.scale_actions} | {_ratio(r.cost_vs_oracle)} | {_ratio(r.cost_vs_fluid)} "
-            f"| {', '.join(r.dominated_by) or '-'} | {r.hybrid.hybrid_usd:.2f} |"
+            f"| {', '.join(r.dominated_by) or '-'} | {r.hybrid.hybrid_usd:.2f} "
+            f"| {r.ttft_p95_s:.1f} | {_within(r)} |"
         )
     zero = [("-", r.policy, r.cost_usd, r.zero) for r in reports if r.zero is not None]
     if zero:
@@ -329,6 +367,9 @@ SUMMARY_KEYS = (
     "cost_vs_fluid",
     "cost_vs_kpa",
     "dominated_by",
+    "ttft_p95_s",
+    "within_objective",
+    "ttft_objective_s",
 )
 
 
@@ -356,6 +397,9 @@ class SummaryRow:
     cost_vs_kpa: float | None
     dominated_by: tuple[str, ...] = ()
     zero: ZeroWaits | None = None  # means over seeds, on a trace that allows zero
+    ttft_p95_s: float = 0.0
+    within_objective: float = 1.0
+    ttft_objective_s: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {k: getattr(self, k) for k in SUMMARY_KEYS}
@@ -410,6 +454,9 @@ def summarise_seeds(per_seed: Sequence[Sequence[PolicyReport]]) -> tuple[Summary
                 cost_vs_fluid=ratio(name, "fluid"),
                 cost_vs_kpa=ratio(name, "kpa"),
                 zero=_mean_zero([r.zero for r in by[name] if r.zero is not None]),
+                ttft_p95_s=mean(name, "ttft_p95_s"),
+                within_objective=mean(name, "within_objective"),
+                ttft_objective_s=by[name][0].ttft_objective_s,
             )
         )
     return tuple(replace(r, dominated_by=dominators(r, rows)) for r in rows)
@@ -594,7 +641,7 @@ class CorpusSummary:
                 f"#### {name} (mean over seeds {seeds})\n\n"
                 "| trace | cost USD | cost/oracle | cost/fluid | cost/KPA | drop rate "
                 "| vs oracle | util | util (billed) | p99 wait s | scale actions "
-                "| dominated by |\n" + "|" + "---|" * 12
+                "| dominated by | TTFT p95 s | within objective |\n" + "|" + "---|" * 14
             )
             lines = [head]
             for trace, rows in self.traces.items():
@@ -611,13 +658,13 @@ class CorpusSummary:
                     f"| {_ratio(r.cost_vs_fluid)} | {_ratio(r.cost_vs_kpa)} | {_pct(r.drop_rate)} "
                     f"| {vs} | {100 * r.utilization:.1f} % | {100 * r.utilization_billed:.1f} % "
                     f"| {r.p99_wait_s:.1f} | {r.scale_actions:.0f} "
-                    f"| {', '.join(r.dominated_by) or '-'} |"
+                    f"| {', '.join(r.dominated_by) or '-'} | {r.ttft_p95_s:.1f} | {_within(r)} |"
                 )
             g = self.geomeans.get(name, {})
             lines.append(
                 f"| **geometric mean** | | {_ratio(g.get('cost_vs_oracle'))} "
                 f"| {_ratio(g.get('cost_vs_fluid'))} | {_ratio(g.get('cost_vs_kpa'))} "
-                "| | | | | | | |"
+                "| | | | | | | | | |"
             )
             out.append("\n".join(lines))
         zero = [

@@ -9,6 +9,7 @@ pool's `map`) to spread the runs; the results are the same either way.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -217,6 +218,7 @@ def _workload(trace: Trace, sc: Scenario, seed: int, window_s: float | None) -> 
         count_service_s=sc.count_service_s,
         target_pods_at_p99=sc.target_pods_at_p99,
         replay_copies=sc.replay_copies,
+        prefill_tokens_per_s=sc.prefill_tokens_per_s,
     )
 
 
@@ -341,12 +343,14 @@ def _source_workload(source: TraceSource, sc: Scenario, seed: int) -> Workload:
 
 @dataclass(frozen=True, slots=True)
 class _Task:
+    """Some policies on one trace, for some seeds, run one after another in one process."""
+
     source: TraceSource
-    seed: int
-    entry: NamedPolicy
+    seeds: tuple[int, ...]
+    entries: tuple[NamedPolicy, ...]
     scenario: Scenario
     spec: Mapping[str, Any] | None
-    series: bool
+    series_seed: int | None  # the seed whose plot series are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,21 +363,54 @@ class _Done:
     description: str
 
 
-def _corpus_task(task: _Task) -> _Done:
-    """One policy on one trace and seed; returns only the report (a process pool ships back
-    a few hundred bytes, not the per-second series)."""
-    workload = _source_workload(task.source, task.scenario, task.seed)
-    result = simulate_policy(
-        task.entry, workload=workload, scenario=task.scenario, spec=task.spec, seed=task.seed
-    )
-    return _Done(
-        trace=task.source.name,
-        seed=task.seed,
-        policy=task.entry.name,
-        result=report_for(result),
-        series=plot_series(result) if task.series else None,
-        description=workload.description,
-    )
+def _with_spec(
+    entry: NamedPolicy, workload: Workload, sc: Scenario, spec: Mapping[str, Any] | None
+) -> tuple[NamedPolicy, str]:
+    """`entry` with the spec it runs chosen (its `spec_from` asked), and that spec as text:
+    two entries of one kind with the same text replay the same workload identically."""
+    if entry.kind != "ciuic":
+        return entry, ""
+    chosen = entry.spec if isinstance(entry, NamedPolicy) and entry.spec is not None else spec
+    if entry.spec_from is not None:
+        chosen = entry.spec_from(prior_of(workload, sc))
+    if chosen is None:
+        from app.sim.ciuic import default_spec  # the adapter imports this module
+
+        chosen = default_spec(sc, workload)
+    resolved = NamedPolicy(entry.name, entry.kind, spec=chosen)
+    return resolved, json.dumps(chosen, sort_keys=True, default=str)
+
+
+def _corpus_task(task: _Task) -> tuple[_Done, ...]:
+    """Its policies on its trace and seeds; returns only the reports (a process pool ships
+    back a few hundred bytes a run, not the per-second series). An entry whose spec comes
+    out the same as an earlier one's on the seed (a tuning that kept the example spec) is
+    that run under its own name: the replay is deterministic."""
+    done = []
+    for seed in task.seeds:
+        workload = _source_workload(task.source, task.scenario, seed)
+        ran: dict[tuple[str, str], SimResult] = {}
+        for entry in task.entries:
+            resolved, text = _with_spec(entry, workload, task.scenario, task.spec)
+            result = ran.get((entry.kind, text))
+            if result is None:
+                result = simulate_policy(
+                    resolved, workload=workload, scenario=task.scenario, spec=None, seed=seed
+                )
+                ran[(entry.kind, text)] = result
+            elif result.policy != entry.name:
+                result = dataclasses.replace(result, policy=entry.name)
+            done.append(
+                _Done(
+                    trace=task.source.name,
+                    seed=seed,
+                    policy=entry.name,
+                    result=report_for(result),
+                    series=plot_series(result) if seed == task.series_seed else None,
+                    description=workload.description,
+                )
+            )
+    return tuple(done)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +432,7 @@ def run_corpus(
     policies: Sequence[PolicyLike] = DEFAULT_POLICIES,
     scenario: Scenario | str = "deepseek-7b",
     spec: Mapping[str, Any] | None = None,
-    map_fn: MapFn[_Task, _Done] | None = None,
+    map_fn: MapFn[_Task, tuple[_Done, ...]] | None = None,
     check_policy: str = "ciuic",
     corpus_target: bool | None = None,
     series: bool = False,
@@ -404,8 +441,9 @@ def run_corpus(
 ) -> CorpusRun:
     """Every policy on every trace for every seed; means over seeds, geometric means over the
     traces, and docs/benchmark.md's targets for `check_policy` (the corpus one against KPA when
-    `corpus_target`, by default with more than one trace). Runs are spread one (trace, seed,
-    policy) per task, the ciuic ones first (the slowest), so two processes finish together."""
+    `corpus_target`, by default with more than one trace). The ciuic-kind runs of a trace go
+    to one process together (the slowest: they share forecasts and the tuning), longest first;
+    the other policies one task per trace and seed."""
     if not sources:
         raise ValueError("a corpus needs at least one trace")
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
@@ -417,20 +455,32 @@ def run_corpus(
         return _run_order([*entries, ALWAYS_ON] if zero else entries)
 
     orders = {src.name: order_for(src) for src in sources}
-    # the ciuic runs first (the slowest), then the others grouped by workload (a worker
-    # builds it once for all of them)
-    tasks = [
-        _Task(src, seed, e, src.scenario_for(sc), spec, series and seed == seeds[0])
-        for src in sources
-        for seed in seeds
-        for e in orders[src.name]
-    ]
-    tasks.sort(key=lambda t: t.entry.kind != "ciuic")  # stable: the grouping stays
+    plot_seed = seeds[0] if series else None
+
+    # One task per trace runs every ciuic-kind entry on every seed: they replay the same load,
+    # so a process fits its forecasts once (app.sim.ciuic) and tunes once per trace. Longest
+    # windows first, so the pool's processes finish together; then the references and
+    # baselines, one task per trace and seed (a worker builds the workload once for them).
+    def length(src: TraceSource) -> int:
+        return _source_workload(src, src.scenario_for(sc), seeds[0]).duration_s
+
+    tasks = []
+    for src in sorted(sources, key=length, reverse=True):
+        ours = tuple(e for e in orders[src.name] if e.kind == "ciuic")
+        if ours:
+            tasks.append(_Task(src, tuple(seeds), ours, src.scenario_for(sc), spec, plot_seed))
+    for src in sources:
+        others = tuple(e for e in orders[src.name] if e.kind != "ciuic")
+        tasks += [
+            _Task(src, (seed,), others, src.scenario_for(sc), spec, plot_seed) for seed in seeds
+        ]
     done: dict[tuple[str, int, str], _Done] = {}
-    for d in map_fn(_corpus_task, tasks) if map_fn is not None else map(_corpus_task, tasks):
-        done[(d.trace, d.seed, d.policy)] = d
-        if on_done is not None:
-            on_done(d.trace, d.seed, d.policy)
+    batches = map_fn(_corpus_task, tasks) if map_fn is not None else map(_corpus_task, tasks)
+    for batch in batches:
+        for d in batch:
+            done[(d.trace, d.seed, d.policy)] = d
+            if on_done is not None:
+                on_done(d.trace, d.seed, d.policy)
     runs: dict[str, list[tuple[PolicyReport, ...]]] = {}
     descriptions: dict[str, str] = {}
     plots: dict[tuple[str, str], SeriesForPlot] = {}

@@ -207,6 +207,9 @@ class Workload:
     # for a request log, which has no rate behind it. Only the `fluid` reference reads it.
     rate_at: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rate_value: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # A request log's prefill times (s), parallel to `services`: ContextTokens at the scenario's
+    # prefill rate, the part of TTFT after the queue (empty: none known, TTFT = queue wait).
+    prefills: dict[int, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> int:
@@ -268,6 +271,7 @@ def build_workload(
     service_base_s: float = 0.5,
     service_per_generated_s: float = 0.03,
     service_per_context_s: float = 0.0002,
+    prefill_tokens_per_s: float = 5000.0,
 ) -> Workload:
     """Scale a trace into per-second arrivals exactly as docs/benchmark.md's scenario says.
 
@@ -276,7 +280,8 @@ def build_workload(
     within each interval, and drawn as per-second Poisson counts from `seed`. Request logs are
     replayed `replay_copies` times, copy k shifted by k/copies of a second (interleaved), with
     service = base + per_generated × GeneratedTokens + per_context × ContextTokens, rounded to
-    whole seconds (at least 1) because the simulator ticks once a second.
+    whole seconds (at least 1) because the simulator ticks once a second; each request's prefill
+    (its TTFT after the queue) is ContextTokens / `prefill_tokens_per_s`.
     """
     if isinstance(trace, CountTrace):
         return _count_workload(
@@ -289,6 +294,7 @@ def build_workload(
         service_base_s,
         service_per_generated_s,
         service_per_context_s,
+        prefill_tokens_per_s,
     )
 
 
@@ -368,6 +374,7 @@ def _request_workload(
     base: float,
     per_gen: float,
     per_ctx: float,
+    prefill_tokens_per_s: float = 5000.0,
 ) -> Workload:
     t0 = float(trace.times[0])
     end = float(trace.times[-1]) + 1.0
@@ -380,14 +387,17 @@ def _request_workload(
             base + per_gen * trace.generated_tokens[keep] + per_ctx * trace.context_tokens[keep]
         ),
     ).astype(np.int64)
+    prefill = (trace.context_tokens[keep] / prefill_tokens_per_s).tolist()
     n = math.ceil(end - start)
     per_second: dict[int, list[int]] = {}
+    prefill_second: dict[int, list[float]] = {}
     arrivals = np.zeros(n, dtype=np.int64)
     shifted = [(float(tt) + k / copies, k, i) for i, tt in enumerate(times) for k in range(copies)]
     shifted.sort()
     for tt, _k, i in shifted:
         sec = min(n - 1, int(tt))
         per_second.setdefault(sec, []).append(int(svc[i]))
+        prefill_second.setdefault(sec, []).append(prefill[i])
         arrivals[sec] += 1
     services = {t: tuple(v) for t, v in per_second.items()}
     return Workload(
@@ -402,8 +412,10 @@ def _request_workload(
         scale=float(copies),
         description=(
             f"request log, {int(keep.sum())} requests x{copies} interleaved copies over {n} s, "
-            f"service {base:g} + {per_gen:g}*gen + {per_ctx:g}*ctx s"
+            f"service {base:g} + {per_gen:g}*gen + {per_ctx:g}*ctx s, "
+            f"prefill ctx / {prefill_tokens_per_s:g} tokens/s"
         ),
+        prefills={t: tuple(v) for t, v in prefill_second.items()},
     )
 
 
@@ -450,9 +462,11 @@ def workload_from_requests(
     *,
     start: float = 0.0,
     description: str = "synthetic requests",
+    prefills: Mapping[int, Sequence[float]] | None = None,
 ) -> Workload:
     """A request-log workload from the service times (whole seconds >= 1) of the requests
-    arriving in each second, in arrival order (tests, what-ifs)."""
+    arriving in each second, in arrival order (tests, what-ifs), and optionally their prefill
+    times (s, one per request of the second)."""
     if duration_s < 1:
         raise ValueError("duration_s must be >= 1")
     arrivals = np.zeros(duration_s, dtype=np.int64)
@@ -476,4 +490,19 @@ def workload_from_requests(
         history_step_s=60.0,
         scale=1.0,
         description=description,
+        prefills=_prefills_like(per_second, prefills or {}),
     )
+
+
+def _prefills_like(
+    services: Mapping[int, tuple[int, ...]], prefills: Mapping[int, Sequence[float]]
+) -> dict[int, tuple[float, ...]]:
+    """`prefills` checked against `services`: one finite time >= 0 per request."""
+    out: dict[int, tuple[float, ...]] = {}
+    for t, pre in prefills.items():
+        if len(pre) != len(services.get(t, ())):
+            raise ValueError(f"second {t}: one prefill time per request")
+        if not all(math.isfinite(p) and p >= 0 for p in pre):
+            raise ValueError("prefill times must be finite and >= 0")
+        out[t] = tuple(float(p) for p in pre)
+    return out

@@ -61,11 +61,14 @@ class MetricsView:
 
     def with_found(self, found: Mapping[str, Found], whole: frozenset[str]) -> MetricsView:
         """The view with the samples of some metrics read elsewhere (from Prometheus) in place
-        of the store's; `whole` names those whose one sample without a `pod` label stands for
-        every Ready pod (a query's average, not one pod's). Itself without a source."""
+        of the store's, the load signal's included (`load_rate`); `whole` names those whose one
+        sample without a `pod` label stands for every Ready pod (a query's average, not one
+        pod's). Itself without a source."""
         if self._source is None:
             return self
         spec, now_us, mine, load, _ = self._source
+        # the load signal read from Prometheus is the load: what capacity is learned from
+        load = found.get(spec.capacity.signal, load)
         return _view(spec, now_us, {**mine, **found}, load, whole)
 
     def per_pod(self) -> dict[str, float]:

@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.store.selector import Selector
 from app.store.tables import rollup_state, rollups_1h, rollups_1m, samples, series
 
-__all__ = ["AGGREGATIONS", "Bucket", "FoundSeries", "RangeResult", "find_series", "read_range"]
+__all__ = [
+    "AGGREGATIONS",
+    "Bucket",
+    "FoundSeries",
+    "RangeResult",
+    "find_series",
+    "newest_sample_us",
+    "read_range",
+]
 
 AGGREGATIONS = ("avg", "sum", "min", "max", "count")
 MINUTE_US = 60_000_000
@@ -83,6 +91,16 @@ async def find_series(
             if len(found) >= limit:
                 break
     return found
+
+
+async def newest_sample_us(conn: AsyncConnection, series_ids: Sequence[int]) -> int | None:
+    """The time of the newest raw sample of these series, None when they have none."""
+    if not series_ids:
+        return None
+    newest = await conn.scalar(
+        sa.select(sa.func.max(samples.c.ts)).where(samples.c.series_id.in_(series_ids))
+    )
+    return None if newest is None else int(newest)
 
 
 async def _watermark(conn: AsyncConnection, resolution: str) -> int:

@@ -3,12 +3,17 @@
 Each resolution keeps a watermark: buckets below it are final. A pass aggregates from the
 watermark up to `now - lateness`, in bounded chunks so no transaction runs long, and
 re-aggregates any range a backfill marked dirty. Recomputing a bucket replaces it, so a pass
-that is interrupted and repeated gives the same result.
+that is interrupted and repeated gives the same result. Passes run one at a time, whoever
+starts them (the loop, a Prometheus backfill wanting its range rolled up at once, another
+process): on PostgreSQL two passes upserting the same buckets in another order deadlock.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,6 +27,7 @@ __all__ = ["RetentionPolicy", "RollupReport", "apply_retention", "roll_up"]
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
 CHUNK_US = 6 * HOUR_US
+_PASS_LOCK = 0x63697569_63726F6C  # pg_advisory_lock key of a rollup pass ("ciuicrol")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,29 @@ async def _advance(
     return done
 
 
+@asynccontextmanager
+async def _one_pass_at_a_time(db: Database) -> AsyncIterator[None]:
+    """A session-level advisory lock on PostgreSQL, held on a connection of its own for the
+    pass (SQLite runs one writer at a time already)."""
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    async with db.engine.connect() as conn:
+        await conn.execute(sa.select(sa.func.pg_advisory_lock(_PASS_LOCK)))
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(sa.select(sa.func.pg_advisory_unlock(_PASS_LOCK)))
+            await conn.commit()
+
+
 async def roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupReport:
+    async with _one_pass_at_a_time(db):
+        return await _roll_up(db, now_us=now_us, lateness_us=lateness_us)
+
+
+async def _roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupReport:
     report = RollupReport()
     async with db.read() as conn:
         first = await conn.scalar(sa.select(sa.func.min(samples.c.ts)))
@@ -136,9 +164,7 @@ async def roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupRepor
     )
     hour_until = minute_until - minute_until % HOUR_US
     report.hour_buckets = await _advance(db, "1h", rollups_1h, HOUR_US, hour_until, int(first))
-    for row in dirty:
-        start = int(row.start_us) - int(row.start_us) % HOUR_US
-        end = int(row.end_us) + (-int(row.end_us)) % HOUR_US
+    for start, end, ids in _merged(dirty):
         async with db.transaction() as conn:
             report.minute_buckets += await _upsert_buckets(
                 conn, rollups_1m, start, min(end, minute_until), MINUTE_US
@@ -146,9 +172,31 @@ async def roll_up(db: Database, *, now_us: int, lateness_us: int) -> RollupRepor
             report.hour_buckets += await _upsert_buckets(
                 conn, rollups_1h, start, min(end, hour_until), HOUR_US
             )
-            await conn.execute(sa.delete(rollup_dirty).where(rollup_dirty.c.id == row.id))
-        report.dirty_ranges += 1
+            await conn.execute(sa.delete(rollup_dirty).where(rollup_dirty.c.id.in_(ids)))
+        report.dirty_ranges += len(ids)
     return report
+
+
+def _merged(dirty: Sequence[sa.Row[Any]]) -> list[tuple[int, int, list[int]]]:
+    """The dirty ranges widened to whole hours, overlapping ones merged: each bucket is
+    re-aggregated once per pass, however many backfills marked it (twenty scalers' histories
+    backfilled at once mark the same two weeks twenty times)."""
+    spans = sorted(
+        (
+            int(r.start_us) - int(r.start_us) % HOUR_US,
+            int(r.end_us) + (-int(r.end_us)) % HOUR_US,
+            int(r.id),
+        )
+        for r in dirty
+    )
+    merged: list[tuple[int, int, list[int]]] = []
+    for start, end, ident in spans:
+        if merged and start <= merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), [*last[2], ident])
+        else:
+            merged.append((start, end, [ident]))
+    return merged
 
 
 async def apply_retention(db: Database, *, now_us: int, policy: RetentionPolicy) -> int:

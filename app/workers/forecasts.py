@@ -32,7 +32,8 @@ from app.forecasting.base import Forecaster
 from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
 from app.policy import ScalerSpec, SpecError
 from app.policy.types import LoadForecast
-from app.services.forecasts import ForecastCache, load_history
+from app.services.backfill import Backfilled, Backfiller, history_selector
+from app.services.forecasts import GRID_STEP_S, ForecastCache, load_history
 from app.services.specs import SpecCache
 from app.settings import Settings
 from app.store import forecasts as store
@@ -120,9 +121,12 @@ async def refit_due(
     settings: Settings,
     executor: Executor | None = None,
     specs: SpecCache | None = None,
+    backfiller: Backfiller | None = None,
 ) -> int:
     """Refit every scaler whose forecast is due; returns how many were fitted. Fits run in
-    `executor` (the service passes a process: see `forecast_loop`), else in a thread."""
+    `executor` (the service passes a process: see `forecast_loop`), else in a thread. A
+    scaler whose load is read from Prometheus has its history backfilled first
+    (app.services.backfill), all of the pass's at once."""
     loop = asyncio.get_running_loop()
     specs = specs or SpecCache()
     async with db.read() as conn:
@@ -132,6 +136,7 @@ async def refit_due(
     for name in list(cache.latest):
         if name not in live:
             cache.forget(name)
+    due: list[tuple[str, ScalerSpec, str]] = []
     for scaler in scalers:
         try:
             spec = specs.spec_of(scaler)
@@ -145,16 +150,25 @@ async def refit_due(
             settings.forecast_refit_prophet_s if wanted == "prophet" else settings.forecast_refit_s
         )
         cache.next_fit[scaler.name] = now + cadence
+        due.append((scaler.name, spec, wanted))
+    backfilled: dict[str, Backfilled] = {}
+    if backfiller is not None and due:
+        backfilled = await backfiller.run([(n, s) for n, s, _ in due], clock.now())
+    for name, spec, wanted in due:
+        now = clock.now()
         async with db.read() as conn:
-            history = await load_history(conn, spec, now)
+            history = await load_history(conn, spec, now, series=history_selector(name, spec))
+        filled = backfilled.get(name)
         if history is None:
+            if filled is not None and filled.error is not None:
+                await _no_history(db, cache, name, wanted, now, filled, backfiller)
             continue
         try:
             forecast, details = await loop.run_in_executor(
                 executor, fit_forecast, spec, history, now
             )
         except Exception as exc:  # a model crashing must not stop the others
-            log.exception("forecast fit failed for %s", scaler.name)
+            log.exception("forecast fit failed for %s", name)
             forecast = LoadForecast(
                 model=wanted,
                 made_at=now,
@@ -164,9 +178,11 @@ async def refit_due(
                 failed=f"fit failed: {type(exc).__name__}: {exc}",
             )
             details = {}
-        previous = cache.latest.get(scaler.name)
-        if now >= cache.next_accuracy.get(scaler.name, 0.0):
-            cache.next_accuracy[scaler.name] = now + settings.forecast_accuracy_s
+        if filled is not None:
+            details["backfill"] = _backfill_details(filled)
+        previous = cache.latest.get(name)
+        if now >= cache.next_accuracy.get(name, 0.0):
+            cache.next_accuracy[name] = now + settings.forecast_accuracy_s
             details["accuracy"] = await loop.run_in_executor(
                 executor, accuracy, history, int(details.get("lead_steps", 1))
             )
@@ -175,10 +191,41 @@ async def refit_due(
             details["accuracy"] = previous.details["accuracy"]
             details["accuracy_at"] = previous.details.get("accuracy_at")
         async with db.transaction() as conn:
-            await store.save_forecast(conn, scaler.name, forecast, details)
-        cache.latest[scaler.name] = store.StoredForecast(scaler.name, forecast, details)
+            await store.save_forecast(conn, name, forecast, details)
+        cache.latest[name] = store.StoredForecast(name, forecast, details)
         fitted += 1
     return fitted
+
+
+def _backfill_details(filled: Backfilled) -> dict[str, Any]:
+    return {"query": filled.query, "points": filled.points, "error": filled.error}
+
+
+async def _no_history(
+    db: Database,
+    cache: ForecastCache,
+    name: str,
+    wanted: str,
+    now: float,
+    filled: Backfilled,
+    backfiller: Backfiller | None,
+) -> None:
+    """No history because the backfill failed: a failed forecast that says so, which the
+    decision's `predictive.failed` reason shows (the scaler scales on its readings alone)."""
+    where = backfiller.where() if backfiller is not None else "Prometheus"
+    forecast = LoadForecast(
+        model=wanted,
+        made_at=now,
+        start=now,
+        step_s=GRID_STEP_S,
+        mean=(),
+        failed=f"no history yet: the backfill from {where} failed ({filled.error}); "
+        "retried at the next refit",
+    )
+    details = {"backfill": _backfill_details(filled)}
+    async with db.transaction() as conn:
+        await store.save_forecast(conn, name, forecast, details)
+    cache.latest[name] = store.StoredForecast(name, forecast, details)
 
 
 def _background_priority() -> None:
@@ -194,6 +241,7 @@ def forecast_loop(
     settings: Settings,
     clock: Clock,
     specs: SpecCache | None = None,
+    backfiller: Backfiller | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     async def loop(stop: asyncio.Event) -> None:
         # Fits run in their own process: in a thread they hold the GIL for tens of ms at a
@@ -210,13 +258,16 @@ def forecast_loop(
             # fails here, visibly.
             await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
             while not stop.is_set():
+                cache.kick.clear()
                 try:
-                    await refit_due(db, cache, clock, settings, pool, specs)
+                    await refit_due(db, cache, clock, settings, pool, specs, backfiller)
                 except Exception as exc:
                     if not is_unavailable(exc):
                         raise
                     log.warning("forecast refit skipped: database unavailable (%s)", exc)
-                if await clock.wait_for(stop, timeout_s=10.0):
+                # A scaler created or replaced kicks the loop: its forecast comes at once.
+                pause = min(10.0, settings.forecast_refit_s)
+                if await clock.wait_for(stop, cache.kick, timeout_s=pause) and stop.is_set():
                     return
         finally:
             # Waited for (off the loop), so the process and its semaphores are gone before

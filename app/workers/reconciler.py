@@ -26,6 +26,8 @@ from app.policy.types import Decision, Reason
 from app.prometheus import PrometheusClient
 from app.services.decisions import observe_and_decide, read_inputs
 from app.services.forecasts import ForecastCache
+from app.services.objectives import Latency, measured_latency
+from app.services.sources import Read, read_sources_many
 from app.services.specs import SpecCache
 from app.services.wakeup import Wakeup
 from app.settings import Settings
@@ -63,8 +65,9 @@ async def reconcile_scaler(
         write = _error(scaler, now_us, f"invalid spec: {exc}")
     else:
         view, stored = await read_inputs(db, forecasts, scaler.name, spec, now)
+        latency = await measured_latency(db, spec, now)
         write = await _reconcile(
-            cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus
+            cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus, latency=latency
         )
     async with db.transaction() as conn:
         await write(conn)
@@ -80,6 +83,8 @@ async def _reconcile(
     now_us: int,
     wakeup: Wakeup | None,
     prometheus: PrometheusClient | None = None,
+    sourced: Read | None = None,
+    latency: Latency | None = None,
 ) -> Write:
     """Observe, decide and act; returns the writes that record it (the caller batches them
     into one transaction per pass)."""
@@ -87,7 +92,9 @@ async def _reconcile(
     if wakeup is not None:
         wakeup.update(name, spec)
     try:
-        decided = await observe_and_decide(cluster, scaler, spec, view, stored, now, prometheus)
+        decided = await observe_and_decide(
+            cluster, scaler, spec, view, stored, now, prometheus, sourced, latency
+        )
     except ClusterError as exc:
         return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
     decision, cluster_state = decided.decision, decided.cluster
@@ -282,6 +289,7 @@ async def reconcile_once(
     chunk: int = 100,
     specs: SpecCache | None = None,
     prometheus: PrometheusClient | None = None,
+    prometheus_concurrency: int = 8,
 ) -> int:
     """One pass over every scaler (or those named in `only`); returns how many acted on.
 
@@ -340,6 +348,7 @@ async def reconcile_once(
                     held=held,
                     specs=specs,
                     prometheus=prometheus,
+                    prometheus_concurrency=prometheus_concurrency,
                 )
                 served |= urgent  # already decided with fresh metrics: not again this pass
         part = [(sc, sp) for sc, sp in todo[start : start + chunk] if sc.name not in served]
@@ -350,13 +359,31 @@ async def reconcile_once(
                 views = [await read_metrics(conn, spec, now) for _, spec in part]
             else:
                 views = await read_metrics_many(conn, [sp for _, sp in part], now, catalog)
+        # The chunk's Prometheus queries at once (a few at a time), before any decision.
+        sourced = await read_sources_many(
+            prometheus,
+            [(sc.name, sp, view) for (sc, sp), view in zip(part, views, strict=True)],
+            now,
+            limit=prometheus_concurrency,
+        )
         for (scaler, spec), view in zip(part, views, strict=True):
             stored = None
             if forecasts is not None and scaler.name in with_forecast:
                 stored = await forecasts.get(db, scaler.name)
+            latency = await measured_latency(db, spec, now)  # None (no read) without objective
             writes.append(
                 await _reconcile(
-                    cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus
+                    cluster,
+                    scaler,
+                    spec,
+                    view,
+                    stored,
+                    now,
+                    now_us,
+                    wakeup,
+                    prometheus,
+                    sourced.get(scaler.name),
+                    latency,
                 )
             )
         done += len(part)
@@ -418,6 +445,7 @@ def reconcile_loop(
                         held=held,
                         specs=specs,
                         prometheus=prometheus,
+                        prometheus_concurrency=settings.prometheus_concurrency,
                     )
                 elif names:
                     await reconcile_once(
@@ -430,6 +458,7 @@ def reconcile_loop(
                         held=held,
                         specs=specs,
                         prometheus=prometheus,
+                        prometheus_concurrency=settings.prometheus_concurrency,
                     )
             except Exception as exc:
                 if not is_unavailable(exc):

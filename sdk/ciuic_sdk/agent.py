@@ -8,7 +8,13 @@ Every `interval` seconds (5 by default) it reads
   request queue) and `vllm:num_requests_running`, or the metric names you configure;
 
 and pushes them to Ciuic as `gpu_utilization`, `gpu_memory`, `request_queue` and
-`requests_running`, labelled with the pod's name, namespace and deployment. Between those
+`requests_running`, labelled with the pod's name, namespace and deployment. From vLLM's latency
+histograms it pushes the p95 over each interval (the requests that finished that stage in it)
+as clients see it: `ttft_p95` from `vllm:time_to_first_token_seconds` (queue wait included:
+the time from the request's arrival to its first token), `queue_wait_p95` from
+`vllm:request_queue_time_seconds`, `prefill_p95` from `vllm:request_prefill_time_seconds` and
+`itl_p95` from `vllm:inter_token_latency_seconds` (`vllm:time_per_output_token_seconds` before
+vLLM 0.11); an interval in which no request got that far pushes nothing. Between those
 rounds it reads the queue every `change_poll` second (1 by default) and pushes it at once when
 it is at or over `push_on_queue` (5 waiting, the example spec's per-pod target) and longer than
 at its last push: a burst reaches the scaler within about a second instead of up to one
@@ -43,12 +49,29 @@ import httpx
 from ciuic_sdk._client import Client
 from ciuic_sdk._errors import CiuicError, Invalid, Unavailable
 
-__all__ = ["Agent", "AgentConfig", "GpuReader", "Reading", "Scraper", "main"]
+__all__ = [
+    "LATENCY_HISTOGRAMS",
+    "Agent",
+    "AgentConfig",
+    "GpuReader",
+    "Reading",
+    "Scraper",
+    "histogram_quantile",
+    "main",
+    "parse_histograms",
+]
 
 log = logging.getLogger("ciuic.agent")
 
 DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 DEFAULT_RUNNING_METRIC = "vllm:num_requests_running"
+# (pushed as, vLLM histograms that measure it, the first one served wins): p95 over each interval
+LATENCY_HISTOGRAMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ttft_p95", ("vllm:time_to_first_token_seconds",)),
+    ("queue_wait_p95", ("vllm:request_queue_time_seconds",)),
+    ("prefill_p95", ("vllm:request_prefill_time_seconds",)),
+    ("itl_p95", ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +96,8 @@ class AgentConfig:
     # (None: periodic pushes only), checked every `change_poll_s`.
     push_on_queue: float | None = 5.0
     change_poll_s: float = 1.0
+    # Push the p95 of vLLM's latency histograms over each interval (LATENCY_HISTOGRAMS).
+    latency: bool = True
 
     @property
     def labels(self) -> dict[str, str]:
@@ -199,8 +224,58 @@ def parse_metrics(text: str, wanted: Sequence[str]) -> dict[str, float]:
     return totals
 
 
+Buckets = dict[float, float]  # upper bound (le) -> cumulative count, summed over label sets
+
+
+def parse_histograms(text: str, wanted: Sequence[str]) -> dict[str, Buckets]:
+    """The cumulative buckets of each wanted histogram in Prometheus text, summed over label
+    sets (models) per upper bound."""
+    parser = importlib.import_module("prometheus_client.parser")
+    out: dict[str, Buckets] = {}
+    for family in parser.text_string_to_metric_families(text):
+        if family.name not in wanted:
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_bucket") or "le" not in sample.labels:
+                continue
+            le = float(sample.labels["le"])
+            buckets = out.setdefault(family.name, {})
+            buckets[le] = buckets.get(le, 0.0) + float(sample.value)
+    return out
+
+
+def histogram_quantile(q: float, buckets: Buckets) -> float | None:
+    """Prometheus' `histogram_quantile` on cumulative buckets: linear within the bucket that
+    holds the rank; the highest finite bound when it falls in +Inf; None with no observation."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le in bounds:
+        count = buckets[le]
+        if count >= rank:
+            if math.isinf(le):
+                return lower
+            inside = count - below
+            return le if inside <= 0 else lower + (le - lower) * (rank - below) / inside
+        lower, below = le, count
+    return lower
+
+
+def _delta(now: Buckets, before: Buckets | None) -> Buckets:
+    """What was observed between two scrapes; all of `now` after a restart (a count fell)."""
+    if before is None:
+        return {}
+    if any(now.get(le, 0.0) < count for le, count in before.items()):
+        return dict(now)
+    return {le: count - before.get(le, 0.0) for le, count in now.items()}
+
+
 class Scraper:
-    """Reads the inference server's /metrics and maps the configured names to our gauges."""
+    """Reads the inference server's /metrics and maps the configured names to our gauges, and
+    vLLM's latency histograms to their p95 since the previous read (`latency=True`)."""
 
     def __init__(self, config: AgentConfig, http: httpx.Client | None = None) -> None:
         self.url = config.metrics_url
@@ -211,8 +286,13 @@ class Scraper:
         self._failing = False
         self._missing: set[str] = set()
         self.disabled_reason: str | None = None
+        self.latency = config.latency
+        self._histograms = [h for _, names in LATENCY_HISTOGRAMS for h in names]
+        self._last: dict[str, Buckets] = {}  # cumulative buckets at the previous latency read
 
-    def read(self) -> list[Reading]:
+    def read(self, *, latency: bool = True) -> list[Reading]:
+        """The gauges, and with `latency` the p95s since the previous such read (the queue
+        watch between rounds reads without, so each p95 covers one interval)."""
         if self.url is None or self.disabled_reason is not None:
             return []
         try:
@@ -227,6 +307,11 @@ class Scraper:
             response = self._http.get(self.url)
             response.raise_for_status()
             totals = parse_metrics(response.text, list(self.names))
+            histograms = (
+                parse_histograms(response.text, self._histograms)
+                if latency and self.latency
+                else None
+            )
         except (httpx.HTTPError, ValueError) as exc:
             if not self._failing:
                 log.warning(
@@ -241,7 +326,22 @@ class Scraper:
         for name in missing - self._missing:
             log.warning("%s has no metric %r", self.url, name)
         self._missing = missing
-        return [Reading(self.names[n], v) for n, v in totals.items()]
+        out = [Reading(self.names[n], v) for n, v in totals.items()]
+        if histograms is not None:
+            out += self._latencies(histograms)
+        return out
+
+    def _latencies(self, histograms: dict[str, Buckets]) -> list[Reading]:
+        out: list[Reading] = []
+        for pushed, names in LATENCY_HISTOGRAMS:
+            name = next((n for n in names if n in histograms), None)
+            if name is None:
+                continue
+            p95 = histogram_quantile(0.95, _delta(histograms[name], self._last.get(name)))
+            self._last[name] = histograms[name]
+            if p95 is not None:
+                out.append(Reading(pushed, p95))
+        return out
 
     def close(self) -> None:
         self._http.close()
@@ -307,7 +407,8 @@ class Agent:
         threshold = self.config.push_on_queue
         if threshold is None:
             return False
-        queue = next((r for r in self.scraper.read() if r.metric == "request_queue"), None)
+        readings = self.scraper.read(latency=False)
+        queue = next((r for r in readings if r.metric == "request_queue"), None)
         if queue is None or queue.value < threshold:
             return False
         if self.pushed_queue is not None and queue.value <= self.pushed_queue:
@@ -435,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue-metric", help=f"queue length metric (default {DEFAULT_QUEUE_METRIC})")
     p.add_argument("--running-metric", help=f"running requests (default {DEFAULT_RUNNING_METRIC})")
     p.add_argument("--no-gpu", action="store_true", help="do not read NVML")
+    p.add_argument(
+        "--no-latency", action="store_true", help="do not push vLLM's latency p95s (ttft_p95, ...)"
+    )
     p.add_argument("--buffer-size", type=int, help="samples kept while Ciuic is unreachable")
     p.add_argument(
         "--push-on-queue",
@@ -472,6 +576,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = N
         changes["gpu"] = False
     if args.no_metrics:
         changes["metrics_url"] = None
+    if args.no_latency:
+        changes["latency"] = False
     if args.push_on_queue is not None:
         changes["push_on_queue"] = args.push_on_queue if args.push_on_queue > 0 else None
     if changes:

@@ -60,6 +60,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/v1/rollouts/{rollout_id}"): READ,
     ("GET", "/v1/scalers/{name}/prediction"): READ,
     ("GET", "/v1/scalers/{name}/forecast-accuracy"): READ,
+    ("GET", "/v1/scalers/{name}/objective"): READ,
     ("POST", "/v1/forecasts"): READ,
     ("POST", "/v1/simulations"): READ,  # a what-if on a copy: changes nothing it replays
     ("GET", "/v1/simulations/{job_id}"): READ,

@@ -42,6 +42,30 @@ def test_own_metrics_count_pushes_samples_rejects_and_latency(server: LiveServer
     )
 
 
+def test_refused_pushes_are_counted_by_protocol(server: LiveServer) -> None:
+    before = own_metrics(server)
+    # A Pushgateway push with a timestamp, a JSON batch that is no batch, a remote write that
+    # is no protobuf, and a sample the JSON route takes.
+    assert httpx.put(f"{server.url}/metrics/job/a", content=b"x 1 5\n").status_code == 400
+    r = httpx.post(f"{server.url}/v1/samples", json={"samples": "none"})
+    assert r.status_code in (400, 422), r.text
+    r = httpx.post(f"{server.url}/api/v1/write", content=b"x", headers={"Content-Type": "a/b"})
+    assert 400 <= r.status_code < 500, r.text
+    sample = {"metric": "x", "labels": {"job": "a"}, "value": 1.0}
+    r = httpx.post(f"{server.url}/v1/samples", json={"samples": [sample]})
+    assert r.status_code == 200, r.text
+    after = own_metrics(server)
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("ciuic_pushes_total|outcome=refused|protocol=pushgateway") == 1
+    assert delta("ciuic_pushes_total|outcome=refused|protocol=json") == 1
+    assert delta("ciuic_pushes_total|outcome=refused|protocol=remote_write") == 1
+    assert delta("ciuic_pushes_total|outcome=accepted|protocol=json") == 1
+    assert delta("ciuic_pushes_total|outcome=accepted|protocol=pushgateway") == 0
+
+
 def test_unknown_routes_and_methods_answer_json(server: LiveServer) -> None:
     missing = httpx.get(f"{server.url}/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

@@ -19,9 +19,6 @@ import base64
 import difflib
 import json
 import os
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from prometheus_client.exposition import (
     pushadd_to_gateway,
 )
 
+from testkit.programs import required_program, serving
 from tests.conftest import IN_CI, LiveServer, free_port
 
 PUSHGATEWAY = os.environ.get("CIUIC_PUSHGATEWAY", "/usr/bin/prometheus-pushgateway")
@@ -45,43 +43,19 @@ TEXT = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 @pytest.fixture
 def real_pushgateway(tmp_path: Path) -> Iterator[str]:
     """A fresh real Pushgateway per test; yields its base URL."""
-    binary = PUSHGATEWAY if os.access(PUSHGATEWAY, os.X_OK) else shutil.which(PUSHGATEWAY)
-    if not binary:
-        why = f"no real Pushgateway at {PUSHGATEWAY} (apt-get install prometheus-pushgateway)"
-        if IN_CI:
-            pytest.fail(f"{why}; required under CI=true")
-        pytest.skip(why)
+    binary = required_program(PUSHGATEWAY, "prometheus-pushgateway", in_ci=IN_CI)
     port = free_port()
-    log = tmp_path / "pushgateway.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--web.listen-address=127.0.0.1:{port}",
-                # Debian's default is /var/lib/prometheus/pushgateway.data: state from
-                # earlier runs (or the system service) must not leak in
-                f"--persistence.file={tmp_path / 'pushgateway.data'}",
-                "--log.level=warn",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the real Pushgateway did not start: {log.read_text()}")
-            time.sleep(0.05)
+    argv = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        # Debian's default is /var/lib/prometheus/pushgateway.data: state from earlier runs
+        # (or the system service) must not leak in
+        f"--persistence.file={tmp_path / 'pushgateway.data'}",
+        "--log.level=warn",
+    ]
+    with serving(argv, url, tmp_path / "pushgateway.log", timeout_s=20):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 # --- what is compared ----------------------------------------------------------------------

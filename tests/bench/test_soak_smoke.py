@@ -1,5 +1,6 @@
 """bench/soak.py end to end, tiny and short: the service starts, scalers are created, pods
-push, the scalers decide on every pod's pushes, and the report adds up."""
+push (periodically, and on a queue change as the agent does by default), the scalers decide on
+every pod's pushes, and the report adds up."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def test_soak_smoke(tmp_path: Path) -> None:
     assert result["intended_pushes"] == 60
     assert result["sent"] == 60
     assert result["errors"] == 0, result["error_kinds"]
+    # The first scaler's Deployment has its 40 s burst (queue +80) in the run: its pods read
+    # the queue every second between pushes and push it at once when it grew, as JSON.
+    assert result["push_on_queue"] == 5.0 and result["change_poll_s"] == 1.0
+    assert result["change_pushes"] > 0
+    assert result["change_push_errors"] == 0
+    assert "| change push latency p50 / p99 / max |" in done.stdout
     # Both scalers decided recently, on readings from all 10 of their pods.
     assert result["final"]["reconciled_recently"] == 2
     assert result["final"]["decisions_missing_pods_count"] == 0, result["final"]

@@ -2,16 +2,15 @@
 scraping a small vLLM-like exporter every second, and remote-writing into the live service.
 
 Without the `prometheus` binary the tier is skipped, naming what is missing; under CI=true it
-FAILS instead (.ci/run installs it), so CI never passes without having run it.
+FAILS instead (.ci/run installs it), so CI never passes without having run it
+(testkit.programs, shared with the Pushgateway's differential test).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 
+from testkit.programs import log_tail, required_program, serving, stop
 from tests.conftest import IN_CI, free_port
 
 HERE = Path(__file__).parent
@@ -38,26 +38,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
-    found = shutil.which(PROMETHEUS)
-    if found is None:
-        why = (
-            f"no Prometheus server for the Prometheus tier: {PROMETHEUS} not found "
-            "(apt-get install prometheus; or set CIUIC_PROMETHEUS)"
-        )
-        if IN_CI:
-            pytest.fail(f"{why} (required under CI=true)")
-        pytest.skip(why)
-    return found
+    return required_program(PROMETHEUS, "prometheus; or set CIUIC_PROMETHEUS", in_ci=IN_CI)
 
 
 @dataclass
 class Exporter:
-    """What a vLLM server exposes on /metrics, for two pods, set by the test."""
+    """What a vLLM server exposes on /metrics, for two pods, set by the test (`rate`: the
+    requests per second a gateway in front of them would count)."""
 
     url: str
     waiting: Gauge
     running: Gauge
     cache: Gauge
+    rate: Gauge
 
 
 @pytest.fixture
@@ -69,6 +62,7 @@ def exporter() -> Iterator[Exporter]:
             ("vllm:num_requests_waiting", "Requests waiting to be processed."),
             ("vllm:num_requests_running", "Requests running on the GPU."),
             ("vllm:gpu_cache_usage_perc", "GPU KV-cache usage; 1 means 100 percent."),
+            ("llm_request_rate", "Requests per second."),
         )
     ]
     metrics = make_wsgi_app(registry)
@@ -104,13 +98,8 @@ class Prometheus:
 
     def stop(self) -> None:
         """Prometheus gone (before the test ends): its port refuses connections."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)
 
     def metric(self, name: str) -> float:
         """A value from Prometheus' own /metrics (unlabelled, or the sum over its labels)."""
@@ -122,16 +111,21 @@ class Prometheus:
         )
 
     def log_tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+        return log_tail(self.log)
 
 
 @contextmanager
 def start_prometheus(
-    binary: str, folder: Path, scrape: str, remote_write: dict[str, object] | None = None
+    binary: str,
+    folder: Path,
+    scrape: str,
+    remote_write: dict[str, object] | None = None,
+    port: int | None = None,
 ) -> Iterator[Prometheus]:
     """Prometheus scraping `scrape` (host:port) every second as job `vllm`, and sending each
     scraped sample to `remote_write` (a remote_write entry: url, auth, ...) within a second
-    when given (without it, Prometheus only answers queries)."""
+    when given (without it, Prometheus only answers queries). Its TSDB is `folder/data`: blocks
+    put there first (promtool's backfill) are its history. On `port`, or a free one."""
     config: dict[str, object] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [scrape]}]}],
@@ -148,32 +142,15 @@ def start_prometheus(
             }
         ]
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
     log = folder / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=info",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    prometheus = Prometheus(f"http://127.0.0.1:{port}", log, process)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{prometheus.url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Prometheus did not start:\n{prometheus.log_tail()}")
-            time.sleep(0.1)
-        yield prometheus
-    finally:
-        prometheus.stop()
+    argv = [
+        binary,
+        f"--config.file={folder / 'prometheus.yml'}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=info",
+    ]
+    with serving(argv, url, log) as process:
+        yield Prometheus(url, log, process)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.policy import ALL_CODES
 from app.policy.types import Decision, FractionalPlan, Reason, ScalerState
 from app.prometheus import PrometheusClient, PrometheusError, Sample, parse_instant
 from app.services.sources import SOURCE_FAILED, SourceNote, explain, to_found
@@ -189,3 +190,38 @@ def test_a_failed_source_is_the_decisions_first_reason() -> None:
         "unreachable: ConnectError: refused"
     )
     assert explain(held, {"gpu": notes["gpu"]}, client) is held
+
+
+def test_the_source_code_is_listed_with_the_policys_codes() -> None:
+    # Dashboards match on the codes listed in app.policy.codes: the shell's one is there too.
+    assert SOURCE_FAILED == "source.prometheus_failed"
+    assert SOURCE_FAILED in ALL_CODES
+
+
+def test_a_load_read_from_prometheus_is_the_load_capacity_is_learned_from() -> None:
+    """A scaler whose `request_rate` comes from a query has no pushed load: the query's answer
+    is the decision's load rate (what `capacity: learn` learns from), not nothing."""
+    from app.policy import parse_spec
+    from app.store.observations import _view
+
+    spec = parse_spec(
+        {
+            "target": "llm",
+            "metrics": [
+                {"name": "gpu_utilization", "target": "80%"},
+                {
+                    "name": "request_rate",
+                    "target": 4,
+                    "source": {"prometheus": "sum(rate(vllm:request_success_total[1m]))"},
+                },
+            ],
+        }
+    )
+    now_us = round(T * 1e6)
+    pushed = _view(spec, now_us, {"gpu_utilization": [(now_us, 70.0, "llm-0")],
+                                  "request_rate": []}, [])  # fmt: skip
+    assert pushed.load_rate is None
+    answer = to_found([Sample({}, T, 12.5)])
+    read = pushed.with_found({"request_rate": answer}, frozenset({"request_rate"}))
+    assert read.load_rate == 12.5
+    assert read.readings["gpu_utilization"].value == 70.0  # the pushed ones stay

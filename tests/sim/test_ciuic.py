@@ -18,13 +18,13 @@ from tests.sim.helpers import run, step_load
 SC = Scenario()
 
 
-def _daily_workload(days_history: int = 3, hours: int = 3, seed: int = 2) -> Workload:
+def _daily_workload(days_history: int = 3, hours: float = 3, seed: int = 2) -> Workload:
     """A daily sine on a 5-min grid: history of a few days, then the window."""
     step = 300
     t_hist = np.arange(days_history * 288) * step
     hist = 8 + 6 * np.sin(2 * np.pi * t_hist / 86400)
     start = days_history * 86400
-    t = start + np.arange(hours * 3600)
+    t = start + np.arange(round(hours * 3600))
     rate = 8 + 6 * np.sin(2 * np.pi * t / 86400)
     arrivals = np.random.default_rng(seed).poisson(rate)
     return workload_from_arrivals(
@@ -131,3 +131,29 @@ def test_a_sudden_step_bursts_when_the_trigger_reads_the_total_queue(
         assert policy.burst_starts == []
     # Sized to the shortfall, not multiplied up to max_replicas.
     assert res.replicas.max() < SC.max_replicas
+
+
+def test_replays_of_the_same_load_share_forecasts_and_a_diverging_one_catches_up() -> None:
+    """The tune job's candidates replay the same load: each forecast is fitted once. A replay
+    whose load parts from the others' midway makes, from there on, exactly the forecasts (and
+    so the decisions) a replay with nothing shared makes."""
+    # the same first 2 h 10 min, then the parted one goes on to a refresh before the next
+    # refit: its model has to catch up on the fit and the refresh it skipped
+    shared = _daily_workload(hours=7800 / 3600, seed=2)
+    parted = _daily_workload(hours=8000 / 3600, seed=2)
+    ciuic_mod._FORECASTS.clear()
+    run(shared, make_policy("ciuic", SC, shared))
+    fitted_once = len(ciuic_mod._FORECASTS)
+    assert fitted_once > 0
+
+    sharing = make_policy("ciuic", SC, parted)
+    on_its_own = run(parted, sharing)
+    made_after_the_split = len(ciuic_mod._FORECASTS) - fitted_once
+
+    ciuic_mod._FORECASTS.clear()
+    alone = make_policy("ciuic", SC, parted)
+    by_itself = run(parted, alone)
+    assert 0 < made_after_the_split < len(ciuic_mod._FORECASTS)  # the first part was shared
+    assert np.array_equal(on_its_own.replicas, by_itself.replicas)
+    assert isinstance(sharing, CiuicPolicy) and isinstance(alone, CiuicPolicy)
+    assert sharing._forecast == alone._forecast

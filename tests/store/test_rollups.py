@@ -145,6 +145,46 @@ async def test_a_backfill_behind_the_watermark_is_reaggregated(db: Database) -> 
     assert top == 1000.0 and top_minute == 1000.0
 
 
+async def test_overlapping_backfills_are_reaggregated_once(db: Database) -> None:
+    # Three late writes: two marking the same hours (two scalers' histories backfilled at
+    # once), one a day earlier. Each minute is re-aggregated once, each backfill's value kept.
+    await write(db, rows_over(2, end=NOW))
+    await roll_up(db, now_us=NOW + 10 * MIN, lateness_us=2 * MIN)
+    key = SeriesKey.of("gpu_utilization", {"job": "j", "pod": "late"})
+    for at, value in ((NOW - HOUR + 1, 500.0), (NOW - HOUR + MIN, 700.0), (NOW - DAY, 900.0)):
+        await write(db, [SampleRow(key, at, value)], now_us=NOW + 20 * MIN, lateness_us=2 * MIN)
+    report = await roll_up(db, now_us=NOW + 20 * MIN, lateness_us=2 * MIN)
+    assert report.dirty_ranges == 3
+    async with db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(rollup_dirty)) == 0
+        in_the_two_hours = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(rollups_1m)
+            .where(
+                sa.or_(
+                    rollups_1m.c.bucket.between(NOW - DAY, NOW - DAY + HOUR - 1),
+                    rollups_1m.c.bucket.between(NOW - HOUR, NOW - 1),
+                )
+            )
+        )
+    # Each minute bucket of the two hours upserted once: the hour before NOW, marked twice,
+    # is not redone.
+    assert report.minute_buckets == in_the_two_hours
+    async with db.read() as conn:
+        late = (
+            await conn.execute(
+                sa.select(rollups_1m.c.bucket, rollups_1m.c.max)
+                .where(rollups_1m.c.max >= 500.0)
+                .order_by(rollups_1m.c.bucket)
+            )
+        ).all()
+    assert [(int(b), float(m)) for b, m in late] == [
+        (NOW - DAY, 900.0),
+        (NOW - HOUR, 500.0),
+        (NOW - HOUR + MIN, 700.0),
+    ]
+
+
 async def test_rollup_passes_are_idempotent(db: Database) -> None:
     await write(db, rows_over(1, end=NOW))
     await roll_up(db, now_us=NOW + 10 * MIN, lateness_us=2 * MIN)

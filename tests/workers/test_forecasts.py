@@ -209,6 +209,21 @@ def test_prediction_is_pending_until_the_first_fit(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/v1/scalers/nope/prediction").status_code == 404
 
 
+def test_a_pending_prediction_of_a_load_read_from_prometheus_says_it_is_backfilled(
+    server: LiveServer,
+) -> None:
+    source = {"prometheus": "sum(rate(vllm:request_success_total[5m]))"}
+    create_scaler(
+        server,
+        capacity={"request_rate": "2/s"},
+        metrics=[{"name": "request_rate", "target": 2, "aggregation": "sum", "source": source}],
+    )
+    body = httpx.get(f"{server.url}/v1/scalers/deepseek-service/prediction").json()
+    assert body["status"] == "pending"
+    assert "backfilled from Prometheus" in body["reason"], body
+    assert "events of kind `backfill`" in body["reason"], body
+
+
 def test_prediction_points_carry_bands_and_replicas(server: LiveServer) -> None:
     create_scaler(server)
     now = time.time()

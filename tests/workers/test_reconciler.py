@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from app.kube.cluster import ClusterForbidden, DeploymentState, RecordingCluster, TargetNotFound
 from app.policy.spec import TargetRef
+from app.prometheus import PrometheusClient
 from app.store import scalers as store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
@@ -290,3 +293,56 @@ async def test_a_refused_mark_still_scales_down_and_says_why(db: Database) -> No
         "error",
         "cannot mark the idle pods to go first: the service account may not patch pods",
     ) in messages
+
+
+class SlowPrometheus:
+    """A Prometheus that answers every instant query after `delay_s` with a queue of 20,
+    counting the queries in flight at once."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.in_flight = self.most_in_flight = self.answered = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+        finally:
+            self.in_flight -= 1
+        self.answered += 1
+        result = [{"metric": {}, "value": [NOW, "20"]}]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+
+async def test_a_pass_reads_many_scalers_prometheus_queries_a_few_at_a_time(
+    db: Database,
+) -> None:
+    # Twelve scalers on one slow Prometheus: their queries go out together, four at a time
+    # (one after another, a 5 s timeout each would make a dead server cost a pass a minute).
+    for i in range(12):
+        doc = {
+            "target": f"llm-{i}",
+            "metrics": [
+                {
+                    "name": "request_queue",
+                    "target": "<5",
+                    "aggregation": "sum",
+                    "source": {"prometheus": f'sum(vllm:num_requests_waiting{{app="llm-{i}"}})'},
+                }
+            ],
+        }
+        async with db.transaction() as conn:
+            await store.upsert_scaler(conn, f"llm-{i}", doc, now_us=0)
+    server = SlowPrometheus(delay_s=0.05)
+    client = PrometheusClient("http://prometheus:9090", transport=httpx.MockTransport(server))
+    cluster = RecordingCluster(initial_replicas=1)
+    done = await reconcile_once(
+        db, cluster, FakeClock(NOW), prometheus=client, prometheus_concurrency=4
+    )
+    assert done == 12 and server.answered == 12
+    assert server.most_in_flight == 4
+    for i in range(12):  # each decided on its own reading: 20 waiting at 5 per pod
+        assert (await cluster.observe(TargetRef(name=f"llm-{i}"))).replicas == 4

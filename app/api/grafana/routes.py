@@ -21,6 +21,7 @@ from app.api.grafana.inputs import (
     scaler_allowed,
 )
 from app.api.grafana.metric_series import COMBINE, metric_series
+from app.api.grafana.objective_series import objective_series
 from app.api.grafana.scaler_series import SCALER_FIELDS, decision_table, scaler_series
 from app.api.grafana.schemas import (
     AnnotationsIn,
@@ -99,7 +100,8 @@ async def _all_targets(ctx: AppContext) -> tuple[list[str], list[str], list[str]
     async with ctx.db.read() as conn:
         names = await catalog.metric_names(conn)
     scalers = await _scaler_names(ctx)
-    scaler_targets = [f"scaler:{s}:{f}" for s in scalers for f in (*SCALER_FIELDS, "decision")]
+    fields = (*SCALER_FIELDS, "decision", "objective")
+    scaler_targets = [f"scaler:{s}:{f}" for s in scalers for f in fields]
     return names, scaler_targets, forecast_metric_names(scalers)
 
 
@@ -156,14 +158,17 @@ async def query(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str
             if field == "decision":
                 out.append(await decision_table(ctx, scaler))
                 continue
-            if field not in SCALER_FIELDS:
+            if field == "objective":
+                series = await objective_series(ctx, scaler, extra, window)
+            elif field not in SCALER_FIELDS:
                 raise BadRequest(
                     f"unknown scaler series {field!r}; known: "
-                    + ", ".join((*SCALER_FIELDS, "decision")),
+                    + ", ".join((*SCALER_FIELDS, "decision", "objective")),
                     code="invalid_target",
                     details={"target": text},
                 )
-            series = await scaler_series(ctx, scaler, field, extra, window)
+            else:
+                series = await scaler_series(ctx, scaler, field, extra, window)
         elif text.startswith("forecast:") and len(parts) == 3:
             _, scaler, band = parts
             series = (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from app.policy.spec.algorithms import KNOWN_ALGORITHMS
 from app.policy.spec.errors import SpecError, SpecIssue
+from app.policy.spec.objective import ObjectiveSpec
 from app.policy.spec.parts import (
     AlgorithmSpec,
     CapacitySpec,
@@ -65,6 +66,7 @@ __all__ = [
     "MetricSource",
     "MetricSpec",
     "MetricTarget",
+    "ObjectiveSpec",
     "PreheatSpec",
     "ReactiveSpec",
     "ScaleDownRules",

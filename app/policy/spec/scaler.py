@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from app.policy.spec.errors import SpecError, SpecIssue, _fail, _issues_from
+from app.policy.spec.objective import ObjectiveSpec
 from app.policy.spec.parts import (
     AlgorithmSpec,
     CapacitySpec,
@@ -127,6 +128,8 @@ class ScalerSpec(_Model):
     behavior: BehaviorSpec | None = None
     fractional: FractionalSpec = Field(default_factory=FractionalSpec)
     fallback: FallbackSpec = Field(default_factory=FallbackSpec)
+    # p95 latency objectives the policy sizes for (app.policy.objective); None: none stated.
+    objective: ObjectiveSpec | None = None
 
     @field_validator("timezone", mode="before")
     @classmethod

@@ -91,6 +91,8 @@ def test_every_dashboard_query_is_answered(server: LiveServer) -> None:
     assert {s["target"] for s in answered["GPU utilisation per pod"]} == {"p0"}
     assert {s["target"] for s in answered["Request queue per pod (and total)"]} == {"p0", "total"}
     assert answered["Latest decision, step by step"][0]["type"] == "table"
+    objective = next(t for t in answered if t.startswith("Latency objective"))
+    assert answered[objective] == []  # the brief states no objective: nothing to draw
     demand = answered["Demand vs forecast (P50–P90 band, an hour ahead)"]
     assert [s["target"] for s in demand] == ["demand"]  # no forecast fitted yet: no band
     for annotation in DASHBOARD["annotations"]["list"][1:]:
