@@ -1,13 +1,14 @@
 """The per-policy report of docs/benchmark.md ("What a report shows"), its averages over seeds and
-traces, dominance and the targets: values, JSON-ready dicts and markdown tables. Computed from a
-run's per-second series after the run (pure: the shell prints, writes and plots)."""
+traces: values, JSON-ready dicts and markdown tables. Computed from a run's per-second series
+after the run (pure: the shell prints, writes and plots). Dominance and the targets are
+app.sim.targets', the waits (TTFT, scale to zero's first requests) app.sim.waits'; both are
+exported from here too, as a report's readers use them."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,26 @@ import numpy.typing as npt
 from app.sim.baselines.oracle import need_series
 from app.sim.cost import CostModel, HybridPlan, hybrid_plan
 from app.sim.engine import SimResult
+from app.sim.targets import (
+    BASELINES,
+    REFERENCES,
+    Scored,
+    TargetCheck,
+    check_targets,
+    dominators,
+    geometric_mean,
+    percent,
+    targets_markdown,
+    timing_check,
+)
+from app.sim.waits import (
+    ZeroWaits,
+    mean_zero,
+    ttft_attainment,
+    wait_quantile,
+    zero_markdown,
+    zero_waits,
+)
 
 __all__ = [
     "BASELINES",
@@ -47,10 +68,6 @@ __all__ = [
 
 IntArray = npt.NDArray[np.int64]
 
-# The peers a policy is compared with; the references are clairvoyant and never "dominate".
-BASELINES = ("hpa", "keda", "kpa")
-REFERENCES = ("oracle", "fluid")
-
 REPORT_KEYS = (
     "policy",
     "requests",
@@ -71,22 +88,6 @@ REPORT_KEYS = (
     "within_objective",
     "ttft_objective_s",
 )
-
-# "Dominated": a baseline costs less and drops at most this much more (0.01 percentage point).
-DOMINANCE_SLACK = 0.0001
-
-
-class Scored(Protocol):
-    """What dominance and the targets read from a row (one run, or a mean over seeds)."""
-
-    @property
-    def policy(self) -> str: ...
-    @property
-    def cost_usd(self) -> float: ...
-    @property
-    def drop_rate(self) -> float: ...
-    @property
-    def utilization(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,83 +126,6 @@ class PolicyReport:
         if self.zero is not None:
             d["zero"] = asdict(self.zero)
         return d
-
-
-@dataclass(frozen=True, slots=True)
-class ZeroWaits:
-    """Scale to zero: the hours with no pod at all, and the requests that arrived with no pod
-    Ready (at zero, or while waking from it): how many, how long they waited to start (p50 and
-    the longest), how many were dropped."""
-
-    hours_at_zero: float
-    first_requests: float
-    first_wait_p50_s: float
-    first_wait_max_s: float
-    first_dropped: float
-
-
-def zero_waits(result: SimResult) -> ZeroWaits | None:
-    """The `ZeroWaits` of a run whose scenario allows zero (None otherwise)."""
-    if result.scenario.min_replicas > 0:
-        return None
-    hist = result.first_wait_hist
-    started = sum(hist)
-    longest = max((w for w, c in enumerate(hist) if c), default=0)
-    return ZeroWaits(
-        hours_at_zero=float((result.billed == 0).sum()) / 3600,
-        first_requests=float(started + result.first_dropped),
-        first_wait_p50_s=wait_quantile(hist, 0.5),
-        first_wait_max_s=float(longest),
-        first_dropped=float(result.first_dropped),
-    )
-
-
-def zero_markdown(rows: Sequence[tuple[str, str, float, ZeroWaits]]) -> str:
-    """(trace, policy, cost, waits) rows as the scale-to-zero table."""
-    lines = [
-        "| trace | policy | cost USD | hours at zero | first requests | first wait p50 s "
-        "| first wait max s | first dropped |",
-        "|" + "---|" * 8,
-    ]
-    for trace, policy, cost, z in rows:
-        lines.append(
-            f"| {trace} | {policy} | {cost:.2f} | {z.hours_at_zero:.1f} | {z.first_requests:.0f} "
-            f"| {z.first_wait_p50_s:.0f} | {z.first_wait_max_s:.0f} | {z.first_dropped:.0f} |"
-        )
-    return "\n".join(lines)
-
-
-def wait_quantile(hist: Sequence[int], q: float) -> float:
-    """The q-quantile of queue waits (whole seconds) from a histogram of started requests."""
-    total = sum(hist)
-    if total == 0:
-        return 0.0
-    rank = q * total
-    acc = 0
-    for w, c in enumerate(hist):
-        acc += c
-        if acc >= rank:
-            return float(w)
-    return float(len(hist) - 1)
-
-
-def ttft_attainment(result: SimResult, objective_s: float) -> tuple[float, float]:
-    """(p95 TTFT, share of requests within `objective_s`) of a run. TTFT is the queue wait plus
-    the prefill for a request log (`SimResult.ttft_s`), the queue wait alone for a count trace;
-    the p95 is over the requests that started, the share over those and the dropped ones (a
-    dropped request never sees a first token)."""
-    ttft = result.ttft_s
-    if len(ttft):
-        p95 = float(np.quantile(ttft, 0.95, method="inverted_cdf"))
-        within = int(np.count_nonzero(ttft <= objective_s + 1e-9))
-        started = len(ttft)
-    else:
-        hist = result.wait_hist
-        p95 = wait_quantile(hist, 0.95)
-        within = sum(hist[: math.floor(objective_s + 1e-9) + 1])
-        started = sum(hist)
-    total = started + result.dropped
-    return p95, (within / total if total else 1.0)
 
 
 def shortfall_episodes(capacity: IntArray, demand: IntArray) -> IntArray:
@@ -258,28 +182,9 @@ def report_for(
     )
 
 
-def dominators(
-    row: Scored, others: Sequence[Scored], *, slack: float = DOMINANCE_SLACK
-) -> tuple[str, ...]:
-    """The baselines among `others` that dominate `row`: lower cost and a drop rate at most
-    `slack` above its own. References (oracle, fluid) and the row itself never count."""
-    return tuple(
-        o.policy
-        for o in others
-        if o.policy in BASELINES
-        and o.policy != row.policy
-        and o.cost_usd < row.cost_usd
-        and o.drop_rate <= row.drop_rate + slack
-    )
-
-
 def with_dominance(reports: Sequence[PolicyReport]) -> tuple[PolicyReport, ...]:
     """Every report with its `dominated_by` filled from the others of the same run."""
     return tuple(replace(r, dominated_by=dominators(r, reports)) for r in reports)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.3f} %"
 
 
 def _within(r: PolicyReport | SummaryRow) -> str:
@@ -301,7 +206,7 @@ def markdown_table(reports: Sequence[PolicyReport]) -> str:
     rows = [head, rule]
     for r in reports:
         rows.append(
-            f"| {r.policy} | {r.requests} | {r.dropped} | {_pct(r.drop_rate)} "
+            f"| {r.policy} | {r.requests} | {r.dropped} | {percent(r.drop_rate)} "
             f"| {r.gpu_hours:.1f} | {r.cost_usd:.2f} | {100 * r.utilization:.1f} % "
             f"| {100 * r.utilization_billed:.1f} % "
             f"| {r.p50_wait_s:.0f} | {r.p99_wait_s:.0f} | {r.scale_up_latency_s:.1f} "
@@ -453,140 +358,13 @@ def summarise_seeds(per_seed: Sequence[Sequence[PolicyReport]]) -> tuple[Summary
                 cost_vs_oracle=ratio(name, "oracle"),
                 cost_vs_fluid=ratio(name, "fluid"),
                 cost_vs_kpa=ratio(name, "kpa"),
-                zero=_mean_zero([r.zero for r in by[name] if r.zero is not None]),
+                zero=mean_zero([r.zero for r in by[name] if r.zero is not None]),
                 ttft_p95_s=mean(name, "ttft_p95_s"),
                 within_objective=mean(name, "within_objective"),
                 ttft_objective_s=by[name][0].ttft_objective_s,
             )
         )
     return tuple(replace(r, dominated_by=dominators(r, rows)) for r in rows)
-
-
-def _mean_zero(runs: Sequence[ZeroWaits]) -> ZeroWaits | None:
-    if not runs:
-        return None
-    keys = ZeroWaits.__dataclass_fields__
-    return ZeroWaits(**{k: float(np.mean([getattr(z, k) for z in runs])) for k in keys})
-
-
-def geometric_mean(values: Sequence[float]) -> float | None:
-    """The geometric mean of positive values (None when there are none)."""
-    ok = [v for v in values if v > 0 and math.isfinite(v)]
-    return float(np.exp(np.mean(np.log(ok)))) if ok else None
-
-
-# -- targets ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TargetCheck:
-    """One docs/benchmark.md target, met or not, where, with the numbers."""
-
-    name: str
-    where: str  # a trace, "corpus", or "timing"
-    met: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {"target": self.name, "where": self.where, "met": self.met, "detail": self.detail}
-
-
-# docs/benchmark.md "Targets" (fractions; 0.0001 is 0.01 percentage point). Never loosen.
-KPA_COST_SHARE = 0.85
-KPA_DROP_SLACK = 0.0001
-NYC_TRACE = "nyc_taxi"
-NYC_COST_VS_ORACLE = 1.00
-NYC_UTILIZATION = 0.89
-NYC_DROP_SLACK = 0.0002
-ANY_COST_VS_ORACLE = 1.35
-ANY_DROP_SLACK = 0.0005
-
-
-def _trace_key(name: str) -> str:
-    return name.removesuffix(".csv")
-
-
-def check_targets(
-    by_trace: Mapping[str, Sequence[Scored]], *, policy: str = "ciuic", corpus: bool = False
-) -> tuple[TargetCheck, ...]:
-    """docs/benchmark.md's targets for `policy`. `by_trace` maps a trace name to its rows (a
-    run's reports, or the means over seeds). Per trace: no baseline dominates it; cost <= 1.35
-    x oracle and drops <= oracle + 0.05 pt; on nyc_taxi cost <= 1.00 x oracle, utilisation >=
-    89 % and drops <= oracle + 0.02 pt. With `corpus`: the geometric mean of cost / KPA over
-    the traces <= 0.85, with a drop rate <= KPA's + 0.01 pt on every trace (the stricter
-    reading of "at drop rate <= KPA's + 0.01 pt"). A trace without the policy or the oracle
-    is skipped."""
-    out: list[TargetCheck] = []
-    kpa_shares: list[float] = []
-    kpa_worse: list[str] = []
-    kpa_missing = False
-    for trace, rows in by_trace.items():
-        by = {r.policy: r for r in rows}
-        c, o = by.get(policy), by.get("oracle")
-        if c is None:
-            continue
-        dom = dominators(c, rows)
-        out.append(
-            TargetCheck(
-                "no baseline dominates",
-                trace,
-                not dom,
-                f"dominated by {', '.join(dom)}" if dom else "none dominates",
-            )
-        )
-        if o is not None:
-            ratio = c.cost_usd / o.cost_usd if o.cost_usd else math.inf
-            extra = c.drop_rate - o.drop_rate
-            out.append(
-                TargetCheck(
-                    "cost <= 1.35 x oracle, drops <= oracle + 0.05 pt",
-                    trace,
-                    ratio <= ANY_COST_VS_ORACLE and extra <= ANY_DROP_SLACK,
-                    f"{ratio:.3f} x oracle; drops {_pct(c.drop_rate)} vs {_pct(o.drop_rate)} "
-                    f"({100 * extra:+.4f} pt)",
-                )
-            )
-            if _trace_key(trace) == NYC_TRACE:
-                out.append(
-                    TargetCheck(
-                        "nyc: cost <= 1.00 x oracle, util >= 89 %, drops <= oracle + 0.02 pt",
-                        trace,
-                        ratio <= NYC_COST_VS_ORACLE
-                        and c.utilization >= NYC_UTILIZATION
-                        and extra <= NYC_DROP_SLACK,
-                        f"{ratio:.3f} x oracle; util {100 * c.utilization:.1f} %; "
-                        f"drops {100 * extra:+.4f} pt",
-                    )
-                )
-        k = by.get("kpa")
-        if k is None or not k.cost_usd:
-            kpa_missing = True
-        else:
-            kpa_shares.append(c.cost_usd / k.cost_usd)
-            if c.drop_rate > k.drop_rate + KPA_DROP_SLACK:
-                kpa_worse.append(f"{trace} ({100 * (c.drop_rate - k.drop_rate):+.4f} pt)")
-    if corpus:
-        g = geometric_mean(kpa_shares)
-        met = g is not None and g <= KPA_COST_SHARE and not kpa_worse and not kpa_missing
-        detail = (
-            "no KPA row" if g is None else f"geometric mean {g:.3f} x KPA over {len(kpa_shares)}"
-        )
-        detail += f"; drops above KPA's + 0.01 pt on {', '.join(kpa_worse)}" if kpa_worse else ""
-        out.append(
-            TargetCheck("cost <= 0.85 x KPA at drops <= KPA + 0.01 pt", "corpus", met, detail)
-        )
-    return tuple(out)
-
-
-def timing_check(name: str, seconds: float, limit_s: float) -> TargetCheck:
-    """A wall-time target measured by the shell (the pure core never reads the clock)."""
-    return TargetCheck(name, "timing", seconds < limit_s, f"{seconds:.1f} s (limit {limit_s:g} s)")
-
-
-def targets_markdown(checks: Sequence[TargetCheck]) -> str:
-    rows = ["| target | where | met | numbers |", "|---|---|---|---|"]
-    rows += [f"| {t.name} | {t.where} | {'yes' if t.met else 'NO'} | {t.detail} |" for t in checks]
-    return "\n".join(rows)
 
 
 # -- a corpus: many traces, each over seeds ------------------------------------------------------
@@ -655,7 +433,8 @@ class CorpusSummary:
                 )
                 lines.append(
                     f"| {trace} | {r.cost_usd:.2f} | {_ratio(r.cost_vs_oracle)} "
-                    f"| {_ratio(r.cost_vs_fluid)} | {_ratio(r.cost_vs_kpa)} | {_pct(r.drop_rate)} "
+                    f"| {_ratio(r.cost_vs_fluid)} | {_ratio(r.cost_vs_kpa)} "
+                    f"| {percent(r.drop_rate)} "
                     f"| {vs} | {100 * r.utilization:.1f} % | {100 * r.utilization_billed:.1f} % "
                     f"| {r.p99_wait_s:.1f} | {r.scale_actions:.0f} "
                     f"| {', '.join(r.dominated_by) or '-'} | {r.ttft_p95_s:.1f} | {_within(r)} |"
