@@ -30,6 +30,7 @@ from app.clock import Clock
 from app.kube.cluster import Cluster
 from app.main import create_app
 from app.settings import Settings
+from app.store.db import Database
 from app.store.migrate import upgrade
 from app.store.tables import metadata
 
@@ -227,6 +228,15 @@ async def engine_for(database_url: str) -> AsyncIterator[Any]:
     engine = create_async_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The store's own `Database` on a clean database of each backend."""
+    await truncate_all(database_url)
+    database = Database(database_url)
+    yield database
+    await database.dispose()
 
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"

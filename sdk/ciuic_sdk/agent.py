@@ -48,6 +48,7 @@ import httpx
 
 from ciuic_sdk._client import Client
 from ciuic_sdk._errors import CiuicError, Invalid, Unavailable
+from ciuic_sdk._options import parse_labels
 
 __all__ = [
     "LATENCY_HISTOGRAMS",
@@ -509,16 +510,6 @@ class Agent:
         self.client.close()
 
 
-def _labels(values: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise argparse.ArgumentTypeError(f"--label wants name=value, got {item!r}")
-        out[name] = value
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ciuic-agent", description="Push GPU and queue gauges of this pod to Ciuic."
@@ -569,7 +560,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = N
         queue_metric=args.queue_metric,
         running_metric=args.running_metric,
         buffer_size=args.buffer_size,
-        extra_labels=_labels(args.label) or None,
+        extra_labels=parse_labels(args.label) or None,
     )
     changes: dict[str, Any] = {}
     if args.no_gpu:

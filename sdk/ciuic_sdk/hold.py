@@ -43,6 +43,7 @@ from starlette.routing import Route
 
 from ciuic_sdk._client import AsyncClient
 from ciuic_sdk._errors import CiuicError
+from ciuic_sdk._options import parse_labels
 
 __all__ = ["HoldConfig", "HoldProxy", "HoldStats", "main"]
 
@@ -247,16 +248,6 @@ def _expired(max_hold_s: float) -> JSONResponse:
 # -- command line -----------------------------------------------------------------------------
 
 
-def _labels(values: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--label wants key=value, got {item!r}")
-        out[key] = value
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     p = argparse.ArgumentParser(
@@ -288,7 +279,7 @@ def config_from_args(args: argparse.Namespace) -> HoldConfig:
         ciuic_url=args.ciuic_url,
         token=args.token,
         job=args.job,
-        labels=_labels(args.label),
+        labels=parse_labels(args.label),
         metric=args.metric,
         health_path=args.health_path,
         max_hold_s=args.max_hold,

@@ -4,7 +4,6 @@ out), aggregations, the capacity signal, and a metric nobody pushes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,17 +12,8 @@ from app.policy import parse_spec
 from app.store.db import Database
 from app.store.observations import read_metrics, read_metrics_many
 from app.store.series import SampleRow, SeriesKey, SeriesStore
-from tests.conftest import truncate_all
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await truncate_all(database_url)
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 def spec(name: str, metrics: list[dict[str, Any]], **more: Any) -> Any:

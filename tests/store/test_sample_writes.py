@@ -5,7 +5,6 @@ whose connection is lost in the middle of its COPY, leaves nothing behind."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ from app.store.tables import samples, series
 from tests.conftest import truncate_all
 
 NOW_US = 1_800_000_000_000_000
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await truncate_all(database_url)
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 def batch(n: int, value: float, ts_us: int = NOW_US, first: int = 0) -> list[SampleRow]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -32,14 +31,6 @@ class Ticks:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await truncate_all(database_url)
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 def pod_rows(job: str, pod: str, n: int = 300, ts_us: int = NOW_US) -> list[SampleRow]:

@@ -8,7 +8,6 @@ import math
 import multiprocessing
 import os
 import time
-from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -28,7 +27,7 @@ from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.forecasts import _background_priority, fit_forecast, refit_due
 from app.workers.reconciler import reconcile_once
 from testkit.clock import FakeClock
-from tests.conftest import LiveServer, truncate_all
+from tests.conftest import LiveServer
 
 DAY = 86400.0
 SPEC: dict[str, Any] = {
@@ -66,14 +65,6 @@ async def push_history(db: Database, end: float, days: float, pods: int = 2) -> 
     for i in range(0, len(rows), 5000):
         async with db.transaction() as conn:
             await store.write(conn, rows[i : i + 5000], now_us=round(end * 1e6))
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await truncate_all(database_url)
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 async def add_scaler(db: Database, **changes: Any) -> None:

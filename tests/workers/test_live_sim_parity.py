@@ -11,7 +11,6 @@ capacity, the window, the hold), through the store's JSON round trip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
 from testkit.clock import FakeClock
-from tests.conftest import truncate_all
 from tests.sim.helpers import SC
 
 T0 = 1_800_000_000.0
@@ -47,14 +45,6 @@ def script() -> list[tuple[float, float, float]]:
     for _ in range(30):  # quiet again
         steps.append((30.0, 0.0, 0.15))
     return steps
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await truncate_all(database_url)
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 async def test_the_reconciler_and_the_simulator_decide_alike(db: Database) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
 from app.workers.reconciler import reconcile_once
 from testkit.clock import FakeClock
-from tests.conftest import truncate_all
 
 BRIEF: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parents[1] / "policy" / "brief.yaml").read_text()
@@ -32,14 +31,6 @@ class MissingCluster(RecordingCluster):
 
     async def observe(self, target: TargetRef) -> DeploymentState:
         raise TargetNotFound(f"deployments.apps {target.name!r} not found")
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await truncate_all(database_url)
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 async def add_scaler(db: Database, **changes: Any) -> None:
