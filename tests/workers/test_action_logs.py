@@ -13,9 +13,7 @@ from app.policy.spec import TargetRef
 from app.store.db import Database
 from app.workers.reconciler import reconcile_once
 from testkit.clock import FakeClock
-from tests.workers.test_reconciler import NOW, add_scaler, db, push
-
-__all__ = ["db"]  # the fixture, shared with the reconciler's tests
+from tests.workers.test_reconciler import NOW, add_scaler, push
 
 LOGGER = "ciuic.workers.reconciler"
 
