@@ -20,7 +20,7 @@ from app.services import scalers
 from app.services.audit import audit
 from app.services.backfill import history_selector
 from app.services.errors import Conflict, Invalid, NotFound, Stale
-from app.services.forecasts import load_history
+from app.services.forecasts import asleep_spans, load_history
 from app.services.jobs import Slot, replay_job, trace_job, tune_job
 from app.services.principals import Principal
 from app.services.shell import Shell
@@ -65,8 +65,9 @@ async def stored_load(shell: Shell, name: str, t0: float, t1: float) -> StoredLo
             ],
         )
     async with shell.db.read() as conn:
+        asleep = await asleep_spans(conn, name, t0, t1) if spec.min_replicas == 0 else []
         history = await load_history(
-            conn, spec, t1, span_s=t1 - t0, series=history_selector(name, spec)
+            conn, spec, t1, span_s=t1 - t0, series=history_selector(name, spec), asleep=asleep
         )
     if history is None or len(history) < 12:
         raise Invalid(

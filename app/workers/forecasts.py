@@ -33,7 +33,13 @@ from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
 from app.policy import ScalerSpec, SpecError
 from app.policy.types import LoadForecast
 from app.services.backfill import Backfilled, Backfiller, history_selector
-from app.services.forecasts import GRID_STEP_S, ForecastCache, load_history
+from app.services.forecasts import (
+    GRID_STEP_S,
+    HISTORY_S,
+    ForecastCache,
+    asleep_spans,
+    load_history,
+)
 from app.services.specs import SpecCache
 from app.settings import Settings
 from app.store import forecasts as store
@@ -157,7 +163,15 @@ async def refit_due(
     for name, spec, wanted in due:
         now = clock.now()
         async with db.read() as conn:
-            history = await load_history(conn, spec, now, series=history_selector(name, spec))
+            # at zero no pod pushes: the spans it slept are no load, not gaps
+            asleep = (
+                await asleep_spans(conn, name, now - HISTORY_S, now)
+                if spec.min_replicas == 0
+                else []
+            )
+            history = await load_history(
+                conn, spec, now, series=history_selector(name, spec), asleep=asleep
+            )
         filled = backfilled.get(name)
         if history is None:
             if filled is not None and filled.error is not None:

@@ -18,7 +18,7 @@ import pytest
 from app.kube.cluster import RecordingCluster
 from app.policy import parse_spec
 from app.policy.types import LoadForecast
-from app.services.forecasts import ForecastCache, load_history
+from app.services.forecasts import ForecastCache, asleep_spans, load_history, zero_spans
 from app.settings import Settings
 from app.store import forecasts as forecast_store
 from app.store import scalers as scaler_store
@@ -114,6 +114,75 @@ async def test_a_pod_restart_and_a_silent_hour_leave_a_usable_history(db: Databa
     np.testing.assert_allclose(history.values[~silent], expected, rtol=1e-6)
     forecast, _details = fit_forecast(parse_spec(SPEC), history, NOW)
     assert forecast.failed is None and np.isfinite(forecast.mean).all()
+
+
+async def test_the_nights_a_deployment_slept_at_zero_are_no_load_not_gaps(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scaler at `min_replicas: 0` scaled its target to zero from midnight to 06:00 each
+    night: no pod pushed then, and its recorded scale actions say why. Those buckets are 0 in
+    its history (the forecast learns the quiet night); an hour nobody pushed while pods were
+    up stays a gap; a scaler that never slept reads its silent nights as gaps."""
+    store = SeriesStore(max_series_per_job=1000, lateness_us=10**13)
+    midnight = NOW - NOW % DAY  # today 00:00; NOW is 08:00
+    nights = [(midnight - DAY * d, midnight - DAY * d + 6 * 3600) for d in (1, 0)]
+    silent = (midnight - 12 * 3600, midnight - 11 * 3600)  # yesterday noon: pods up, no push
+    times = np.arange(NOW - 2 * DAY, NOW, 60.0)
+    quiet = [*nights, silent]
+    rows = [
+        SampleRow(SeriesKey.of("request_rate", {"job": "llm", "pod": "p0"}), round(t * 1e6), v)
+        for t, v in zip(times, daily_load(times), strict=True)
+        if not any(lo <= t < hi for lo, hi in quiet)
+    ]
+    async with db.transaction() as conn:
+        await store.write(conn, rows, now_us=round(NOW * 1e6))
+        await scaler_store.upsert_scaler(
+            conn, "deepseek-service", {**SPEC, "min_replicas": 0}, now_us=0
+        )
+        actions = [(midnight - 3 * DAY, 2)] + [
+            (at, count) for lo, hi in nights for at, count in ((lo, 0), (hi, 2))
+        ]
+        for at, count in actions:
+            await scaler_store.add_event(
+                conn, "deepseek-service", ts_us=round(at * 1e6), kind="action",
+                replicas=count, message=f"scaled to {count}",
+            )  # fmt: skip
+    async with db.read() as conn:
+        spans = await asleep_spans(conn, "deepseek-service", NOW - 2 * DAY, NOW)
+        slept = await load_history(conn, parse_spec(SPEC), NOW, asleep=spans)
+        unexplained = await load_history(conn, parse_spec(SPEC), NOW)
+    assert spans == nights
+    assert slept is not None and unexplained is not None
+    t = slept.start + 300 * np.arange(len(slept))
+    at_night = np.array([any(lo <= b < hi for lo, hi in nights) for b in t])
+    in_silence = (t >= silent[0]) & (t < silent[1])
+    assert at_night.sum() == 2 * 72  # two nights of 5-minute buckets
+    assert (slept.values[at_night] == 0.0).all()
+    assert np.isnan(slept.values[in_silence]).all() and in_silence.sum() == 12
+    assert np.isfinite(slept.values[~at_night & ~in_silence]).all()
+    u = unexplained.start + 300 * np.arange(len(unexplained))
+    assert np.isnan(unexplained.values[(u >= nights[1][0]) & (u < nights[1][1])]).all()
+    # the refit reads the history that way for a scaler that may sleep
+    import app.workers.forecasts as refits
+
+    read: list[Any] = []
+
+    async def spied(*args: Any, **kwargs: Any) -> Any:
+        read.append(kwargs.get("asleep"))
+        return await load_history(*args, **kwargs)
+
+    monkeypatch.setattr(refits, "load_history", spied)
+    assert await refit_due(db, ForecastCache(), FakeClock(NOW), Settings()) == 1
+    assert [[(round(lo), round(hi)) for lo, hi in r] for r in read] == [nights]
+
+
+def test_zero_spans_run_from_a_scale_to_zero_to_the_next_scale_up() -> None:
+    assert zero_spans([], 100.0) == []
+    assert zero_spans([(0.0, 3), (10.0, 0), (20.0, 0), (30.0, 1), (40.0, 0)], 50.0) == [
+        (10.0, 30.0),
+        (40.0, 50.0),
+    ]
+    assert zero_spans([(0.0, 0)], 50.0) == [(0.0, 50.0)]
 
 
 async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
