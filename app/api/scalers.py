@@ -504,7 +504,8 @@ async def list_events(
     since: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
     until: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
     kind: Annotated[
-        list[str] | None, Query(description="decision, action, dry_run, error, spec")
+        list[str] | None,
+        Query(description="decision, action, dry_run, error, spec, backfill, rollout, skip"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
