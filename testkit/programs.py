@@ -1,7 +1,8 @@
 """Real programs the tests run beside the service (Debian's `prometheus`, `promtool`,
 `prometheus-pushgateway`): found, or the test skipped naming the package (failed instead under
 CI=true, so CI never passes without having run them); started on a port with their output in a
-log, waited for until their `/-/ready` answers, and stopped.
+log, waited for until their `/-/ready` answers, and stopped; and `eventually`, which waits for
+what they do.
 """
 
 from __future__ import annotations
@@ -10,13 +11,29 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
-__all__ = ["log_tail", "required_program", "serving", "stop"]
+__all__ = ["eventually", "log_tail", "required_program", "serving", "stop"]
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], what: str, log: Callable[[], str], deadline_s: float) -> T:
+    """`check()`'s first truthy answer, asked every 0.25 s; after `deadline_s` an
+    AssertionError saying `what` did not happen in time, with `log()` (the program's log)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {deadline_s} s\n{log()}")
+        time.sleep(0.25)
 
 
 def required_program(program: str, package: str, *, in_ci: bool) -> str:

@@ -25,6 +25,7 @@ from app.services.forecasts import GRID_STEP_S, HISTORY_S
 from app.settings import Settings
 from app.store.db import Database
 from app.store.forecasts import StoredForecast, get_forecast
+from testkit.programs import eventually
 from tests.conftest import IN_CI, LiveServer, free_port, start_server, truncate_all
 from tests.prometheus.conftest import Exporter, start_prometheus
 
@@ -112,14 +113,7 @@ def _service(database_url: str, prometheus_url: str) -> Iterator[LiveServer]:
 
 
 def _eventually(check: Callable[[], Any], what: str, log: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {DEADLINE_S} s\n{log()}")
-        time.sleep(0.25)
+    return eventually(check, what, log, DEADLINE_S)
 
 
 def _stored_forecast(live: LiveServer) -> StoredForecast | None:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from testkit.programs import eventually
 from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.prometheus.conftest import Exporter, Prometheus, start_prometheus
 
@@ -18,14 +19,7 @@ DEADLINE_S = 45  # scrape 1 s + WAL read + batch deadline 1 s, on a loaded machi
 
 
 def _eventually(check: Callable[[], Any], prometheus: Prometheus, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {DEADLINE_S} s\n{prometheus.log_tail()}")
-        time.sleep(0.25)
+    return eventually(check, what, prometheus.log_tail, DEADLINE_S)
 
 
 def _series(server: LiveServer, match: str, headers: dict[str, str]) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ when Prometheus goes away the decision holds and names Prometheus and the error.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from app.settings import Settings
+from testkit.programs import eventually
 from tests.conftest import LiveServer, start_server, truncate_all
 from tests.prometheus.conftest import Exporter, start_prometheus
 
@@ -35,14 +35,7 @@ SPEC = {
 
 
 def _eventually(check: Callable[[], Any], what: str, log: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {DEADLINE_S} s\n{log()}")
-        time.sleep(0.25)
+    return eventually(check, what, log, DEADLINE_S)
 
 
 @contextmanager
