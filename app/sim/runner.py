@@ -457,18 +457,24 @@ def run_corpus(
     orders = {src.name: order_for(src) for src in sources}
     plot_seed = seeds[0] if series else None
 
-    # One task per trace runs every ciuic-kind entry on every seed: they replay the same load,
-    # so a process fits its forecasts once (app.sim.ciuic) and tunes once per trace. Longest
-    # windows first, so the pool's processes finish together; then the references and
-    # baselines, one task per trace and seed (a worker builds the workload once for them).
+    # Over a corpus, one task per trace runs every ciuic-kind entry on every seed: they replay
+    # the same load, so a process fits its forecasts once (app.sim.ciuic) and tunes once per
+    # trace; longest windows first, so the pool's processes finish together. A single trace
+    # has too little else to run beside such a task: one task per run spreads it over the
+    # pool. Then the references and baselines, one task per trace and seed (a worker builds
+    # the workload once for them).
     def length(src: TraceSource) -> int:
         return _source_workload(src, src.scenario_for(sc), seeds[0]).duration_s
 
     tasks = []
     for src in sorted(sources, key=length, reverse=True):
         ours = tuple(e for e in orders[src.name] if e.kind == "ciuic")
-        if ours:
-            tasks.append(_Task(src, tuple(seeds), ours, src.scenario_for(sc), spec, plot_seed))
+        scenario_here = src.scenario_for(sc)
+        if len(sources) > 1 and ours:
+            tasks.append(_Task(src, tuple(seeds), ours, scenario_here, spec, plot_seed))
+        else:
+            tasks += [_Task(src, (seed,), (e,), scenario_here, spec, plot_seed)
+                      for seed in seeds for e in ours]  # fmt: skip
     for src in sources:
         others = tuple(e for e in orders[src.name] if e.kind != "ciuic")
         tasks += [

@@ -41,24 +41,41 @@ def test_a_tuning_that_kept_the_example_spec_is_the_ciuic_run_under_its_own_name
         return real(name, **kw)
 
     monkeypatch.setattr(runner, "simulate_policy", counted)
-    source = TraceSource("sine.csv", text=_two_day_counts(), window_s=86400.0)
+    # a corpus (two traces): a trace's ciuic-kind runs share one process
+    sources = [
+        TraceSource(name, text=_two_day_counts(), window_s=86400.0) for name in ("a.csv", "b.csv")
+    ]
     kept = NamedPolicy("ciuic-kept", "ciuic", spec_from=kept_the_example)
     tighter = NamedPolicy(
         "ciuic-95", "ciuic", spec=candidate_spec(default_spec(runner.SCENARIOS["deepseek-7b"]),
                                                  gpu_target=95.0)
     )  # fmt: skip
     run = run_corpus(
-        [source], seeds=(0, 1), policies=("ciuic", kept, tighter, "kpa"), corpus_target=False
+        sources, seeds=(0, 1), policies=("ciuic", kept, tighter, "kpa"), corpus_target=False
     )
-    rows = {(r["policy"], r["seed"]): r for r in _rows(run.to_dict())}
-    for seed in (0, 1):
-        same, ours = rows[("ciuic-kept", seed)], rows[("ciuic", seed)]
+    rows = {(r["trace"], r["policy"], r["seed"]): r for r in _rows(run.to_dict())}
+    for trace, seed in [(t, s) for t in ("a.csv", "b.csv") for s in (0, 1)]:
+        same, ours = rows[(trace, "ciuic-kept", seed)], rows[(trace, "ciuic", seed)]
         assert {k: v for k, v in same.items() if k != "policy"} == {
             k: v for k, v in ours.items() if k != "policy"
         }
-        assert rows[("ciuic-95", seed)]["cost_usd"] != ours["cost_usd"]
-    # per seed: ciuic and ciuic-95 replayed, ciuic-kept not; kpa and the references once each
-    assert sorted(replays) == sorted(["ciuic", "ciuic-95", "kpa", "oracle", "fluid"] * 2)
+        assert rows[(trace, "ciuic-95", seed)]["cost_usd"] != ours["cost_usd"]
+    # per trace and seed: ciuic and ciuic-95 replayed, ciuic-kept not; kpa and the references
+    assert sorted(replays) == sorted(["ciuic", "ciuic-95", "kpa", "oracle", "fluid"] * 4)
+
+
+def test_a_single_trace_spreads_its_runs_one_per_task() -> None:
+    """With one trace there is too little beside a trace-wide task to keep a pool busy: each
+    ciuic-kind run is its own task (the baselines one per seed)."""
+    sizes: list[int] = []
+
+    def pool_map(fn: Any, tasks: Any) -> Any:
+        sizes.extend(len(t.entries) * len(t.seeds) for t in tasks)
+        return map(fn, tasks)
+
+    source = TraceSource("sine.csv", text=_two_day_counts(), window_s=86400.0)
+    run_corpus([source], seeds=(0, 1), policies=("ciuic", "kpa"), map_fn=pool_map)
+    assert sorted(sizes) == [1, 1, 3, 3]  # ciuic per seed; kpa, oracle, fluid per seed
 
 
 def _rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -66,5 +83,5 @@ def _rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for trace in doc["traces"]:
         for run in trace["runs"]:
-            out += [{**r, "seed": run["seed"]} for r in run["policies"]]
+            out += [{**r, "seed": run["seed"], "trace": trace["trace"]} for r in run["policies"]]
     return out
