@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.forecasting.types import Forecast
-from app.policy.types import LoadForecast
+from app.forecasting.wake import Wake
+from app.policy.types import LoadForecast, WakeForecast
 
 __all__ = ["to_load_forecast"]
 
@@ -34,4 +35,18 @@ def to_load_forecast(
         quantiles={float(q): tuple(float(v) for v in p) for q, p in forecast.quantiles.items()},
         failed=None,
         skill=forecast.skill,
+        wake=None if forecast.wake is None else _wake(forecast.wake),
+    )
+
+
+def _wake(wake: Wake) -> WakeForecast:
+    score = wake.score
+    return WakeForecast(
+        model=wake.model,
+        path=tuple(float(v) for v in wake.path),
+        events=score.events,
+        hits=score.hits,
+        quiet=score.quiet,
+        false_wakes=score.false_wakes,
+        earned=score.earned,
     )

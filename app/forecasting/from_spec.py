@@ -14,6 +14,7 @@ from typing import Any
 from app.forecasting.base import Forecaster
 from app.forecasting.registry import make_forecaster
 from app.forecasting.types import ConfigError
+from app.forecasting.wake import WithWake
 from app.policy.spec import DEFAULT_COLD_START_S, ScalerSpec
 from app.policy.spec.algorithms import ALGORITHM_ALIASES
 
@@ -70,4 +71,7 @@ def forecaster_for(spec: ScalerSpec, *, lead: int) -> Forecaster:
     if name is None:
         raise ConfigError("the spec asks for no forecast (reactive, or algorithm none)")
     params = _prophet_params(spec) if name == "prophet" else dict(spec.algorithm.params)
-    return make_forecaster(name, lead=lead, params=params)
+    model = make_forecaster(name, lead=lead, params=params)
+    if spec.min_replicas == 0:  # allowed to sleep: its forecast also says when to wake it
+        return WithWake(model, lead=lead)
+    return model

@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from app.forecasting.wake import Wake
 
 __all__ = [
     "BacktestScore",
@@ -134,6 +138,9 @@ class Forecast:
     # 1 - MAE / MAE of the last value, both backtested at the lead on the same origins: how
     # much the model has earned over "tomorrow is like now" (None: not measurable yet).
     skill: float | None = None
+    # The path a deployment at zero is woken by, and how that wake did at rest on the history
+    # (see app.forecasting.wake); None when the series never rests at zero.
+    wake: Wake | None = None
 
     def __len__(self) -> int:
         return int(self.mean.shape[0])

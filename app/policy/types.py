@@ -22,6 +22,7 @@ __all__ = [
     "Observation",
     "Reason",
     "ScalerState",
+    "WakeForecast",
 ]
 
 
@@ -61,6 +62,30 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class WakeForecast:
+    """What wakes a deployment at zero ahead of demand: the calibrated median path of `model`
+    (on the forecast's grid) and how its wake did at the history's moments at rest: of
+    `events` (demand came within the lead) it expected `hits`; of `quiet` ones it expected
+    demand at `false_wakes`. `earned` is the forecasting package's verdict on those counts
+    (app.forecasting.wake): only an earned wake may wake the deployment."""
+
+    model: str
+    path: tuple[float, ...]
+    events: int
+    hits: int
+    quiet: int
+    false_wakes: int
+    earned: bool
+
+    def describe(self) -> str:
+        share = self.false_wakes / self.quiet if self.quiet else 0.0
+        return (
+            f"{self.model} woke ahead of {self.hits} of {self.events} past wake-ups, for "
+            f"nothing at {share:.1%} of idle steps"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LoadForecast:
     """A forecast of the load signal on a regular grid starting at `start`.
 
@@ -81,6 +106,7 @@ class LoadForecast:
     quantiles: Mapping[float, tuple[float, ...]] = field(default_factory=dict)
     failed: str | None = None  # set when the last fit failed; the policy then falls back
     skill: float | None = None
+    wake: WakeForecast | None = None  # None: the series never rested at zero
 
 
 @dataclass(frozen=True, slots=True)

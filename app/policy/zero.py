@@ -12,11 +12,15 @@ forecast.
   request. With the default behaviour (no `behavior:` in the spec) the wake is not rate
   limited (as Knative's activator: 0 -> the pods the queue needs); a spec's own `behavior`
   still applies.
-- **Wake on the forecast**: a forecast with skill (the predictive step's gate: measured better
-  than the last value at its lead, fresh, finite, covering the horizon) that expects at least
-  one request (one unit of the load signal) from now to one cold start plus `forecast.buffer`
-  ahead wakes the deployment now, so its pods are Ready when that demand arrives (the morning
-  ramp), to the pods the forecast asks for (at least one).
+- **Wake on the forecast**: a forecast that has earned a say and expects at least one request
+  (one unit of the load signal) from now to one cold start plus `forecast.buffer` ahead wakes
+  the deployment now, so its pods are Ready when that demand arrives (the morning ramp), to
+  the pods the forecast asks for (at least one). Earned means either the predictive step's
+  gate (measured better than the last value at its lead, fresh, finite, covering the horizon;
+  its band's peak over the span) or the forecast's wake (`LoadForecast.wake`, judged by the
+  forecasting package at the history's moments at rest, where MAE cannot tell a model that
+  knows the morning from the last value's 0: app.forecasting.wake; its median path summed
+  over the grid buckets the span reaches, the rule its score was measured by).
 - **Sleep**: the need goes to zero, no preheat spare, once nothing asks for a pod: nothing
   waiting, the load signal at 0 where it is measured, the demand over the stable window under
   `IDLE_PODS` of one pod, and the forecast expecting less than one request within a cold start
@@ -40,7 +44,14 @@ from app.policy.reactive import ReactiveResult, Reading
 from app.policy.spec import ScalerSpec
 from app.policy.types import LoadForecast, Observation, Reason
 
-__all__ = ["IDLE_PODS", "ZeroResult", "expected_arrivals", "say_zero", "zero_step"]
+__all__ = [
+    "IDLE_PODS",
+    "ZeroResult",
+    "expected_arrivals",
+    "say_zero",
+    "wake_arrivals",
+    "zero_step",
+]
 
 IDLE_PODS = 0.05  # demand under 5 % of one pod's work over the window is no demand
 _EXPECTED = 1.0  # requests the forecast must expect within the horizon to count as demand
@@ -83,6 +94,44 @@ def expected_arrivals(
     return max(0.0, peak) * span
 
 
+def _fresh(spec: ScalerSpec, forecast: LoadForecast | None, now: float) -> bool:
+    return (
+        forecast is not None
+        and forecast.failed is None
+        and spec.scaler != "reactive"
+        and now - forecast.made_at <= spec.forecast.max_age
+        and forecast.step_s > 0
+    )
+
+
+def wake_arrivals(
+    spec: ScalerSpec, forecast: LoadForecast | None, now: float, lead: float
+) -> float | None:
+    """Requests the forecast's wake path expects in the grid buckets from `now` to `lead` plus
+    the buffer ahead (the rule its score was measured by: the median path over the lead, summed
+    over whole buckets); None unless that wake has earned a say (see LoadForecast.wake)."""
+    if not _fresh(spec, forecast, now):
+        return None
+    assert forecast is not None
+    wake = forecast.wake
+    if wake is None or not wake.earned:
+        return None
+    span = lead + spec.forecast.buffer
+    buckets = bucket_range(forecast.start, forecast.step_s, len(wake.path), now, now + span)
+    if not buckets:
+        return None
+    total = sum(max(0.0, wake.path[i]) for i in buckets) * forecast.step_s
+    return total if math.isfinite(total) else None
+
+
+def _no_wake(forecast: LoadForecast | None) -> str:
+    """Why no forecast looks ahead at zero, for the reason."""
+    wake = forecast.wake if forecast is not None else None
+    if wake is not None and not wake.earned:
+        return f"the forecast's wake has not earned a say ({wake.describe()})"
+    return "no forecast with skill to look ahead"
+
+
 def zero_step(spec: ScalerSpec, obs: Observation, reading: Reading, reactive: ReactiveResult,
               forecast: LoadForecast | None, now: float) -> ZeroResult:  # fmt: skip
     """Whether the need goes to zero, or wakes from it (see the module docstring)."""
@@ -90,7 +139,10 @@ def zero_step(spec: ScalerSpec, obs: Observation, reading: Reading, reactive: Re
         return _OFF
     current = obs.current_replicas
     lead = cold_start_s(spec, obs)
-    expected = expected_arrivals(spec, forecast, now, lead)
+    ahead = expected_arrivals(spec, forecast, now, lead)
+    woken = wake_arrivals(spec, forecast, now, lead)
+    known = [e for e in (ahead, woken) if e is not None]
+    expected = max(known) if known else None
     span = lead + spec.forecast.buffer
     values: dict[str, float] = {"cold_start_s": lead, "horizon_s": span}
     if expected is not None:
@@ -116,12 +168,14 @@ def zero_step(spec: ScalerSpec, obs: Observation, reading: Reading, reactive: Re
             f"the forecast expects {expected:.1f} requests within {span:.0f}s (cold start "
             f"{lead:.0f}s + buffer)"
         )
+        if woken is not None and woken >= _EXPECTED and forecast is not None and forecast.wake:
+            why += f"; its wake {forecast.wake.describe()}"
         code = Code.ZERO_WAKE_FORECAST
     else:
         if expected is None:
             why = (
-                "no demand (nothing waiting, no load); no forecast with skill to look ahead: "
-                "the demand alone decides"
+                f"no demand (nothing waiting, no load); {_no_wake(forecast)}: the demand "
+                "alone decides"
             )
         else:
             why = (

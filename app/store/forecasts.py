@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.policy.types import LoadForecast
+from app.policy.types import LoadForecast, WakeForecast
 from app.store.tables import forecasts
 
 __all__ = ["StoredForecast", "delete_forecast", "forecast_names", "get_forecast", "save_forecast"]
@@ -37,6 +38,7 @@ async def save_forecast(
                 "mean": list(forecast.mean),
                 "quantiles": {str(q): list(p) for q, p in forecast.quantiles.items()},
                 "skill": forecast.skill,
+                "wake": None if forecast.wake is None else dataclasses.asdict(forecast.wake),
             }
         ),
         "failed": forecast.failed,
@@ -64,8 +66,15 @@ async def get_forecast(conn: AsyncConnection, scaler: str) -> StoredForecast | N
         quantiles={float(q): tuple(float(v) for v in p) for q, p in points["quantiles"].items()},
         failed=row.failed,
         skill=points.get("skill"),  # absent in forecasts stored before skill was measured
+        wake=_wake(points.get("wake")),  # absent before the wake was judged
     )
     return StoredForecast(scaler, forecast, json.loads(row.details))
+
+
+def _wake(stored: dict[str, Any] | None) -> WakeForecast | None:
+    if not stored:
+        return None
+    return WakeForecast(**{**stored, "path": tuple(float(v) for v in stored["path"])})
 
 
 async def delete_forecast(conn: AsyncConnection, scaler: str) -> None:

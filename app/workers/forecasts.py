@@ -76,6 +76,11 @@ def fit_forecast(
     forecast = model.fit(history).predict(horizon, QUANTILES)
     chosen = getattr(model, "chosen", None)
     details["notes"] = list(forecast.notes)
+    if forecast.wake is not None:  # a scaler allowed to sleep: how its wake did at rest
+        verdict = "earned" if forecast.wake.score.earned else "not earned"
+        details["notes"].append(
+            f"wake from zero by {forecast.wake.model}: {forecast.wake.score.describe()} ({verdict})"
+        )
     details["backtest"] = asdict(forecast.backtest) if forecast.backtest else None
     if chosen:
         details["chosen"] = chosen

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.policy import Code, Decision, LoadForecast, ScalerState, decide
-from app.policy.types import MetricReading, Observation
+from app.policy.types import MetricReading, Observation, WakeForecast
 from tests.policy.helpers import GPU, QUEUE, T0, brief_document, flat_forecast, parse_spec
 
 COLD = 60.0  # the learned cold start these scenarios report
@@ -122,6 +122,58 @@ def test_a_forecast_without_skill_does_not_wake_it() -> None:
     d = decide(zero_spec(), at_zero(0.0), fc, ScalerState(), nine - 30)
     assert d.replicas == 0
     assert "no forecast with skill" in bounds_reason(d).message
+
+
+def woken_forecast(made_at: float, ramp_at: float, *, earned: bool) -> LoadForecast:
+    """A forecast whose MAE has no skill (the last value, 0, is as good at rest), with a wake
+    path that rises at `ramp_at` and a wake score from the history's moments at rest."""
+    path = tuple(0.0 if made_at + 60 * k < ramp_at else 2.0 for k in range(180))
+    hits, false = (11, 84) if earned else (0, 0)
+    wake = WakeForecast("auto:adaptive", path, 35, hits, 2552, false, earned)
+    flat = tuple(0.0 for _ in path)
+    return LoadForecast("auto:adaptive", made_at, made_at, 60.0, flat, skill=0.0, wake=wake)
+
+
+def test_an_earned_wake_wakes_it_ahead_of_the_ramp_where_mae_skill_is_none() -> None:
+    """The wake is judged on the moments at rest, not on MAE: a forecast that caught 11 of 35
+    past wake-ups, for nothing at 3 % of idle steps, wakes the deployment before 09:00 though
+    its MAE skill is 0, and the reason says how its wake did."""
+    nine = T0 + 3600.0
+    s = zero_spec()
+    fc = woken_forecast(nine - 1800, nine, earned=True)
+    state = ScalerState(since=T0)
+    woke_at = None
+    for k in range(-60, 1):
+        now = nine + 5.0 * k
+        d = decide(s, at_zero(0.0), fc, state, now)
+        state = d.state
+        if d.replicas > 0:
+            woke_at = now
+            reason = bounds_reason(d)
+            assert reason.code == Code.ZERO_WAKE_FORECAST
+            assert "woke ahead of 11 of 35 past wake-ups" in reason.message
+            break
+    assert woke_at is not None
+    # one grid bucket of 60 s must be reached by the cold start + buffer: within 120 s before
+    assert nine - COLD - s.forecast.buffer <= woke_at < nine
+
+
+def test_an_unearned_wake_does_not_wake_it_and_the_reason_says_why() -> None:
+    nine = T0 + 3600.0
+    fc = woken_forecast(nine - 1800, nine, earned=False)
+    d = decide(zero_spec(), at_zero(0.0), fc, ScalerState(), nine - 30)
+    assert d.replicas == 0
+    message = bounds_reason(d).message
+    assert "the forecast's wake has not earned a say" in message
+    assert "woke ahead of 0 of 35 past wake-ups" in message
+
+
+def test_a_stale_wake_does_not_wake_it() -> None:
+    nine = T0 + 3600.0
+    s = zero_spec()
+    fc = woken_forecast(nine - s.forecast.max_age - 600, nine, earned=True)
+    d = decide(s, at_zero(0.0), fc, ScalerState(), nine - 30)
+    assert d.replicas == 0
 
 
 def idle_until_zero(s: Any, forecast: LoadForecast | None, pods: int = 2) -> list[Decision]:

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from app.forecasting.types import History
 from app.kube.cluster import RecordingCluster
 from app.policy import parse_spec
 from app.policy.types import LoadForecast
@@ -183,6 +184,32 @@ def test_zero_spans_run_from_a_scale_to_zero_to_the_next_scale_up() -> None:
         (40.0, 50.0),
     ]
     assert zero_spans([(0.0, 0)], 50.0) == [(0.0, 50.0)]
+
+
+async def test_a_sleeping_scalers_forecast_keeps_its_wake_through_the_store(
+    db: Database,
+) -> None:
+    """Three weeks of office hours (0 at night and at weekends, a ramp at 08:00 on business
+    days): a min-0 scaler's fit judges its wake at rest, and the stored forecast carries the
+    wake's path and score back to the policy; its notes say how the wake did."""
+    step = 300.0
+    t = np.arange(0.0, 21 * DAY, step)
+    business = ((t // DAY) % 7) < 5
+    hour = (t % DAY) / 3600.0
+    load = np.where(business & (hour >= 8) & (hour < 18), 2.0, 0.0)
+    history = History(NOW - 21 * DAY, step, load)
+    spec = parse_spec({**SPEC, "min_replicas": 0, "cold_start": "60s"})
+    forecast, details = fit_forecast(spec, history, NOW)
+    assert forecast.wake is not None and forecast.wake.earned
+    assert forecast.wake.hits >= 2 and forecast.wake.false_wakes == 0
+    assert any(n.startswith("wake from zero by wake:season=") for n in details["notes"])
+    async with db.transaction() as conn:
+        await forecast_store.save_forecast(conn, "deepseek-service", forecast, details)
+    async with db.read() as conn:
+        stored = await forecast_store.get_forecast(conn, "deepseek-service")
+    assert stored is not None and stored.forecast.wake == forecast.wake
+    always_up, _ = fit_forecast(parse_spec(SPEC), history, NOW)
+    assert always_up.wake is None
 
 
 async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
