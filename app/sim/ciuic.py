@@ -158,7 +158,9 @@ class CiuicPolicy:
         if not self._chain:  # the first call: a new model, always a full fit
             full = True
             params = json.dumps(self.spec.algorithm.params, sort_keys=True, default=str)
-            self._chain = _digest(f"{name}|{params}|{lead}|{horizon}|{self.step_s}".encode())
+            wake = self.spec.min_replicas == 0  # forecaster_for adds the wake model
+            key = f"{name}|{params}|{lead}|{horizon}|{self.step_s}|{wake}"
+            self._chain = _digest(key.encode())
         values = np.asarray(hist, dtype=np.float64)
         self._chain = _digest(
             self._chain + struct.pack("<?dd", full, first, now_unix) + values.tobytes()

@@ -15,7 +15,7 @@ docs/benchmark.md lists, written as the CSV text of either shape.
 - `scale_from_zero`: 5-minute counts of a dev/internal deployment: nothing at night and at
   weekends but a few stray sessions (someone trying the model), a morning ramp on business
   days (starting 07:30-08:00, full by 09:30), a lunch dip, quiet by 19:00-20:00. Scored on a
-  Monday after a week of history, with `min_replicas: 0` and requests held up to 300 s
+  Monday after three weeks of history, with `min_replicas: 0` and requests held up to 300 s
   while no pod is Ready (`ZERO_SCENARIO`: the SDK's hold proxy, Knative's activator).
 
 Count series carry history before their scored window (`GeneratedTrace.window_s`), like the real
@@ -207,7 +207,10 @@ def _llm_diurnal(rng: np.random.Generator) -> str:
 
 
 def _scale_from_zero(rng: np.random.Generator) -> str:
-    step, days = 300, 8  # a week of history (a weekend in it), then a Monday scored
+    # Three weeks of history, then a Monday scored: a week's pattern (business days, quiet
+    # weekends) is only learnable from more than one week of it, as it would be in production
+    # after the deployment has run a while; with one week there is no past Monday to go by.
+    step, days = 300, 22
     n = days * DAY // step
     h = _hours(n, step)
     day_of = np.arange(n) * step // DAY
@@ -264,6 +267,6 @@ GENERATED: tuple[GeneratedTrace, ...] = (
     GeneratedTrace("weekly_holidays", 1, 7 * DAY),  # 3 weeks of history
     GeneratedTrace("llm_bursty", 1, None),
     GeneratedTrace("llm_diurnal", 1, None),
-    # a Monday: the night at zero, the morning ramp, the evening back to zero; a week before
+    # a Monday: the night at zero, the morning ramp, the evening back to zero; three weeks before
     GeneratedTrace("scale_from_zero", 1, DAY, ZERO_SCENARIO),
 )

@@ -14,7 +14,7 @@ from app.sim.ciuic import CiuicPolicy, default_spec
 from app.sim.corpus import GENERATED, ZERO_SCENARIO
 from app.sim.engine import SCENARIOS
 from app.sim.report import report_for
-from app.sim.runner import TraceSource, run_corpus
+from app.sim.runner import TraceSource, _source_workload, run_corpus
 from app.sim.traces import workload_from_arrivals
 from tests.sim.helpers import Fixed, run
 
@@ -99,9 +99,45 @@ def test_the_corpus_family_reports_cost_and_first_request_waits_per_policy() -> 
     always_on = rows["ciuic-min1"].zero
     assert always_on is not None and always_on.first_requests == 0
     assert always_on.hours_at_zero < 0.01  # the window opens at zero: up at its first decision
-    assert rows["ciuic"].zero is not None and rows["ciuic"].zero.hours_at_zero > 10
-    assert rows["kpa"].zero is not None and rows["kpa"].zero.hours_at_zero > 10
+    asleep = rows["oracle"].zero
+    assert asleep is not None and asleep.hours_at_zero > 10  # the night and the evening
+    ciuic, kpa = rows["ciuic"].zero, rows["kpa"].zero
+    assert kpa is not None and kpa.hours_at_zero > 10
+    # ciuic sleeps most of it: its wake (earned on the past weeks) spends some of the idle
+    # time up for nothing, for first requests that find a pod Ready rather than waiting
+    assert ciuic is not None and ciuic.hours_at_zero > 0.75 * asleep.hours_at_zero
+    assert ciuic.first_requests < kpa.first_requests
     assert rows["ciuic"].cost_usd < rows["ciuic-min1"].cost_usd  # zero pays at night
     assert "#### Scale to zero" in summary.markdown()
     doc = summary.to_dict()
     assert "zero" in doc["traces"][0]["mean_over_seeds"][0]  # type: ignore[index]
+
+
+def test_the_wake_earned_on_past_mornings_has_pods_ready_for_mondays_ramp() -> None:
+    """The corpus family's Monday after three weeks: nothing waits at 07:00, and the forecast's
+    wake (judged on the past mornings, where MAE gives it no skill) wakes the deployment before
+    the ramp's first requests, which find a pod Ready rather than waiting a cold start."""
+    (entry,) = [g for g in GENERATED if g.family == "scale_from_zero"]
+    source = TraceSource.of(entry)
+    sc = source.scenario_for(SCENARIOS["deepseek-7b"])
+    wl = _source_workload(source, sc, 0)
+    policy = CiuicPolicy.build(sc, wl, default_spec(sc))
+    woken: list[tuple[float, str]] = []
+    decide = policy.decide
+
+    def recording(view: object) -> int:
+        out = decide(view)  # type: ignore[arg-type]
+        reason = policy.last_decision.reasons[7]  # type: ignore[union-attr]
+        if reason.code == Code.ZERO_WAKE_FORECAST:
+            woken.append((float(view.now), reason.message))  # type: ignore[attr-defined]
+        return out
+
+    policy.decide = recording  # type: ignore[method-assign]
+    res = run(wl, policy, initial=0, sc=sc)
+    # the ramp: the first minute after 07:00 with more requests than a stray session brings
+    per_min = wl.arrivals[: len(wl.arrivals) // 60 * 60].reshape(-1, 60).sum(axis=1)
+    ramp = 60 * int(np.flatnonzero((np.arange(per_min.size) >= 7 * 60) & (per_min >= 5))[0])
+    before = [(t, m) for t, m in woken if 7 * 3600 <= t < ramp]
+    assert before, f"no forecast wake between 07:00 and the ramp at {ramp / 3600:.2f} h"
+    assert "its wake wake:season=2016" in before[0][1]
+    assert res.ready[ramp] >= 1  # Ready when the ramp's first requests came
