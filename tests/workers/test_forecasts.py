@@ -269,6 +269,47 @@ async def test_the_policy_scales_ahead_of_the_morning_ramp(db: Database) -> None
     assert scaler.last_decision["replicas"] > current
 
 
+MONDAY = 1_800_230_400.0  # 2027-01-18 00:00 UTC, a Monday
+
+
+async def test_an_earned_wake_scales_a_sleeping_deployment_up_before_the_morning(
+    db: Database,
+) -> None:
+    """The live path, store to cluster: three weeks of office hours pushed (2 req/s from 08:00
+    to 18:00 on business days, the pod pushing 0 otherwise), a min-0 scaler refitted from the
+    store, its target at zero with nothing waiting at the gateway. At 06:00 it stays asleep;
+    at 07:58, two minutes before the ramp, the wake scales it 0 -> 1 and says why."""
+    store = SeriesStore(max_series_per_job=1000, lateness_us=10**13)
+    times = np.arange(MONDAY - 21 * DAY, MONDAY + 6 * 3600, 60.0)
+    hour = (times % DAY) / 3600.0
+    business = ((times - MONDAY) // DAY) % 7 < 5
+    load = np.where(business & (hour >= 8) & (hour < 18), 2.0, 0.0)
+    key = SeriesKey.of("request_rate", {"job": "llm", "pod": "p0"})
+    rows = [SampleRow(key, round(t * 1e6), float(v)) for t, v in zip(times, load, strict=True)]
+    for i in range(0, len(rows), 5000):
+        async with db.transaction() as conn:
+            await store.write(conn, rows[i : i + 5000], now_us=round(MONDAY * 1e6))
+    await add_scaler(db, min_replicas=0, cold_start="60s")
+    cache = ForecastCache()
+    decisions = {}
+    for at in (MONDAY + 6 * 3600, MONDAY + 7 * 3600 + 58 * 60):
+        gateway = SampleRow(SeriesKey.of("request_queue", {"job": "llm"}), round((at - 2) * 1e6), 0)
+        async with db.transaction() as conn:
+            await store.write(conn, [gateway], now_us=round(at * 1e6))
+        await refit_due(db, cache, FakeClock(at), Settings(forecast_refit_s=60))
+        await reconcile_once(db, RecordingCluster(initial_replicas=0), FakeClock(at), cache)
+        async with db.read() as conn:
+            scaler = await scaler_store.get_scaler(conn, "deepseek-service")
+        assert scaler is not None and scaler.last_decision is not None
+        decisions[at] = scaler.last_decision
+    night, morning = decisions.values()
+    assert night["replicas"] == 0 and night["reasons"][7]["code"] == "zero.idle"
+    assert morning["replicas"] >= 1
+    reason = morning["reasons"][7]
+    assert reason["code"] == "zero.wake_forecast"
+    assert "its wake wake:season=" in reason["message"]
+
+
 async def test_a_failed_forecast_falls_back_to_reactive_with_a_reason(db: Database) -> None:
     await add_scaler(db)
     failed = LoadForecast(model="auto", made_at=NOW, start=NOW, step_s=300, mean=(), failed="boom")
