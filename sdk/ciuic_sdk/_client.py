@@ -33,6 +33,7 @@ from ciuic_sdk._models import (
     EventPage,
     Forecast,
     ForecastAccuracy,
+    Objective,
     Prediction,
     RangeResult,
     Rollout,
@@ -76,6 +77,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "list_scaler_events": ("GET", "/v1/scalers/{name}/events"),
     "get_scaler_prediction": ("GET", "/v1/scalers/{name}/prediction"),
     "get_forecast_accuracy": ("GET", "/v1/scalers/{name}/forecast-accuracy"),
+    "get_scaler_objective": ("GET", "/v1/scalers/{name}/objective"),
     "forecast_series": ("POST", "/v1/forecasts"),
     "list_series": ("GET", "/v1/series"),
     "query_range": ("GET", "/v1/query_range"),
@@ -354,6 +356,22 @@ class _Calls:
             "get_scaler_prediction",
             _path("get_scaler_prediction", name=name),
             _model(Prediction),
+            params=tuple(params),
+        )
+
+    @staticmethod
+    def objective(
+        name: str, since: TimeInput | None, until: TimeInput | None, step: float | str
+    ) -> Call[Objective]:
+        params = [("step", _duration(step))]
+        if since is not None:
+            params.append(("since", _time(since, "since")))
+        if until is not None:
+            params.append(("until", _time(until, "until")))
+        return Call(
+            "get_scaler_objective",
+            _path("get_scaler_objective", name=name),
+            _model(Objective),
             params=tuple(params),
         )
 
@@ -715,6 +733,17 @@ class Client:
     def forecast_accuracy(self, scaler: str) -> ForecastAccuracy:
         return self.run(_Calls.forecast_accuracy(scaler))
 
+    def objective(
+        self,
+        scaler: str,
+        *,
+        since: TimeInput | None = None,
+        until: TimeInput | None = None,
+        step: float | str = 60.0,
+    ) -> Objective:
+        """The latency objective's attainment per step (default: the last hour by minute)."""
+        return self.run(_Calls.objective(scaler, since, until, step))
+
     def forecast(
         self,
         points: Iterable[tuple[float, float]],
@@ -1032,6 +1061,16 @@ class AsyncClient:
 
     async def forecast_accuracy(self, scaler: str) -> ForecastAccuracy:
         return await self.run(_Calls.forecast_accuracy(scaler))
+
+    async def objective(
+        self,
+        scaler: str,
+        *,
+        since: TimeInput | None = None,
+        until: TimeInput | None = None,
+        step: float | str = 60.0,
+    ) -> Objective:
+        return await self.run(_Calls.objective(scaler, since, until, step))
 
     async def forecast(
         self,

@@ -180,6 +180,33 @@ class Prediction(_Model):
     notes: list[str] = Field(default_factory=list)
 
 
+class ObjectivePoint(_Model):
+    time: datetime
+    p95_s: float = Field(description="The worst pod's worst pushed p95 in this step")
+    met: bool
+
+
+class ObjectiveAttainment(_Model):
+    objective: str = Field(description="ttft_p95, queue_wait_p95 or itl_p95")
+    target_s: float
+    met_share: float | None = Field(None, description="Share of the steps with data that met it")
+    steps: int
+    worst_p95_s: float | None = None
+    points: list[ObjectivePoint] = Field(default_factory=list)
+
+
+class Objective(_Model):
+    """GET /v1/scalers/{name}/objective: whether the spec's latency objective was met, step by
+    step, from the p95s the pods push (empty `attainment` when the spec states none)."""
+
+    scaler: str
+    objective: dict[str, Any] | None = None
+    since: datetime
+    until: datetime
+    step_s: float
+    attainment: list[ObjectiveAttainment] = Field(default_factory=list)
+
+
 class ForecastAccuracy(_Model):
     """GET /v1/scalers/{name}/forecast-accuracy: per model, n origins, mae, mase, under and
     p90_coverage, measured on the scaler's own history."""

@@ -3,6 +3,7 @@ their TTFT p95 (as ciuic-agent does), the API and the Grafana datasource say whe
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ciuic_sdk import AsyncClient, Client, NotFound
 from tests.conftest import LiveServer
 
 SPEC: dict[str, Any] = {
@@ -77,6 +79,28 @@ def test_attainment_step_by_step_from_the_pushed_ttft(server: LiveServer) -> Non
     assert [p["p95_s"] for p in ttft["points"]] == [1.5] * 7 + [3.0] * 3
     first = datetime.fromisoformat(ttft["points"][0]["time"].replace("Z", "+00:00"))
     assert first == datetime.fromtimestamp(start, tz=UTC)
+
+
+def test_the_sdk_reads_the_same_attainment(server: LiveServer) -> None:
+    """`Client.objective` (sync and async) over real HTTP: the same steps as the JSON."""
+    create(server, "chat", SPEC)
+    start = base_s()
+    push_ttft(server, start)
+    window = {"since": start, "until": start + 10 * MINUTE, "step": "1m"}
+    with Client(server.url) as client:
+        got = client.objective("chat", **window)
+    (ttft,) = got.attainment
+    assert got.step_s == 60 and got.objective == {"ttft_p95": "2s", "concurrency": 1}
+    assert ttft.met_share == pytest.approx(0.7) and ttft.worst_p95_s == 3.0
+    assert [p.met for p in ttft.points] == [True] * 7 + [False] * 3
+
+    async def read() -> Any:
+        async with AsyncClient(server.url) as client:
+            return await client.objective("chat", **window)
+
+    assert asyncio.run(read()) == got
+    with Client(server.url) as client, pytest.raises(NotFound):
+        client.objective("nope")
 
 
 def test_the_grafana_target_draws_p95_objective_and_met(server: LiveServer) -> None:
