@@ -88,7 +88,9 @@ def _manifest(folder: Path) -> dict[str, float | None]:
         raise InputError(f"{path}: not a corpus manifest ({exc})") from exc
 
 
-def _sources(folder: Path, corpus: bool, only: list[str] | None) -> list[TraceSource]:
+def _sources(
+    folder: Path, corpus: bool, only: list[str] | None, draws: list[int] | None = None
+) -> list[TraceSource]:
     if not folder.is_dir():
         raise InputError(f"trace folder {folder} does not exist")
     files = sorted(folder.glob("*.csv"))
@@ -99,9 +101,14 @@ def _sources(folder: Path, corpus: bool, only: list[str] | None) -> list[TraceSo
         TraceSource(f.name, text=f.read_text(encoding="utf-8"), window_s=windows.get(f.name))
         for f in files
     ]
+    drawn = [TraceSource.of(dataclasses.replace(g, seed=d)) for d in draws or () for g in GENERATED]
+    if draws and not corpus:
+        sources = []  # the drawn families alone
     if corpus:
         have = {s.name for s in sources}
         sources += [TraceSource.of(g) for g in GENERATED if g.name not in have]
+    have = {s.name for s in sources}
+    sources += [s for s in drawn if s.name not in have]
     if only:
         missing = sorted(set(only) - {s.name for s in sources})
         if missing:
@@ -210,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", action="store_true", help="add the generated traces, 3 seeds")
     ap.add_argument("--seed", type=int, action="append", help="seed (repeatable)")
     ap.add_argument(
+        "--draw",
+        type=int,
+        action="append",
+        help="the generated families drawn with this generator seed (repeatable; the corpus "
+        "uses 1): the same families, traces the policy was not developed on; with --corpus "
+        "added to the corpus, else run alone",
+    )
+    ap.add_argument(
         "--policy", action="append", help="policy (repeatable; default: all but ciuic-slo)"
     )
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (1 = in process)")
@@ -222,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     try:
-        sources = _sources(args.traces, args.corpus, args.only)
+        sources = _sources(args.traces, args.corpus, args.only, args.draw)
         policies = _policies(args.policy)
     except (InputError, OSError) as exc:
         print(f"bench/simulate.py: {exc}", file=sys.stderr)
@@ -237,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds=seeds,
             policies=policies,
             map_fn=pool.map if pool is not None else None,
-            corpus_target=args.corpus,
+            corpus_target=args.corpus or bool(args.draw),
             series=args.png is not None,
         )
     wall = time.perf_counter() - t0
@@ -246,12 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.name for s in sources]
     if names == ["nyc_taxi.csv"] and len(seeds) == 1:
         timing.append(timing_check("nyc_taxi report < 60 s wall", wall, NYC_LIMIT_S))
-    if args.corpus and not args.only and len(seeds) == 3:
+    if args.corpus and not args.only and not args.draw and len(seeds) == 3:
         timing.append(timing_check("corpus < 10 min wall", wall, CORPUS_LIMIT_S))
     run = dataclasses.replace(
         run, summary=dataclasses.replace(run.summary, checks=(*run.summary.checks, *timing))
     )
-    _print_report(run, args.corpus)
+    _print_report(run, args.corpus or bool(args.draw))
     print(f"wall {wall:.1f} s, CPU {cpu:.1f} s in {args.jobs} process(es)")
     if args.json is not None:
         doc: dict[str, Any] = {

@@ -81,6 +81,21 @@ def test_a_corpus_run_prints_a_row_per_trace_and_writes_one_json_document(
     assert "| gen_llm_bursty_1.csv |" in done.stdout and "**geometric mean**" in done.stdout
 
 
+def test_other_draws_of_the_families_are_scored_like_the_corpus() -> None:
+    """`--draw 5`: the generated families drawn with generator seed 5, which the policy was not
+    developed on, alone (no shipped trace), with the corpus's targets."""
+    done = _bench(
+        "--draw", "5", "--only", "gen_level_steps_5.csv", "--only", "gen_llm_bursty_5.csv",
+        "--policy", "ciuic", "--policy", "kpa", "--jobs", "2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "### Corpus: 2 traces" in done.stdout
+    assert "| gen_level_steps_5.csv |" in done.stdout and "| gen_llm_bursty_5.csv |" in done.stdout
+    assert "_1.csv" not in done.stdout and "nyc_taxi" not in done.stdout
+    assert "geometric mean" in done.stdout and "x KPA over 2" in done.stdout
+    assert generate("level_steps", 5) != generate("level_steps", 1)
+
+
 def test_write_corpus_writes_the_generated_traces_and_their_windows(tmp_path: Path) -> None:
     done = _bench("--write-corpus", str(tmp_path))
     assert done.returncode == 0, done.stderr
