@@ -45,6 +45,11 @@ SKIPPED = {
         "python bench/simulate.py",
     ),
     ("benchmark.md", "python bench/simulate.py --corpus --only gen_scale_from_zero_1.csv --jobs 2"),
+    (
+        "benchmark.md",
+        "python bench/simulate.py --draw 2 --draw 3 --draw 4 --draw 5 --draw 6 --seed 0 --json "
+        "draws.json",
+    ),
 }
 
 
