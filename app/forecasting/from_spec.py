@@ -18,7 +18,27 @@ from app.forecasting.wake import WithWake
 from app.policy.spec import DEFAULT_COLD_START_S, ScalerSpec
 from app.policy.spec.algorithms import ALGORITHM_ALIASES
 
-__all__ = ["forecaster_for", "lead_steps", "model_name"]
+__all__ = [
+    "HISTORY_S",
+    "WAKE_HISTORY_S",
+    "forecaster_for",
+    "history_span",
+    "lead_steps",
+    "model_name",
+]
+
+
+# The load history a scaler's model is fitted on; a scaler allowed to sleep reads four weeks,
+# for its wake (app.forecasting.wake) is judged on past weeks: with 14 days only the second
+# week's mornings can be compared with the week before, about five wake-ups, and on seven
+# draws of the corpus's scale_from_zero family one earned it; with three weeks all seven did.
+HISTORY_S = 14 * 86400.0
+WAKE_HISTORY_S = 28 * 86400.0
+
+
+def history_span(spec: ScalerSpec) -> float:
+    """Seconds of load history to read for `spec` (its model still fits the last 14 days)."""
+    return WAKE_HISTORY_S if spec.min_replicas == 0 else HISTORY_S
 
 
 def model_name(spec: ScalerSpec) -> str | None:
@@ -73,5 +93,5 @@ def forecaster_for(spec: ScalerSpec, *, lead: int) -> Forecaster:
     params = _prophet_params(spec) if name == "prophet" else dict(spec.algorithm.params)
     model = make_forecaster(name, lead=lead, params=params)
     if spec.min_replicas == 0:  # allowed to sleep: its forecast also says when to wake it
-        return WithWake(model, lead=lead)
+        return WithWake(model, lead=lead, model_span_s=HISTORY_S)
     return model

@@ -267,12 +267,20 @@ class WakeModel:
 
 class WithWake:
     """`model`, plus the `WakeModel` fitted beside it: its forecasts carry `wake` (a scaler
-    allowed to sleep reads it at zero; see app.policy.zero)."""
+    allowed to sleep reads it at zero; see app.policy.zero). The wake is judged on all the
+    history it is given; `model` on its last `model_span_s` (the span a scaler that never
+    sleeps reads), so the longer history costs the model's fit nothing."""
 
-    def __init__(self, model: Forecaster, *, lead: int) -> None:
+    def __init__(self, model: Forecaster, *, lead: int, model_span_s: float | None = None) -> None:
         self.model = model
         self.name = model.name
         self._wake = WakeModel(lead=lead)
+        self._span_s = model_span_s  # the model sees only this much of the latest history
+
+    def _recent(self, history: History) -> History:
+        if self._span_s is None or history.step_s <= 0:
+            return history
+        return history.tail(max(2, round(self._span_s / history.step_s)))
 
     @property
     def failed(self) -> str | None:
@@ -293,12 +301,12 @@ class WithWake:
         return chosen if isinstance(chosen, str) else None
 
     def fit(self, history: History) -> Self:
-        self.model = self.model.fit(history)
+        self.model = self.model.fit(self._recent(history))
         self._wake = self._wake.fit(history)
         return self
 
     def refresh(self, history: History) -> Self:
-        self.model = self.model.refresh(history)
+        self.model = self.model.refresh(self._recent(history))
         self._wake = self._wake.refresh(history)
         return self
 

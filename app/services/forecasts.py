@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.forecasting import History
+from app.forecasting.from_spec import HISTORY_S
 from app.policy import ScalerSpec
 from app.store import catalog
 from app.store import forecasts as store
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 GRID_STEP_S = 300.0
-HISTORY_S = 14 * 86400.0
 
 
 async def load_history(

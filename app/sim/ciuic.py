@@ -21,7 +21,7 @@ import numpy as np
 
 from app.forecasting import History, to_load_forecast
 from app.forecasting.base import Forecaster
-from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
+from app.forecasting.from_spec import forecaster_for, history_span, lead_steps, model_name
 from app.policy import decide, parse_spec
 from app.policy.codes import Code
 from app.policy.spec import ScalerSpec
@@ -77,7 +77,7 @@ class CiuicPolicy:
         *,
         period_s: int = 5,
         refit_s: float = 900.0,
-        history_s: float = 14 * 86400.0,
+        history_s: float | None = None,
     ) -> None:
         self.spec = spec
         self.period_s = period_s
@@ -87,8 +87,10 @@ class CiuicPolicy:
         # A full fit re-chooses the model; it learns something only once a couple of new grid
         # points arrived (15 min on the live 5 min grid, 1 h on nyc_taxi's 30 min grid).
         self.refit_s = max(refit_s, 2 * self.step_s)
-        # the live service fits on the last 14 days (app/workers/forecasts.py HISTORY_S)
-        self.history_points = max(2, round(history_s / self.step_s))
+        # as the live service reads it: 14 days, four weeks for a scaler that may sleep (its
+        # model still fits the last 14 days: app.forecasting.from_spec)
+        span = history_s if history_s is not None else history_span(spec)
+        self.history_points = max(2, round(span / self.step_s))
         self._history = [float(v) for v in workload.history_rate]
         self._bucket_sum = 0.0
         self._bucket_n = 0

@@ -29,13 +29,12 @@ from app.forecasting import (
     to_load_forecast,
 )
 from app.forecasting.base import Forecaster
-from app.forecasting.from_spec import forecaster_for, lead_steps, model_name
+from app.forecasting.from_spec import forecaster_for, history_span, lead_steps, model_name
 from app.policy import ScalerSpec, SpecError
 from app.policy.types import LoadForecast
 from app.services.backfill import Backfilled, Backfiller, history_selector
 from app.services.forecasts import (
     GRID_STEP_S,
-    HISTORY_S,
     ForecastCache,
     asleep_spans,
     load_history,
@@ -169,13 +168,12 @@ async def refit_due(
         now = clock.now()
         async with db.read() as conn:
             # at zero no pod pushes: the spans it slept are no load, not gaps
+            span = history_span(spec)  # four weeks for a scaler that may sleep: its wake
             asleep = (
-                await asleep_spans(conn, name, now - HISTORY_S, now)
-                if spec.min_replicas == 0
-                else []
+                await asleep_spans(conn, name, now - span, now) if spec.min_replicas == 0 else []
             )
             history = await load_history(
-                conn, spec, now, series=history_selector(name, spec), asleep=asleep
+                conn, spec, now, span_s=span, series=history_selector(name, spec), asleep=asleep
             )
         filled = backfilled.get(name)
         if history is None:

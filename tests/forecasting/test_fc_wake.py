@@ -8,10 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.forecasting.from_spec import forecaster_for
+from app.forecasting.from_spec import forecaster_for, history_span
 from app.forecasting.models import NaiveForecaster
 from app.forecasting.types import History
-from app.forecasting.wake import MAX_FALSE_WAKE, WakeModel, WakeScore, rest_origins, score_wakes
+from app.forecasting.wake import (
+    MAX_FALSE_WAKE,
+    WakeModel,
+    WakeScore,
+    WithWake,
+    rest_origins,
+    score_wakes,
+)
 from app.policy import parse_spec
 from tests.forecasting.test_from_spec import BASE
 
@@ -135,3 +142,26 @@ def test_a_scaler_that_may_not_sleep_carries_no_wake() -> None:
     spec = parse_spec({**BASE, "min_replicas": 1, "algorithm": {"name": "auto"}})
     model = forecaster_for(spec, lead=1).fit(History(0.0, STEP, office_hours(weeks=3)))
     assert model.predict(4).wake is None
+
+
+def test_the_wake_is_judged_on_four_weeks_while_the_model_fits_the_last_two() -> None:
+    """A scaler that may sleep reads four weeks (`history_span`); its model is fitted on the
+    last 14 days only, as any scaler's, and the wake on all of it (three weeks of Mondays)."""
+    seen: list[int] = []
+
+    class Spy(NaiveForecaster):
+        def fit(self, history: History) -> Spy:
+            seen.append(len(history))
+            return super().fit(history)
+
+    sleepy = parse_spec({**BASE, "min_replicas": 0})
+    assert history_span(sleepy) == 28 * 86400 and history_span(parse_spec(BASE)) == 14 * 86400
+    y = office_hours(weeks=4)
+    model = WithWake(Spy(lead=1), lead=1, model_span_s=14 * 86400).fit(History(0.0, STEP, y))
+    assert seen == [14 * DAY]
+    wake = model.predict(4).wake
+    assert (
+        wake is not None
+        and wake.score.events
+        > WakeModel(lead=1).fit(History(0.0, STEP, y[-14 * DAY :])).score.events
+    )  # type: ignore[union-attr]

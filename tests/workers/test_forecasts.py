@@ -303,6 +303,10 @@ async def test_an_earned_wake_scales_a_sleeping_deployment_up_before_the_morning
         assert scaler is not None and scaler.last_decision is not None
         decisions[at] = scaler.last_decision
     night, morning = decisions.values()
+    async with db.read() as conn:
+        stored = await forecast_store.get_forecast(conn, "deepseek-service")
+    assert stored is not None  # a scaler that may sleep reads more than 14 days: its wake
+    assert stored.details["history_points"] > 20 * 288  # all three weeks of 5-minute buckets
     assert night["replicas"] == 0 and night["reasons"][7]["code"] == "zero.idle"
     assert morning["replicas"] >= 1
     reason = morning["reasons"][7]
