@@ -8,10 +8,10 @@ all night would. What matters are the moments at rest: did the forecast expect t
 came (a *hit*: the first requests found Ready pods) and did it expect demand that did not come
 (a *false wake*: a pod up for nothing)?
 
-Scored here on the model's own history, as the policy would read it: at every origin where the
-series has been at zero for the lead (the deployment would be asleep), the calibrated median
-path over the next `lead` steps, integrated, is the requests the forecast expects; one or more
-is a wake. Demand came when the actual requests over those steps are one or more.
+Scored here on the history, as the policy would read it: at every origin where the series has
+been at zero for the lead (the deployment would be asleep), the wake's path over the next
+`lead` steps, integrated, is the requests it expects; one or more is a wake. Demand came when
+the actual requests over those steps are one or more.
 
 The forecast earns the wake (`WakeScore.earned`) when it caught at least two wake-ups, did
 better than chance (hit rate above false-wake rate: Peirce's skill score above 0, where never
@@ -112,8 +112,8 @@ class WakeScore:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Wake:
-    """The calibrated median path of `model` (from the forecast's start, the whole horizon)
-    that the wake reads, and how that model's wake did at rest on the history."""
+    """The path of the wake model `model` (from the forecast's start, the whole horizon) and
+    how its wake did at rest on the history."""
 
     model: str
     score: WakeScore

@@ -63,7 +63,7 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class WakeForecast:
-    """What wakes a deployment at zero ahead of demand: the calibrated median path of `model`
+    """What wakes a deployment at zero ahead of demand: the path of the wake model `model`
     (on the forecast's grid) and how its wake did at the history's moments at rest: of
     `events` (demand came within the lead) it expected `hits`; of `quiet` ones it expected
     demand at `false_wakes`. `earned` is the forecasting package's verdict on those counts

@@ -19,8 +19,8 @@ forecast.
   gate (measured better than the last value at its lead, fresh, finite, covering the horizon;
   its band's peak over the span) or the forecast's wake (`LoadForecast.wake`, judged by the
   forecasting package at the history's moments at rest, where MAE cannot tell a model that
-  knows the morning from the last value's 0: app.forecasting.wake; its median path summed
-  over the grid buckets the span reaches, the rule its score was measured by).
+  knows the morning from the last value's 0: app.forecasting.wake; its path summed over the
+  grid buckets the span reaches, the rule its score was measured by).
 - **Sleep**: the need goes to zero, no preheat spare, once nothing asks for a pod: nothing
   waiting, the load signal at 0 where it is measured, the demand over the stable window under
   `IDLE_PODS` of one pod, and the forecast expecting less than one request within a cold start
@@ -70,16 +70,25 @@ class ZeroResult(NamedTuple):
 _OFF = ZeroResult(False, False, False, False, "", "", {})
 
 
+def _fresh(spec: ScalerSpec, forecast: LoadForecast | None, now: float) -> bool:
+    return (
+        forecast is not None
+        and forecast.failed is None
+        and spec.scaler != "reactive"
+        and now - forecast.made_at <= spec.forecast.max_age
+        and forecast.step_s > 0
+    )
+
+
 def expected_arrivals(
     spec: ScalerSpec, forecast: LoadForecast | None, now: float, lead: float
 ) -> float | None:
     """Requests (units of the load signal) the forecast expects from `now` to `lead` plus the
     buffer ahead, at its highest bucket over that span; None when the forecast has not earned a
     say (missing, failed, stale, no skill, not covering the span, not finite)."""
-    if forecast is None or forecast.failed is not None or spec.scaler == "reactive":
+    if not _fresh(spec, forecast, now):
         return None
-    if now - forecast.made_at > spec.forecast.max_age or forecast.step_s <= 0:
-        return None
+    assert forecast is not None
     skill = forecast.skill
     if skill is None or not math.isfinite(skill) or skill <= 0:
         return None
@@ -94,22 +103,12 @@ def expected_arrivals(
     return max(0.0, peak) * span
 
 
-def _fresh(spec: ScalerSpec, forecast: LoadForecast | None, now: float) -> bool:
-    return (
-        forecast is not None
-        and forecast.failed is None
-        and spec.scaler != "reactive"
-        and now - forecast.made_at <= spec.forecast.max_age
-        and forecast.step_s > 0
-    )
-
-
 def wake_arrivals(
     spec: ScalerSpec, forecast: LoadForecast | None, now: float, lead: float
 ) -> float | None:
     """Requests the forecast's wake path expects in the grid buckets from `now` to `lead` plus
-    the buffer ahead (the rule its score was measured by: the median path over the lead, summed
-    over whole buckets); None unless that wake has earned a say (see LoadForecast.wake)."""
+    the buffer ahead (the rule its score was measured by: the path over the lead, summed over
+    whole buckets); None unless that wake has earned a say (see LoadForecast.wake)."""
     if not _fresh(spec, forecast, now):
         return None
     assert forecast is not None
