@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_QUANTILES",
     "DEFAULT_SEASONS_S",
     "Forecaster",
+    "ModelBeside",
     "check_horizon",
     "check_quantiles",
     "failed_forecast",
@@ -57,6 +58,27 @@ class Forecaster(Protocol):
 
     @property
     def notes(self) -> tuple[str, ...]: ...
+
+
+class ModelBeside:
+    """A model with something fitted beside it (`WithSkill`, `WithWake`): what the fit found
+    is the model's own."""
+
+    def __init__(self, model: Forecaster) -> None:
+        self.model = model
+        self.name = model.name
+
+    @property
+    def failed(self) -> str | None:
+        return self.model.failed
+
+    @property
+    def backtest(self) -> BacktestScore | None:
+        return self.model.backtest
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.model.notes
 
 
 def check_horizon(horizon: int) -> int:

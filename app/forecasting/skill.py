@@ -12,32 +12,19 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Self
 
-from app.forecasting.base import DEFAULT_QUANTILES, Forecaster
+from app.forecasting.base import DEFAULT_QUANTILES, Forecaster, ModelBeside
 from app.forecasting.models import NaiveForecaster
-from app.forecasting.types import BacktestScore, Forecast, History
+from app.forecasting.types import Forecast, History
 
 __all__ = ["WithSkill"]
 
 
-class WithSkill:
+class WithSkill(ModelBeside):
     """`model`, plus the last value fitted beside it to measure `Forecast.skill`."""
 
     def __init__(self, model: Forecaster, *, lead: int, eval_points: int) -> None:
-        self.model = model
-        self.name = model.name
+        super().__init__(model)
         self._naive = NaiveForecaster(lead=lead, eval_points=eval_points)
-
-    @property
-    def failed(self) -> str | None:
-        return self.model.failed
-
-    @property
-    def backtest(self) -> BacktestScore | None:
-        return self.model.backtest
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return self.model.notes
 
     def fit(self, history: History) -> Self:
         self.model = self.model.fit(history)

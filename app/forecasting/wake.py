@@ -40,8 +40,14 @@ import numpy as np
 import numpy.typing as npt
 
 from app.forecasting._kernels import SeasonalConfig, SeriesCache, causal_fill, lead_forecast, warmup
-from app.forecasting.base import DEFAULT_QUANTILES, DEFAULT_SEASONS_S, Forecaster, season_steps
-from app.forecasting.types import BacktestScore, FloatArray, Forecast, History
+from app.forecasting.base import (
+    DEFAULT_QUANTILES,
+    DEFAULT_SEASONS_S,
+    Forecaster,
+    ModelBeside,
+    season_steps,
+)
+from app.forecasting.types import FloatArray, Forecast, History
 
 __all__ = [
     "MAX_FALSE_WAKE",
@@ -265,15 +271,14 @@ class WakeModel:
         return paths
 
 
-class WithWake:
+class WithWake(ModelBeside):
     """`model`, plus the `WakeModel` fitted beside it: its forecasts carry `wake` (a scaler
     allowed to sleep reads it at zero; see app.policy.zero). The wake is judged on all the
     history it is given; `model` on its last `model_span_s` (the span a scaler that never
     sleeps reads), so the longer history costs the model's fit nothing."""
 
     def __init__(self, model: Forecaster, *, lead: int, model_span_s: float | None = None) -> None:
-        self.model = model
-        self.name = model.name
+        super().__init__(model)
         self._wake = WakeModel(lead=lead)
         self._span_s = model_span_s  # the model sees only this much of the latest history
 
@@ -281,18 +286,6 @@ class WithWake:
         if self._span_s is None or history.step_s <= 0:
             return history
         return history.tail(max(2, round(self._span_s / history.step_s)))
-
-    @property
-    def failed(self) -> str | None:
-        return self.model.failed
-
-    @property
-    def backtest(self) -> BacktestScore | None:
-        return self.model.backtest
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return self.model.notes
 
     @property
     def chosen(self) -> str | None:

@@ -96,22 +96,25 @@ def test_the_forecast_wakes_it_one_cold_start_before_the_morning_ramp() -> None:
     its pods are Ready when the first requests come."""
     nine = T0 + 3600.0
     s = zero_spec()
-    fc = ramp_forecast(nine - 1800, nine, 2.0)
+    woke_at, d = first_wake(s, ramp_forecast(nine - 1800, nine, 2.0), nine)
+    assert bounds_reason(d).code == Code.ZERO_WAKE_FORECAST
+    assert "the forecast expects" in bounds_reason(d).message
+    # woken within the cold start + buffer before 09:00, and no later than one cold start
+    assert nine - COLD - s.forecast.buffer <= woke_at <= nine - COLD
+
+
+def first_wake(s: Any, fc: LoadForecast, ramp: float) -> tuple[float, Decision]:
+    """Decisions every 5 s at zero with nothing waiting over the 5 minutes before `ramp`: the
+    first that wakes the deployment, and when (every one before it stays at zero, idle)."""
     state = ScalerState(since=T0)
-    woke_at = None
     for k in range(-60, 1):
-        now = nine + 5.0 * k
+        now = ramp + 5.0 * k
         d = decide(s, at_zero(0.0), fc, state, now)
         state = d.state
         if d.replicas > 0:
-            woke_at = now
-            assert bounds_reason(d).code == Code.ZERO_WAKE_FORECAST
-            assert "the forecast expects" in bounds_reason(d).message
-            break
+            return now, d
         assert bounds_reason(d).code == Code.ZERO_IDLE
-    assert woke_at is not None
-    # woken within the cold start + buffer before 09:00, and no later than one cold start
-    assert nine - COLD - s.forecast.buffer <= woke_at <= nine - COLD
+    raise AssertionError(f"nothing woke it before {ramp}")
 
 
 def test_a_forecast_without_skill_does_not_wake_it() -> None:
@@ -140,20 +143,10 @@ def test_an_earned_wake_wakes_it_ahead_of_the_ramp_where_mae_skill_is_none() -> 
     its MAE skill is 0, and the reason says how its wake did."""
     nine = T0 + 3600.0
     s = zero_spec()
-    fc = woken_forecast(nine - 1800, nine, earned=True)
-    state = ScalerState(since=T0)
-    woke_at = None
-    for k in range(-60, 1):
-        now = nine + 5.0 * k
-        d = decide(s, at_zero(0.0), fc, state, now)
-        state = d.state
-        if d.replicas > 0:
-            woke_at = now
-            reason = bounds_reason(d)
-            assert reason.code == Code.ZERO_WAKE_FORECAST
-            assert "woke ahead of 11 of 35 past wake-ups" in reason.message
-            break
-    assert woke_at is not None
+    woke_at, d = first_wake(s, woken_forecast(nine - 1800, nine, earned=True), nine)
+    reason = bounds_reason(d)
+    assert reason.code == Code.ZERO_WAKE_FORECAST
+    assert "woke ahead of 11 of 35 past wake-ups" in reason.message
     # one grid bucket of 60 s must be reached by the cold start + buffer: within 120 s before
     assert nine - COLD - s.forecast.buffer <= woke_at < nine
 
