@@ -129,6 +129,10 @@ def decide(
         need = calm = min(max(bare, 1.0), MAX_NEED)
     elif zero.bare:
         need = calm = min(bare, MAX_NEED)
+    elif zero.asks:
+        # awake, and the forecast (or demand) asks for a pod before a cold start is over:
+        # the pod woken for it stays up, spare or not, rather than sleeping and waking again
+        need, calm = max(need, 1.0), max(calm, 1.0)
     if burst.floor is not None and burst.floor > need:
         need = float(burst.floor)
 

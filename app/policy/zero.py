@@ -65,6 +65,7 @@ class ZeroResult(NamedTuple):
     why: str  # what asks for pods, or why nothing does
     code: str  # the zero.* code step 8 reports when at or leaving zero
     values: dict[str, float]
+    asks: bool = False  # something asks for a pod (awake or not): at least one stays up
 
 
 _OFF = ZeroResult(False, False, False, False, "", "", {})
@@ -192,7 +193,7 @@ def zero_step(spec: ScalerSpec, obs: Observation, reading: Reading, reactive: Re
             return ZeroResult(True, False, False, current == 0, why, code, values)
         code = Code.ZERO_IDLE if current == 0 else Code.ZERO_SCALE_DOWN
         return ZeroResult(True, True, False, False, why, code, values)
-    return ZeroResult(True, False, current == 0, False, why, code, values)
+    return ZeroResult(True, False, current == 0, False, why, code, values, asks=True)
 
 
 def _ceilings(spec: ScalerSpec) -> frozenset[str]:

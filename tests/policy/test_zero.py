@@ -151,6 +151,23 @@ def test_an_earned_wake_wakes_it_ahead_of_the_ramp_where_mae_skill_is_none() -> 
     assert nine - COLD - s.forecast.buffer <= woke_at < nine
 
 
+def test_a_pod_woken_by_the_forecast_stays_up_until_the_demand_comes_spare_or_not() -> None:
+    """No warm spare (a tuned spec) and a 5-minute buffer: the wake comes about six minutes
+    before 09:00; with nothing waiting and no load the woken pod stays up (`zero.awake_forecast`)
+    until the ramp, rather than going back to zero after the hold window and waking again."""
+    nine = T0 + 3600.0
+    s = zero_spec(preheat={"enabled": False}, forecast={"buffer": "5m"})
+    fc = woken_forecast(nine - 1800, nine, earned=True)
+    woke_at, d = first_wake(s, fc, nine - 240)  # woken by 08:56
+    state, current, codes = d.state, d.replicas, []
+    for k in range(1, int((nine - woke_at) / 5)):
+        d = decide(s, running(current, 0.0, 0.0, 0.0), fc, state, woke_at + 5.0 * k)
+        state, current = d.state, d.replicas
+        codes.append(bounds_reason(d).code)
+        assert current >= 1, bounds_reason(d).message
+    assert Code.ZERO_AWAKE_FORECAST in codes
+
+
 def test_an_unearned_wake_does_not_wake_it_and_the_reason_says_why() -> None:
     nine = T0 + 3600.0
     fc = woken_forecast(nine - 1800, nine, earned=False)
