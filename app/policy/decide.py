@@ -9,7 +9,8 @@
     5. preheat      eager: min_ready pods of spare capacity above the demand          preheat.py
     5b. zero        min_replicas 0: no demand and none forecast -> 0; demand at 0 -> wake  zero.py
     6. behaviour    HPA v2 stabilisation and rate policies (the spec's, or responsive) behavior.py
-    7. hold         scale-down: nothing within a cold start wanted the pod, panic    hold.py
+    7. hold         scale-down: nothing within a cold start wanted the pod (or, where
+                    bursts come back within 300 s, for 30 s of it), panic             hold.py
     8. bounds       min/max, schedule floor/cap, burst floor (at or from 0: why)  bounds.py, zero.py
     9. fractional   full pods + one partial pod                                    fractional.py
    10. objective    the fewest pods whose predicted p95 TTFT / queue wait / ITL meets the
@@ -178,6 +179,7 @@ def decide(
         burst_base=burst.burst_base,
         recent=reactive.recent,
         lows=held.lows,
+        panics=reactive.panics,
         since=reactive.since,
         panic_until=reactive.panic_until,
         capacity=learned,

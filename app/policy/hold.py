@@ -12,6 +12,19 @@ never:
   nothing of the load yet: keep what runs);
 - while some metrics are missing (partial data never scales down);
 - while a panic reading holds (`reactive.panic`; a drained queue burst ends it).
+The keep-alive: where the load comes in bursts that return sooner than it pays to give their
+pods back (an LLM code-completion log: a minute of 40 pods' worth, two quiet minutes, again),
+releasing after one cold start leaves one pod to meet the next burst, whose first cold start of
+requests then times out in the queue. So the hold also learns from the deployment's own past
+(a keep-alive from the idle times, as in Shahrad et al., "Serverless in the Wild", ATC 2020,
+read from the gaps between bursts instead of between invocations): where three in four of the
+gaps between the last panics' onsets (up to eight, the one still open included) were at most
+`KEEP_ALIVE_MAX_S`, HPA's default scale-down window, a scale-down also keeps, for that window,
+the most pods the load wanted for a tenth of it (30 s): the level that meets the next burst.
+(Measured on an LLM code-completion log, four seeds: keeping the most any decision in the
+window wanted also held the minute after each burst, whose backlog kept the pods busy: 0.92-1.10
+x HPA's cost; the tenth: 0.86-0.94 x, the same drops.) Bursts further apart (every 8-25
+minutes) are met as they come: holding a burst's pods through such gaps costs more than it.
 Scale-up is never held here. It comes after the behaviour (step 6: HPA-style windows and rate
 limits where the spec sets `behavior`, which see what the load asked for, not what was held),
 and can only make a scale-down smaller, never break a rate limit.
@@ -22,6 +35,7 @@ for a full window cost 2-18 % more on every trace for no fewer drops.)
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import NamedTuple
 
 from app.policy.codes import Code
@@ -29,55 +43,91 @@ from app.policy.reactive import ReactiveResult
 from app.policy.spec import ScalerSpec
 from app.policy.types import Reason
 
-__all__ = ["HoldResult", "hold_step"]
+__all__ = ["KEEP_ALIVE_MAX_S", "HoldResult", "hold_step", "keep_alive_s"]
+
+KEEP_ALIVE_MAX_S = 300.0  # HPA's default scale-down stabilisation window
+_KEEP_ALIVE_QUANTILE = 0.75
+_KEEP_ALIVE_MIN_GAPS = 3  # the open one included: three panics
+_KEEP_ALIVE_SHARE = 0.1  # of the window's decisions that must have wanted a level to keep it
 
 
 class HoldResult(NamedTuple):
     replicas: int
-    lows: tuple[tuple[float, float], ...]
+    lows: tuple[tuple[float, float, float], ...]
     reason: Reason
 
 
+def keep_alive_s(panics: tuple[float, ...], now: float) -> float | None:
+    """`KEEP_ALIVE_MAX_S` where bursts have been coming back within it: three in four of the
+    gaps between the last panics' onsets, the one still open (since the newest) included, at
+    most that long, with at least three gaps; else None."""
+    if not panics:
+        return None
+    gaps = sorted([b - a for a, b in pairwise(panics)] + [max(0.0, now - panics[-1])])
+    if len(gaps) < _KEEP_ALIVE_MIN_GAPS:
+        return None
+    typical = gaps[math.ceil(_KEEP_ALIVE_QUANTILE * len(gaps)) - 1]
+    return KEEP_ALIVE_MAX_S if typical <= KEEP_ALIVE_MAX_S else None
+
+
 def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
-              reactive: ReactiveResult, lows: tuple[tuple[float, float], ...],
+              reactive: ReactiveResult, lows: tuple[tuple[float, float, float], ...],
               now: float, cold_start: float) -> HoldResult:  # fmt: skip
     """`desired`, or the count a scale-down may not go below yet. `calm` is what the load
     asks for without a panic or a burst: what later decisions remember of this one;
     `cold_start` the lead time of a pod asked for now (spec, learned, or the default)."""
-    window = min(spec.reactive.window, max(1.0, cold_start))
+    base = window = min(spec.reactive.window, max(1.0, cold_start))
+    alive = keep_alive_s(reactive.panics, now)
+    held_for = ""
+    if alive is not None and alive > base:
+        window = alive
+        share = _KEEP_ALIVE_SHARE * alive
+        held_for = (
+            f" (bursts came back within {alive:.0f}s: also what the load wanted for {share:.0f}s"
+            f" of the last {alive:.0f}s)"
+        )
     cutoff = now - window
-    kept = (*(e for e in lows if cutoff < e[0] < now), (now, float(calm)))
     recent = reactive.recent
-    floor_now = 0
-    if recent and not recent[-1][3] and any(e[3] for e in recent):
+    saturated = float(bool(recent) and recent[-1][3] > 0)
+    kept = (*(e for e in lows if cutoff < e[0] < now), (now, float(calm), saturated))
+    counted, floor_now = kept, 0
+    if recent and not saturated and (any(e[3] for e in recent) or any(e[2] for e in kept)):
         # The queue is back under its ceiling: what the decisions asked for while it was over
         # (the burst's pods) is no reason to keep a pod any more, as in the reactive average;
         # what the newest reading asks for still is (a queue just at its ceiling has not
         # drained, and a window's mean may still hold the readings from before the burst).
-        burst = {e[0] for e in recent if e[3]}
-        kept = tuple(e for e in kept if e[0] not in burst)
+        counted = tuple(e for e in kept if not e[2])
         floor_now = math.ceil(recent[-1][1] - 1e-9)
     values = {"desired": float(desired), "current": float(current)}
+    if held_for:
+        values["keep_alive_s"] = window
     if desired >= current:
         msg = "no scale-down asked" if desired == current else f"scaling up to {desired}"
         return HoldResult(desired, kept, Reason(Code.HOLD_NONE, msg, values))
     if reactive.partial:
         msg = f"some metrics are missing: no scale-down below {current}"
         return HoldResult(current, kept, Reason(Code.HOLD_PARTIAL, msg, values))
-    if reactive.since is None or now - reactive.since < window:
+    if reactive.since is None or now - reactive.since < base:
         seen = 0.0 if reactive.since is None else now - reactive.since
         values["seen_s"] = seen
-        msg = f"{seen:.0f}s of data, less than the {window:.0f}s window: no scale-down yet"
+        msg = f"{seen:.0f}s of data, less than the {base:.0f}s window: no scale-down yet"
         return HoldResult(current, kept, Reason(Code.HOLD_WARMUP, msg, values))
     if reactive.panic:
         msg = f"panic holds: no scale-down below {current}"
         return HoldResult(current, kept, Reason(Code.HOLD_PANIC, msg, values))
-    wanted = int(max(v for _, v in kept[:-1])) if len(kept) > 1 else desired
+    # what a decision within one cold start wanted; with a keep-alive, also the most pods the
+    # load wanted for a tenth of its window (30 s of 300): the level that meets the next burst,
+    # not the peak of the minute after the last (its queue's backlog kept the pods busy)
+    near = [e[1] for e in counted[:-1] if e[0] > now - base]
+    wanted = int(max(near)) if near else desired
+    if held_for and len(counted) > 1:
+        wants = sorted(e[1] for e in counted[:-1])
+        wanted = max(wanted, int(wants[math.ceil((1 - _KEEP_ALIVE_SHARE) * len(wants)) - 1]))
     wanted = max(wanted, floor_now)
     values["wanted_in_window"] = float(wanted)
     if wanted > desired:
         out = min(current, wanted)
-        msg = f"a decision within {window:.0f}s wanted {wanted}: down to {out} only"
+        msg = f"a decision within {base:.0f}s{held_for} wanted {wanted}: down to {out} only"
         return HoldResult(out, kept, Reason(Code.HOLD_WINDOW, msg, values))
-    msg = f"no decision within {window:.0f}s wanted more than {desired}: scaling down"
+    msg = f"no decision within {base:.0f}s{held_for} wanted more than {desired}: scaling down"
     return HoldResult(desired, kept, Reason(Code.HOLD_DOWN, msg, values))

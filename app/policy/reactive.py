@@ -64,6 +64,7 @@ __all__ = [
 
 _EPS = 1e-9
 MAX_NEED = 1e9  # pods: more than any cluster runs; a need past it is a wild reading's
+PANICS_KEPT = 8  # panic onsets remembered: with the gap still open, eight gaps (hold.py)
 
 
 def hpa_replicas(
@@ -296,6 +297,7 @@ class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen
     recent: tuple[tuple[float, float, float, float], ...]
     since: float | None
     panic_until: float | None
+    panics: tuple[float, ...]  # when the last panics began (the hold's keep-alive)
 
 
 def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
@@ -365,8 +367,9 @@ def reactive_need(
             msg = f"no fresh metrics{why}: holding {current} replicas"
             reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
-            need, need, None, None, False, True, False, reason, kept, since, panic_until
-        )
+            need, need, None, None, False, True, False, reason, kept, since, panic_until,
+            state.panics,
+        )  # fmt: skip
 
     need_now, demand_now = needs
     need_now = min(need_now, MAX_NEED)
@@ -389,7 +392,10 @@ def reactive_need(
         values["queue_over_ceiling"] = reading.excess
 
     ready = max(1, obs.ready_pods)
+    panics = state.panics
     if need_now >= spec.reactive.panic * ready and need_now > current:
+        if panic_until is None:  # a new panic, not one still holding
+            panics = (*panics, now)[-PANICS_KEPT:]
         panic_until = now + window
     elif panic_until is not None and not saturated and any(e[3] for e in kept):
         # A queue burst that has drained: what it asked for is served or lost, and holding
@@ -431,5 +437,5 @@ def reactive_need(
     values["need"] = need
     return ReactiveResult(
         need, calm, panic_need, demand, True, partial, panic_until is not None,
-        Reason(code, msg, values), recent, since, panic_until,
+        Reason(code, msg, values), recent, since, panic_until, panics,
     )  # fmt: skip

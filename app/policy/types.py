@@ -162,8 +162,10 @@ class ScalerState:
 
     - `recent`: (time, need, demand, saturated 0/1) of each decision within the stable
       window (the reactive step averages them, like Knative's stable window);
-    - `lows`: (time, lowest count that decision would keep) within the stable window: a
-      scale-down goes no lower than the highest of them (hysteresis without a 300 s hold);
+    - `lows`: (time, lowest count that decision would keep, saturated 0/1) within the hold
+      window: a scale-down goes no lower than the highest of them (hysteresis without a 300 s
+      hold; once a queue burst has drained, the saturated ones no longer count);
+    - `panics`: when the last panics began (the hold's keep-alive: how soon bursts return);
     - `since`: the first decision that had data (no scale-down before one stable window);
     - `panic_until`: no scale-down before this time (a panic reading was seen);
     - `capacity`: the learned per-pod capacity;
@@ -177,7 +179,8 @@ class ScalerState:
     burst_until: float | None = None  # burst lasts at least until this time
     burst_base: int | None = None  # replicas when the burst started
     recent: tuple[tuple[float, float, float, float], ...] = ()
-    lows: tuple[tuple[float, float], ...] = ()
+    lows: tuple[tuple[float, float, float], ...] = ()
+    panics: tuple[float, ...] = ()
     since: float | None = None
     panic_until: float | None = None
     capacity: LearnedCapacity = field(default_factory=LearnedCapacity)
@@ -193,6 +196,7 @@ class ScalerState:
             "burst_base": self.burst_base,
             "recent": [list(r) for r in self.recent],
             "lows": [list(r) for r in self.lows],
+            "panics": list(self.panics),
             "since": self.since,
             "panic_until": self.panic_until,
             "capacity": [cap.sum, cap.sum_sq, cap.weight, cap.updated_at],
@@ -212,7 +216,11 @@ class ScalerState:
                 (float(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 0.0)
                 for r in doc.get("recent", ())
             ),
-            lows=tuple((float(t), float(v)) for t, v in doc.get("lows", ())),
+            lows=tuple(
+                (float(r[0]), float(r[1]), float(r[2]) if len(r) > 2 else 0.0)
+                for r in doc.get("lows", ())
+            ),
+            panics=tuple(float(t) for t in doc.get("panics", ())),
             since=_opt_float(doc.get("since")),
             panic_until=_opt_float(doc.get("panic_until")),
             capacity=LearnedCapacity(

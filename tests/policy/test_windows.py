@@ -3,6 +3,7 @@ scale-down (hysteresis, warm-up), as sequences of decisions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -194,3 +195,65 @@ def test_a_queue_just_at_its_ceiling_after_a_burst_keeps_the_pods_it_asked_for()
     decisions = replay(s, readings, running())
     assert decisions[40].replicas == 5
     assert [d.replicas for d in decisions[41:]] == [5] * 11
+
+
+def bursts_every(period: int, n: int = 4) -> dict[int, Any]:
+    """`n` queue bursts `period` s apart, each followed by a minute of load that wants 10 pods
+    and then silence; the pods Ready are the last decision's (starting pods Ready at once)."""
+    s = spec(metrics=TWO)
+    state, current, out = running(), 4, {}
+    for t in range(0, n * period, 5):
+        phase = t % period
+        if phase == 0:
+            o = obs(current, gpu=100.0, queue=50.0)  # a burst: the queue far over its ceiling
+        elif phase <= 60:
+            o = obs(current, gpu=min(100.0, 500.0 / current), queue=0.0)  # 10 pods at 50 %
+        else:
+            o = obs(current, gpu=0.0, queue=0.0)
+        d = decide(s, o, None, state, T0 + t)
+        state, current = d.state, d.replicas
+        out[t] = d
+    return out
+
+
+def test_bursts_that_come_back_within_minutes_keep_their_pods_through_the_gap() -> None:
+    """Bursts four minutes apart (an LLM code-completion log's shape): once three have come
+    within HPA's 300 s window of each other, what the load wanted after the last one is kept
+    through the quiet gap, as HPA would keep it, instead of going back one cold start after it
+    and leaving one pod to meet the next burst."""
+    by_t = bursts_every(240)
+    # before the third burst nothing says how soon they return: one cold start of hold
+    assert by_t[235].replicas == by_t[475].replicas == 1
+    assert all("keep_alive_s" not in r.values for t in range(0, 480, 5) for r in by_t[t].reasons)
+    # after it, the pods the calm load wanted meet the next burst
+    assert all(by_t[t].replicas >= 8 for t in range(480, 960, 5))
+    held = by_t[715]
+    assert code_of(held, "hold") == Code.HOLD_WINDOW
+    hold = next(r for r in held.reasons if r.code == Code.HOLD_WINDOW)
+    assert hold.values["keep_alive_s"] == 300.0
+    assert "bursts came back within 300s: also what the load wanted for 30s" in hold.message
+
+
+def test_bursts_far_apart_are_met_as_they_come_and_their_pods_given_back() -> None:
+    """Bursts twelve minutes apart: holding their pods through the gap costs more than
+    meeting each as it comes, so after each the count is back to one pod within minutes."""
+    by_t = bursts_every(720)
+    for b in (720, 1440, 2160):
+        assert by_t[b + 300].replicas == 1
+        assert all(
+            "keep_alive_s" not in r.values for t in range(b, b + 720, 5) for r in by_t[t].reasons
+        )
+
+
+def test_the_keep_alive_survives_the_store_round_trip_and_reads_an_older_state() -> None:
+    """The panics' onsets and the lows' saturation travel through the stored JSON; a state
+    written before them (two-field lows, no panics) reads as unsaturated lows, no panics."""
+    state = bursts_every(240)[715].state
+    assert len(state.panics) == 3 and state.lows
+    doc = json.loads(json.dumps(state.to_dict()))
+    assert ScalerState.from_dict(doc) == state
+    older = {**doc, "lows": [[t, v] for t, v, _ in doc["lows"]]}
+    del older["panics"]
+    back = ScalerState.from_dict(older)
+    assert back.panics == ()
+    assert [low[2] for low in back.lows] == [0.0] * len(state.lows)

@@ -5,7 +5,9 @@ brief's spec (capacity learned, nothing from the window), replayed beside Knativ
 2. low-rate LLM bursts of a minute: the burst multiplied to max_replicas and held it for 20
    minutes;
 3. a flash crowd on a daily cycle: a spike no forecast saw;
-4. a step change of level.
+4. a step change of level;
+5. bursts that come back within minutes (an LLM code-completion log): the pods went back one
+   cold start after each burst and one pod met the next (HPA, holding 300 s, dropped less).
 
 Each is a few simulated hours so the suite stays quick; `bench/simulate.py --corpus` runs the
 full-size families."""
@@ -133,3 +135,42 @@ def test_a_step_change_of_level_is_followed_without_overshooting_to_the_cap() ->
     assert need <= settled.min() and settled.max() <= 1.25 * need
     assert report_for(ciuic).drop_rate <= report_for(kpa).drop_rate + 5e-4
     assert cost(ciuic) < cost(kpa)
+
+
+def code_completions(seed: int = 3) -> Workload:
+    """An hour of code completions (services of about 1.5 s): a burst of 12-20 pods' worth for
+    15-30 s, a minute of 6 pods' worth after it, then a quiet one to three minutes."""
+    rng = np.random.default_rng(seed)
+    pod = SC.slots_per_pod / 1.5  # requests/s one pod serves
+    rate = np.full(3600, 0.5 * pod)
+    starts, t = [], 60
+    while t < len(rate) - 200:
+        d = int(rng.uniform(15, 30))
+        rate[t : t + d] = rng.uniform(12, 20) * pod
+        rate[t + d : t + d + 60] = 6 * pod
+        starts.append(t)
+        t += d + 60 + int(rng.uniform(60, 180))
+    arrivals = rng.poisson(rate)
+    services = {
+        s: [int(x) for x in np.clip(np.round(rng.lognormal(0.3, 0.4, k)), 1, 10)]
+        for s, k in enumerate(arrivals.tolist())
+        if k
+    }
+    return workload_from_requests(services, len(rate), description=f"bursts at {starts}")
+
+
+def test_bursts_that_come_back_within_minutes_find_the_pods_kept_for_them() -> None:
+    """Once three bursts have come within HPA's 300 s window of each other, the pods the load
+    wanted after one are kept through the quiet minutes until the next (the hold's
+    keep-alive), instead of one pod meeting it: fewer drops than HPA at less cost."""
+    wl = code_completions()
+    starts = [int(x) for x in wl.description.split("[")[1].rstrip("]").split(", ")]
+    ciuic = run(wl, CiuicPolicy.build(SC, wl, default_spec(SC, wl)))
+    hpa = run(wl, make_policy("hpa", SC, wl))
+    kpa = run(wl, make_policy("kpa", SC, wl))
+    met = [ciuic.ready[b - 5] for b in starts[3:]]  # Ready just before each burst
+    assert np.median(met) >= 5  # the tail's pods, not one
+    assert sum(m <= 2 for m in met) <= len(met) // 4
+    c, h, k = report_for(ciuic), report_for(hpa), report_for(kpa)
+    assert c.drop_rate < h.drop_rate and c.cost_usd < h.cost_usd
+    assert c.drop_rate < k.drop_rate and c.cost_usd < k.cost_usd
