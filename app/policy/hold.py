@@ -35,19 +35,15 @@ for a full window cost 2-18 % more on every trace for no fewer drops.)
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from typing import NamedTuple
 
 from app.policy.codes import Code
-from app.policy.reactive import ReactiveResult
+from app.policy.reactive import ReactiveResult, keep_alive_s
 from app.policy.spec import ScalerSpec
 from app.policy.types import Reason
 
-__all__ = ["KEEP_ALIVE_MAX_S", "HoldResult", "hold_step", "keep_alive_s"]
+__all__ = ["HoldResult", "hold_step"]
 
-KEEP_ALIVE_MAX_S = 300.0  # HPA's default scale-down stabilisation window
-_KEEP_ALIVE_QUANTILE = 0.75
-_KEEP_ALIVE_MIN_GAPS = 3  # the open one included: three panics
 _KEEP_ALIVE_SHARE = 0.1  # of the window's decisions that must have wanted a level to keep it
 
 
@@ -55,19 +51,6 @@ class HoldResult(NamedTuple):
     replicas: int
     lows: tuple[tuple[float, float, float], ...]
     reason: Reason
-
-
-def keep_alive_s(panics: tuple[float, ...], now: float) -> float | None:
-    """`KEEP_ALIVE_MAX_S` where bursts have been coming back within it: three in four of the
-    gaps between the last panics' onsets, the one still open (since the newest) included, at
-    most that long, with at least three gaps; else None."""
-    if not panics:
-        return None
-    gaps = sorted([b - a for a, b in pairwise(panics)] + [max(0.0, now - panics[-1])])
-    if len(gaps) < _KEEP_ALIVE_MIN_GAPS:
-        return None
-    typical = gaps[math.ceil(_KEEP_ALIVE_QUANTILE * len(gaps)) - 1]
-    return KEEP_ALIVE_MAX_S if typical <= KEEP_ALIVE_MAX_S else None
 
 
 def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,

