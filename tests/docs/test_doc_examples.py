@@ -50,6 +50,7 @@ SKIPPED = {
         "python bench/simulate.py --draw 2 --draw 3 --draw 4 --draw 5 --draw 6 --seed 0 --json "
         "draws.json",
     ),
+    ("benchmark.md", "mkdir -p held-out && cd held-out"),
 }
 
 
