@@ -26,10 +26,11 @@ a queue has drained, what the burst asked for no longer counts, and, with a load
 capacity, the readings until the window has passed read no more than the arrivals ask for (the
 pods are busy with the backlog the burst left, not with the load; measured on the corpus and
 real traces: 1.81 -> 1.21 x the oracle's cost on the bursty LLM log, 1.14 -> 1.11 on twitter,
-1.36 -> 1.24 on a noisy cloud-monitoring series, the same drops), except where the hold's keep-alive holds (bursts that
-come back within minutes: what the pods were busy with after one is what the next will ask
-for). The panics' onsets are kept (`ScalerState.panics`) for that keep-alive. A stable need within
-`tolerance` of the current count keeps the count (HPA's dead-band). A newest need of
+1.36 -> 1.24 on a noisy cloud-monitoring series, the same drops), except where the hold's
+keep-alive holds (bursts that come back within minutes: what the pods were busy with after one
+is what the next will ask for). The panics' onsets are kept (`ScalerState.panics`) for that
+keep-alive. A stable need within `tolerance` of the current count keeps the count (HPA's
+dead-band). A newest need of
 `reactive.panic` x the Ready pods or more, and above the current count, is acted on at once
 and holds scale-down for a window (Knative's panic mode; a need under the current count is no
 panic, however few pods are Ready yet), or until a queue burst has drained: a reading under
