@@ -21,6 +21,8 @@ read from the gaps between bursts instead of between invocations): where three i
 gaps between the last panics' onsets (up to eight, the one still open included) were at most
 `KEEP_ALIVE_MAX_S`, HPA's default scale-down window, a scale-down also keeps, for that window,
 the most pods the load wanted for a tenth of it (30 s): the level that meets the next burst.
+Not where the spec sets `behavior`: its scale-down window (HPA's 300 s by default) is the
+user's choice, 0 included.
 (Measured on an LLM code-completion log, four seeds: keeping the most any decision in the
 window wanted also held the minute after each burst, whose backlog kept the pods busy: 0.92-1.10
 x HPA's cost; the tenth: 0.86-0.94 x, the same drops.) Bursts further apart (every 8-25
@@ -60,7 +62,8 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
     asks for without a panic or a burst: what later decisions remember of this one;
     `cold_start` the lead time of a pod asked for now (spec, learned, or the default)."""
     base = window = min(spec.reactive.window, max(1.0, cold_start))
-    alive = keep_alive_s(reactive.panics, now)
+    # a spec's own `behavior` sets its scale-down window (HPA's semantics): the user's choice
+    alive = keep_alive_s(reactive.panics, now) if spec.behavior is None else None
     held_for = ""
     if alive is not None and alive > base:
         window = alive

@@ -197,10 +197,10 @@ def test_a_queue_just_at_its_ceiling_after_a_burst_keeps_the_pods_it_asked_for()
     assert [d.replicas for d in decisions[41:]] == [5] * 11
 
 
-def bursts_every(period: int, n: int = 4) -> dict[int, Any]:
+def bursts_every(period: int, n: int = 4, **spec_fields: Any) -> dict[int, Any]:
     """`n` queue bursts `period` s apart, each followed by a minute of load that wants 10 pods
     and then silence; the pods Ready are the last decision's (starting pods Ready at once)."""
-    s = spec(metrics=TWO)
+    s = spec(metrics=TWO, **spec_fields)
     state, current, out = running(), 4, {}
     for t in range(0, n * period, 5):
         phase = t % period
@@ -243,6 +243,15 @@ def test_bursts_far_apart_are_met_as_they_come_and_their_pods_given_back() -> No
         assert all(
             "keep_alive_s" not in r.values for t in range(b, b + 720, 5) for r in by_t[t].reasons
         )
+
+
+def test_a_spec_s_own_behavior_sets_the_scale_down_window_not_the_keep_alive() -> None:
+    """The same bursts four minutes apart, with a `behavior` whose scale-down window is 0
+    (the user's choice): no keep-alive, the pods go back between bursts."""
+    no_window = {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    by_t = bursts_every(240, behavior=no_window)
+    assert by_t[715].replicas == 1
+    assert all("keep_alive_s" not in r.values for d in by_t.values() for r in d.reasons)
 
 
 def test_the_keep_alive_survives_the_store_round_trip_and_reads_an_older_state() -> None:
