@@ -40,7 +40,7 @@ import math
 from typing import NamedTuple
 
 from app.policy.codes import Code
-from app.policy.reactive import ReactiveResult, keep_alive_s
+from app.policy.reactive import ReactiveResult
 from app.policy.spec import ScalerSpec
 from app.policy.types import Reason
 
@@ -62,8 +62,7 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
     asks for without a panic or a burst: what later decisions remember of this one;
     `cold_start` the lead time of a pod asked for now (spec, learned, or the default)."""
     base = window = min(spec.reactive.window, max(1.0, cold_start))
-    # a spec's own `behavior` sets its scale-down window (HPA's semantics): the user's choice
-    alive = keep_alive_s(reactive.panics, now) if spec.behavior is None else None
+    alive = reactive.keep_alive  # where bursts come back soon, and the spec has no `behavior`
     held_for = ""
     if alive is not None and alive > base:
         window = alive

@@ -311,6 +311,7 @@ class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen
     since: float | None
     panic_until: float | None
     panics: tuple[float, ...]  # when the last panics began (the hold's keep-alive)
+    keep_alive: float | None  # the hold's keep-alive window in force (see `keep_alive_s`)
 
 
 def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
@@ -380,6 +381,8 @@ def reactive_need(
     kept = tuple(e for e in state.recent if cutoff < e[0] < now)
     panic_until = state.panic_until if state.panic_until and state.panic_until > now else None
     needs = _now_needs(spec, reading, obs, per_pod)
+    # a spec's own `behavior` sets its scale-down window (HPA's semantics): the user's choice
+    alive = keep_alive_s(state.panics, now) if spec.behavior is None else None
     if needs is None:
         since = state.since
         if spec.fallback.on_missing == "replicas" and spec.fallback.replicas is not None:
@@ -394,7 +397,7 @@ def reactive_need(
             reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
             need, need, None, None, False, True, False, reason, kept, since, panic_until,
-            state.panics,
+            state.panics, alive,
         )  # fmt: skip
 
     need_now, demand_now = needs
@@ -406,7 +409,7 @@ def reactive_need(
         and reading.need is not None
         and not reading.saturated
         and any(e[3] for e in kept)
-        and keep_alive_s(state.panics, now) is None
+        and alive is None
     ):
         # A queue burst has drained within the window: the pods are busy with the backlog it
         # left (requests stay on their pod), so their use reads the backlog, not the load.
@@ -482,5 +485,5 @@ def reactive_need(
     values["need"] = need
     return ReactiveResult(
         need, calm, panic_need, demand, True, partial, panic_until is not None,
-        Reason(code, msg, values), recent, since, panic_until, panics,
+        Reason(code, msg, values), recent, since, panic_until, panics, alive,
     )  # fmt: skip
