@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.policy import Code, Observation, ScalerState, decide
+from app.policy.reactive import reactive_need, read_metrics
 from tests.policy.helpers import GPU, QUEUE, T0, code_of, obs, running, spec
 
 TWO = [{"name": GPU, "target": "50%"}, {"name": QUEUE, "target": "<5"}]
@@ -290,3 +291,18 @@ def test_after_a_queue_burst_drains_the_backlog_s_pods_go_back_as_it_is_served()
     assert max(d.replicas for d in by_t.values()) >= 30  # the burst was met
     assert by_t[70].reasons[0].values["need_now"] == pytest.approx(8.0)  # the arrivals' need
     assert all(by_t[t].replicas <= 10 for t in range(135, 240, 5))
+
+
+@pytest.mark.parametrize(("behavior", "window"), [(None, 300.0), ({"scaleDown": {}}, None)])
+def test_the_keep_alive_is_decided_once_for_both_steps_that_read_it(
+    behavior: dict[str, Any] | None, window: float | None
+) -> None:
+    """Panics a minute apart: without a `behavior` of the spec's own the keep-alive is in
+    force for the reactive step (which then does not read a drained burst down to the
+    arrivals) and the hold alike; with one, for neither."""
+    fields = {} if behavior is None else {"behavior": behavior}
+    s = spec(metrics=TWO, capacity={"request_rate": "0.5/s"}, scaler="reactive", **fields)
+    state = running(panics=(T0 - 120, T0 - 60, T0 - 5))
+    o = obs(8, gpu=50.0, queue=0.0, load_rate=2.0)
+    reading = read_metrics(s, o)
+    assert reactive_need(s, o, reading, 0.5, state, T0).keep_alive == window
