@@ -9,8 +9,10 @@ are two per namespace, whatever the number of scalers.
 
 `scale` writes spec.replicas through the `scale` subresource with a JSON merge patch carrying
 the resourceVersion it read, so a concurrent writer (a rollout, kubectl) makes it re-read and
-retry instead of silently overwriting; after a few conflicts in a row it gives up until the
-next reconcile.
+retry instead of silently overwriting. Between tries it pauses (the retry policy's backoff
+with jitter): right after someone else's spec change, the controller's own status writes move
+the resourceVersion several times in a second, and a re-read at once would race them again.
+After a few conflicts in a row it gives up until the next reconcile.
 
 Watches start on a namespace's first `observe`; a target not observed for `idle_s` is
 forgotten, and a namespace's watches stop with its last target, or on `close()`.
@@ -18,6 +20,7 @@ forgotten, and a namespace's watches stop with its last target, or on `close()`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -261,10 +264,16 @@ class KubernetesCluster:
             pods.start()
         return _Namespace(workloads, pods)
 
+    async def _pause_after_conflict(self, attempt: int) -> None:
+        """Let the writes that raced ours settle before reading again (see the module doc)."""
+        await asyncio.sleep(self.retry.pause(attempt - 1))
+
     async def scale(self, target: TargetRef, replicas: int) -> None:
         kind = KINDS[target.kind]
         ns, name = target.namespace, target.name
-        for _ in range(self.conflict_retries + 1):
+        for attempt in range(self.conflict_retries + 1):
+            if attempt:
+                await self._pause_after_conflict(attempt)
             current = await call(
                 lambda: getattr(self._apps, kind.read_scale)(
                     name, ns, _request_timeout=self.retry.timeout_s
@@ -358,7 +367,9 @@ class KubernetesCluster:
     async def set_template(self, target: TargetRef, template: dict[str, Any]) -> None:
         """Restore `template` exactly: a merge patch of the difference, conditional on the
         resourceVersion read, re-read and retried on a conflict."""
-        for _ in range(self.conflict_retries + 1):
+        for attempt in range(self.conflict_retries + 1):
+            if attempt:
+                await self._pause_after_conflict(attempt)
             workload = await self._read_workload(target)
             current = self.api.sanitize_for_serialization(workload.spec.template)
             diff = restore_patch(current, template)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,11 @@ async def test_conflict_on_patch_rereads_and_retries_a_bounded_number_of_times(
         assert kube.workload("llm")["spec"]["replicas"] == 3
         assert kube.count("patch", "deployments/scale") == races + 1
         assert kube.count("get", "deployments/scale") == races + 1
+        # Each retry waits out the backoff first: the writes that raced ours settle.
+        sent = [r.at for r in kube.requests if (r.verb, r.resource) == ("patch",
+                "deployments/scale")]  # fmt: skip
+        for attempt, (a, b) in enumerate(pairwise(sent)):
+            assert b - a >= min(FAST.max_backoff_s, FAST.backoff_s * 2**attempt) / 2, sent
     else:
         with pytest.raises(ClusterConflict, match=r'deployments.apps "llm" .* kept changing'):
             await cluster.scale(LLM, 3)
