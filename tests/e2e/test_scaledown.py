@@ -97,6 +97,15 @@ def test_a_pod_no_node_can_take_is_capacity_not_coming_and_blocks_no_scale_down(
     assert httpx.post(f"{live.url}/v1/scalers", json=body).status_code == 201
     [busy, *_] = [p["metadata"]["name"] for p in serving(admin, namespace)]
 
+    def stuck_seen() -> bool:
+        push_queue(live, busy, 15.0)  # asks for the 3 there are: nothing to do yet
+        last = httpx.get(f"{live.url}/v1/scalers/{NAME}").json()["status"]["last_decision"]
+        return bool(last) and "Pending with no node" in last["reasons"][0]["message"]
+
+    # Once the service's pod cache has listed the Pending pod and it is past the cold start
+    # (on a loaded machine the first decisions may come before either)
+    wait_until(stuck_seen, 20, "a decision that sees the Pending pod", interval_s=0.3)
+
     def pushed_and_scaled() -> bool:
         push_queue(live, busy, 5.0)  # asks for 1 pod
         return bool(admin.get("Deployment", namespace, NAME)["spec"]["replicas"] == 1)
