@@ -34,6 +34,7 @@ class Code:
     PREDICTIVE_OUT_OF_RANGE = "predictive.out_of_range"  # does not cover the horizon
     PREDICTIVE_INVALID = "predictive.invalid"  # NaN/inf in the horizon, or an overflowing floor
     PREDICTIVE_NO_SKILL = "predictive.no_skill"  # backtest no better than the last value
+    PREDICTIVE_MISSED = "predictive.missed"  # the load is under its band for the bucket now
     # 3. schedule
     SCHEDULE_NONE = "schedule.none"  # no entries
     SCHEDULE_INACTIVE = "schedule.inactive"  # no entry in force now

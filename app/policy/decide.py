@@ -3,7 +3,8 @@
     0. readings     metrics now -> pods (need at the targets, demand at full use), and the
                     learned capacity updated with them                 reactive.py, capacity.py
     1. reactive     needs averaged over the stable window, dead-band, panic          reactive.py
-    2. predictive   forecast band at now + cold start / capacity, if it has skill  predictive.py
+    2. predictive   forecast band at now + cold start / capacity, if it has skill
+                    and the load has not already proved it wrong                 predictive.py
     3. schedule     cron floor/cap in force now (applied in 8)                       schedule.py
     4. emergency    trigger held over threshold -> burst sized to the shortfall     emergency.py
     5. preheat      eager: min_ready pods of spare capacity above the demand          preheat.py
@@ -93,7 +94,7 @@ def decide(
     reactive = reactive_need(spec, observation, reading, capacity.per_pod, state, now)  # 1
 
     predictive = forecast_floor(  # 2
-        spec, observation, forecast, now, capacity.per_pod, capacity.how
+        spec, observation, forecast, now, capacity.per_pod, capacity.how, reactive.recent
     )
     if predictive.floor is not None:
         calm = predictive.floor

@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.policy import Code, FractionalPlan, LoadForecast, MetricReading, Observation, ScalerState
+from app.policy import (
+    Code,
+    Decision,
+    FractionalPlan,
+    LoadForecast,
+    MetricReading,
+    Observation,
+    ScalerState,
+)
 from app.policy.fractional import fractional_plan, pods_for
 from app.policy.predictive import bucket_range
 from app.policy.schedule import schedule_bounds
@@ -126,6 +134,55 @@ def test_the_demand_at_full_use_is_the_least_a_forecast_plans() -> None:
     95 % against a 50 % target are 9.5 busy pods, whatever the forecast says."""
     d = run(spec(**PRED), obs(10, gpu=95.0), forecast=flat_forecast(0.5))
     assert d.replicas == 10 and code_of(d, "predictive") == Code.PREDICTIVE_FLOOR
+
+
+def _after_a_spike(load: float, forecast: LoadForecast, seconds: int) -> list[tuple[int, Decision]]:
+    """Decisions every 5 s on pods of 0.5 req/s (PRED) that ran 24 pods for a spike of 10
+    req/s (planned at 85 % of each pod) that has just ended at T0: the load is now `load`
+    req/s; the forecast, made when the last bucket completed, still expects the spike's level
+    for this one."""
+    s = spec(**PRED)
+    state, pods, out = running(), 24, []
+    for t in range(0, seconds + 1, 5):
+        gpu = 100.0 * load / (0.5 * pods)
+        d = run(s, obs(pods, gpu=gpu, load_rate=load), forecast=forecast, state=state, now=T0 + t)
+        state, pods = d.state, d.replicas
+        out.append((t, d))
+    return out
+
+
+def test_a_forecast_the_load_has_proved_wrong_lets_the_spike_pods_go() -> None:
+    """The spike is over at T0 (2 req/s, 4 pods' worth at full use), but the forecast made when
+    the last bucket completed expects 10 req/s for this one (P90 12: its band reaches down to
+    8). Until the readings of a cold start (60 s, the stable window) all show the load under
+    that band, the floor holds the 24 pods, as a dip within a spike would need; from then on
+    the forecast has missed this bucket, adds nothing, and the pods follow the load."""
+    decisions = _after_a_spike(2.0, flat_forecast(10.0, q90=12.0), 150)
+    by_t = dict(decisions)
+    assert code_of(by_t[20], "predictive") == Code.PREDICTIVE_FLOOR and by_t[20].replicas == 24
+    missed = [t for t, d in decisions if code_of(d, "predictive") == Code.PREDICTIVE_MISSED]
+    assert missed and missed[0] == 30 and missed == list(range(30, 151, 5))
+    reason = next(r for r in by_t[60].reasons if r.code == Code.PREDICTIVE_MISSED)
+    assert reason.values["band_low"] == 8.0 and reason.values["load_observed"] < 8.0
+    assert by_t[150].replicas <= 8  # the reactive need: 4 busy pods' worth at a 50 % target
+
+
+@pytest.mark.parametrize(
+    "load,forecast",
+    [
+        # 9 req/s is under the median but within the band (8-12): the forecast stands
+        pytest.param(9.0, flat_forecast(10.0, q90=12.0), id="within-the-band"),
+        # no P90 band: nothing says how far off the forecast may be, so it stands
+        pytest.param(2.0, flat_forecast(10.0), id="no-band"),
+    ],
+)
+def test_a_forecast_the_load_has_not_proved_wrong_keeps_its_floor(
+    load: float, forecast: LoadForecast
+) -> None:
+    decisions = _after_a_spike(load, forecast, 150)
+    assert all(code_of(d, "predictive") == Code.PREDICTIVE_FLOOR for _, d in decisions)
+    # the floor's pods stay: the median's 20, or the 24 of the P90 band this spec plans on
+    assert all(d.replicas >= 20 for _, d in decisions)
 
 
 @pytest.mark.parametrize(
