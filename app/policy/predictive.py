@@ -18,10 +18,10 @@ grid), and its floor held the spike's pods that long. Where every reading of the
 progress (its median less the P90's margin above it: the forecast's calibrated error, mirrored),
 the forecast has missed this bucket, and the floor adds nothing until the next refresh.
 (Measured on five real 5-minute cloud-monitoring series that spike from a pod or two: 1.4-3.9 %
-cheaper, drops within +0.02 pt; the benchmark corpus's geometric mean unchanged.) A forecast that failed,
-is older than `forecast.max_age`, does not cover the horizon, or has a non-finite value in it
-or a floor that overflows is ignored, with a reason. A finite forecast gone wild (1e12 req/s)
-raises the need, and that is all: `max_replicas` (step 8) caps it.
+cheaper, drops within +0.02 pt; the benchmark corpus's geometric mean unchanged.)
+A forecast that failed, is older than `forecast.max_age`, does not cover the horizon, or has a
+non-finite value in it or a floor that overflows is ignored, with a reason. A finite forecast
+gone wild (1e12 req/s) raises the need, and that is all: `max_replicas` (step 8) caps it.
 """
 
 from __future__ import annotations
@@ -103,15 +103,17 @@ def _missed_now(forecast: LoadForecast, per_pod: float,
     the forecast's band for the bucket holding `now`; None when it does not, or cannot be
     told (no P90 band, no such bucket, readings not reaching back half of `span`)."""
     p90 = forecast.quantiles.get(0.9)
-    p50 = forecast.quantiles.get(0.5, forecast.mean)
-    if p90 is None or forecast.step_s <= 0:
+    if p90 is None or forecast.step_s <= 0 or len(recent) < 2:
         return None
+    p50 = forecast.quantiles.get(0.5, forecast.mean)
     i = math.floor((now - forecast.start) / forecast.step_s)
     if not 0 <= i < min(len(p50), len(p90)):
         return None
     band = p50[i] - (p90[i] - p50[i])
+    if not math.isfinite(band) or not recent[-1][2] * per_pod < band:  # the usual case
+        return None
     within = [e for e in recent if e[0] > now - span]
-    if len(within) < 2 or within[0][0] > now - span / 2 or not math.isfinite(band):
+    if len(within) < 2 or within[0][0] > now - span / 2:
         return None
     observed = max(e[2] for e in within) * per_pod
     return (observed, band) if observed < band else None
