@@ -168,12 +168,13 @@ def forecast_floor(
         values = {} if skill is None or not math.isfinite(skill) else {"skill": skill}
         return PredictiveResult(None, Reason(Code.PREDICTIVE_NO_SKILL, msg, values))
 
-    missed = _missed_now(forecast, per_pod, recent, now, min(lead, spec.reactive.window))
+    span = min(lead, spec.reactive.window)
+    missed = _missed_now(forecast, per_pod, recent, now, span)
     if missed is not None:
         observed, band = missed
         msg = (
             f"forecast ({forecast.model}) missed the bucket in progress: the demand of the last "
-            f"{min(lead, spec.reactive.window):.0f}s ({observed:.3g}/s at most) is under its "
+            f"{span:.0f}s ({observed:.3g}/s at most) is under its "
             f"band ({band:.3g}/s): it adds nothing until it is refreshed"
         )
         values = {"load_observed": observed, "band_low": band, "skill": skill}
