@@ -57,7 +57,7 @@ from app.policy.hold import hold_step
 from app.policy.objective import objective_step
 from app.policy.pending import say_stuck, stuck_pods, without_stuck
 from app.policy.predictive import cold_start_s, forecast_floor
-from app.policy.preheat import preheat_need
+from app.policy.preheat import preheat_need, with_spares
 from app.policy.reactive import MAX_NEED, reactive_need, read_metrics
 from app.policy.schedule import schedule_bounds
 from app.policy.spec import ScalerSpec
@@ -123,7 +123,7 @@ def decide(
     # What the load asks for without a panic or a burst, spares included: what the hold step
     # remembers of this decision (a panic holds for its own window, a burst until it ends;
     # neither is held a window more once over).
-    calm = min(preheat_need(spec, calm, reactive.demand)[0], MAX_NEED)
+    calm = min(with_spares(spec, calm, reactive.demand), MAX_NEED)
     zero = zero_step(spec, observation, reading, reactive, forecast, now)  # 5b
     if zero.idle:
         need = calm = 0.0

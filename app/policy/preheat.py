@@ -17,9 +17,20 @@ from app.policy.codes import Code
 from app.policy.spec import ScalerSpec
 from app.policy.types import Reason
 
-__all__ = ["preheat_need"]
+__all__ = ["preheat_need", "with_spares"]
 
 _DISABLED = Reason(Code.PREHEAT_DISABLED, "preheat disabled", MappingProxyType({}))
+
+
+def with_spares(spec: ScalerSpec, need: float, demand: float | None) -> float:
+    """`preheat_need`'s count alone (no sentence built): the spares of a need the decision
+    only remembers."""
+    p = spec.preheat
+    if not p.enabled or p.strategy == "lazy":
+        return need
+    if demand is None:
+        return need + p.min_ready
+    return need if need >= demand + p.min_ready else demand + p.min_ready
 
 
 def preheat_need(spec: ScalerSpec, need: float, demand: float | None) -> tuple[float, Reason]:

@@ -9,6 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.policy import (
     Code,
@@ -21,6 +23,7 @@ from app.policy import (
 )
 from app.policy.fractional import fractional_plan, pods_for
 from app.policy.predictive import bucket_range
+from app.policy.preheat import preheat_need, with_spares
 from app.policy.schedule import schedule_bounds
 from app.policy.spec import FractionalSpec
 from tests.policy.helpers import (
@@ -493,6 +496,20 @@ def test_eager_spares_are_capacity_above_the_demand_not_pods_above_the_need() ->
     d = run(big, obs(47, gpu=85.0))
     assert d.replicas == 47
     assert d.reasons[4].values["demand"] == pytest.approx(47 * 0.85)
+
+
+@given(
+    preheat=st.sampled_from([{}, {"enabled": True, "strategy": "lazy"}, {"enabled": True},
+                             {"enabled": True, "min_ready": 3}]),
+    need=st.floats(0.0, 1e6),
+    demand=st.none() | st.floats(0.0, 1e6),
+)  # fmt: skip
+def test_the_spares_a_decision_remembers_are_the_ones_it_plans(
+    preheat: dict[str, Any], need: float, demand: float | None
+) -> None:
+    """The count the hold step remembers (no sentence built) is step 5's own."""
+    s = spec(preheat=preheat)
+    assert with_spares(s, need, demand) == preheat_need(s, need, demand)[0]
 
 
 # ---------------------------------------------------------------------------------------------
