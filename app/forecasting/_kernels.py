@@ -201,10 +201,13 @@ class SeriesCache:
         if got is None or lo < got[0]:
             start, out = (self.n, np.full(self.n, np.nan)) if got is None else got
             if lo < start:
-                diff = self.yf - self.profile(cfg, k0)[0][: self.n] if cfg.season else self.yf
-                # a moving median (exactly np.median of each window, NaN where one is
-                # missing) in O(log w) a step: a fit's backtest reads it at every origin
-                span = diff[lo + 1 - w : start]
+                # the differences over the windows asked for only, then a moving median
+                # (exactly np.median of each window, NaN where one is missing) in O(log w) a
+                # step: a fit's backtest reads it at every origin
+                first = lo + 1 - w
+                span = self.yf[first:start]
+                if cfg.season:
+                    span = span - self.profile(cfg, k0)[0][first:start]
                 out[lo:start] = bn.move_median(span, w, min_count=w)[w - 1 :]
                 start = lo
             got = (start, out)
