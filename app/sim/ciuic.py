@@ -217,12 +217,12 @@ class CiuicPolicy:
                 "gpu_utilization": s.gpu_utilization,
                 "request_queue": s.queue / ready if ready else None,
             }
-
-            def over_pods(name: str, how: str) -> MetricReading:
-                return MetricReading(_over_pods(per_pod[name], ready, how), ready, age)
-
-            metrics = {name: over_pods(name, how) for name, how in self._how.items()}
-            extra = {(name, how): over_pods(name, how) for name, how in self._extra}
+            metrics = {}
+            for name, how in self._how.items():  # loops, not a closure: once per decision
+                metrics[name] = MetricReading(_over_pods(per_pod[name], ready, how), ready, age)
+            extra = {}
+            for name, agg in self._extra:
+                extra[name, agg] = MetricReading(_over_pods(per_pod[name], ready, agg), ready, age)
             load = s.arrival_rate
             if not ready:
                 # No pod pushes: what holds the requests (the SDK's hold proxy, a gateway)

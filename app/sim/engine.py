@@ -176,6 +176,7 @@ def simulate(
     next_ready = never
     # the last pods' cold starts, learned as the live adapter learns them
     cold_recent: deque[float] = deque(maxlen=COLD_START_WINDOW)
+    cold_learned: float | None = None  # learned from them, when the last one became Ready
     # pod counts change rarely: log (second, ready, replicas, billed) on change, expand later
     log: list[tuple[int, int, int, int]] = [(0, R, R, R)]
 
@@ -239,6 +240,7 @@ def simulate(
             while starting and starting[0][0] <= t:
                 ready_at, created, _j = starting.pop(0)
                 cold_recent.append(float(ready_at - created))
+                cold_learned = learned_cold_start(cold_recent)
                 levels[0] |= 1 << R
                 lo = 0
                 ready_created.append(created)
@@ -425,8 +427,8 @@ def simulate(
             view.now = now
             view.replicas = cur
             view.ready = R
-            if cold_recent:
-                view.cold_start_s = learned_cold_start(cold_recent)
+            if cold_learned is not None:
+                view.cold_start_s = cold_learned
             want = policy.decide(view)
             next_call = _next_call(policy, t, period)
             decisions += 1
