@@ -41,19 +41,17 @@ def preheat_need(spec: ScalerSpec, need: float, demand: float | None) -> tuple[f
     if p.strategy == "lazy":
         msg = "lazy preheat: no spare pods, the forecast pre-launches capacity"
         return need, Reason(Code.PREHEAT_LAZY, msg, {"need": need})
+    out = with_spares(spec, need, demand)
     values = {"min_ready": float(p.min_ready)}
     if demand is None:
-        out = need + p.min_ready
         msg = f"eager preheat: {p.min_ready} spare ready pod(s) above the need {need:.2f}"
-    elif need >= demand + p.min_ready:
-        out = need
+    elif out == need:
         values["demand"] = demand
         msg = (
             f"eager preheat: the need {need:.2f} already leaves {need - demand:.2f} pods spare "
             f"above the demand {demand:.2f} (>= {p.min_ready})"
         )
     else:
-        out = demand + p.min_ready
         values["demand"] = demand
         msg = (
             f"eager preheat: {p.min_ready} spare ready pod(s) above the demand {demand:.2f}: "

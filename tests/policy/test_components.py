@@ -499,17 +499,22 @@ def test_eager_spares_are_capacity_above_the_demand_not_pods_above_the_need() ->
 
 
 @given(
-    preheat=st.sampled_from([{}, {"enabled": True, "strategy": "lazy"}, {"enabled": True},
-                             {"enabled": True, "min_ready": 3}]),
+    min_ready=st.integers(0, 5),
     need=st.floats(0.0, 1e6),
     demand=st.none() | st.floats(0.0, 1e6),
-)  # fmt: skip
-def test_the_spares_a_decision_remembers_are_the_ones_it_plans(
-    preheat: dict[str, Any], need: float, demand: float | None
+)
+def test_eager_spares_top_the_need_up_to_the_demand_plus_the_spares(
+    min_ready: int, need: float, demand: float | None
 ) -> None:
-    """The count the hold step remembers (no sentence built) is step 5's own."""
-    s = spec(preheat=preheat)
-    assert with_spares(s, need, demand) == preheat_need(s, need, demand)[0]
+    """The count step 5 plans, and the one the hold step remembers of a calm need: never below
+    the need, and `min_ready` pods above the demand (above the need when no load metric
+    gives a demand); lazy or disabled, the need itself."""
+    eager = spec(preheat={"enabled": True, "min_ready": min_ready})
+    out, _ = preheat_need(eager, need, demand)
+    assert out == with_spares(eager, need, demand)
+    assert out == (need + min_ready if demand is None else max(need, demand + min_ready))
+    for off in ({}, {"enabled": True, "strategy": "lazy"}):
+        assert with_spares(spec(preheat=off), need, demand) == need
 
 
 # ---------------------------------------------------------------------------------------------
