@@ -240,12 +240,12 @@ def simulate(
             while starting and starting[0][0] <= t:
                 ready_at, created, _j = starting.pop(0)
                 cold_recent.append(float(ready_at - created))
-                cold_learned = learned_cold_start(cold_recent)
                 levels[0] |= 1 << R
                 lo = 0
                 ready_created.append(created)
                 R += 1
             next_ready = starting[0][0] if starting else never
+            cold_learned = learned_cold_start(cold_recent)
             log.append((t, R, R + len(starting), R + len(starting) + draining))
         # 2. completions: each finished mask moves its pods down one level
         k = t % ring_size
