@@ -37,16 +37,19 @@ for a full window cost 2-18 % more on every trace for no fewer drops.)
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from operator import itemgetter
 from typing import NamedTuple
 
 from app.policy.codes import Code
 from app.policy.reactive import ReactiveResult
 from app.policy.spec import ScalerSpec
-from app.policy.types import Reason
+from app.policy.types import Reason, between
 
 __all__ = ["HoldResult", "hold_step"]
 
 _KEEP_ALIVE_SHARE = 0.1  # of the window's decisions that must have wanted a level to keep it
+_TIME, _COUNT, _SATURATED = itemgetter(0), itemgetter(1), itemgetter(2)  # of `lows`
 
 
 class HoldResult(NamedTuple):
@@ -71,12 +74,11 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
             f" (bursts came back within {alive:.0f}s: also what the load wanted for {share:.0f}s"
             f" of the last {alive:.0f}s)"
         )
-    cutoff = now - window
     recent = reactive.recent
     saturated = float(bool(recent) and recent[-1][3] > 0)
-    kept = (*(e for e in lows if cutoff < e[0] < now), (now, float(calm), saturated))
+    kept = (*between(lows, now - window, now), (now, float(calm), saturated))
     counted, floor_now = kept, 0
-    if recent and not saturated and (any(e[3] for e in recent) or any(e[2] for e in kept)):
+    if recent and not saturated and (reactive.burst_within or any(map(_SATURATED, kept))):
         # The queue is back under its ceiling: what the decisions asked for while it was over
         # (the burst's pods) is no reason to keep a pod any more, as in the reactive average;
         # what the newest reading asks for still is (a queue just at its ceiling has not
@@ -103,10 +105,11 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
     # what a decision within one cold start wanted; with a keep-alive, also the most pods the
     # load wanted for a tenth of its window (30 s of 300): the level that meets the next burst,
     # not the peak of the minute after the last (its queue's backlog kept the pods busy)
-    near = [e[1] for e in counted[:-1] if e[0] > now - base]
-    wanted = int(max(near)) if near else desired
-    if held_for and len(counted) > 1:
-        wants = sorted(e[1] for e in counted[:-1])
+    last = len(counted) - 1  # the entries before this decision's own, in time order
+    near = counted[bisect_right(counted, now - base, 0, last, key=_TIME) : last]
+    wanted = int(max(map(_COUNT, near))) if near else desired
+    if held_for and last:
+        wants = sorted(map(_COUNT, counted[:last]))
         wanted = max(wanted, int(wants[math.ceil((1 - _KEEP_ALIVE_SHARE) * len(wants)) - 1]))
     wanted = max(wanted, floor_now)
     values["wanted_in_window"] = float(wanted)

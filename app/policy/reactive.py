@@ -54,12 +54,13 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from itertools import pairwise
+from operator import itemgetter
 from typing import NamedTuple
 
 from app.policy.codes import Code
 from app.policy.predictive import cold_start_s
 from app.policy.spec import MetricSpec, ScalerSpec
-from app.policy.types import MetricReading, Observation, Reason, ScalerState
+from app.policy.types import MetricReading, Observation, Reason, ScalerState, between
 
 __all__ = [
     "KEEP_ALIVE_MAX_S",
@@ -77,6 +78,7 @@ MAX_NEED = 1e9  # pods: more than any cluster runs; a need past it is a wild rea
 PANICS_KEPT = 8  # panic onsets remembered: with the gap still open, eight gaps
 KEEP_ALIVE_MAX_S = 300.0  # HPA's default scale-down stabilisation window
 _KEEP_ALIVE_QUANTILE = 0.75
+_NEED, _DEMAND, _SATURATED = itemgetter(1), itemgetter(2), itemgetter(3)  # of `recent`
 _KEEP_ALIVE_MIN_GAPS = 3  # the open one included: three panics
 
 
@@ -312,6 +314,7 @@ class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen
     panic_until: float | None
     panics: tuple[float, ...]  # when the last panics began (the hold's keep-alive)
     keep_alive: float | None  # the hold's keep-alive window in force (see `keep_alive_s`)
+    burst_within: bool  # a reading of the window before this one was saturated
 
 
 def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
@@ -377,8 +380,8 @@ def reactive_need(
     values["metrics_valid"] = float(reading.valid)
     why = f" ({'; '.join(reading.left_out)})" if reading.left_out else ""
     window = spec.reactive.window
-    cutoff = now - window
-    kept = tuple(e for e in state.recent if cutoff < e[0] < now)
+    kept = between(state.recent, now - window, now)
+    burst_within = any(map(_SATURATED, kept))  # a reading over a ceiling in the window
     panic_until = state.panic_until if state.panic_until and state.panic_until > now else None
     needs = _now_needs(spec, reading, obs, per_pod)
     # a spec's own `behavior` sets its scale-down window (HPA's semantics): the user's choice
@@ -397,7 +400,7 @@ def reactive_need(
             reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
             need, need, None, None, False, True, False, reason, kept, since, panic_until,
-            state.panics, alive,
+            state.panics, alive, burst_within,
         )  # fmt: skip
 
     need_now, demand_now = needs
@@ -408,7 +411,7 @@ def reactive_need(
         and math.isfinite(load)
         and reading.need is not None
         and not reading.saturated
-        and any(e[3] for e in kept)
+        and burst_within
         and alive is None
     ):
         # A queue burst has drained within the window: the pods are busy with the backlog it
@@ -427,9 +430,9 @@ def reactive_need(
     # The window smooths a steady load's noise; a saturated reading (the queue over its
     # ceiling) is a passing state, and once the queue has drained only the readings like it
     # describe the load: after a burst the count follows the load now, not a burst's mean.
-    alike = [e for e in recent if e[3] == saturated]
-    stable = sum(e[1] for e in alike) / len(alike)
-    demand = sum(e[2] for e in alike) / len(alike) if reading.need is not None else None
+    alike = [e for e in recent if e[3] == saturated] if burst_within or saturated else recent
+    stable = sum(map(_NEED, alike)) / len(alike)
+    demand = sum(map(_DEMAND, alike)) / len(alike) if reading.need is not None else None
     since = state.since if state.since is not None else now
     values.update(need_now=need_now, need_stable=stable, window_s=window)
     if demand is not None:
@@ -445,7 +448,7 @@ def reactive_need(
         if panic_until is None:  # a new panic, not one still holding
             panics = (*panics, now)[-PANICS_KEPT:]
         panic_until = now + window
-    elif panic_until is not None and not saturated and any(e[3] for e in kept):
+    elif panic_until is not None and not saturated and burst_within:
         # A queue burst that has drained: what it asked for is served or lost, and holding
         # its pods a window more pays for idle GPUs (the next burst is met as this one was).
         panic_until = None
@@ -485,5 +488,5 @@ def reactive_need(
     values["need"] = need
     return ReactiveResult(
         need, calm, panic_need, demand, True, partial, panic_until is not None,
-        Reason(code, msg, values), recent, since, panic_until, panics, alive,
+        Reason(code, msg, values), recent, since, panic_until, panics, alive, burst_within,
     )  # fmt: skip

@@ -9,9 +9,11 @@ never reads a clock.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 __all__ = [
     "Decision",
@@ -23,6 +25,7 @@ __all__ = [
     "Reason",
     "ScalerState",
     "WakeForecast",
+    "between",
 ]
 
 
@@ -171,6 +174,9 @@ class ScalerState:
     - `capacity`: the learned per-pod capacity;
     - `recommendations`, `scale_events`: HPA behaviour state (windows, rate limits);
     - `trigger_since`, `burst_until`, `burst_base`: the emergency burst.
+
+    `recent` and `lows` are in time order: each decision drops the entries at or past its
+    `now` and appends its own, and `from_dict` sorts what it reads; `between` relies on it.
     """
 
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, replicas) for windows
@@ -213,12 +219,16 @@ class ScalerState:
             burst_until=_opt_float(doc.get("burst_until")),
             burst_base=None if doc.get("burst_base") is None else int(doc["burst_base"]),
             recent=tuple(
-                (float(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 0.0)
-                for r in doc.get("recent", ())
+                sorted(
+                    (float(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 0.0)
+                    for r in doc.get("recent", ())
+                )
             ),
             lows=tuple(
-                (float(r[0]), float(r[1]), float(r[2]) if len(r) > 2 else 0.0)
-                for r in doc.get("lows", ())
+                sorted(
+                    (float(r[0]), float(r[1]), float(r[2]) if len(r) > 2 else 0.0)
+                    for r in doc.get("lows", ())
+                )
             ),
             panics=tuple(float(t) for t in doc.get("panics", ())),
             since=_opt_float(doc.get("since")),
@@ -227,6 +237,18 @@ class ScalerState:
                 float(cap[0]), float(cap[1]), float(cap[2]), _opt_float(cap[3])
             ),
         )
+
+
+_E = TypeVar("_E", bound=tuple[float, ...])
+_TIME = itemgetter(0)
+
+
+def between(entries: tuple[_E, ...], after: float, before: float) -> tuple[_E, ...]:
+    """The entries of a time-ordered window (`ScalerState.recent`, `.lows`) with
+    `after < time < before`: a slice found by bisection, not a scan (every decision reads
+    the stable window's sixty-odd entries)."""
+    lo = bisect_right(entries, after, key=_TIME)
+    return entries[lo : bisect_left(entries, before, lo, key=_TIME)]
 
 
 def _opt_float(value: Any) -> float | None:

@@ -136,7 +136,7 @@ SCENARIOS: list[Any] = [
         brief(),
         obs(5, gpu=20.0, queue=0.5),
         None,
-        running(lows=((AT_2330 - 40, 3.0, 0.0), (AT_2330 - 70, 5.0, 0.0))),
+        running(lows=((AT_2330 - 70, 5.0, 0.0), (AT_2330 - 40, 3.0, 0.0))),
         AT_2330,
         3,
         [

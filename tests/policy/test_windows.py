@@ -269,6 +269,20 @@ def test_the_keep_alive_survives_the_store_round_trip_and_reads_an_older_state()
     assert [low[2] for low in back.lows] == [0.0] * len(state.lows)
 
 
+def test_a_stored_state_reads_back_in_time_order_and_decides_as_the_ordered_one() -> None:
+    """The windows are sliced by bisection (they are in time order as decisions write them);
+    a stored document whose entries were reordered (by hand, by another writer) reads back
+    ordered, so it decides exactly as the state it was written from."""
+    state = bursts_every(240)[715].state
+    doc = json.loads(json.dumps(state.to_dict()))
+    shuffled = {**doc, "recent": doc["recent"][::-1], "lows": doc["lows"][::-1]}
+    back = ScalerState.from_dict(shuffled)
+    assert back == state
+    s = spec(metrics=TWO, capacity={"request_rate": "0.5/s"})
+    o = obs(3, gpu=40.0, queue=0.0, load_rate=1.0)
+    assert decide(s, o, None, back, T0 + 720) == decide(s, o, None, state, T0 + 720)
+
+
 def test_after_a_queue_burst_drains_the_backlog_s_pods_go_back_as_it_is_served() -> None:
     """Eight pods at their 50 % target (2 req/s at 0.5 per pod), a 10 req/s burst that the
     queue shows, then 2 req/s again. Once the queue has drained, the pods are busy with the
