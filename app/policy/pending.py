@@ -36,8 +36,7 @@ def say_stuck(reason: Reason, stuck: int, cold_start: float) -> Reason:
     if stuck <= 0:
         return reason
     pods = "1 pod" if stuck == 1 else f"{stuck} pods"
-    return replace(
-        reason,
+    return reason._replace(
         message=f"{reason.message}; {pods} Pending with no node for over the {cold_start:.0f}s "
         "cold start: capacity that is not coming, not waited on",
         values={**reason.values, "stuck_pods": float(stuck)},
