@@ -357,13 +357,19 @@ def keep_alive_s(panics: tuple[float, ...], now: float) -> float | None:
     """`KEEP_ALIVE_MAX_S` where bursts have been coming back within it: three in four of the
     gaps between the last panics' onsets, the one still open (since the newest) included, at
     most that long, with at least three gaps; else None."""
-    if not panics:
+    n = len(panics)  # gaps: n - 1 between onsets, and the one still open
+    if n < _KEEP_ALIVE_MIN_GAPS:
         return None
-    gaps = sorted([b - a for a, b in pairwise(panics)] + [max(0.0, now - panics[-1])])
-    if len(gaps) < _KEEP_ALIVE_MIN_GAPS:
-        return None
-    typical = gaps[math.ceil(_KEEP_ALIVE_QUANTILE * len(gaps)) - 1]
-    return KEEP_ALIVE_MAX_S if typical <= KEEP_ALIVE_MAX_S else None
+    # the k-th shortest gap is within the limit exactly when k of them are: counted, not
+    # sorted (every decision asks; the gaps between onsets change only with a new panic)
+    short = _short_gaps(panics) + (max(0.0, now - panics[-1]) <= KEEP_ALIVE_MAX_S)
+    return KEEP_ALIVE_MAX_S if short >= math.ceil(_KEEP_ALIVE_QUANTILE * n) else None
+
+
+@lru_cache(maxsize=256)
+def _short_gaps(panics: tuple[float, ...]) -> int:
+    """How many gaps between consecutive onsets are at most `KEEP_ALIVE_MAX_S`."""
+    return sum(b - a <= KEEP_ALIVE_MAX_S for a, b in pairwise(panics))
 
 
 def reactive_need(

@@ -4,12 +4,16 @@ scale-down (hysteresis, warm-up), as sequences of decisions."""
 from __future__ import annotations
 
 import json
+import math
+from itertools import accumulate, pairwise
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.policy import Code, Observation, ScalerState, decide
-from app.policy.reactive import reactive_need, read_metrics
+from app.policy.reactive import KEEP_ALIVE_MAX_S, keep_alive_s, reactive_need, read_metrics
 from tests.policy.helpers import GPU, QUEUE, T0, code_of, obs, running, spec
 
 TWO = [{"name": GPU, "target": "50%"}, {"name": QUEUE, "target": "<5"}]
@@ -253,6 +257,22 @@ def test_a_spec_s_own_behavior_sets_the_scale_down_window_not_the_keep_alive() -
     by_t = bursts_every(240, behavior=no_window)
     assert by_t[715].replicas == 1
     assert all("keep_alive_s" not in r.values for d in by_t.values() for r in d.reasons)
+
+
+@given(st.lists(st.floats(0.0, 900.0), max_size=8), st.floats(0.0, 900.0))
+def test_the_keep_alive_holds_where_three_in_four_gaps_between_bursts_are_short(
+    gaps: list[float], open_gap: float
+) -> None:
+    """The keep-alive is in force exactly where the 75th-percentile gap between the panics'
+    onsets (the one still open included, three gaps at least) is within HPA's 300 s."""
+    panics = tuple(1_800_000_000.0 + t for t in accumulate(gaps))
+    now = panics[-1] + open_gap if panics else 1_800_000_000.0
+    expected = None
+    if len(panics) >= 3:
+        between = sorted([b - a for a, b in pairwise(panics)] + [now - panics[-1]])
+        if between[math.ceil(0.75 * len(between)) - 1] <= KEEP_ALIVE_MAX_S:
+            expected = KEEP_ALIVE_MAX_S
+    assert keep_alive_s(panics, now) == expected
 
 
 def test_the_keep_alive_survives_the_store_round_trip_and_reads_an_older_state() -> None:
