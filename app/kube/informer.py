@@ -194,19 +194,26 @@ class Informer(Generic[V]):
         timeout = aiohttp.ClientTimeout(
             sock_connect=self.retry.timeout_s, sock_read=self.watch_timeout_s + 30
         )
-        stream = watch.Watch()
+        stream = watch.Watch().stream(
+            self.list_call,
+            self.namespace,
+            label_selector=self.selector,
+            resource_version=self.resource_version,
+            timeout_seconds=max(1, int(self.watch_timeout_s)),
+            allow_watch_bookmarks=True,
+            _request_timeout=timeout,
+        )
         try:
-            async for event in stream.stream(
-                self.list_call,
-                self.namespace,
-                label_selector=self.selector,
-                resource_version=self.resource_version,
-                timeout_seconds=max(1, int(self.watch_timeout_s)),
-                allow_watch_bookmarks=True,
-                _request_timeout=timeout,
-            ):
+            while True:
+                # `next()`, not `async for`: the iterator releases its response itself on any
+                # exception, before the connection could be aborted below
+                try:
+                    event = await stream.next()
+                except StopAsyncIteration:
+                    return
                 self._on_event(event)
         finally:
+            _abort_unfinished(stream.resp)
             await stream.close()
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -228,3 +235,14 @@ class Informer(Generic[V]):
     def _emit(self, kind: str, item: V) -> None:
         self.stats.events += 1
         self.changed(kind, item)
+
+
+def _abort_unfinished(response: aiohttp.ClientResponse | None) -> None:
+    """Drop a watch's connection that is still streaming (stopped, cancelled, failed). Released
+    unfinished, aiohttp closes it gracefully: a TLS close waits for the API server's answer and
+    nothing awaits it, so an event loop that ends meanwhile (a shutdown) leaks the socket.
+    Aborted, it is closed on the loop's next turn; a finished watch's connection was already
+    handed back to the pool at its end."""
+    connection = response.connection if response is not None else None
+    if connection is not None and connection.protocol is not None:
+        connection.protocol.abort()
