@@ -74,11 +74,11 @@ __all__ = [
 ]
 
 _EPS = 1e-9
+_NEED, _DEMAND, _SATURATED = itemgetter(1), itemgetter(2), itemgetter(3)  # of `recent`
 MAX_NEED = 1e9  # pods: more than any cluster runs; a need past it is a wild reading's
 PANICS_KEPT = 8  # panic onsets remembered: with the gap still open, eight gaps
 KEEP_ALIVE_MAX_S = 300.0  # HPA's default scale-down stabilisation window
 _KEEP_ALIVE_QUANTILE = 0.75
-_NEED, _DEMAND, _SATURATED = itemgetter(1), itemgetter(2), itemgetter(3)  # of `recent`
 _KEEP_ALIVE_MIN_GAPS = 3  # the open one included: three panics
 
 
