@@ -4,14 +4,19 @@ Two shapes are accepted, told apart by their header, never by the file name, so 
 have never seen work unchanged:
 
 - count series: ``timestamp,value`` — requests (or any events) per regular interval;
-  timestamps ISO 8601 or Unix time (seconds, or milliseconds);
-- request logs: ``TIMESTAMP,ContextTokens,GeneratedTokens`` — one request per line.
+  timestamps ISO 8601 or Unix time (seconds, or milliseconds); a row whose value is empty,
+  ``NaN`` or ``null`` (a missed scrape in a monitoring export) is a gap, like a missing row;
+- request logs: ``TIMESTAMP,ContextTokens,GeneratedTokens`` — one request per line; token
+  counts are whole numbers, written ``7`` or ``7.0`` (as a data frame with gaps writes them).
+
+Rows are CSV: any field may be quoted.
 
 The caller reads the file; this module only parses text (the pure core does no I/O).
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +77,9 @@ def detect_kind(header: str) -> TraceKind:
     )
 
 
+# What a count series writes for a reading it does not have (compared lower-cased).
+_MISSING = frozenset({"", "nan", "null", "none", "na", "n/a"})
+
 # A bare number is Unix time: seconds, or milliseconds when it is this large (year 5138 in s).
 _UNIX_MS_FROM = 1e11
 
@@ -126,10 +134,7 @@ def parse_trace(lines: Iterable[str]) -> Trace:
     if header is None:
         raise TraceError("empty trace")
     kind = detect_kind(header)
-    rows: list[list[str]] = []
-    for ln in it:
-        if ln.strip():
-            rows.append(ln.split(","))
+    rows = [row for row in csv.reader(ln for ln in it if ln.strip())]
     if kind is TraceKind.COUNTS:
         return _parse_counts(rows)
     return _parse_requests(rows)
@@ -144,12 +149,20 @@ def _parse_counts(rows: Sequence[Sequence[str]]) -> CountTrace:
         if len(row) != 2:
             raise TraceError(f"line {i + 2}: expected 2 columns, got {len(row)}")
         times[i] = _parse_time(row[0], i + 2)
+        text = row[1].strip()
+        if text.lower() in _MISSING:
+            values[i] = math.nan
+            continue
         try:
-            values[i] = float(row[1])
+            values[i] = float(text)
         except ValueError as exc:
-            raise TraceError(f"line {i + 2}: bad value {row[1].strip()!r}") from exc
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise TraceError("count values must be finite and non-negative")
+            raise TraceError(f"line {i + 2}: bad value {text!r}") from exc
+        if not math.isfinite(values[i]) or values[i] < 0:
+            raise TraceError(f"line {i + 2}: count values must be finite and non-negative")
+    present = ~np.isnan(values)
+    times, values = times[present], values[present]  # a missing reading is a gap
+    if len(times) < 2:
+        raise TraceError("a count trace needs at least two rows with a value")
     order = np.argsort(times, kind="stable")
     times, values = times[order], values[order]
     steps = np.diff(times)
@@ -157,6 +170,21 @@ def _parse_counts(rows: Sequence[Sequence[str]]) -> CountTrace:
     if interval <= 0:
         raise TraceError("count trace timestamps must increase")
     return CountTrace(times=times, values=values, interval_s=interval)
+
+
+def _tokens(text: str, lineno: int) -> int:
+    """A token count: a whole number, also written as a float (`7.0`)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():  # NaN and infinities are not integers either
+        raise TraceError(f"line {lineno}: token counts must be whole numbers, got {text.strip()!r}")
+    return int(value)
 
 
 def _parse_requests(rows: Sequence[Sequence[str]]) -> RequestLog:
@@ -169,11 +197,8 @@ def _parse_requests(rows: Sequence[Sequence[str]]) -> RequestLog:
         if len(row) != 3:
             raise TraceError(f"line {i + 2}: expected 3 columns, got {len(row)}")
         times[i] = _parse_time(row[0], i + 2)
-        try:
-            ctx[i] = int(row[1])
-            gen[i] = int(row[2])
-        except ValueError as exc:
-            raise TraceError(f"line {i + 2}: token counts must be integers") from exc
+        ctx[i] = _tokens(row[1], i + 2)
+        gen[i] = _tokens(row[2], i + 2)
     if np.any(ctx < 0) or np.any(gen < 0):
         raise TraceError("token counts must be non-negative")
     order = np.argsort(times, kind="stable")

@@ -58,6 +58,13 @@ def test_detect_kind(header: str, kind: TraceKind) -> None:
         pytest.param(
             "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,1.5,2\n", id="float-tok"
         ),
+        pytest.param(
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,nan,2\n", id="nan-tok"
+        ),
+        pytest.param("timestamp,value\n2014-07-01 00:00:00,inf\n2014-07-01 00:30:00,1\n", id="inf"),
+        pytest.param(
+            "timestamp,value\n2014-07-01 00:00:00,NaN\n2014-07-01 00:30:00,1\n", id="one-value"
+        ),
     ],
 )
 def test_bad_traces_raise_trace_error(text: str) -> None:
@@ -77,6 +84,44 @@ def test_parse_request_log_excerpt_with_seven_fraction_digits() -> None:
     assert isinstance(tr, RequestLog)
     assert tr.generated_tokens.tolist() == [44, 109, 48]
     assert tr.times[1] - tr.times[0] == pytest.approx(4.314579, abs=1e-5)
+
+
+def test_quoted_fields_read_as_their_text() -> None:
+    """A CSV writer that quotes every field (QUOTE_ALL) gives the same trace."""
+    quoted = ['"timestamp","value"'] + [
+        ",".join(f'"{c}"' for c in line.split(",")) for line in NYC_EXCERPT.splitlines()[1:]
+    ]
+    tr = parse_trace(quoted)
+    assert isinstance(tr, CountTrace)
+    assert tr.values.tolist() == [10844, 8127, 6210, 4656] and tr.interval_s == 1800
+
+
+def test_token_counts_written_as_whole_floats_are_read() -> None:
+    """pandas writes an integer column with gaps as floats: `374.0` is 374 tokens."""
+    text = AZURE_EXCERPT.replace(",374,44", ",374.0,44.0")
+    tr = parse_trace(text.splitlines())
+    assert isinstance(tr, RequestLog)
+    assert tr.context_tokens.tolist() == [374, 396, 879]
+    assert tr.generated_tokens.tolist() == [44, 109, 48]
+
+
+@pytest.mark.parametrize("missing", ["", "NaN", "null", " nan "])
+def test_a_missing_reading_is_a_gap_like_a_missing_row(missing: str) -> None:
+    """A monitoring export writes a missed scrape as an empty or NaN value: the interval has no
+    arrivals and a NaN history bucket, exactly as if its row were absent."""
+    rows = [f"2015-01-01 {h:02d}:{m:02d}:00" for h in range(4) for m in (0, 30)][:7]
+    with_missing = ["timestamp,value"] + [
+        f"{t},{missing if i in (2, 3) else 1800}" for i, t in enumerate(rows)
+    ]
+    without = ["timestamp,value"] + [f"{t},1800" for i, t in enumerate(rows) if i not in (2, 3)]
+    a, b = parse_trace(with_missing), parse_trace(without)
+    assert isinstance(a, CountTrace) and isinstance(b, CountTrace)
+    assert a.times.tolist() == b.times.tolist() and a.values.tolist() == b.values.tolist()
+    wa = build_workload(a, seed=0, window_s=7200)
+    wb = build_workload(b, seed=0, window_s=7200)
+    assert wa.arrivals.tolist() == wb.arrivals.tolist()
+    assert wa.arrivals[:1800].sum() == 0  # 01:30-02:00 had no reading
+    assert np.isnan(wa.history_rate[2]) and not np.isnan(wa.history_rate[0])
 
 
 def _counts(values: list[float], interval_min: int = 30) -> CountTrace:
