@@ -45,6 +45,7 @@ from app.sim.runner import (
     TraceSource,
     run_corpus,
 )
+from app.sim.traces import TraceError, build_workload, parse_trace
 from app.sim.tune import tuned_on_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +115,12 @@ def _sources(
         if missing:
             raise InputError(f"no trace named {', '.join(missing)} in {folder}")
         sources = [s for s in sources if s.name in only]
+    for src in sources:  # an unreadable file, or a window with nothing in it, before any run
+        if src.text is not None:
+            try:
+                build_workload(parse_trace(src.lines()), seed=0, window_s=src.window_s)
+            except TraceError as exc:
+                raise InputError(f"{folder / src.name}: {exc}") from exc
     return sources
 
 

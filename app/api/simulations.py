@@ -26,7 +26,7 @@ from app.api.timeparams import parse_duration, parse_time
 from app.errors import BadRequest, NotFound, UnprocessableEntity
 from app.services import simulations as service
 from app.services.jobs import Slot
-from app.sim import DEFAULT_POLICIES, TraceError, parse_trace
+from app.sim import DEFAULT_POLICIES, TraceError, build_workload, parse_trace
 from app.store.tables import simulations
 
 __all__ = ["router"]
@@ -149,6 +149,11 @@ async def create_simulation(
         return await _create_simulation(ctx, request, auth, slot, policy, window, seed, scaler)
 
 
+def _check_trace(text: str, window_s: float | None) -> None:
+    """Parse the trace and scale its window as the job will (a window with no load fails)."""
+    build_workload(parse_trace(text.splitlines()), seed=0, window_s=window_s)
+
+
 async def _create_simulation(
     ctx: AppContext,
     request: Request,
@@ -163,13 +168,13 @@ async def _create_simulation(
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type in ("text/csv", "text/plain"):
         text = body.decode("utf-8", errors="replace")
-        try:
-            await asyncio.to_thread(parse_trace, text.splitlines())
+        window_s = None if window is None else parse_duration(window, "window")
+        try:  # the job would fail on it later: refuse it now, with nothing stored
+            await asyncio.to_thread(_check_trace, text, window_s)
         except TraceError as exc:
             raise UnprocessableEntity(
                 f"the trace cannot be read: {exc}", code="invalid_trace"
             ) from exc
-        window_s = None if window is None else parse_duration(window, "window")
         job_id = await service.start_trace(
             ctx,
             slot,

@@ -301,8 +301,9 @@ def build_workload(
     """Scale a trace into per-second arrivals exactly as docs/benchmark.md's scenario says.
 
     Count traces: the window's per-interval rate is scaled so that its 99th percentile needs
-    `target_pods_at_p99` pods at 100 % (40 pods × 8 slots / 16 s = 20 req/s), held constant
-    within each interval, and drawn as per-second Poisson counts from `seed`. Request logs are
+    `target_pods_at_p99` pods at 100 % (40 pods × 8 slots / 16 s = 20 req/s; its peak where the
+    99th percentile is 0; a window with no load is a `TraceError`), held constant within each
+    interval, and drawn as per-second Poisson counts from `seed`. Request logs are
     replayed `replay_copies` times, copy k shifted by k/copies of a second (interleaved), with
     service = base + per_generated × GeneratedTokens + per_context × ContextTokens, rounded to
     whole seconds (at least 1) because the simulator ticks once a second; each request's prefill
@@ -357,8 +358,14 @@ def _count_workload(
     in_window = trace.times + trace.interval_s > start
     rates = trace.values / trace.interval_s
     p99 = float(np.percentile(rates[in_window], 99))
+    # A series idle more than 99 % of the time (a batch job's bursts) has a p99 of zero: its
+    # peak is what is scaled then, never zero (which would score every policy on no load).
+    peak = float(np.max(rates[in_window], initial=0.0))
+    basis, what = (p99, "p99") if p99 > 0 else (peak, "peak (p99 is 0)")
+    if basis <= 0:
+        raise TraceError("the scored window has no load (every count in it is 0): nothing to score")
     target_rate = pods_at_p99 * slots / service_s
-    scale = target_rate / p99 if p99 > 0 else 0.0
+    scale = target_rate / basis
     scaled = rates * scale
     n = round(end - start)
     sec = start + np.arange(n)
@@ -385,7 +392,7 @@ def _count_workload(
         scale=scale,
         description=(
             f"count trace, {trace.interval_s:g} s intervals, window {n} s, "
-            f"p99 rate scaled to {target_rate:g} req/s (x{scale:.4g}), Poisson seed {seed}"
+            f"{what} rate scaled to {target_rate:g} req/s (x{scale:.4g}), Poisson seed {seed}"
         ),
         rate_at=rate_at,
         rate_value=rate_value,

@@ -89,6 +89,12 @@ def test_a_trace_upload_is_simulated_in_the_background(server: LiveServer) -> No
         pytest.param("not,a\ntrace,at all\n", {}, 422, id="unreadable-trace"),
         pytest.param(count_trace(), {"policy": "magic"}, 422, id="unknown-policy"),
         pytest.param(count_trace(), {"window": "soon"}, 400, id="bad-window"),
+        pytest.param(
+            "timestamp,value\n2014-07-01 00:00:00,0\n2014-07-01 00:30:00,0\n",
+            {},
+            422,
+            id="no-load-to-score",
+        ),
     ],
 )
 def test_bad_uploads(server: LiveServer, body: str, params: dict[str, str], status: int) -> None:

@@ -126,3 +126,28 @@ def test_a_missing_input_fails_loudly(args: list[str], message: str) -> None:
 def test_an_empty_folder_fails_loudly(tmp_path: Path) -> None:
     done = _bench("--traces", str(tmp_path))
     assert done.returncode == 2 and "no *.csv trace" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("time,x\n1,2\n", "unknown trace header", id="unreadable"),
+        pytest.param(
+            "timestamp,value\n2014-07-01 00:00:00,0\n2014-07-01 00:30:00,0\n",
+            "the scored window has no load",
+            id="nothing-to-score",
+        ),
+    ],
+)
+def test_a_trace_that_cannot_be_scored_fails_before_any_run_naming_its_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "good.csv").write_text(_GOOD)
+    (tmp_path / "bad.csv").write_text(text)
+    done = _bench("--traces", str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert f"{tmp_path / 'bad.csv'}: {message}" in done.stderr
+    assert done.stdout == ""  # nothing ran, not even the good trace
+
+
+_GOOD = "timestamp,value\n" + "".join(f"2014-07-01 {h:02d}:00:00,{100 + h}\n" for h in range(24))

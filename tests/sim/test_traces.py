@@ -246,3 +246,20 @@ def test_workload_from_requests_keeps_arrival_order_and_demand() -> None:
     assert wl.arrivals.tolist() == [2, 0, 0, 1, 0, 0, 0, 0, 0, 0]
     assert wl.services == {0: (5, 2), 3: (1,)}
     assert wl.demand.tolist() == [2, 2, 1, 2, 1, 0, 0, 0, 0, 0]
+
+
+def test_a_series_idle_over_99_percent_of_the_time_is_scaled_by_its_peak() -> None:
+    """Its 99th percentile is 0: scaling that would replay no load at all and score every
+    policy as perfect. The peak rate is the one put at 40 pods instead."""
+    values = [0.0] * 400
+    values[100], values[300] = 900.0, 1800.0  # the peak: 1 req/s on a 30-minute grid
+    wl = build_workload(_counts(values), seed=0, window_s=200 * 1800)
+    assert wl.scale == pytest.approx(20.0)  # 1 req/s -> 20 req/s, 40 pods at 100 %
+    assert wl.arrivals.sum() > 0
+    assert "peak" in wl.description
+
+
+def test_a_window_with_no_load_is_an_error_not_an_empty_score() -> None:
+    values = [600.0] * 100 + [0.0] * 300  # load only in the history before the window
+    with pytest.raises(TraceError, match="no load"):
+        build_workload(_counts(values), seed=0, window_s=200 * 1800)
