@@ -38,7 +38,9 @@ I/O, no clock, no randomness: `now` and the previous
   finite count, rate-limited in 6 and capped in 8); `replicas` is what to set;
   `plan.pods == replicas`.
 - `Decision.valid` is False when no metric had fresh data and no forecast was usable: the
-  replicas are then the current count moved into the bounds (safe to apply, nothing learned).
+  replicas are then the current count (or the spec's `fallback.replicas`) moved into the
+  bounds in force (the spec's, a cron floor's): callers apply them all the same, since bounds
+  and the fallback hold with or without metrics (nothing is learned).
 - `mode: apply` records a scale event whenever `replicas != current_replicas`, as the HPA does
   after it scales: the caller is expected to apply it. `mode: dry_run` records none (the
   cluster is not touched), so each dry-run decision says what Ciuic would do from the real
@@ -118,12 +120,14 @@ def decide(
     burst = emergency_step(spec, observation, state, now, shortfall)  # 4
 
     bare = need  # before the spare: what a wake from zero asks for
-    need, preheat_reason = preheat_need(spec, need, reactive.demand)  # 5
+    # a count kept for missing metrics (not a forecast's) gets no spares on top
+    measured = reactive.measured or predictive.floor is not None
+    need, preheat_reason = preheat_need(spec, need, reactive.demand, measured)  # 5
     need = min(need, MAX_NEED)  # a wild reading or forecast: a finite count, capped in 8
     # What the load asks for without a panic or a burst, spares included: what the hold step
     # remembers of this decision (a panic holds for its own window, a burst until it ends;
     # neither is held a window more once over).
-    calm = min(with_spares(spec, calm, reactive.demand), MAX_NEED)
+    calm = min(with_spares(spec, calm, reactive.demand, measured), MAX_NEED)
     zero = zero_step(spec, observation, reading, reactive, forecast, now)  # 5b
     if zero.idle:
         need = calm = 0.0

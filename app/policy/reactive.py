@@ -315,6 +315,10 @@ class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen
     panics: tuple[float, ...]  # when the last panics began (the hold's keep-alive)
     keep_alive: float | None  # the hold's keep-alive window in force (see `keep_alive_s`)
     burst_within: bool  # a reading of the window before this one was saturated
+    # False where the need is no measure of the load but a count kept for missing metrics (the
+    # current count held, or the spec's fallback): spare pods on top of it would compound at
+    # every reconcile while the metrics stay missing
+    measured: bool = True
 
 
 def _now_needs(spec: ScalerSpec, r: Reading, obs: Observation,
@@ -406,7 +410,7 @@ def reactive_need(
             reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
             need, need, None, None, False, True, False, reason, kept, since, panic_until,
-            state.panics, alive, burst_within,
+            state.panics, alive, burst_within, False,
         )  # fmt: skip
 
     need_now, demand_now = needs
@@ -481,12 +485,14 @@ def reactive_need(
             f"{spec.reactive.panic:g} x {ready} Ready within {window:.0f}s): acting on it, "
             f"no scale-down for {panic_until - now:.0f}s"
         )
+    measured = True
     if partial:
         missing = reading.total - reading.valid
-        code = Code.REACTIVE_PARTIAL_HOLD if need < current else Code.REACTIVE_PARTIAL
+        measured = need >= current
+        code = Code.REACTIVE_PARTIAL if measured else Code.REACTIVE_PARTIAL_HOLD
         msg = f"{missing} of {reading.total} metrics missing{why}: " + (
             f"not scaling down on partial data (would be {need:.2f}), holding {current}"
-            if need < current
+            if not measured
             else f"the others ask for {need:.2f} pods"
         )
         need = max(need, float(current))
@@ -495,4 +501,5 @@ def reactive_need(
     return ReactiveResult(
         need, calm, panic_need, demand, True, partial, panic_until is not None,
         Reason(code, msg, values), recent, since, panic_until, panics, alive, burst_within,
+        measured,
     )  # fmt: skip

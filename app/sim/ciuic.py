@@ -244,8 +244,8 @@ class CiuicPolicy:
         self.decisions += 1
         self.last_decision = d
         self.state = d.state  # kept whatever the decision, as the reconciler stores it
-        if not d.valid:
-            return view.replicas  # nothing learned: the reconciler does not act
+        # (an invalid decision, nothing measured yet, is the count moved into the bounds: the
+        # reconciler applies it like any other)
         if any(r.code == Code.EMERGENCY_START for r in d.reasons):
             self.burst_starts.append(view.now)
         return d.replicas

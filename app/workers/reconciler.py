@@ -101,7 +101,9 @@ async def _reconcile(
     if wakeup is not None:
         wakeup.schedule(name, spec, decision.state, now)
     rendered = store.decision_to_json(decision)
-    change = decision.valid and decision.replicas != cluster_state.replicas
+    # an invalid decision (no fresh metrics) moves the count only into the bounds in force: a
+    # cron floor or a max_replicas holds with or without metrics
+    change = decision.replicas != cluster_state.replicas
     action_error: str | None = None
     deletion_note: str | None = None
     if change and spec.mode == "apply":

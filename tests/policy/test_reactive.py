@@ -9,7 +9,7 @@ import pytest
 
 from app.policy import Code
 from app.policy.reactive import hpa_replicas
-from tests.policy.helpers import GPU, QUEUE, code_of, obs, run, spec
+from tests.policy.helpers import GPU, QUEUE, T0, code_of, obs, run, running, spec
 
 # (current, ready, starting, reporting, value, target, expected) from
 # kubernetes pkg/controller/podautoscaler/replica_calculator_test.go, with the per-pod levels
@@ -226,3 +226,37 @@ def test_weight_zero_metric_only_triggers() -> None:
     # ...and without the gpu metric there is no scaling data at all
     d = run(s, obs(3, gpu=None, queue=500.0))
     assert d.replicas == 3 and code_of(d, "reactive") == Code.REACTIVE_FALLBACK_HOLD
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({"gpu": None, "queue": 1.0}, id="gpu-stale-queue-low"),
+        pytest.param({"gpu": None, "queue": None}, id="nothing-fresh"),
+    ],
+)
+def test_a_held_count_gets_no_spare_pod_at_every_reconcile(values: dict[str, Any]) -> None:
+    """GPU utilisation stops arriving while the queue is pushed (or nothing is): the count is
+    held, and eager preheat's spare is not added on top of it again at each reconcile (it
+    climbed one pod every 5 s to max_replicas)."""
+    s = spec(
+        metrics=[{"name": GPU, "target": "85%"}, {"name": QUEUE, "target": "<5"}],
+        preheat={"enabled": True, "strategy": "eager", "min_ready": 1},
+    )
+    current, state, now = 4, running(), T0
+    for _ in range(12):  # a minute of reconciles, each applied
+        d = run(s, obs(current, **values), state=state, now=now)
+        current, state, now = d.replicas, d.state, now + 5.0
+        assert current == 4, [r.message for r in d.reasons]
+    assert code_of(d, "preheat") == Code.PREHEAT_EAGER
+    assert "kept for missing metrics" in d.reasons[4].message
+
+
+def test_a_fallback_count_is_applied_without_spares_on_top() -> None:
+    s = spec(
+        metrics=[{"name": GPU, "target": "85%"}],
+        preheat={"enabled": True, "strategy": "eager", "min_ready": 1},
+        fallback={"replicas": 5},
+    )
+    d = run(s, obs(3, gpu=None))
+    assert d.replicas == 5 and not d.valid

@@ -113,6 +113,50 @@ async def test_silence_never_scales_to_the_minimum(db: Database) -> None:
     assert any("fallback" in r["code"] or "missing" in r["code"] for r in event.payload["reasons"])
 
 
+@pytest.mark.parametrize(
+    ("changes", "initial", "expected"),
+    [
+        # 08:00: the floor since 07:00 is 6, and nothing has pushed yet (a restart, a new pod)
+        pytest.param({"schedule": [{"time": "0 7 * * *", "min_replicas": 6}]}, 1, 6, id="floor"),
+        # a rollout's surge left more than the spec allows
+        pytest.param({"max_replicas": 10}, 15, 10, id="max"),
+    ],
+)
+async def test_silence_still_moves_the_count_into_the_bounds(
+    db: Database, changes: dict[str, Any], initial: int, expected: int
+) -> None:
+    """A cron floor and max_replicas hold with or without metrics: a decision with nothing
+    fresh to read is applied when the bounds move the count, and only then."""
+    await add_scaler(db, **changes)
+    cluster = RecordingCluster(initial_replicas=initial)
+    for tick in range(3):
+        await reconcile_once(db, cluster, FakeClock(NOW + 5 * tick))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == expected
+    actions = [e for e in await events(db) if e.kind == "action"]
+    assert [(a.replicas, a.message) for a in actions] == [
+        (expected, f"scaled deepseek-service from {initial} to {expected}")
+    ]
+
+
+async def test_a_stale_metric_does_not_grow_the_warm_pool_at_every_tick(db: Database) -> None:
+    """GPU utilisation stopped arriving; the queue is pushed, low. Eager preheat's spare pod
+    is not added again on top of the held count at each reconcile (it climbed to the max)."""
+    await add_scaler(db, preheat={"enabled": True, "strategy": "eager", "min_ready": 1})
+    await push(db, NOW - 600, util=40.0, queue=1.0)  # GPU utilisation's last push: stale now
+    cluster = RecordingCluster(initial_replicas=4)
+    series = SeriesStore(max_series_per_job=100, lateness_us=10**12)
+    for tick in range(6):
+        at = NOW + 5 * tick
+        row = SampleRow(
+            SeriesKey.of("request_queue", {"job": "m", "pod": "p0"}), round(at * 1e6), 1.0
+        )
+        async with db.transaction() as conn:
+            await series.write(conn, [row], now_us=round(at * 1e6))
+        await reconcile_once(db, cluster, FakeClock(at + 1))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 4
+    assert not [e for e in await events(db) if e.kind == "action"]
+
+
 async def test_a_paused_scaler_is_left_alone(db: Database) -> None:
     await add_scaler(db)
     async with db.transaction() as conn:
