@@ -77,7 +77,7 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
     recent = reactive.recent
     saturated = float(bool(recent) and recent[-1][3] > 0)
     kept = (*between(lows, now - window, now), (now, float(calm), saturated))
-    counted, floor_now = kept, 0
+    counted, floor_now, drained = kept, 0, ""
     if recent and not saturated and (reactive.burst_within or any(map(_SATURATED, kept))):
         # The queue is back under its ceiling: what the decisions asked for while it was over
         # (the burst's pods) is no reason to keep a pod any more, as in the reactive average;
@@ -85,6 +85,7 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
         # drained, and a window's mean may still hold the readings from before the burst).
         counted = tuple(e for e in kept if not e[2])
         floor_now = math.ceil(recent[-1][1] - 1e-9)
+        drained = " (the queue burst before it drained, its own decisions no longer count)"
     values = {"desired": float(desired), "current": float(current)}
     if held_for:
         values["keep_alive_s"] = window
@@ -117,5 +118,8 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
         out = min(current, wanted)
         msg = f"a decision within {base:.0f}s{held_for} wanted {wanted}: down to {out} only"
         return HoldResult(out, kept, Reason(Code.HOLD_WINDOW, msg, values))
-    msg = f"no decision within {base:.0f}s{held_for} wanted more than {desired}: scaling down"
+    msg = (
+        f"no decision within {base:.0f}s{held_for} wanted more than {desired}{drained}: "
+        "scaling down"
+    )
     return HoldResult(desired, kept, Reason(Code.HOLD_DOWN, msg, values))

@@ -23,8 +23,9 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`, over the readings as saturated (a ceiling exceeded) as the newest one: once
 a queue has drained, what the burst asked for no longer counts, and, with a load signal and a
-capacity, the readings until the window has passed read no more than the arrivals ask for (the
-pods are busy with the backlog the burst left, not with the load; measured on the corpus and
+capacity, the readings until the window has passed read no more than the arrivals ask for, nor
+fewer than the pods that hold what still waits at its ceiling (the pods are busy with the
+backlog the burst left, not with the load; measured on the corpus and
 real traces: 1.81 -> 1.21 x the oracle's cost on the bursty LLM log, 1.14 -> 1.11 on twitter,
 1.36 -> 1.24 on a noisy cloud-monitoring series, the same drops), except where the hold's
 keep-alive holds (bursts that come back within minutes: what the pods were busy with after one
@@ -430,9 +431,12 @@ def reactive_need(
         # as they finish instead of a window later. Not where bursts come back within minutes
         # (the hold's keep-alive): there what the pods were busy with after the last burst is
         # what the keep-alive keeps for the next one.
+        # What still waits counts too: never fewer pods than hold it at its ceiling (fewer
+        # would put it over the ceiling again at once: a scale-down undone a tick later).
         arriving = max(0.0, load) / per_pod
         demand_now = min(demand_now, arriving)
-        need_now = min(need_now, arriving / reading.target_use)
+        waiting = reading.ceiling_need or 0.0
+        need_now = min(need_now, max(arriving / reading.target_use, waiting))
     need_now = min(need_now, MAX_NEED)
     demand_now = min(demand_now, MAX_NEED)
     saturated = 1.0 if reading.saturated else 0.0

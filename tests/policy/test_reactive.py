@@ -260,3 +260,22 @@ def test_a_fallback_count_is_applied_without_spares_on_top() -> None:
     )
     d = run(s, obs(3, gpu=None))
     assert d.replicas == 5 and not d.valid
+
+
+def test_a_drained_burst_keeps_the_pods_its_remaining_queue_needs_at_the_ceiling() -> None:
+    """The demo's flap (16 -> 7 -> 12 in 5 s): a queue burst fell under its ceiling (5 a pod)
+    with 58 requests still waiting on 16 pods. The arrivals alone ask for 7 pods, but 58
+    waiting on 7 pods is 8 a pod, over the ceiling again at once. The count goes no lower
+    than the pods that hold what waits at the ceiling (58 / 5 -> 12), and follows the
+    arrivals as the queue drains."""
+    s = spec(
+        metrics=[{"name": GPU, "target": "85%"}, {"name": QUEUE, "target": "<5"}],
+        capacity={"request_rate": "30/min"},  # 0.5 requests/s a pod
+    )
+    burst = run(s, obs(16, gpu=100.0, queue=10.0, load_rate=3.26), now=T0)
+    assert burst.replicas >= 16
+    drained = run(s, obs(16, gpu=100.0, queue=3.63, load_rate=3.26), state=burst.state, now=T0 + 10)
+    assert drained.replicas == 12, [r.message for r in drained.reasons]
+    assert "drained" in drained.reasons[6].message  # the hold says why the burst's 16 went
+    later = run(s, obs(12, gpu=60.0, queue=0.2, load_rate=3.26), state=drained.state, now=T0 + 100)
+    assert later.replicas < 12  # the backlog served, a cold start on: the arrivals decide
