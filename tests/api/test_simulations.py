@@ -83,6 +83,35 @@ def test_a_trace_upload_is_simulated_in_the_background(server: LiveServer) -> No
     assert "| hpa |" in done["result"]["markdown"]
 
 
+def test_an_upload_replayed_with_a_scalers_spec_runs_ciuic_with_that_spec(
+    server: LiveServer,
+) -> None:
+    """`?scaler=` drives ciuic with that scaler's spec: held to two pods, the same trace
+    costs less and drops more than under the default spec (the spec used to be dropped on
+    the way, and both rows came out the same)."""
+    assert (
+        httpx.post(f"{server.url}/v1/scalers", json={**SPEC, "max_replicas": 2}).status_code == 201
+    )
+
+    def ciuic_row(**extra: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{server.url}/v1/simulations",
+            content=count_trace(),
+            headers={"Content-Type": "text/csv"},
+            params={"policy": "ciuic", "window": "6h", **extra},
+        )
+        assert response.status_code == 202, response.text
+        done = wait_for(server, response.json()["id"])
+        assert done["status"] == "done", done["error"]
+        row: dict[str, Any] = done["result"]["reports"][0]
+        return row
+
+    default = ciuic_row()
+    capped = ciuic_row(scaler="deepseek-service")
+    assert capped["gpu_hours"] < default["gpu_hours"]
+    assert capped["drop_rate"] > default["drop_rate"]
+
+
 @pytest.mark.parametrize(
     ("body", "params", "status"),
     [
