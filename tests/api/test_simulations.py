@@ -265,6 +265,29 @@ def test_a_bad_apply_changes_nothing(server: LiveServer, body: Any, status: int)
     )
 
 
+def test_a_tune_that_finds_nothing_says_why(server: LiveServer) -> None:
+    """No candidate within the limits: the job is done with `best` and `changes` null and a
+    `message` naming the limit (it used to say nothing until an apply was refused)."""
+    assert httpx.post(f"{server.url}/v1/scalers", json=SPEC).status_code == 201
+    now = time.time()
+    push_load(server, now, hours=3)
+    response = httpx.post(
+        f"{server.url}/v1/scalers/deepseek-service/tune",
+        json={"start": now - 3 * 3600, "end": now, "max_drop_rate": 1, "monthly_budget_usd": 1},
+    )
+    assert response.status_code == 202, response.text
+    done = wait_for(server, response.json()["id"])
+    assert done["status"] == "done", done["error"]
+    result = done["result"]
+    assert result["best"] is None and result["changes"] is None and result["frontier"]
+    message = result["message"]
+    assert "met monthly_budget_usd 1 " in message and "the current spec stays" in message
+    refused = httpx.post(f"{server.url}/v1/simulations/{done['id']}/apply")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "nothing_to_apply"
+    assert message in refused.json()["error"]["message"]
+
+
 def test_only_a_finished_tune_can_be_applied(server: LiveServer) -> None:
     assert httpx.post(f"{server.url}/v1/simulations/nope/apply").status_code == 404
     response = httpx.post(
