@@ -24,15 +24,16 @@ import argparse
 import dataclasses
 import json
 import resource
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.pools import Terminated, worker_pool
 from app.sim.corpus import GENERATED, generate
 from app.sim.objective import with_objective
 from app.sim.report import TargetCheck, markdown_table, targets_markdown, timing_check
@@ -252,16 +253,24 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(args.seed) if args.seed else ((0, 1, 2) if args.corpus else (0,))
     t0 = time.perf_counter()
     c0 = _cpu_s()
-    with ExitStack() as stack:
-        pool = stack.enter_context(ProcessPoolExecutor(args.jobs)) if args.jobs > 1 else None
-        run = run_corpus(
-            sources,
-            seeds=seeds,
-            policies=policies,
-            map_fn=pool.map if pool is not None else None,
-            corpus_target=args.corpus or bool(args.draw),
-            series=args.png is not None,
-        )
+    try:
+        with ExitStack() as stack:
+            pool = stack.enter_context(worker_pool(args.jobs)) if args.jobs > 1 else None
+            run = run_corpus(
+                sources,
+                seeds=seeds,
+                policies=policies,
+                map_fn=pool.map if pool is not None else None,
+                corpus_target=args.corpus or bool(args.draw),
+                series=args.png is not None,
+            )
+    # The pool's workers are stopped by now (they ignore Ctrl-C): one line, no tracebacks.
+    except Terminated:
+        print("\nbench/simulate.py: stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print("\nbench/simulate.py: stopped (Ctrl-C)", file=sys.stderr)
+        return 128 + signal.SIGINT
     wall = time.perf_counter() - t0
     cpu = _cpu_s() - c0
     timing: list[TargetCheck] = []

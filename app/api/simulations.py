@@ -81,7 +81,13 @@ class JobOut(BaseModel):
     scaler: str | None
     status: str
     request: dict[str, Any]
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = Field(
+        None,
+        description="Once done. A simulation: `reports`, `markdown`. A tune: `best_spec`, "
+        "`best`, `changes` (what apply sets) and `frontier`; `best_spec`, `best` and "
+        "`changes` are null when no candidate met the limits, and `message` says which "
+        "(null when there is a best)",
+    )
     error: str | None = None
     created_at: datetime
     finished_at: datetime | None = None

@@ -11,15 +11,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
 from app.policy import SpecError
+from app.pools import Terminated, worker_pool
 from app.sim.engine import SCENARIOS
 from app.sim.report import check_targets, targets_markdown
 from app.sim.runner import (
@@ -115,35 +114,6 @@ class _Progress:
             self.stream.flush()
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so the pool below is stopped, not orphaned."""
-
-
-@contextmanager
-def _pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
-    """Worker processes that end with the command. Killed by SIGTERM (a CI timeout, `kill`),
-    the command used to die at once while its workers ran their policies to the end, and
-    exited later with the pool's semaphores unreleased ("leaked semaphore" warnings); now a
-    signal or Ctrl-C terminates the workers and returns."""
-
-    def on_term(_signum: int, _frame: object) -> None:
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    pool = ProcessPoolExecutor(max_workers=jobs)
-    try:
-        yield pool
-    except BaseException:
-        for process in list(pool._processes.values()):  # no public way to stop running tasks
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    else:
-        pool.shutdown(wait=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _load_spec(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
@@ -190,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         policies = tuple(args.policy) if args.policy else DEFAULT_POLICIES
         progress = _Progress(err, len(set(policies) | {"oracle", "fluid"}), terminal=err.isatty())
         with args.trace.open(encoding="utf-8") as fh, ExitStack() as stack:
-            pool = stack.enter_context(_pool(args.jobs)) if args.jobs > 1 else None
+            pool = stack.enter_context(worker_pool(args.jobs)) if args.jobs > 1 else None
             report = run_simulation(
                 fh,
                 policies=policies,
@@ -205,9 +175,12 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, TraceError, ValueError, yaml.YAMLError, SpecError, UnknownPolicy) as exc:
         err.write(f"ciuic simulate: {exc}\n")
         return 2
-    except _Terminated:
+    except Terminated:
         err.write("\nciuic simulate: stopped (SIGTERM)\n")
         return 128 + signal.SIGTERM
+    except KeyboardInterrupt:  # the workers ignore it: one line here, no traceback from each
+        err.write("\nciuic simulate: stopped (Ctrl-C)\n")
+        return 128 + signal.SIGINT
     checks = check_targets({args.trace.name: report.reports})
     if args.format == "json":
         doc = {**report.to_dict(), "trace": args.trace.name}

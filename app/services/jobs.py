@@ -37,6 +37,7 @@ import sqlalchemy as sa
 
 from app.clock import Clock
 from app.policy import parse_spec
+from app.pools import ignore_sigint, stop_workers
 from app.services.errors import Busy
 from app.sim import (
     SCENARIOS,
@@ -234,9 +235,12 @@ class SimulationJobs:
 
     def _executor(self) -> Executor:
         if self.pool is None:
-            # spawn: a clean interpreter, never a fork of a process holding an event loop
+            # spawn: a clean interpreter, never a fork of a process holding an event loop;
+            # Ctrl-C on `ciuic serve` is the service's to handle: close() stops the worker
             self.pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=ignore_sigint,
             )
         return self.pool
 
@@ -349,6 +353,10 @@ class SimulationJobs:
         for task in list(self._tasks):
             task.cancel()
         await self.wait()
-        if self.pool is not None:
+        if isinstance(self.pool, ProcessPoolExecutor):
+            # A job still running is failed already ("the service stopped"): end it now, or
+            # the service waits at exit for a replay that may take a minute.
+            await asyncio.to_thread(stop_workers, self.pool)
+        elif self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
+        self.pool = None

@@ -214,8 +214,10 @@ async def apply_tune(
     result = json.loads(row.result or "null") or {}
     changes = result.get("changes")
     if changes is None:
+        why = result.get("message")  # absent from tunes finished before it was recorded
         raise Conflict(
-            f"tune {job_id!r} found no spec within its limits: there is nothing to apply",
+            f"tune {job_id!r} found no spec within its limits: there is nothing to apply"
+            + (f" ({why})" if why else ""),
             code="nothing_to_apply",
         )
     generation = json.loads(row.request).get("generation")

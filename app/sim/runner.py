@@ -162,6 +162,17 @@ def make_policy(
     raise UnknownPolicy(f"unknown policy {name!r}; choose from {', '.join(KNOWN_POLICIES)}")
 
 
+def _entry_spec(
+    entry: NamedPolicy, workload: Workload, scenario: Scenario, spec: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The spec `entry` runs: its `spec_from`'s choice, else its own `spec`, else the caller's
+    `spec` (None: the default). By value, not by type: `run_simulation` hands a plain "ciuic"
+    on as a `NamedPolicy` without a spec, and it must still run the caller's."""
+    if entry.spec_from is not None:
+        return entry.spec_from(prior_of(workload, scenario))
+    return entry.spec if entry.spec is not None else spec
+
+
 def simulate_policy(
     name: PolicyLike,
     *,
@@ -172,13 +183,11 @@ def simulate_policy(
     progress: Progress | None = None,
 ) -> SimResult:
     """One policy over one workload (a top-level function, so a process pool can run it).
-    `spec` is the ciuic spec for a plain "ciuic"; a `NamedPolicy` brings its own."""
+    `spec` is the ciuic spec for an entry that brings none (`spec` or `spec_from`) of its own."""
     entry = _entry(name)
-    if isinstance(name, NamedPolicy):
-        spec = entry.spec
-        if entry.spec_from is not None:
-            spec = entry.spec_from(prior_of(workload, scenario))
-    policy = make_policy(entry.kind, scenario, workload, spec)
+    policy = make_policy(
+        entry.kind, scenario, workload, _entry_spec(entry, workload, scenario, spec)
+    )
     cb = None if progress is None else (lambda t, n: progress(entry.name, t, n))
     result = simulate(workload, policy, scenario=scenario, seed=seed, progress=cb)
     return result if result.policy == entry.name else dataclasses.replace(result, policy=entry.name)
@@ -370,9 +379,7 @@ def _with_spec(
     two entries of one kind with the same text replay the same workload identically."""
     if entry.kind != "ciuic":
         return entry, ""
-    chosen = entry.spec if isinstance(entry, NamedPolicy) and entry.spec is not None else spec
-    if entry.spec_from is not None:
-        chosen = entry.spec_from(prior_of(workload, sc))
+    chosen = _entry_spec(entry, workload, sc, spec)
     if chosen is None:
         from app.sim.ciuic import default_spec  # the adapter imports this module
 

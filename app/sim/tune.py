@@ -84,14 +84,39 @@ class TunePoint:
 class TuneResult:
     best: TunePoint | None  # None when no candidate meets the limits
     frontier: tuple[TunePoint, ...]  # every point explored, cheapest first
+    message: str | None = None  # why there is no best (None when there is one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "best_spec": self.best.spec if self.best else None,
             "best": self.best.to_dict() if self.best else None,
             "changes": self.best.knobs() if self.best else None,
+            "message": self.message,
             "frontier": [p.to_dict() for p in self.frontier],
         }
+
+
+def _no_best(
+    points: Sequence[TunePoint], max_drop_rate: float, monthly_budget_usd: float | None
+) -> str:
+    """Why no candidate met the limits, in the limits' own names and units: a null `best`
+    alone left the user to guess (only applying it said there was nothing to apply)."""
+    kept = [p for p in points if p.drop_rate <= max_drop_rate]
+    n = f"none of the {len(points)} candidate specs"
+    if not kept or monthly_budget_usd is None:
+        fewest = min(points, key=lambda p: p.drop_rate)
+        why = (
+            f"{n} met max_drop_rate {max_drop_rate:g} (the lowest drop rate replayed was "
+            f"{fewest.drop_rate:.3g}, at {fewest.monthly_cost_usd:.0f} USD a month)"
+        )
+    else:
+        cheapest = min(kept, key=lambda p: p.monthly_cost_usd)
+        why = (
+            f"{n} within max_drop_rate {max_drop_rate:g} met monthly_budget_usd "
+            f"{monthly_budget_usd:g} (the cheapest of them costs "
+            f"{cheapest.monthly_cost_usd:.0f} USD a month)"
+        )
+    return f"{why}; the current spec stays"
 
 
 def candidate_spec(
@@ -169,12 +194,14 @@ def tune_spec(
             monthly_budget_usd is None or monthly <= monthly_budget_usd
         )
         raw.append((g, b, q, sp, spec, rep.cost_usd, monthly, rep.drop_rate, rep.utilization, ok))
-    return _ranked([TunePoint(*r, pareto=False) for r in raw])
+    return _ranked([TunePoint(*r, pareto=False) for r in raw], max_drop_rate, monthly_budget_usd)
 
 
-def _ranked(points: Sequence[TunePoint]) -> TuneResult:
+def _ranked(
+    points: Sequence[TunePoint], max_drop_rate: float, monthly_budget_usd: float | None
+) -> TuneResult:
     """The points cheapest first, each marked Pareto when no other is both cheaper and drops
-    less; the best is the cheapest feasible one."""
+    less; the best is the cheapest feasible one, else a message says which limit none met."""
     marked = [
         replace(
             p,
@@ -189,7 +216,12 @@ def _ranked(points: Sequence[TunePoint]) -> TuneResult:
     ]
     marked.sort(key=lambda p: (p.cost_usd, p.drop_rate))
     best = next((p for p in marked if p.feasible), None)
-    return TuneResult(best=best, frontier=tuple(marked))
+    message = (
+        None
+        if best is not None or not marked
+        else _no_best(marked, max_drop_rate, monthly_budget_usd)
+    )
+    return TuneResult(best=best, frontier=tuple(marked), message=message)
 
 
 # What the live tune job searches, one knob at a time (the others held at the best so far):
@@ -258,7 +290,7 @@ def search_knobs(
             seen.setdefault((p.gpu_target, p.burst_threshold, p.quantile, p.spare), p)
         if found.best is not None:
             chosen[knob] = getattr(found.best, knob)
-    return _ranked(list(seen.values()))
+    return _ranked(list(seen.values()), max_drop_rate, monthly_budget_usd)
 
 
 TUNE_HISTORY_S = 2 * 86400.0  # the days of history before the window a tuning replays

@@ -238,7 +238,8 @@ class Forecast(_Model):
 class Simulation(_Model):
     """POST /v1/simulations, POST /v1/scalers/{name}/tune, GET /v1/simulations/{id}: a
     background job. `status` is pending, running, done or failed; `result` holds the report
-    (`reports`, `markdown`) or the tuning (`best_spec`, `best`, `frontier`) once done."""
+    (`reports`, `markdown`) or the tuning (`best_spec`, `best`, `changes`, `frontier`, and
+    `message`: why `best` is null when no candidate met the limits) once done."""
 
     id: str
     status: str

@@ -83,6 +83,35 @@ def test_a_trace_upload_is_simulated_in_the_background(server: LiveServer) -> No
     assert "| hpa |" in done["result"]["markdown"]
 
 
+def test_an_upload_replayed_with_a_scalers_spec_runs_ciuic_with_that_spec(
+    server: LiveServer,
+) -> None:
+    """`?scaler=` drives ciuic with that scaler's spec: held to two pods, the same trace
+    costs less and drops more than under the default spec (the spec used to be dropped on
+    the way, and both rows came out the same)."""
+    assert (
+        httpx.post(f"{server.url}/v1/scalers", json={**SPEC, "max_replicas": 2}).status_code == 201
+    )
+
+    def ciuic_row(**extra: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{server.url}/v1/simulations",
+            content=count_trace(),
+            headers={"Content-Type": "text/csv"},
+            params={"policy": "ciuic", "window": "6h", **extra},
+        )
+        assert response.status_code == 202, response.text
+        done = wait_for(server, response.json()["id"])
+        assert done["status"] == "done", done["error"]
+        row: dict[str, Any] = done["result"]["reports"][0]
+        return row
+
+    default = ciuic_row()
+    capped = ciuic_row(scaler="deepseek-service")
+    assert capped["gpu_hours"] < default["gpu_hours"]
+    assert capped["drop_rate"] > default["drop_rate"]
+
+
 @pytest.mark.parametrize(
     ("body", "params", "status"),
     [
@@ -234,6 +263,29 @@ def test_a_bad_apply_changes_nothing(server: LiveServer, body: Any, status: int)
     assert (
         httpx.get(f"{server.url}/v1/scalers/deepseek-service").json()["status"]["generation"] == 1
     )
+
+
+def test_a_tune_that_finds_nothing_says_why(server: LiveServer) -> None:
+    """No candidate within the limits: the job is done with `best` and `changes` null and a
+    `message` naming the limit (it used to say nothing until an apply was refused)."""
+    assert httpx.post(f"{server.url}/v1/scalers", json=SPEC).status_code == 201
+    now = time.time()
+    push_load(server, now, hours=3)
+    response = httpx.post(
+        f"{server.url}/v1/scalers/deepseek-service/tune",
+        json={"start": now - 3 * 3600, "end": now, "max_drop_rate": 1, "monthly_budget_usd": 1},
+    )
+    assert response.status_code == 202, response.text
+    done = wait_for(server, response.json()["id"])
+    assert done["status"] == "done", done["error"]
+    result = done["result"]
+    assert result["best"] is None and result["changes"] is None and result["frontier"]
+    message = result["message"]
+    assert "met monthly_budget_usd 1 " in message and "the current spec stays" in message
+    refused = httpx.post(f"{server.url}/v1/simulations/{done['id']}/apply")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "nothing_to_apply"
+    assert message in refused.json()["error"]["message"]
 
 
 def test_only_a_finished_tune_can_be_applied(server: LiveServer) -> None:

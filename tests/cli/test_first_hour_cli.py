@@ -120,27 +120,70 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")  # a zombie is gone
 
 
-def test_sigterm_stops_the_workers_with_the_command(tmp_path: Path) -> None:
-    """Killed by SIGTERM, `ciuic simulate` died at once and left its pool's workers running
-    their policies to the end (then "leaked semaphore" warnings): it now stops them."""
-    trace = tmp_path / "long.csv"
+def _long_trace(folder: Path) -> Path:
+    trace = folder / "long.csv"
     rows = (f"{1_700_000_000 + 60 * i},{100 + (i % 1440) // 10}" for i in range(100_000))
     trace.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "simulate", "--trace", str(trace), "--jobs", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return trace
+
+
+def _started_workers(proc: subprocess.Popen[str]) -> list[int]:
     deadline = time.monotonic() + 60
     workers: list[int] = []
     while time.monotonic() < deadline and len(workers) < 2:
         workers = _children(proc.pid)
         time.sleep(0.2)
     assert workers, "the pool never started"
+    return workers
+
+
+def test_sigterm_stops_the_workers_with_the_command(tmp_path: Path) -> None:
+    """Killed by SIGTERM, `ciuic simulate` died at once and left its pool's workers running
+    their policies to the end (then "leaked semaphore" warnings): it now stops them."""
+    trace = _long_trace(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "simulate", "--trace", str(trace), "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers = _started_workers(proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
     assert "stopped (SIGTERM)" in stderr and "leaked" not in stderr
+    time.sleep(0.5)
+    assert [pid for pid in workers if _alive(pid)] == []
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        pytest.param(["-m", "app.cli", "simulate", "--trace"], "ciuic simulate", id="ciuic"),
+        pytest.param(["bench/simulate.py", "--traces"], "bench/simulate.py", id="bench"),
+    ],
+)
+def test_ctrl_c_stops_the_workers_with_one_line(
+    tmp_path: Path, command: list[str], name: str
+) -> None:
+    """Ctrl-C reaches the whole process group: each worker died on its own KeyboardInterrupt
+    and printed a traceback. Now they ignore it; the command stops them and says so once."""
+    trace = _long_trace(tmp_path)
+    target = str(trace if name == "ciuic simulate" else tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, *command, target, "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,  # a terminal's process group of its own, workers included
+    )
+    workers = _started_workers(proc)
+    time.sleep(0.5)  # the workers' first step: ignore SIGINT (forked, it takes them a moment)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert stderr.strip().splitlines()[-1:] == [f"{name}: stopped (Ctrl-C)"]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     time.sleep(0.5)
     assert [pid for pid in workers if _alive(pid)] == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.sim.ciuic import default_spec
 from app.sim.engine import Scenario
@@ -31,6 +32,7 @@ def test_tune_picks_the_cheapest_feasible_and_returns_the_frontier() -> None:
     costs = [p.cost_usd for p in res.frontier]
     assert costs == sorted(costs)
     assert res.best is not None and res.best.feasible
+    assert res.to_dict()["message"] is None  # nothing to explain
     assert res.best.cost_usd == min(p.cost_usd for p in res.frontier if p.feasible)
     assert any(p.pareto for p in res.frontier)
     # a lower utilisation target keeps more pods: it cannot be the cheapest
@@ -46,6 +48,48 @@ def test_no_feasible_candidate_means_no_best() -> None:
     assert res.best is None
     assert not res.frontier[0].feasible
     assert res.to_dict()["best_spec"] is None
+
+
+@pytest.mark.parametrize(
+    ("max_replicas", "limits", "why"),
+    [
+        # one pod for 3 then 8 req/s (0.5 req/s a pod): every candidate drops most requests
+        pytest.param(
+            1,
+            {"max_drop_rate": 0.001},
+            "none of the 2 candidate specs met max_drop_rate 0.001 (the lowest drop rate "
+            "replayed was 0.",
+            id="drops-over-the-limit",
+        ),
+        # drops allowed, but a month of pods costs more than a cent
+        pytest.param(
+            80,
+            {"max_drop_rate": 1.0, "monthly_budget_usd": 0.01},
+            "none of the 2 candidate specs within max_drop_rate 1 met monthly_budget_usd 0.01 "
+            "(the cheapest of them costs ",
+            id="over-the-budget",
+        ),
+    ],
+)
+def test_no_best_says_which_limit_no_candidate_met(
+    max_replicas: int, limits: dict[str, float], why: str
+) -> None:
+    """A tune that finds nothing says why where its result is read: `best` and `changes`
+    null alone left the user to guess (only applying it said there was nothing to apply)."""
+    wl = step_load(3, 8, at=600, n=1200)
+    base = {**default_spec(SC, wl), "max_replicas": max_replicas}
+    res = tune_spec(
+        wl,
+        base,
+        scenario=SC,
+        gpu_targets=(70.0, 85.0),
+        max_drop_rate=limits["max_drop_rate"],
+        monthly_budget_usd=limits.get("monthly_budget_usd"),
+    )
+    doc = res.to_dict()
+    assert doc["best"] is None and doc["changes"] is None
+    assert doc["message"].startswith(why), doc["message"]
+    assert doc["message"].endswith("; the current spec stays")
 
 
 def test_candidate_spec_sets_the_warm_spares() -> None:

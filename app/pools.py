@@ -1,0 +1,62 @@
+"""Worker processes that leave Ctrl-C to the process that started them.
+
+Ctrl-C in a terminal sends SIGINT to the whole foreground process group, a pool's workers
+included: each then died on its own KeyboardInterrupt and printed a traceback (two from
+`ciuic serve`, whose simulation and forecast workers sat idle), while the parent was already
+stopping. A worker started here ignores SIGINT; the parent stops it (terminates it, or shuts
+its pool down).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+
+__all__ = ["Terminated", "ignore_sigint", "stop_workers", "worker_pool"]
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread by `worker_pool`, so its workers are stopped, not
+    orphaned."""
+
+
+def ignore_sigint() -> None:
+    """A pool's initializer (top-level: a spawned worker imports it). SIGTERM is the
+    default's again: a forked worker inherits `worker_pool`'s handler, and terminated mid-task
+    it raised `Terminated` into the task and lingered until the pool shut down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers, a task running in one included, and drop its queue.
+    Workers ignore SIGINT: without this, a stopping parent waits for their tasks to end."""
+    for process in list((pool._processes or {}).values()):  # no public way to stop a task
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes that end with the command (the main thread's). Killed by SIGTERM (a
+    CI timeout, `kill`), a command used to die at once while its workers ran their tasks to
+    the end, and exited later with the pool's semaphores unreleased ("leaked semaphore"
+    warnings); now SIGTERM raises `Terminated`, and that or Ctrl-C (KeyboardInterrupt in the
+    parent alone) terminates the workers and propagates."""
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=ignore_sigint)
+    try:
+        yield pool
+    except BaseException:
+        stop_workers(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
