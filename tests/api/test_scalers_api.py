@@ -135,6 +135,7 @@ BAD_SPECS = [
     (brief_with("emergency.burst_multiplier", 0.5), "emergency.burst_multiplier", ""),
     (brief_with("emergency.triggers.0.duration", "30x"), "emergency.triggers.0.duration", ""),
     (brief_with("emergency.triggers.0.threshold", "lots"), "emergency.triggers.0.threshold", ""),
+    (brief_with("emergency.triggers.0.threshold", -5), "emergency.triggers.0.threshold", ">= 0"),
     (
         brief_with("emergency.triggers.0.aggregation", "median"),
         "emergency.triggers.0.aggregation",

@@ -269,6 +269,13 @@ def test_parse_and_format_duration(text: object, seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
 
 
+def test_a_zero_threshold_bursts_while_anything_waits() -> None:
+    """0 is a threshold (a trigger is over while its reading is above it: any request
+    waiting), unlike a negative one, which every reading exceeds."""
+    s = parse_spec(with_("emergency.triggers.0.threshold", 0))
+    assert s.emergency.triggers[0].threshold == 0.0
+
+
 def test_an_unknown_algorithm_is_refused_with_the_known_ones() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(with_("algorithm.name", "tft_tiny"))
@@ -472,6 +479,14 @@ BAD: list[Any] = [
         "literal_error",
         "'avg', 'sum', 'max' or 'min'",
         id="bad-trigger-aggregation",
+    ),
+    # issue: a negative threshold is always exceeded: a burst that never ends
+    pytest.param(
+        with_("emergency.triggers.0.threshold", -5),
+        "emergency.triggers.0.threshold",
+        "threshold",
+        "threshold must be >= 0, got -5",
+        id="negative-trigger-threshold",
     ),
     # enabled with nothing to trigger it
     pytest.param(

@@ -308,9 +308,22 @@ class EmergencyTrigger(_Model):
     step keeps comparing the metric's own aggregation with its per-pod target."""
 
     metric: str = Field(pattern=rf"^{_METRIC_NAME}$")
-    threshold: float
+    # >= 0: the metrics are counts, rates and percentages, never below 0, so a negative
+    # threshold is always exceeded (a burst that never ends); 0 bursts while anything waits.
+    threshold: float = Field(json_schema_extra={"minimum": 0})
     duration: Duration = 30.0
     aggregation: Aggregation | None = None
+
+    @field_validator("threshold")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise _fail(
+                "threshold",
+                f"threshold must be >= 0, got {value:g}: a metric is never below a negative "
+                "threshold, so the burst would never end",
+            )
+        return value
 
 
 class EmergencySpec(_Model):
