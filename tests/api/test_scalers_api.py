@@ -141,6 +141,11 @@ BAD_SPECS = [
         "emergency.triggers.0.aggregation",
         "",
     ),
+    (
+        brief_with("schedule.1", {"time": "0 9 * * *", "min_replicas": 2}),
+        "schedule.1.time",
+        "schedule.0 and schedule.1 both fire",
+    ),
     (brief_with("min_replicas", 12), "max_replicas", ""),
     (brief_with("max_replicas", 0), "max_replicas", ""),
     (brief_with("cold_start", "forever"), "cold_start", ""),

@@ -269,6 +269,43 @@ def test_parse_and_format_duration(text: object, seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # weekdays 6, every day 2: the entries fire together on weekdays, where the higher
+        # floor holds (app.policy.schedule), and the weekend keeps 2
+        pytest.param(
+            [{"time": "0 9 * * *", "min_replicas": 2}, {"time": "0 9 * * 1-5", "min_replicas": 6}],
+            id="overlapping-times",
+        ),
+        # the same entry twice says one thing
+        pytest.param(
+            [{"time": "0 9 * * *", "min_replicas": 4}, {"time": "0 9 * * *", "min_replicas": 4}],
+            id="identical-entries",
+        ),
+    ],
+)
+def test_schedule_entries_that_are_not_ambiguous_are_accepted(
+    entries: list[dict[str, Any]],
+) -> None:
+    assert len(parse_spec({**brief_document(), "schedule": entries}).schedule) == 2
+
+
+def test_the_ambiguous_entries_are_named_as_written_when_another_entry_is_wrong() -> None:
+    """A faulty entry is set aside for the rules across keys: the two entries still named by
+    their places in the author's list."""
+    doc = {**brief_document(), "schedule": [
+        {"time": "0 25 * * *", "min_replicas": 1},
+        {"time": "30 8 * * *", "min_replicas": 4},
+        {"time": "30 8 * * *", "min_replicas": 5},
+    ]}  # fmt: skip
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    [cron, ambiguous] = info.value.issues
+    assert (cron["field"], ambiguous["field"]) == ("schedule.0.time", "schedule.2.time")
+    assert "schedule.1 and schedule.2 both fire at '30 8 * * *'" in str(ambiguous["message"])
+
+
 def test_a_zero_threshold_bursts_while_anything_waits() -> None:
     """0 is a threshold (a trigger is over while its reading is above it: any request
     waiting), unlike a negative one, which every reading exceeds."""
@@ -463,6 +500,36 @@ BAD: list[Any] = [
         "below_min",
         "below the scaler's min_replicas (3)",
         id="schedule-cap-below-min",
+    ),
+    # issue: two entries firing at the same times with different floors: which one holds?
+    pytest.param(
+        {
+            **brief_document(),
+            "schedule": [
+                {"time": "0 9 * * *", "min_replicas": 4},
+                {"time": "0 23 * * *", "min_replicas": 2},
+                {"time": "0 9 * * *", "min_replicas": 3},
+            ],
+        },
+        "schedule.2.time",
+        "ambiguous",
+        "schedule.0 and schedule.2 both fire at '0 9 * * *' with different bounds "
+        "(min_replicas 4 and 3)",
+        id="schedule-same-time-two-floors",
+    ),
+    # the same times written another way are the same entry
+    pytest.param(
+        {
+            **brief_document(),
+            "schedule": [
+                {"time": "0 9 * * 1-5", "min_replicas": 4},
+                {"time": "00 09 * * mon-fri", "min_replicas": 6},
+            ],
+        },
+        "schedule.1.time",
+        "ambiguous",
+        "both fire at",
+        id="schedule-same-time-written-differently",
     ),
     # a trigger on a metric the scaler does not collect
     pytest.param(
