@@ -128,6 +128,11 @@ BAD_SPECS = [
     (brief_with("algorithm.name", "crystal_ball"), "algorithm.name", "crystal_ball"),
     (brief_with("preheat.strategy", "lukewarm"), "preheat.strategy", ""),
     (brief_with("preheat.min_ready", -1), "preheat.min_ready", ""),
+    (
+        {**brief_with("preheat.min_ready", 500), "max_replicas": 3, "schedule": []},
+        "preheat.min_ready",
+        "exceeds the scaler's max_replicas (3)",
+    ),
     (brief_with("schedule.0.time", "at nine"), "schedule.0.time", "cron"),
     (brief_with("schedule.0.time", "0 25 * * *"), "schedule.0.time", ""),
     (brief_with("schedule.0.min_replicas", "four"), "schedule.0.min_replicas", ""),

@@ -485,6 +485,14 @@ BAD: list[Any] = [
         "exceeds the scaler's max_replicas (10)",
         id="schedule-above-max",
     ),
+    # issue: more spare pods than the scaler may ever run, as a schedule floor above max
+    pytest.param(
+        {**with_("preheat.min_ready", 500), "max_replicas": 3, "schedule": []},
+        "preheat.min_ready",
+        "above_max",
+        "min_ready (500) exceeds the scaler's max_replicas (3)",
+        id="preheat-above-max",
+    ),
     # an entry's own max below its min
     pytest.param(
         with_("schedule.0.max_replicas", 2),
@@ -738,6 +746,16 @@ def test_a_bad_cron_does_not_hide_the_rules_across_keys() -> None:
         ("schedule.0.max_replicas", "min_gt_max"),
         ("max_replicas", "min_gt_max"),
         ("schedule.1.min_replicas", "above_max"),
+    ]
+
+
+def test_preheat_above_max_is_reported_beside_a_schedule_above_max() -> None:
+    doc = {**with_("preheat.min_ready", 500), "max_replicas": 3}  # schedule.0 asks for 4
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert [(i["field"], i["rule"]) for i in info.value.issues] == [
+        ("schedule.0.min_replicas", "above_max"),
+        ("preheat.min_ready", "above_max"),
     ]
 
 

@@ -265,6 +265,14 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
                 f"max_replicas ({spec.max_replicas})",
             )
     yield from _ambiguous_entries(spec.schedule)
+    if spec.preheat.min_ready > spec.max_replicas:
+        yield SpecIssue(
+            field="preheat.min_ready",
+            value=spec.preheat.min_ready,
+            rule="above_max",
+            message=f"min_ready ({spec.preheat.min_ready}) exceeds the scaler's "
+            f"max_replicas ({spec.max_replicas})",
+        )
     if spec.emergency.enabled and not spec.emergency.triggers:
         yield SpecIssue(
             field="emergency.triggers",
