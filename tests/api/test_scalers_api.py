@@ -122,6 +122,7 @@ BAD_SPECS = [
     (brief_with("metrics.0.target", "185%"), "metrics.0.target", "%"),
     (brief_with("metrics.0.target", "fast"), "metrics.0.target", "target"),
     (brief_with("metrics.0.target", -5), "metrics.0.target", "> 0"),
+    (brief_with("metrics.1.target", 1e308), "metrics.1.target", "at most 1e+12"),
     (brief_with("metrics.0.weight", -0.6), "metrics.0.weight", ""),
     (brief_with("metrics.1.name", "request-queue"), "metrics.1.name", ""),
     (brief_with("metrics.0.aggregation", "median"), "metrics.0.aggregation", ""),

@@ -306,6 +306,20 @@ def test_the_ambiguous_entries_are_named_as_written_when_another_entry_is_wrong(
     assert "schedule.1 and schedule.2 both fire at '30 8 * * *'" in str(ambiguous["message"])
 
 
+@pytest.mark.parametrize(
+    "target,value",
+    [
+        pytest.param("100%", 100.0, id="percent-at-its-ceiling"),
+        pytest.param(1e12, 1e12, id="plain-at-the-bound"),  # bytes of memory fit below
+        pytest.param("<1000000000000", 1e12, id="queue-at-the-bound"),
+    ],
+)
+def test_the_largest_targets_are_accepted_and_round_trip(target: object, value: float) -> None:
+    s = parse_spec(with_("metrics.1.target", target))
+    assert s.metrics[1].target.value == value
+    assert parse_spec(json.loads(json.dumps(s.to_document()))) == s
+
+
 def test_a_zero_threshold_bursts_while_anything_waits() -> None:
     """0 is a threshold (a trigger is over while its reading is above it: any request
     waiting), unlike a negative one, which every reading exceeds."""
@@ -436,6 +450,21 @@ BAD: list[Any] = [
     # a zero queue target would divide by zero
     pytest.param(
         with_("metrics.1.target", "<0"), "metrics.1.target", "target", "> 0", id="zero-target"
+    ),
+    # issue: a target past any per-pod reading; 1e308 x the pods overflows a float
+    pytest.param(
+        with_("metrics.1.target", 1e308),
+        "metrics.1.target",
+        "target",
+        "at most 1e+12 per pod",
+        id="huge-target",
+    ),
+    pytest.param(
+        with_("metrics.1.target", "<1e13"),
+        "metrics.1.target",
+        "target",
+        "at most 1e+12 per pod",
+        id="huge-queue-target",
     ),
     # only '<N' is a below-target
     pytest.param(

@@ -37,6 +37,7 @@ from app.policy.spec.units import (
 )
 
 __all__ = [
+    "MAX_TARGET",
     "AlgorithmSpec",
     "CapacitySpec",
     "EmergencySpec",
@@ -73,10 +74,16 @@ class TargetRef(_Model):
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
 
 
+MAX_TARGET = 1e12
+"""The largest plain or `<N` target: per pod, past any reading one pod makes (GPU memory in
+bytes is ~1.4e11); the policy multiplies a target by the pods (10,000 at most), which a
+target near 1e308 overflows to infinity. A percent target is at most 100."""
+
+
 class MetricTarget(_Model):
     """A metric's target value per pod: "85%" (percent points), "<5" or a plain number."""
 
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=MAX_TARGET)
     form: Literal["percent", "below", "plain"] = "plain"
 
     @model_validator(mode="before")
@@ -106,6 +113,12 @@ class MetricTarget(_Model):
             raise _fail("target", f"a target must be a number > 0, got {data!r}")
         if form == "percent":
             _check_percent(value, data)
+        elif value > MAX_TARGET:
+            raise _fail(
+                "target",
+                f"a target must be at most {MAX_TARGET:g} per pod, got {data!r}: no pod reads "
+                "that much, and the policy's arithmetic (the target times the pods) overflows",
+            )
         return {"value": value, "form": form}
 
     @model_serializer(mode="plain")
@@ -149,7 +162,7 @@ class MetricSpec(_Model):
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TARGET},
                     {"type": "string", "pattern": r"^\s*<?\s*\d+(\.\d+)?\s*%?\s*$"},
                 ],
                 "description": "per-pod target: '85%' (percent points), '<5', or a number",
