@@ -156,6 +156,7 @@ BAD_SPECS = [
     (brief_with("max_replicas", 0), "max_replicas", ""),
     (brief_with("cold_start", "forever"), "cold_start", ""),
     (brief_with("mode", "yolo"), "mode", ""),
+    (brief_with("emergency.enabled", "yes"), "emergency.enabled", "boolean"),
     (brief_with("fractional", {"enabled": True, "step": 0.3}), "fractional.step", ""),
     (brief_with("capacity", {"request_rate": "fast"}), "capacity", ""),
 ]

@@ -17,7 +17,7 @@ from app.policy.spec import (
     format_duration,
     parse_duration,
 )
-from tests.policy.helpers import brief_document
+from tests.policy.helpers import BRIEF_PATH, brief_document
 
 DELETE = object()
 
@@ -320,6 +320,15 @@ def test_the_largest_targets_are_accepted_and_round_trip(target: object, value: 
     assert parse_spec(json.loads(json.dumps(s.to_document()))) == s
 
 
+@pytest.mark.parametrize("written,enabled", [("true", True), ("false", False), ("yes", True),
+                                             ("off", False)])  # fmt: skip
+def test_yaml_booleans_are_booleans(written: str, enabled: bool) -> None:
+    """YAML's own booleans (PyYAML reads YAML 1.1: yes/no, on/off too) are true or false."""
+    text = BRIEF_PATH.read_text().replace("enabled: true", f"enabled: {written}")
+    s = parse_spec(yaml.safe_load(text))
+    assert (s.preheat.enabled, s.emergency.enabled) == (enabled, enabled)
+
+
 def test_a_zero_threshold_bursts_while_anything_waits() -> None:
     """0 is a threshold (a trigger is over while its reading is above it: any request
     waiting), unlike a negative one, which every reading exceeds."""
@@ -362,6 +371,24 @@ BAD: list[Any] = [
     # a boolean is not a count
     pytest.param(
         with_("max_replicas", True), "max_replicas", "int_type", "valid integer", id="bool-as-count"
+    ),
+    # issue: a boolean is true or false, not text that looks like one (JSON "yes")
+    pytest.param(
+        with_("emergency.enabled", "yes"),
+        "emergency.enabled",
+        "bool_type",
+        "valid boolean",
+        id="text-as-bool",
+    ),
+    pytest.param(
+        with_("preheat.enabled", "false"),
+        "preheat.enabled",
+        "bool_type",
+        "valid boolean",
+        id="false-as-text",
+    ),
+    pytest.param(
+        with_("fractional.enabled", 1), "fractional.enabled", "bool_type", "valid boolean", id="one"
     ),
     # weights cannot be negative
     pytest.param(

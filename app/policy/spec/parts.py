@@ -29,6 +29,7 @@ from app.policy.spec.units import (
     Aggregation,
     Count,
     Duration,
+    Flag,
     _check_percent,
     _format_percent,
     _Model,
@@ -223,7 +224,7 @@ class AlgorithmSpec(_Model):
 class PreheatSpec(_Model):
     """Warm spares: eager keeps `min_ready` spare pods; lazy only pre-launches by forecast."""
 
-    enabled: bool = False
+    enabled: Flag = False
     min_ready: Count = Field(default=1, ge=0, le=1000)
     strategy: Literal["eager", "lazy"] = "eager"
 
@@ -342,7 +343,7 @@ class EmergencyTrigger(_Model):
 class EmergencySpec(_Model):
     """Knative-style panic mode for load the forecast did not see."""
 
-    enabled: bool = False
+    enabled: Flag = False
     burst_multiplier: float = Field(default=2.0, gt=1, le=100)  # the cap on a burst
     triggers: tuple[EmergencyTrigger, ...] = ()
     stable_window: Duration = 0.0  # hold a burst this long after the last reading over
@@ -446,7 +447,7 @@ class ForecastSpec(_Model):
 class FractionalSpec(_Model):
     """Capacity in steps of a pod: 3.7 -> 3 full + 1 at 70%; remainders < min_fraction absorbed."""
 
-    enabled: bool = False
+    enabled: Flag = False
     step: float = 0.1
     min_fraction: float = Field(default=0.3, gt=0, lt=1)
 
