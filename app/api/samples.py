@@ -37,7 +37,8 @@ class SampleIn(BaseModel):
 
     metric: MetricName = Field(examples=["gpu_utilization"])
     labels: dict[LabelName, str] = Field(default_factory=dict)
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    # strict: a JSON number; "4.2" (text) or true is refused rather than read as one
+    value: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     timestamp: Annotated[float, Field(ge=0, allow_inf_nan=False)] | str | None = Field(
         None, description="RFC 3339 or unix seconds; the time of receipt when absent"
     )

@@ -77,6 +77,9 @@ GOOD: dict[str, Any] = {"metric": "gpu_utilization", "labels": {"pod": "p-0"}, "
         pytest.param({**GOOD, "value": "NaN"}, "samples.1.value", id="nan"),
         pytest.param({**GOOD, "value": "Infinity"}, "samples.1.value", id="infinity"),
         pytest.param({**GOOD, "value": "fast"}, "samples.1.value", id="value-text"),
+        # issue: a number written as text is not a number (nor is a boolean)
+        pytest.param({**GOOD, "value": "4.2"}, "samples.1.value", id="value-number-as-text"),
+        pytest.param({**GOOD, "value": True}, "samples.1.value", id="value-bool"),
         pytest.param({**GOOD, "value": None}, "samples.1.value", id="value-null"),
         pytest.param({"metric": "x", "labels": {}}, "samples.1.value", id="value-missing"),
         pytest.param(
