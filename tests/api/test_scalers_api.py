@@ -271,6 +271,31 @@ def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
     assert httpx.get(url, params={"since": "tomorrow"}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        pytest.param(["bogus"], id="unknown"),  # issue: was 200 with no events
+        pytest.param(["spec", "specs"], id="one-of-two-unknown"),
+        pytest.param(["Spec"], id="wrong-case"),
+    ],
+)
+def test_an_unknown_event_kind_is_422_naming_the_known_ones(
+    server: LiveServer, kinds: list[str]
+) -> None:
+    create_brief(server)
+    url = f"{server.url}/v1/scalers/deepseek-service/events"
+    response = httpx.get(url, params={"kind": kinds})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    [detail] = error["details"]
+    assert detail["field"] == f"query.kind.{len(kinds) - 1}" and detail["value"] == kinds[-1]
+    for known in ("decision", "action", "dry_run", "error", "spec", "backfill", "rollout", "skip"):
+        assert f"'{known}'" in detail["message"]
+    # the known kinds filter as before
+    spec_only = httpx.get(url, params={"kind": ["spec", "action"]})
+    assert [e["kind"] for e in spec_only.json()["events"]] == ["spec"]
+
+
 def test_pause_and_resume_are_recorded_with_who_did_it(server: LiveServer) -> None:
     create_brief(server)
     paused = httpx.post(f"{server.url}/v1/scalers/deepseek-service/pause")
