@@ -1,8 +1,9 @@
 """Scalers: create, replace, read (JSON or YAML), delete, validate; decisions and events.
 
 A spec arrives as JSON or, with `Content-Type: application/yaml`, as YAML (the product's file
-verbatim). Every write bumps the generation, which is the ETag; `If-Match` makes a write
-conditional (412 when stale).
+verbatim). Every change bumps the generation, which is the ETag (a PUT of the spec as it is
+changes nothing: 200, the same generation); `If-Match` makes a write conditional (412 when
+stale).
 """
 
 from __future__ import annotations

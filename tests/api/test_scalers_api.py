@@ -20,6 +20,9 @@ YAML = {"Content-Type": "application/yaml"}
 AS_YAML = {"Accept": "application/yaml"}
 
 
+CHANGED = f"{BRIEF}max_replicas: 12\n"  # the brief's file with one change
+
+
 def create_brief(server: LiveServer) -> httpx.Response:
     response = httpx.post(f"{server.url}/v1/scalers", content=BRIEF, headers=YAML)
     assert response.status_code == 201, response.text
@@ -41,15 +44,19 @@ def test_the_briefs_yaml_round_trips_yaml_in_yaml_out(server: LiveServer) -> Non
     }
     assert document["spec"]["metrics"][1]["target"] == "<5"
     assert document["spec"]["emergency"]["triggers"][0]["duration"] == "30s"
-    # Same meaning: the spec read back parses to the same spec as the brief's file.
-    assert parse_spec(document["spec"]) == parse_spec({**yaml.safe_load(BRIEF)})
-    # And it can be sent back as it came (PUT with the YAML we got).
+    # Same meaning: the spec read back parses to the same spec as the brief's file (named
+    # as the scaler is: the target's name).
+    assert document["spec"]["name"] == "deepseek-service"
+    assert parse_spec(document["spec"]) == parse_spec(
+        {"name": "deepseek-service", **yaml.safe_load(BRIEF)}
+    )
+    # And it can be sent back as it came (PUT with the YAML we got): nothing changes.
     again = httpx.put(
         f"{server.url}/v1/scalers/deepseek-service",
         content=yaml.safe_dump(document["spec"]),
         headers=YAML,
     )
-    assert again.status_code == 200 and again.headers["etag"] == '"2"'
+    assert again.status_code == 200 and again.headers["etag"] == '"1"'
 
 
 def test_json_works_the_same(server: LiveServer) -> None:
@@ -68,7 +75,7 @@ def test_create_twice_is_409_and_put_replaces(server: LiveServer) -> None:
     again = httpx.post(f"{server.url}/v1/scalers", content=BRIEF, headers=YAML)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
-    put = httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=BRIEF, headers=YAML)
+    put = httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=CHANGED, headers=YAML)
     assert put.status_code == 200 and put.json()["status"]["generation"] == 2
     created = httpx.put(f"{server.url}/v1/scalers/other", content=BRIEF, headers=YAML)
     assert created.status_code == 201 and created.json()["name"] == "other"
@@ -77,9 +84,9 @@ def test_create_twice_is_409_and_put_replaces(server: LiveServer) -> None:
 def test_if_match_guards_concurrent_edits(server: LiveServer) -> None:
     create_brief(server)
     url = f"{server.url}/v1/scalers/deepseek-service"
-    first = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    first = httpx.put(url, content=CHANGED, headers={**YAML, "If-Match": '"1"'})
     assert first.status_code == 200
-    stale = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    stale = httpx.put(url, content=CHANGED, headers={**YAML, "If-Match": '"1"'})
     assert stale.status_code == 412
     assert stale.json()["error"]["details"] == {"generation": 2}
     assert httpx.delete(url, headers={"If-Match": '"1"'}).status_code == 412
@@ -87,6 +94,27 @@ def test_if_match_guards_concurrent_edits(server: LiveServer) -> None:
     assert httpx.get(url).status_code == 404
     missing = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
     assert missing.status_code == 412
+
+
+def test_a_put_that_changes_nothing_keeps_the_generation(server: LiveServer) -> None:
+    """Issue: PUTting the file as it is made a new generation (and an event, and an audit
+    entry with no changes). The spec stored has its name, however it came: POSTed without
+    one, or PUT with the name from the path."""
+    create_brief(server)
+    url = f"{server.url}/v1/scalers/deepseek-service"
+    assert httpx.get(url).json()["spec"]["name"] == "deepseek-service"
+    for if_match in (None, '"1"', "*"):
+        headers = YAML if if_match is None else {**YAML, "If-Match": if_match}
+        same = httpx.put(url, content=BRIEF, headers=headers)
+        assert same.status_code == 200, same.text
+        assert same.headers["etag"] == '"1"' and same.json()["status"]["generation"] == 1
+    # If-Match still guards it: a stale one is refused even though nothing would change.
+    stale = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"7"'})
+    assert stale.status_code == 412
+    events = httpx.get(f"{url}/events").json()["events"]
+    assert [e["message"] for e in events] == ["created"]
+    changed = httpx.put(url, content=CHANGED, headers=YAML)
+    assert changed.headers["etag"] == '"2"' and changed.json()["spec"]["max_replicas"] == 12
 
 
 def test_validate_stores_nothing_and_fills_defaults(server: LiveServer) -> None:
@@ -254,8 +282,9 @@ def test_decision_without_metrics_holds_and_says_why(server: LiveServer) -> None
 
 def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
     create_brief(server)
-    for _ in range(4):
-        httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=BRIEF, headers=YAML)
+    for i in range(4):
+        changed = f"{BRIEF}max_replicas: {11 + i}\n"
+        httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=changed, headers=YAML)
     url = f"{server.url}/v1/scalers/deepseek-service/events"
     page = httpx.get(url, params={"limit": 2}).json()
     assert [e["message"] for e in page["events"]] == [
