@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.api.context import get_context
 from app.api.errors import field_errors
-from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
+from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity, UnsupportedMediaType
 from app.store.series import SampleRow, SeriesKey
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "json_body_doc",
     "read_body",
     "read_raw_body",
+    "require_json",
     "too_large",
     "yaml_hint",
 ]
@@ -88,6 +89,27 @@ async def read_body(request: Request, limit: int) -> bytes:
     if len(out) > limit:
         raise too_large(limit, "the decompressed body")
     return out
+
+
+JSON_TYPE = "application/json"
+
+
+def require_json(request: Request) -> None:
+    """415 for a body whose Content-Type says it is not JSON (YAML, text, a form); a body
+    sent without one is read as JSON, as clients that set no type expect."""
+    given = request.headers.get("content-type")
+    media = (given or JSON_TYPE).split(";")[0].strip().lower()
+    if media == JSON_TYPE:
+        return
+    hint = (
+        " (curl -d sends a form: add -H 'Content-Type: application/json')"
+        if media == "application/x-www-form-urlencoded"
+        else ""
+    )
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {given!r}: this operation reads {JSON_TYPE}{hint}",
+        details={"content_type": given, "supported": [JSON_TYPE]},
+    )
 
 
 def yaml_hint(body: bytes) -> str:

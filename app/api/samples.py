@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from app.api.auth import RequirePush
-from app.api.body import behind_receipt, check_sample_count, read_body
+from app.api.body import behind_receipt, check_sample_count, read_body, require_json
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
 from app.api.responses import errors
@@ -37,7 +37,8 @@ class SampleIn(BaseModel):
 
     metric: MetricName = Field(examples=["gpu_utilization"])
     labels: dict[LabelName, str] = Field(default_factory=dict)
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    # strict: a JSON number; "4.2" (text) or true is refused rather than read as one
+    value: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     timestamp: Annotated[float, Field(ge=0, allow_inf_nan=False)] | str | None = Field(
         None, description="RFC 3339 or unix seconds; the time of receipt when absent"
     )
@@ -64,7 +65,7 @@ class SamplesAccepted(BaseModel):
     operation_id="ingest_samples",
     summary="Append samples (all or nothing)",
     response_model=SamplesAccepted,
-    responses=errors(400, 413, 422, 429),
+    responses=errors(400, 413, 415, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -73,6 +74,7 @@ class SamplesAccepted(BaseModel):
     },
 )
 async def ingest_samples(ctx: Ctx, request: Request, _auth: RequirePush) -> SamplesAccepted:
+    require_json(request)
     body = await read_body(request, ctx.settings.max_body_bytes)
     try:
         # Parsed and validated in one pass by pydantic-core (Rust): the hot path of JSON pushes.

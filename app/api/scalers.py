@@ -1,8 +1,9 @@
 """Scalers: create, replace, read (JSON or YAML), delete, validate; decisions and events.
 
 A spec arrives as JSON or, with `Content-Type: application/yaml`, as YAML (the product's file
-verbatim). Every write bumps the generation, which is the ETag; `If-Match` makes a write
-conditional (412 when stale).
+verbatim). Every change bumps the generation, which is the ETag (a PUT of the spec as it is
+changes nothing: 200, the same generation); `If-Match` makes a write conditional (412 when
+stale).
 """
 
 from __future__ import annotations
@@ -504,8 +505,8 @@ async def list_events(
     since: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
     until: Annotated[str | None, Query(description="RFC 3339 or unix seconds")] = None,
     kind: Annotated[
-        list[str] | None,
-        Query(description="decision, action, dry_run, error, spec, backfill, rollout, skip"),
+        list[store.EventKind] | None,
+        Query(description="Only events of these kinds (repeat the parameter for several)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -519,7 +520,7 @@ async def list_events(
             name,
             since_us=since_us,
             until_us=until_us,
-            kinds=kind,
+            kinds=None if kind is None else list(kind),
             before_id=cursor,
             limit=limit + 1,
         )

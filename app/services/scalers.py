@@ -84,8 +84,13 @@ async def save(
     if_match: str | None,
     actor: Principal,
 ) -> tuple[store.StoredScaler, bool]:
-    """Create the scaler, or replace its spec (a new generation); True when created."""
+    """Create the scaler, or replace its spec (a new generation); True when created. A spec
+    that changes nothing (the stored document again) writes nothing: no generation, no event,
+    no audit entry; the scaler is returned as it is (If-Match is checked all the same)."""
     now_us = shell.clock.stamp_us()
+    # Stored with the name it goes by, whether the author wrote it (PUT names it from the
+    # path) or not: the same file POSTed and then PUT is the same document.
+    document = {"name": name, **spec.to_document()}
     async with shell.db.transaction() as conn:
         existing = await store.get_scaler(conn, name, for_update=True)
         if create_only and existing is not None:
@@ -94,7 +99,9 @@ async def save(
                 details={"generation": existing.generation},
             )
         _check_match(if_match, existing, name)
-        document = spec.to_document()
+        # A scaler stored before names were stored has none: the name is no change either.
+        if existing is not None and {"name": name, **existing.document} == document:
+            return existing, False
         saved = await store.upsert_scaler(conn, name, document, now_us=now_us)
         await store.add_event(
             conn,
@@ -115,7 +122,7 @@ async def save(
             else {
                 "generation": saved.generation,
                 "previous_generation": existing.generation,
-                "changes": diff_documents(existing.document, document),
+                "changes": diff_documents({"name": name, **existing.document}, document),
             },
         )
     shell.wakeup.update(name, None if saved.paused else spec)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from app.policy import ScalerSpec
 from app.sim.engine import Scenario, SimResult
 from app.sim.report import report_for
 from app.sim.runner import Prior, simulate_policy
@@ -260,9 +261,12 @@ def search_knobs(
     bursts: tuple[float | None, ...] = (
         tuple(round(threshold * f, 6) for f in SEARCH_BURST_FACTORS) if threshold else ()
     )
+    # More spares than the scaler may run is a spec refused (preheat.min_ready above max).
+    ceiling = base_spec.get("max_replicas", ScalerSpec.model_fields["max_replicas"].default)
+    spares = tuple(s for s in SEARCH_SPARES if not isinstance(ceiling, int) or s <= ceiling)
     steps: list[tuple[str, tuple[float | int | None, ...]]] = [
         ("gpu_target", DEFAULT_GPU_TARGETS),
-        ("spare", SEARCH_SPARES),
+        ("spare", spares),
         ("quantile", SEARCH_QUANTILES),
         ("burst_threshold", bursts),
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +18,7 @@ from app.policy.types import Decision, ScalerState
 from app.store.tables import forecasts, rollouts, scaler_events, scalers
 
 __all__ = [
+    "EventKind",
     "StoredEvent",
     "StoredScaler",
     "add_event",
@@ -31,6 +32,12 @@ __all__ = [
     "state_to_json",
     "upsert_scaler",
 ]
+
+
+EventKind = Literal["decision", "action", "dry_run", "error", "spec", "backfill", "rollout", "skip"]
+"""What a scaler's event records: a decision, a scale applied (`action`) or only reported
+(`dry_run`), an error, a spec change, pause or resume (`spec`), a backfill, a rollout's step,
+a reconcile skipped."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.store.audit import diff_documents
@@ -86,8 +88,7 @@ def test_an_operators_changes_are_recorded_with_who_when_and_what(
     assert {c["path"]: c for c in replace["changes"]} == {
         "max_replicas": {"path": "max_replicas", "before": 10, "after": 12},
         "min_replicas": {"path": "min_replicas", "after": 2},
-        "name": {"path": "name", "after": "deepseek-service"},  # PUT names it from the path
-    }
+    }  # not `name`: POST stores the name the scaler got, as PUT does
     assert entries["scaler.pause"]["details"] == {
         "before": {"paused": False},
         "after": {"paused": True},
@@ -105,6 +106,30 @@ def test_an_operators_changes_are_recorded_with_who_when_and_what(
     assert deleted["generation"] == 2 and deleted["spec"]["max_replicas"] == 12
     times = [e["time"] for e in audit(secured_server)["entries"]]
     assert times == sorted(times, reverse=True)
+
+
+def test_a_put_that_changes_nothing_is_not_recorded(secured_server: LiveServer) -> None:
+    """Issue: PUTting the spec as it is made a generation and a `scaler.replace` with
+    `changes: []`; the first PUT of the file POSTed recorded a change to `name`."""
+    url = f"{secured_server.url}/v1/scalers/deepseek-service"
+    assert httpx.post(f"{secured_server.url}/v1/scalers", json=SPEC, headers=ADMIN).is_success
+    yaml_type = {"Content-Type": "application/yaml"}
+    for body, headers in (
+        (json.dumps(SPEC), {}),  # without `name`, as POSTed
+        (json.dumps({**SPEC, "name": "deepseek-service"}), {}),
+        (yaml.safe_dump(SPEC), yaml_type),  # the same spec as YAML
+    ):
+        again = httpx.put(url, content=body, headers={**ADMIN, **headers, "If-Match": '"1"'})
+        assert again.status_code == 200, again.text
+        assert again.headers["etag"] == '"1"' and again.json()["status"]["generation"] == 1
+    changed = httpx.put(url, json={**SPEC, "max_replicas": 12}, headers=ADMIN)
+    assert changed.json()["status"]["generation"] == 2
+    assert actions(secured_server) == [
+        ("admin", "scaler.create", "scaler/deepseek-service"),
+        ("admin", "scaler.replace", "scaler/deepseek-service"),
+    ]
+    replace = audit(secured_server, action="scaler.replace")["entries"][0]["details"]
+    assert replace["changes"] == [{"path": "max_replicas", "before": 10, "after": 12}]
 
 
 def test_rollouts_and_simulation_runs_are_recorded(secured_server: LiveServer) -> None:

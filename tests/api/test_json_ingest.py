@@ -77,6 +77,9 @@ GOOD: dict[str, Any] = {"metric": "gpu_utilization", "labels": {"pod": "p-0"}, "
         pytest.param({**GOOD, "value": "NaN"}, "samples.1.value", id="nan"),
         pytest.param({**GOOD, "value": "Infinity"}, "samples.1.value", id="infinity"),
         pytest.param({**GOOD, "value": "fast"}, "samples.1.value", id="value-text"),
+        # issue: a number written as text is not a number (nor is a boolean)
+        pytest.param({**GOOD, "value": "4.2"}, "samples.1.value", id="value-number-as-text"),
+        pytest.param({**GOOD, "value": True}, "samples.1.value", id="value-bool"),
         pytest.param({**GOOD, "value": None}, "samples.1.value", id="value-null"),
         pytest.param({"metric": "x", "labels": {}}, "samples.1.value", id="value-missing"),
         pytest.param(
@@ -128,3 +131,48 @@ def test_malformed_documents(server: LiveServer, body: bytes, status: int, code:
     )
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
+
+
+BATCH = b'{"samples": [{"metric": "gpu_utilization", "labels": {"pod": "p-0"}, "value": 50}]}'
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        # issue: a YAML body (or the YAML type on a JSON body) was read as JSON: 400 invalid_json
+        pytest.param("application/yaml", id="yaml"),
+        pytest.param("text/plain", id="text"),
+        # what `curl -d` sends unless told otherwise
+        pytest.param("application/x-www-form-urlencoded", id="form"),
+    ],
+)
+def test_a_body_that_is_not_json_by_its_type_is_415_naming_json(
+    server: LiveServer, content_type: str
+) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/samples", content=BATCH, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert content_type in error["message"] and "application/json" in error["message"]
+    assert error["details"] == {"content_type": content_type, "supported": ["application/json"]}
+    assert httpx.get(f"{server.url}/v1/series", params={"match": "gpu_utilization"}).json() == {
+        "series": []
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Content-Type": "application/json; charset=utf-8"}, id="with-charset"),
+        pytest.param({"Content-Type": "Application/JSON"}, id="any-case"),
+        pytest.param({}, id="no-content-type"),  # read as JSON, as before
+    ],
+)
+def test_json_is_read_whatever_its_type_says_of_it(
+    server: LiveServer, headers: dict[str, str]
+) -> None:
+    response = httpx.post(f"{server.url}/v1/samples", content=BATCH, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": 1}

@@ -20,6 +20,9 @@ YAML = {"Content-Type": "application/yaml"}
 AS_YAML = {"Accept": "application/yaml"}
 
 
+CHANGED = f"{BRIEF}max_replicas: 12\n"  # the brief's file with one change
+
+
 def create_brief(server: LiveServer) -> httpx.Response:
     response = httpx.post(f"{server.url}/v1/scalers", content=BRIEF, headers=YAML)
     assert response.status_code == 201, response.text
@@ -41,15 +44,19 @@ def test_the_briefs_yaml_round_trips_yaml_in_yaml_out(server: LiveServer) -> Non
     }
     assert document["spec"]["metrics"][1]["target"] == "<5"
     assert document["spec"]["emergency"]["triggers"][0]["duration"] == "30s"
-    # Same meaning: the spec read back parses to the same spec as the brief's file.
-    assert parse_spec(document["spec"]) == parse_spec({**yaml.safe_load(BRIEF)})
-    # And it can be sent back as it came (PUT with the YAML we got).
+    # Same meaning: the spec read back parses to the same spec as the brief's file (named
+    # as the scaler is: the target's name).
+    assert document["spec"]["name"] == "deepseek-service"
+    assert parse_spec(document["spec"]) == parse_spec(
+        {"name": "deepseek-service", **yaml.safe_load(BRIEF)}
+    )
+    # And it can be sent back as it came (PUT with the YAML we got): nothing changes.
     again = httpx.put(
         f"{server.url}/v1/scalers/deepseek-service",
         content=yaml.safe_dump(document["spec"]),
         headers=YAML,
     )
-    assert again.status_code == 200 and again.headers["etag"] == '"2"'
+    assert again.status_code == 200 and again.headers["etag"] == '"1"'
 
 
 def test_json_works_the_same(server: LiveServer) -> None:
@@ -68,7 +75,7 @@ def test_create_twice_is_409_and_put_replaces(server: LiveServer) -> None:
     again = httpx.post(f"{server.url}/v1/scalers", content=BRIEF, headers=YAML)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
-    put = httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=BRIEF, headers=YAML)
+    put = httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=CHANGED, headers=YAML)
     assert put.status_code == 200 and put.json()["status"]["generation"] == 2
     created = httpx.put(f"{server.url}/v1/scalers/other", content=BRIEF, headers=YAML)
     assert created.status_code == 201 and created.json()["name"] == "other"
@@ -77,9 +84,9 @@ def test_create_twice_is_409_and_put_replaces(server: LiveServer) -> None:
 def test_if_match_guards_concurrent_edits(server: LiveServer) -> None:
     create_brief(server)
     url = f"{server.url}/v1/scalers/deepseek-service"
-    first = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    first = httpx.put(url, content=CHANGED, headers={**YAML, "If-Match": '"1"'})
     assert first.status_code == 200
-    stale = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
+    stale = httpx.put(url, content=CHANGED, headers={**YAML, "If-Match": '"1"'})
     assert stale.status_code == 412
     assert stale.json()["error"]["details"] == {"generation": 2}
     assert httpx.delete(url, headers={"If-Match": '"1"'}).status_code == 412
@@ -87,6 +94,27 @@ def test_if_match_guards_concurrent_edits(server: LiveServer) -> None:
     assert httpx.get(url).status_code == 404
     missing = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"1"'})
     assert missing.status_code == 412
+
+
+def test_a_put_that_changes_nothing_keeps_the_generation(server: LiveServer) -> None:
+    """Issue: PUTting the file as it is made a new generation (and an event, and an audit
+    entry with no changes). The spec stored has its name, however it came: POSTed without
+    one, or PUT with the name from the path."""
+    create_brief(server)
+    url = f"{server.url}/v1/scalers/deepseek-service"
+    assert httpx.get(url).json()["spec"]["name"] == "deepseek-service"
+    for if_match in (None, '"1"', "*"):
+        headers = YAML if if_match is None else {**YAML, "If-Match": if_match}
+        same = httpx.put(url, content=BRIEF, headers=headers)
+        assert same.status_code == 200, same.text
+        assert same.headers["etag"] == '"1"' and same.json()["status"]["generation"] == 1
+    # If-Match still guards it: a stale one is refused even though nothing would change.
+    stale = httpx.put(url, content=BRIEF, headers={**YAML, "If-Match": '"7"'})
+    assert stale.status_code == 412
+    events = httpx.get(f"{url}/events").json()["events"]
+    assert [e["message"] for e in events] == ["created"]
+    changed = httpx.put(url, content=CHANGED, headers=YAML)
+    assert changed.headers["etag"] == '"2"' and changed.json()["spec"]["max_replicas"] == 12
 
 
 def test_validate_stores_nothing_and_fills_defaults(server: LiveServer) -> None:
@@ -122,12 +150,18 @@ BAD_SPECS = [
     (brief_with("metrics.0.target", "185%"), "metrics.0.target", "%"),
     (brief_with("metrics.0.target", "fast"), "metrics.0.target", "target"),
     (brief_with("metrics.0.target", -5), "metrics.0.target", "> 0"),
+    (brief_with("metrics.1.target", 1e308), "metrics.1.target", "at most 1e+12"),
     (brief_with("metrics.0.weight", -0.6), "metrics.0.weight", ""),
     (brief_with("metrics.1.name", "request-queue"), "metrics.1.name", ""),
     (brief_with("metrics.0.aggregation", "median"), "metrics.0.aggregation", ""),
     (brief_with("algorithm.name", "crystal_ball"), "algorithm.name", "crystal_ball"),
     (brief_with("preheat.strategy", "lukewarm"), "preheat.strategy", ""),
     (brief_with("preheat.min_ready", -1), "preheat.min_ready", ""),
+    (
+        {**brief_with("preheat.min_ready", 500), "max_replicas": 3, "schedule": []},
+        "preheat.min_ready",
+        "exceeds the scaler's max_replicas (3)",
+    ),
     (brief_with("schedule.0.time", "at nine"), "schedule.0.time", "cron"),
     (brief_with("schedule.0.time", "0 25 * * *"), "schedule.0.time", ""),
     (brief_with("schedule.0.min_replicas", "four"), "schedule.0.min_replicas", ""),
@@ -135,15 +169,22 @@ BAD_SPECS = [
     (brief_with("emergency.burst_multiplier", 0.5), "emergency.burst_multiplier", ""),
     (brief_with("emergency.triggers.0.duration", "30x"), "emergency.triggers.0.duration", ""),
     (brief_with("emergency.triggers.0.threshold", "lots"), "emergency.triggers.0.threshold", ""),
+    (brief_with("emergency.triggers.0.threshold", -5), "emergency.triggers.0.threshold", ">= 0"),
     (
         brief_with("emergency.triggers.0.aggregation", "median"),
         "emergency.triggers.0.aggregation",
         "",
     ),
+    (
+        brief_with("schedule.1", {"time": "0 9 * * *", "min_replicas": 2}),
+        "schedule.1.time",
+        "schedule.0 and schedule.1 both fire",
+    ),
     (brief_with("min_replicas", 12), "max_replicas", ""),
     (brief_with("max_replicas", 0), "max_replicas", ""),
     (brief_with("cold_start", "forever"), "cold_start", ""),
     (brief_with("mode", "yolo"), "mode", ""),
+    (brief_with("emergency.enabled", "yes"), "emergency.enabled", "boolean"),
     (brief_with("fractional", {"enabled": True, "step": 0.3}), "fractional.step", ""),
     (brief_with("capacity", {"request_rate": "fast"}), "capacity", ""),
 ]
@@ -241,8 +282,9 @@ def test_decision_without_metrics_holds_and_says_why(server: LiveServer) -> None
 
 def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
     create_brief(server)
-    for _ in range(4):
-        httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=BRIEF, headers=YAML)
+    for i in range(4):
+        changed = f"{BRIEF}max_replicas: {11 + i}\n"
+        httpx.put(f"{server.url}/v1/scalers/deepseek-service", content=changed, headers=YAML)
     url = f"{server.url}/v1/scalers/deepseek-service/events"
     page = httpx.get(url, params={"limit": 2}).json()
     assert [e["message"] for e in page["events"]] == [
@@ -256,6 +298,31 @@ def test_events_record_spec_changes_and_paginate(server: LiveServer) -> None:
     assert future["events"] == []
     assert httpx.get(f"{server.url}/v1/scalers/nope/events").status_code == 404
     assert httpx.get(url, params={"since": "tomorrow"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        pytest.param(["bogus"], id="unknown"),  # issue: was 200 with no events
+        pytest.param(["spec", "specs"], id="one-of-two-unknown"),
+        pytest.param(["Spec"], id="wrong-case"),
+    ],
+)
+def test_an_unknown_event_kind_is_422_naming_the_known_ones(
+    server: LiveServer, kinds: list[str]
+) -> None:
+    create_brief(server)
+    url = f"{server.url}/v1/scalers/deepseek-service/events"
+    response = httpx.get(url, params={"kind": kinds})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    [detail] = error["details"]
+    assert detail["field"] == f"query.kind.{len(kinds) - 1}" and detail["value"] == kinds[-1]
+    for known in ("decision", "action", "dry_run", "error", "spec", "backfill", "rollout", "skip"):
+        assert f"'{known}'" in detail["message"]
+    # the known kinds filter as before
+    spec_only = httpx.get(url, params={"kind": ["spec", "action"]})
+    assert [e["kind"] for e in spec_only.json()["events"]] == ["spec"]
 
 
 def test_pause_and_resume_are_recorded_with_who_did_it(server: LiveServer) -> None:

@@ -17,7 +17,7 @@ from app.policy.spec import (
     format_duration,
     parse_duration,
 )
-from tests.policy.helpers import brief_document
+from tests.policy.helpers import BRIEF_PATH, brief_document
 
 DELETE = object()
 
@@ -269,6 +269,73 @@ def test_parse_and_format_duration(text: object, seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # weekdays 6, every day 2: the entries fire together on weekdays, where the higher
+        # floor holds (app.policy.schedule), and the weekend keeps 2
+        pytest.param(
+            [{"time": "0 9 * * *", "min_replicas": 2}, {"time": "0 9 * * 1-5", "min_replicas": 6}],
+            id="overlapping-times",
+        ),
+        # the same entry twice says one thing
+        pytest.param(
+            [{"time": "0 9 * * *", "min_replicas": 4}, {"time": "0 9 * * *", "min_replicas": 4}],
+            id="identical-entries",
+        ),
+    ],
+)
+def test_schedule_entries_that_are_not_ambiguous_are_accepted(
+    entries: list[dict[str, Any]],
+) -> None:
+    assert len(parse_spec({**brief_document(), "schedule": entries}).schedule) == 2
+
+
+def test_the_ambiguous_entries_are_named_as_written_when_another_entry_is_wrong() -> None:
+    """A faulty entry is set aside for the rules across keys: the two entries still named by
+    their places in the author's list."""
+    doc = {**brief_document(), "schedule": [
+        {"time": "0 25 * * *", "min_replicas": 1},
+        {"time": "30 8 * * *", "min_replicas": 4},
+        {"time": "30 8 * * *", "min_replicas": 5},
+    ]}  # fmt: skip
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    [cron, ambiguous] = info.value.issues
+    assert (cron["field"], ambiguous["field"]) == ("schedule.0.time", "schedule.2.time")
+    assert "schedule.1 and schedule.2 both fire at '30 8 * * *'" in str(ambiguous["message"])
+
+
+@pytest.mark.parametrize(
+    "target,value",
+    [
+        pytest.param("100%", 100.0, id="percent-at-its-ceiling"),
+        pytest.param(1e12, 1e12, id="plain-at-the-bound"),  # bytes of memory fit below
+        pytest.param("<1000000000000", 1e12, id="queue-at-the-bound"),
+    ],
+)
+def test_the_largest_targets_are_accepted_and_round_trip(target: object, value: float) -> None:
+    s = parse_spec(with_("metrics.1.target", target))
+    assert s.metrics[1].target.value == value
+    assert parse_spec(json.loads(json.dumps(s.to_document()))) == s
+
+
+@pytest.mark.parametrize("written,enabled", [("true", True), ("false", False), ("yes", True),
+                                             ("off", False)])  # fmt: skip
+def test_yaml_booleans_are_booleans(written: str, enabled: bool) -> None:
+    """YAML's own booleans (PyYAML reads YAML 1.1: yes/no, on/off too) are true or false."""
+    text = BRIEF_PATH.read_text().replace("enabled: true", f"enabled: {written}")
+    s = parse_spec(yaml.safe_load(text))
+    assert (s.preheat.enabled, s.emergency.enabled) == (enabled, enabled)
+
+
+def test_a_zero_threshold_bursts_while_anything_waits() -> None:
+    """0 is a threshold (a trigger is over while its reading is above it: any request
+    waiting), unlike a negative one, which every reading exceeds."""
+    s = parse_spec(with_("emergency.triggers.0.threshold", 0))
+    assert s.emergency.triggers[0].threshold == 0.0
+
+
 def test_an_unknown_algorithm_is_refused_with_the_known_ones() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(with_("algorithm.name", "tft_tiny"))
@@ -304,6 +371,24 @@ BAD: list[Any] = [
     # a boolean is not a count
     pytest.param(
         with_("max_replicas", True), "max_replicas", "int_type", "valid integer", id="bool-as-count"
+    ),
+    # issue: a boolean is true or false, not text that looks like one (JSON "yes")
+    pytest.param(
+        with_("emergency.enabled", "yes"),
+        "emergency.enabled",
+        "bool_type",
+        "valid boolean",
+        id="text-as-bool",
+    ),
+    pytest.param(
+        with_("preheat.enabled", "false"),
+        "preheat.enabled",
+        "bool_type",
+        "valid boolean",
+        id="false-as-text",
+    ),
+    pytest.param(
+        with_("fractional.enabled", 1), "fractional.enabled", "bool_type", "valid boolean", id="one"
     ),
     # weights cannot be negative
     pytest.param(
@@ -393,6 +478,21 @@ BAD: list[Any] = [
     pytest.param(
         with_("metrics.1.target", "<0"), "metrics.1.target", "target", "> 0", id="zero-target"
     ),
+    # issue: a target past any per-pod reading; 1e308 x the pods overflows a float
+    pytest.param(
+        with_("metrics.1.target", 1e308),
+        "metrics.1.target",
+        "target",
+        "at most 1e+12 per pod",
+        id="huge-target",
+    ),
+    pytest.param(
+        with_("metrics.1.target", "<1e13"),
+        "metrics.1.target",
+        "target",
+        "at most 1e+12 per pod",
+        id="huge-queue-target",
+    ),
     # only '<N' is a below-target
     pytest.param(
         with_("metrics.1.target", "<=5"),
@@ -441,6 +541,14 @@ BAD: list[Any] = [
         "exceeds the scaler's max_replicas (10)",
         id="schedule-above-max",
     ),
+    # issue: more spare pods than the scaler may ever run, as a schedule floor above max
+    pytest.param(
+        {**with_("preheat.min_ready", 500), "max_replicas": 3, "schedule": []},
+        "preheat.min_ready",
+        "above_max",
+        "min_ready (500) exceeds the scaler's max_replicas (3)",
+        id="preheat-above-max",
+    ),
     # an entry's own max below its min
     pytest.param(
         with_("schedule.0.max_replicas", 2),
@@ -457,6 +565,36 @@ BAD: list[Any] = [
         "below the scaler's min_replicas (3)",
         id="schedule-cap-below-min",
     ),
+    # issue: two entries firing at the same times with different floors: which one holds?
+    pytest.param(
+        {
+            **brief_document(),
+            "schedule": [
+                {"time": "0 9 * * *", "min_replicas": 4},
+                {"time": "0 23 * * *", "min_replicas": 2},
+                {"time": "0 9 * * *", "min_replicas": 3},
+            ],
+        },
+        "schedule.2.time",
+        "ambiguous",
+        "schedule.0 and schedule.2 both fire at '0 9 * * *' with different bounds "
+        "(min_replicas 4 and 3)",
+        id="schedule-same-time-two-floors",
+    ),
+    # the same times written another way are the same entry
+    pytest.param(
+        {
+            **brief_document(),
+            "schedule": [
+                {"time": "0 9 * * 1-5", "min_replicas": 4},
+                {"time": "00 09 * * mon-fri", "min_replicas": 6},
+            ],
+        },
+        "schedule.1.time",
+        "ambiguous",
+        "both fire at",
+        id="schedule-same-time-written-differently",
+    ),
     # a trigger on a metric the scaler does not collect
     pytest.param(
         with_("emergency.triggers.0.metric", "queue_len"),
@@ -472,6 +610,14 @@ BAD: list[Any] = [
         "literal_error",
         "'avg', 'sum', 'max' or 'min'",
         id="bad-trigger-aggregation",
+    ),
+    # issue: a negative threshold is always exceeded: a burst that never ends
+    pytest.param(
+        with_("emergency.triggers.0.threshold", -5),
+        "emergency.triggers.0.threshold",
+        "threshold",
+        "threshold must be >= 0, got -5",
+        id="negative-trigger-threshold",
     ),
     # enabled with nothing to trigger it
     pytest.param(
@@ -656,6 +802,16 @@ def test_a_bad_cron_does_not_hide_the_rules_across_keys() -> None:
         ("schedule.0.max_replicas", "min_gt_max"),
         ("max_replicas", "min_gt_max"),
         ("schedule.1.min_replicas", "above_max"),
+    ]
+
+
+def test_preheat_above_max_is_reported_beside_a_schedule_above_max() -> None:
+    doc = {**with_("preheat.min_ready", 500), "max_replicas": 3}  # schedule.0 asks for 4
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert [(i["field"], i["rule"]) for i in info.value.issues] == [
+        ("schedule.0.min_replicas", "above_max"),
+        ("preheat.min_ready", "above_max"),
     ]
 
 

@@ -117,10 +117,13 @@ def test_scaler_lifecycle(server: LiveServer, spec: Any) -> None:
             ciuic.create_scaler(spec)
         assert exists.value.status == 409 and exists.value.details == {"generation": 1}
         assert [s.name for s in ciuic.list_scalers()] == ["deepseek-service"]
-        replaced = ciuic.put_scaler("deepseek-service", spec, if_match=1)
+        same = ciuic.put_scaler("deepseek-service", spec, if_match=1)
+        assert same.status.generation == 1  # the spec as it is: nothing changed
+        changed = {**ciuic.get_scaler("deepseek-service").spec, "max_replicas": 12}
+        replaced = ciuic.put_scaler("deepseek-service", changed, if_match=1)
         assert replaced.status.generation == 2
         with pytest.raises(PreconditionFailed) as stale:
-            ciuic.put_scaler("deepseek-service", spec, if_match=1)
+            ciuic.put_scaler("deepseek-service", changed, if_match=1)
         assert isinstance(stale.value, Conflict) and stale.value.status == 412
         assert ciuic.pause("deepseek-service").status.paused is True
         assert ciuic.get_scaler("deepseek-service").status.paused is True

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.policy import parse_spec
 from app.sim.ciuic import default_spec
 from app.sim.engine import Scenario
 from app.sim.runner import Prior
@@ -158,3 +159,14 @@ def test_the_knob_search_tries_each_knob_and_keeps_the_cheapest_within_the_objec
     assert changes == res.best.knobs() and "gpu_target" in changes
     # the best spec is the base with exactly those changes
     assert res.best.spec == candidate_spec(base, **changes)
+
+
+def test_the_knob_search_tries_no_more_spares_than_the_scaler_may_run() -> None:
+    """A one-pod scaler: two warm spares would exceed its max_replicas (a spec refused, 422),
+    so the search tries 0 and 1 and its frontier holds only specs that validate."""
+    wl = step_load(1, 1, at=60, n=600)
+    base = {**default_spec(SC, wl), "min_replicas": 1, "max_replicas": 1, "schedule": []}
+    res = search_knobs(wl, base, scenario=SC, max_drop_rate=1.0)
+    assert {p.spare for p in res.frontier} == {None, 0, 1}
+    for p in res.frontier:
+        parse_spec(p.spec)

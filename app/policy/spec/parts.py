@@ -29,6 +29,7 @@ from app.policy.spec.units import (
     Aggregation,
     Count,
     Duration,
+    Flag,
     _check_percent,
     _format_percent,
     _Model,
@@ -37,6 +38,7 @@ from app.policy.spec.units import (
 )
 
 __all__ = [
+    "MAX_TARGET",
     "AlgorithmSpec",
     "CapacitySpec",
     "EmergencySpec",
@@ -73,10 +75,16 @@ class TargetRef(_Model):
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
 
 
+MAX_TARGET = 1e12
+"""The largest plain or `<N` target: per pod, past any reading one pod makes (GPU memory in
+bytes is ~1.4e11); the policy multiplies a target by the pods (10,000 at most), which a
+target near 1e308 overflows to infinity. A percent target is at most 100."""
+
+
 class MetricTarget(_Model):
     """A metric's target value per pod: "85%" (percent points), "<5" or a plain number."""
 
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=MAX_TARGET)
     form: Literal["percent", "below", "plain"] = "plain"
 
     @model_validator(mode="before")
@@ -106,6 +114,12 @@ class MetricTarget(_Model):
             raise _fail("target", f"a target must be a number > 0, got {data!r}")
         if form == "percent":
             _check_percent(value, data)
+        elif value > MAX_TARGET:
+            raise _fail(
+                "target",
+                f"a target must be at most {MAX_TARGET:g} per pod, got {data!r}: no pod reads "
+                "that much, and the policy's arithmetic (the target times the pods) overflows",
+            )
         return {"value": value, "form": form}
 
     @model_serializer(mode="plain")
@@ -149,7 +163,7 @@ class MetricSpec(_Model):
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TARGET},
                     {"type": "string", "pattern": r"^\s*<?\s*\d+(\.\d+)?\s*%?\s*$"},
                 ],
                 "description": "per-pod target: '85%' (percent points), '<5', or a number",
@@ -210,7 +224,7 @@ class AlgorithmSpec(_Model):
 class PreheatSpec(_Model):
     """Warm spares: eager keeps `min_ready` spare pods; lazy only pre-launches by forecast."""
 
-    enabled: bool = False
+    enabled: Flag = False
     min_ready: Count = Field(default=1, ge=0, le=1000)
     strategy: Literal["eager", "lazy"] = "eager"
 
@@ -308,15 +322,28 @@ class EmergencyTrigger(_Model):
     step keeps comparing the metric's own aggregation with its per-pod target."""
 
     metric: str = Field(pattern=rf"^{_METRIC_NAME}$")
-    threshold: float
+    # >= 0: the metrics are counts, rates and percentages, never below 0, so a negative
+    # threshold is always exceeded (a burst that never ends); 0 bursts while anything waits.
+    threshold: float = Field(json_schema_extra={"minimum": 0})
     duration: Duration = 30.0
     aggregation: Aggregation | None = None
+
+    @field_validator("threshold")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise _fail(
+                "threshold",
+                f"threshold must be >= 0, got {value:g}: a metric is never below a negative "
+                "threshold, so the burst would never end",
+            )
+        return value
 
 
 class EmergencySpec(_Model):
     """Knative-style panic mode for load the forecast did not see."""
 
-    enabled: bool = False
+    enabled: Flag = False
     burst_multiplier: float = Field(default=2.0, gt=1, le=100)  # the cap on a burst
     triggers: tuple[EmergencyTrigger, ...] = ()
     stable_window: Duration = 0.0  # hold a burst this long after the last reading over
@@ -420,7 +447,7 @@ class ForecastSpec(_Model):
 class FractionalSpec(_Model):
     """Capacity in steps of a pod: 3.7 -> 3 full + 1 at 70%; remainders < min_fraction absorbed."""
 
-    enabled: bool = False
+    enabled: Flag = False
     step: float = 0.1
     min_fraction: float = Field(default=0.3, gt=0, lt=1)
 

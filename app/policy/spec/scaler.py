@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import (
     BeforeValidator,
     Field,
@@ -262,6 +264,15 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
                 message=f"min_replicas ({entry.min_replicas}) exceeds the scaler's "
                 f"max_replicas ({spec.max_replicas})",
             )
+    yield from _ambiguous_entries(spec.schedule)
+    if spec.preheat.min_ready > spec.max_replicas:
+        yield SpecIssue(
+            field="preheat.min_ready",
+            value=spec.preheat.min_ready,
+            rule="above_max",
+            message=f"min_ready ({spec.preheat.min_ready}) exceeds the scaler's "
+            f"max_replicas ({spec.max_replicas})",
+        )
     if spec.emergency.enabled and not spec.emergency.triggers:
         yield SpecIssue(
             field="emergency.triggers",
@@ -292,6 +303,43 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
             rule="above_max",
             message=f"fallback replicas ({spec.fallback.replicas}) exceed max_replicas "
             f"({spec.max_replicas})",
+        )
+
+
+def _firings(cron: str) -> object:
+    """What a cron expression fires at, the same however it is written ("0 9 * * 1-5" and
+    "00 09 * * mon-fri"; `*` and its full range); the text itself if croniter cannot say."""
+    try:
+        return repr(croniter.expand(cron))
+    except Exception:  # validated already; any doubt: compare the text
+        return " ".join(cron.split())
+
+
+def _ambiguous_entries(schedule: tuple[ScheduleEntry, ...]) -> Iterable[SpecIssue]:
+    """Two entries firing at the same times with different bounds: both fire, and which
+    floor (or cap) is meant is ambiguous. Entries that only sometimes fire together
+    ("0 9 * * *" and "0 9 * * 1-5") are a pattern: at a tie the higher floor holds."""
+    first: dict[object, int] = {}
+    for i, entry in enumerate(schedule):
+        when = _firings(entry.time)
+        j = first.setdefault(when, i)
+        other = schedule[j]
+        bounds = [
+            f"{key} {a if a is not None else 'unset'} and {b if b is not None else 'unset'}"
+            for key, a, b in (
+                ("min_replicas", other.min_replicas, entry.min_replicas),
+                ("max_replicas", other.max_replicas, entry.max_replicas),
+            )
+            if a != b
+        ]
+        if j == i or not bounds:
+            continue
+        yield SpecIssue(
+            field=f"schedule.{i}.time",
+            value=entry.time,
+            rule="ambiguous",
+            message=f"schedule.{j} and schedule.{i} both fire at {other.time!r} with different "
+            f"bounds ({'; '.join(bounds)}): keep one entry",
         )
 
 
@@ -363,7 +411,10 @@ def _cross_issues_besides(
         if top in removed or _RULE_READS.get(str(issue["rule"]), set()) & removed:
             continue
         index, _, tail = rest.partition(".")
+        message = str(issue["message"])
         if top == "schedule" and kept and index.isdigit():
             field = ".".join(p for p in ("schedule", str(kept[int(index)]), tail) if p)
-        out.append(SpecIssue({**issue, "field": field}))
+            # the entries a message names, by their places in the author's list too
+            message = re.sub(r"\bschedule\.(\d+)", lambda m: f"schedule.{kept[int(m[1])]}", message)
+        out.append(SpecIssue({**issue, "field": field, "message": message}))
     return out

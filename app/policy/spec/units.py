@@ -21,6 +21,7 @@ __all__ = [
     "Aggregation",
     "Count",
     "Duration",
+    "Flag",
     "format_duration",
     "parse_duration",
 ]
@@ -104,6 +105,11 @@ Aggregation = Literal["avg", "sum", "max", "min"]
 
 Count = Annotated[int, Field(strict=True)]
 """A whole number; `true` or 2.5 are rejected rather than coerced."""
+
+
+Flag = Annotated[bool, Field(strict=True)]
+"""true or false (YAML's own booleans, yes/no and on/off included, are read as such by the
+YAML parser); "yes", "true" or 1 in JSON are rejected rather than coerced."""
 
 
 class _Model(BaseModel):
