@@ -447,7 +447,7 @@ def specs(draw: st.DrawFn, *, emergency: bool = True) -> ScalerSpec:
         "cold_start": draw(st.integers(0, 300)),
         "preheat": {
             "enabled": draw(st.booleans()),
-            "min_ready": draw(st.integers(0, 3)),
+            "min_ready": draw(st.integers(0, min(3, hi))),  # never above max_replicas
             "strategy": draw(st.sampled_from(["eager", "lazy"])),
         },
         "fractional": {"enabled": draw(st.booleans())},
