@@ -141,8 +141,6 @@ def parse_trace(lines: Iterable[str]) -> Trace:
 
 
 def _parse_counts(rows: Sequence[Sequence[str]]) -> CountTrace:
-    if len(rows) < 2:
-        raise TraceError("a count trace needs at least two rows to know its interval")
     times = np.empty(len(rows))
     values = np.empty(len(rows))
     for i, row in enumerate(rows):
@@ -161,8 +159,8 @@ def _parse_counts(rows: Sequence[Sequence[str]]) -> CountTrace:
             raise TraceError(f"line {i + 2}: count values must be finite and non-negative")
     present = ~np.isnan(values)
     times, values = times[present], values[present]  # a missing reading is a gap
-    if len(times) < 2:
-        raise TraceError("a count trace needs at least two rows with a value")
+    if len(times) < 2:  # checked after the rows, so a bad row is named as such
+        raise TraceError("a count trace needs at least two rows with a value to know its interval")
     order = np.argsort(times, kind="stable")
     times, values = times[order], values[order]
     steps = np.diff(times)

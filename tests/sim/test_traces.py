@@ -49,6 +49,7 @@ def test_detect_kind(header: str, kind: TraceKind) -> None:
         pytest.param("", id="empty"),
         pytest.param("time,count\n2014-07-01 00:00:00,3\n", id="unknown-header"),
         pytest.param("timestamp,value\n2014-07-01 00:00:00,3\n", id="one-row"),
+        pytest.param("timestamp,value\nabc,1\n", id="one-bad-row"),
         pytest.param("timestamp,value\nyesterday,3\n2014-07-01 00:30:00,1\n", id="bad-time"),
         pytest.param("timestamp,value\n2014-07-01 00:00:00,x\n2014-07-01 00:30:00,1\n", id="nan"),
         pytest.param(
@@ -70,6 +71,11 @@ def test_detect_kind(header: str, kind: TraceKind) -> None:
 def test_bad_traces_raise_trace_error(text: str) -> None:
     with pytest.raises(TraceError):
         parse_trace(text.splitlines())
+
+
+def test_a_bad_row_is_named_even_in_a_trace_too_short() -> None:
+    with pytest.raises(TraceError, match="line 2: bad timestamp 'abc'"):
+        parse_trace(["timestamp,value", "abc,1"])
 
 
 def test_parse_count_excerpt() -> None:
