@@ -11,7 +11,9 @@ never:
 - before the scaler has had data for one window (a new scaler, or a replayed trace, knows
   nothing of the load yet: keep what runs);
 - while some metrics are missing (partial data never scales down);
-- while a panic reading holds (`reactive.panic`; a drained queue burst ends it).
+- while a panic reading holds (`reactive.panic`; a drained queue burst ends it);
+- below the pods that hold what waits now at its ceiling (`request_queue: <5` a pod): fewer
+  would put the queue over it at once, and the next reading would ask for them back.
 The keep-alive: where the load comes in bursts that return sooner than it pays to give their
 pods back (an LLM code-completion log: a minute of 40 pods' worth, two quiet minutes, again),
 releasing after one cold start leaves one pod to meet the next burst, whose first cold start of
@@ -114,6 +116,18 @@ def hold_step(spec: ScalerSpec, current: int, desired: int, calm: int,
         wanted = max(wanted, int(wants[math.ceil((1 - _KEEP_ALIVE_SHARE) * len(wants)) - 1]))
     wanted = max(wanted, floor_now)
     values["wanted_in_window"] = float(wanted)
+    # Never into a queue over its ceiling: fewer pods than hold what waits now at the ceiling
+    # would be over it at once, and the next reading would ask for them back (16 -> 7 -> 12
+    # in 5 s after a drained burst that left 58 requests waiting).
+    waiting = math.ceil(reactive.waiting_pods - 1e-9)
+    if waiting > max(wanted, desired):
+        values["waiting_pods"] = reactive.waiting_pods
+        out = min(current, waiting)
+        msg = (
+            f"what waits now needs {reactive.waiting_pods:.2f} pods at its ceiling: down to "
+            f"{out} only"
+        )
+        return HoldResult(out, kept, Reason(Code.HOLD_WINDOW, msg, values))
     if wanted > desired:
         out = min(current, wanted)
         msg = f"a decision within {base:.0f}s{held_for} wanted {wanted}: down to {out} only"

@@ -23,9 +23,8 @@ Each decision first turns the fresh readings into numbers of pods (`read_metrics
 Across decisions (`ScalerState.recent`, `reactive_need`), need and demand are averaged over
 `reactive.window`, over the readings as saturated (a ceiling exceeded) as the newest one: once
 a queue has drained, what the burst asked for no longer counts, and, with a load signal and a
-capacity, the readings until the window has passed read no more than the arrivals ask for, nor
-fewer than the pods that hold what still waits at its ceiling (the pods are busy with the
-backlog the burst left, not with the load; measured on the corpus and
+capacity, the readings until the window has passed read no more than the arrivals ask for (the
+pods are busy with the backlog the burst left, not with the load; measured on the corpus and
 real traces: 1.81 -> 1.21 x the oracle's cost on the bursty LLM log, 1.14 -> 1.11 on twitter,
 1.36 -> 1.24 on a noisy cloud-monitoring series, the same drops), except where the hold's
 keep-alive holds (bursts that come back within minutes: what the pods were busy with after one
@@ -316,6 +315,8 @@ class ReactiveResult(NamedTuple):  # a tuple: ~4x cheaper to build than a frozen
     panics: tuple[float, ...]  # when the last panics began (the hold's keep-alive)
     keep_alive: float | None  # the hold's keep-alive window in force (see `keep_alive_s`)
     burst_within: bool  # a reading of the window before this one was saturated
+    # the pods that hold what waits now at the ceilings (0: no ceiling, or nothing waits)
+    waiting_pods: float
     # False where the need is no measure of the load but a count kept for missing metrics (the
     # current count held, or the spec's fallback): spare pods on top of it would compound at
     # every reconcile while the metrics stay missing
@@ -411,7 +412,7 @@ def reactive_need(
             reason = Reason(Code.REACTIVE_FALLBACK_HOLD, msg, values)
         return ReactiveResult(
             need, need, None, None, False, True, False, reason, kept, since, panic_until,
-            state.panics, alive, burst_within, False,
+            state.panics, alive, burst_within, 0.0, False,
         )  # fmt: skip
 
     need_now, demand_now = needs
@@ -431,12 +432,9 @@ def reactive_need(
         # as they finish instead of a window later. Not where bursts come back within minutes
         # (the hold's keep-alive): there what the pods were busy with after the last burst is
         # what the keep-alive keeps for the next one.
-        # What still waits counts too: never fewer pods than hold it at its ceiling (fewer
-        # would put it over the ceiling again at once: a scale-down undone a tick later).
         arriving = max(0.0, load) / per_pod
         demand_now = min(demand_now, arriving)
-        waiting = reading.ceiling_need or 0.0
-        need_now = min(need_now, max(arriving / reading.target_use, waiting))
+        need_now = min(need_now, arriving / reading.target_use)
     need_now = min(need_now, MAX_NEED)
     demand_now = min(demand_now, MAX_NEED)
     saturated = 1.0 if reading.saturated else 0.0
@@ -505,5 +503,5 @@ def reactive_need(
     return ReactiveResult(
         need, calm, panic_need, demand, True, partial, panic_until is not None,
         Reason(code, msg, values), recent, since, panic_until, panics, alive, burst_within,
-        measured,
+        reading.ceiling_need or 0.0, measured,
     )  # fmt: skip

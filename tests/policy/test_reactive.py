@@ -262,7 +262,7 @@ def test_a_fallback_count_is_applied_without_spares_on_top() -> None:
     assert d.replicas == 5 and not d.valid
 
 
-def test_a_drained_burst_keeps_the_pods_its_remaining_queue_needs_at_the_ceiling() -> None:
+def test_a_scale_down_never_puts_what_waits_over_its_ceiling() -> None:
     """The demo's flap (16 -> 7 -> 12 in 5 s): a queue burst fell under its ceiling (5 a pod)
     with 58 requests still waiting on 16 pods. The arrivals alone ask for 7 pods, but 58
     waiting on 7 pods is 8 a pod, over the ceiling again at once. The count goes no lower
@@ -276,6 +276,6 @@ def test_a_drained_burst_keeps_the_pods_its_remaining_queue_needs_at_the_ceiling
     assert burst.replicas >= 16
     drained = run(s, obs(16, gpu=100.0, queue=3.63, load_rate=3.26), state=burst.state, now=T0 + 10)
     assert drained.replicas == 12, [r.message for r in drained.reasons]
-    assert "drained" in drained.reasons[6].message  # the hold says why the burst's 16 went
+    assert "what waits now needs 11.62 pods" in drained.reasons[6].message  # the hold says why
     later = run(s, obs(12, gpu=60.0, queue=0.2, load_rate=3.26), state=drained.state, now=T0 + 100)
     assert later.replicas < 12  # the backlog served, a cold start on: the arrivals decide
