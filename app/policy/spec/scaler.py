@@ -257,22 +257,10 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
                 f"min_replicas ({spec.min_replicas})",
             )
         if entry.min_replicas > spec.max_replicas:
-            yield SpecIssue(
-                field=f"schedule.{i}.min_replicas",
-                value=entry.min_replicas,
-                rule="above_max",
-                message=f"min_replicas ({entry.min_replicas}) exceeds the scaler's "
-                f"max_replicas ({spec.max_replicas})",
-            )
+            yield _above_max(f"schedule.{i}.min_replicas", entry.min_replicas, spec.max_replicas)
     yield from _ambiguous_entries(spec.schedule)
     if spec.preheat.min_ready > spec.max_replicas:
-        yield SpecIssue(
-            field="preheat.min_ready",
-            value=spec.preheat.min_ready,
-            rule="above_max",
-            message=f"min_ready ({spec.preheat.min_ready}) exceeds the scaler's "
-            f"max_replicas ({spec.max_replicas})",
-        )
+        yield _above_max("preheat.min_ready", spec.preheat.min_ready, spec.max_replicas)
     if spec.emergency.enabled and not spec.emergency.triggers:
         yield SpecIssue(
             field="emergency.triggers",
@@ -297,13 +285,18 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
             message=f"min_fraction must be >= step ({spec.fractional.step})",
         )
     if spec.fallback.replicas is not None and spec.fallback.replicas > spec.max_replicas:
-        yield SpecIssue(
-            field="fallback.replicas",
-            value=spec.fallback.replicas,
-            rule="above_max",
-            message=f"fallback replicas ({spec.fallback.replicas}) exceed max_replicas "
-            f"({spec.max_replicas})",
-        )
+        yield _above_max("fallback.replicas", spec.fallback.replicas, spec.max_replicas)
+
+
+def _above_max(field: str, value: int, max_replicas: int) -> SpecIssue:
+    """A count the scaler's max_replicas would never let happen."""
+    name = field.rsplit(".", 1)[-1]
+    return SpecIssue(
+        field=field,
+        value=value,
+        rule="above_max",
+        message=f"{name} ({value}) exceeds the scaler's max_replicas ({max_replicas})",
+    )
 
 
 def _firings(cron: str) -> object:
