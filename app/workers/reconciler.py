@@ -101,8 +101,8 @@ async def _reconcile(
     if wakeup is not None:
         wakeup.schedule(name, spec, decision.state, now)
     rendered = store.decision_to_json(decision)
-    # an invalid decision (no fresh metrics) moves the count only into the bounds in force: a
-    # cron floor or a max_replicas holds with or without metrics
+    # an invalid decision (no fresh metrics) moves the count only to the spec's fallback or into
+    # the bounds in force: a fallback, a cron floor or max_replicas holds without metrics too
     change = decision.replicas != cluster_state.replicas
     action_error: str | None = None
     deletion_note: str | None = None
