@@ -145,6 +145,10 @@ def test_one_of_two_processes_leads_and_the_other_takes_over_after_a_sigkill(
     push(b.url, "request_queue", 3 * 5)  # any replica takes pushes; the leader acts
     wait_until(lambda: admin.get("Deployment", namespace, NAME)["spec"]["replicas"] == 3, 10,
                "the leader scaled to 3")  # fmt: skip
+    # The kill must land after the first action is recorded too: a SIGKILL between the scale
+    # and its transaction's commit loses that event (the one window where history can lag
+    # the cluster; the next leader reads the cluster, so only the record is lost).
+    wait_until(lambda: len(events(b.url, NAME, "action")) == 1, 10, "the action recorded")
 
     renewed = admin.get("Lease", namespace, "ciuic-leader")["spec"]["renewTime"]
     wait_until(  # kill right after a renewal, so the takeover time is the whole lease
@@ -172,7 +176,7 @@ def test_one_of_two_processes_leads_and_the_other_takes_over_after_a_sigkill(
     assert [e["message"] for e in events(b.url, NAME, "action")] == [
         f"scaled {NAME} from 1 to 3",
         f"scaled {NAME} from 3 to 5",
-    ]
+    ], f"ciuic-a's log:\n{a.tail()}\nciuic-b's log:\n{b.tail()}"
     assert admin.get("Deployment", namespace, NAME)["metadata"]["generation"] == 3
 
     # The killed process comes back: for a whole lease duration and more it follows; the
