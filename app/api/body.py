@@ -5,7 +5,7 @@ clock running ahead."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import yaml
@@ -18,7 +18,9 @@ from app.errors import BadRequest, PayloadTooLarge, UnprocessableEntity, Unsuppo
 from app.store.series import SampleRow, SeriesKey
 
 __all__ = [
+    "JSON_TYPE",
     "behind_receipt",
+    "body_type",
     "check_sample_count",
     "json_body",
     "json_body_doc",
@@ -92,24 +94,40 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 JSON_TYPE = "application/json"
+JSON_FORM_HINT = "add -H 'Content-Type: application/json'"
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def body_type(request: Request, reads: Sequence[str], *, form_hint: str = JSON_FORM_HINT) -> str:
+    """The body's media type (lower case, parameters dropped) when it is one of `reads`, the
+    types this operation reads; a body sent without a Content-Type is read as `reads[0]`, as
+    clients that set no type expect. Anything else (YAML where JSON is read, text, a form, XML)
+    is a 415 naming the types read, with `form_hint` (what to add to curl) for a form, which
+    is what `curl -d` sends unless told otherwise."""
+    given = request.headers.get("content-type")
+    media = (given or reads[0]).split(";")[0].strip().lower()
+    if media in reads:
+        return media
+    hint = f" (curl -d sends a form: {form_hint})" if media == FORM_TYPE else ""
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {given!r}: this operation reads "
+        f"{' or '.join(_named(reads))}{hint}",
+        details={"content_type": given, "supported": list(reads)},
+    )
+
+
+def _named(reads: Sequence[str]) -> list[str]:
+    """The types to name in a message: one of each kind (application/yaml, not its aliases)."""
+    kinds: dict[str, str] = {}
+    for media in reads:
+        kinds.setdefault(media.rsplit("/", 1)[-1].removeprefix("x-"), media)
+    return list(kinds.values())
 
 
 def require_json(request: Request) -> None:
     """415 for a body whose Content-Type says it is not JSON (YAML, text, a form); a body
     sent without one is read as JSON, as clients that set no type expect."""
-    given = request.headers.get("content-type")
-    media = (given or JSON_TYPE).split(";")[0].strip().lower()
-    if media == JSON_TYPE:
-        return
-    hint = (
-        " (curl -d sends a form: add -H 'Content-Type: application/json')"
-        if media == "application/x-www-form-urlencoded"
-        else ""
-    )
-    raise UnsupportedMediaType(
-        f"unsupported Content-Type {given!r}: this operation reads {JSON_TYPE}{hint}",
-        details={"content_type": given, "supported": [JSON_TYPE]},
-    )
+    body_type(request, (JSON_TYPE,))
 
 
 def yaml_hint(body: bytes) -> str:
@@ -129,22 +147,27 @@ def yaml_hint(body: bytes) -> str:
 
 def json_body(model: type[M], *, optional: bool = False) -> Callable[[Request], Awaitable[M]]:
     """A dependency: the JSON body as `model`, read under CIUIC_MAX_BODY_BYTES (FastAPI's own
-    body parameters read any size); with `optional`, no body at all is `{}`. Declare it after
+    body parameters read any size), 415 when its Content-Type is not JSON (`require_json`);
+    with `optional`, no body at all is `{}`, whatever type the request names. Declare it after
     the route's auth dependency: FastAPI parses its own body parameters before any dependency
     runs, so a request without a token would learn about its body (400/422) instead of being
     refused (401)."""
 
     async def dependency(request: Request) -> M:
+        if not optional:
+            require_json(request)
         raw = await read_body(request, get_context(request).settings.max_body_bytes)
         if optional and not raw.strip():
             raw = b"{}"
+        elif optional:
+            require_json(request)  # a type is refused only on a body it would describe
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
             errors = exc.errors()
             if any(e["type"] == "json_invalid" for e in errors):
                 raise BadRequest(
-                    f"the body is not valid JSON: {errors[0]['msg']}{yaml_hint(raw)}",
+                    f"the body is not valid JSON: {errors[0]['msg']}",
                     code="invalid_json",
                 ) from exc
             details = field_errors([{**e, "loc": ("body", *e["loc"])} for e in errors])

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.auth import RequireRead
-from app.api.body import read_body
+from app.api.body import JSON_TYPE, body_type, read_body
 from app.api.context import Ctx
 from app.api.errors import invalid_fields
 from app.api.responses import errors
@@ -273,11 +273,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+CSV_TYPE = "text/csv"
+_FORM_HINT = (
+    "add -H 'Content-Type: application/json', or for a CSV file "
+    "-H 'Content-Type: text/csv' --data-binary @series.csv"
+)
+
+
 @router.post(
     "/v1/forecasts",
     operation_id="forecast_series",
     response_model=ForecastResponse,
-    responses=errors(400, 413, 422),
+    responses=errors(400, 413, 415, 422),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -302,10 +309,10 @@ async def forecast_series(
 ) -> ForecastResponse:
     """Forecast an uploaded series without a scaler (what-if): JSON, or a CSV of
     `timestamp,value` rows (unix seconds or RFC 3339) with the options in the query."""
+    content_type = body_type(request, (JSON_TYPE, CSV_TYPE), form_hint=_FORM_HINT)
     body = await read_body(request, ctx.settings.max_body_bytes)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
     try:
-        if content_type == "text/csv":
+        if content_type == CSV_TYPE:
             document: Any = {"points": _csv_points(body.decode("utf-8"))}
             for key, value in (("horizon", horizon), ("step", step), ("model", model)):
                 if value is not None:

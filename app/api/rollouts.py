@@ -144,7 +144,7 @@ def _details(stored: dict[str, Any]) -> dict[str, Any]:
     response_model=RolloutOut,
     openapi_extra=json_body_doc(RolloutIn),
     responses={
-        **errors(400, 413),
+        **errors(400, 413, 415),
         404: {"description": "No such scaler"},
         409: {
             "description": "A rollout of this scaler is already active, or the target "

@@ -1,9 +1,9 @@
 """Scalers: create, replace, read (JSON or YAML), delete, validate; decisions and events.
 
 A spec arrives as JSON or, with `Content-Type: application/yaml`, as YAML (the product's file
-verbatim). Every change bumps the generation, which is the ETag (a PUT of the spec as it is
-changes nothing: 200, the same generation); `If-Match` makes a write conditional (412 when
-stale).
+verbatim); a body of any other type (text, a form as `curl -d` sends, XML) is a 415. Every
+change bumps the generation, which is the ETag (a PUT of the spec as it is changes nothing:
+200, the same generation); `If-Match` makes a write conditional (412 when stale).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.api.auth import RequireAdmin, RequireRead
-from app.api.body import read_body, yaml_hint
+from app.api.body import JSON_TYPE, body_type, read_body, yaml_hint
 from app.api.context import AppContext, Ctx
 from app.api.responses import MAX_ID, errors
 from app.api.timeparams import optional_time_us, parse_duration
@@ -33,6 +33,12 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/scalers", tags=["scalers"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+# What a spec is read as; a body without a Content-Type is JSON; any other type is a 415.
+SPEC_TYPES = (JSON_TYPE, *YAML_TYPES)
+_FORM_HINT = (
+    "add -H 'Content-Type: application/json', or for a YAML file "
+    "-H 'Content-Type: application/yaml' --data-binary @spec.yaml"
+)
 # The example scaler (examples/ciuic-config.yaml; a test keeps the two equal): what Swagger's
 # "Try it out" starts from, rather than `{}`.
 SPEC_EXAMPLE: dict[str, Any] = {
@@ -218,8 +224,8 @@ def _render(
 
 
 async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
+    content_type = body_type(request, SPEC_TYPES, form_hint=_FORM_HINT)
     body = await read_body(request, ctx.settings.max_body_bytes)
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     try:
         if content_type in YAML_TYPES:
             document = yaml.safe_load(body.decode("utf-8"))
@@ -253,7 +259,7 @@ async def _document(ctx: AppContext, request: Request) -> dict[str, Any]:
     response_model=ScalerOut,
     openapi_extra=_SPEC_BODY,
     responses={
-        **errors(400, 413),
+        **errors(400, 413, 415),
         409: {"description": "A scaler of that name exists"},
         422: {"description": "Invalid spec"},
     },
@@ -273,7 +279,7 @@ async def create_scaler(ctx: Ctx, request: Request, auth: RequireAdmin) -> Respo
     operation_id="validate_scaler",
     response_model=ValidationOut,
     openapi_extra=_SPEC_BODY,
-    responses={**errors(400, 413), 422: {"description": "Invalid spec"}},
+    responses={**errors(400, 413, 415), 422: {"description": "Invalid spec"}},
 )
 async def validate_scaler(ctx: Ctx, request: Request, _auth: RequireRead) -> Response:
     spec = parse_spec(await _document(ctx, request))
@@ -287,7 +293,7 @@ async def validate_scaler(ctx: Ctx, request: Request, _auth: RequireRead) -> Res
     response_model=ScalerOut,
     openapi_extra=_SPEC_BODY,
     responses={
-        **errors(400, 413),
+        **errors(400, 413, 415),
         201: {"description": "Created"},
         412: {"description": "If-Match did not match"},
         422: {"description": "Invalid spec"},

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.auth import Principal, RequireAdmin, RequireRead
-from app.api.body import json_body, json_body_doc, read_body
+from app.api.body import JSON_TYPE, body_type, json_body, json_body_doc, read_body
 from app.api.context import AppContext, Ctx
 from app.api.errors import invalid_fields
 from app.api.responses import errors
@@ -125,11 +125,20 @@ def _range(
     return t0, t1
 
 
+# A trace is CSV (text/plain too); a replay request is JSON, as is a body without a type.
+TRACE_TYPES = ("text/csv", "text/plain")
+SIMULATION_TYPES = (JSON_TYPE, *TRACE_TYPES)
+_FORM_HINT = (
+    "add -H 'Content-Type: application/json', or for a trace "
+    "-H 'Content-Type: text/csv' --data-binary @trace.csv"
+)
+
+
 @router.post(
     "/v1/simulations",
     status_code=202,
     operation_id="create_simulation",
-    responses=errors(400, 404, 413, 422, described=_TOO_MANY),
+    responses=errors(400, 404, 413, 415, 422, described=_TOO_MANY),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -151,8 +160,11 @@ async def create_simulation(
 ) -> Response:
     """A CSV trace (`timestamp,value` counts or a `TIMESTAMP,ContextTokens,GeneratedTokens`
     request log), or JSON naming a scaler whose stored load to replay."""
+    trace = body_type(request, SIMULATION_TYPES, form_hint=_FORM_HINT) in TRACE_TYPES
     with ctx.simulations.reserve() as slot:  # before the body is read: it is what takes memory
-        return await _create_simulation(ctx, request, auth, slot, policy, window, seed, scaler)
+        return await _create_simulation(
+            ctx, request, auth, slot, trace, policy, window, seed, scaler
+        )
 
 
 def _check_trace(text: str, window_s: float | None) -> None:
@@ -165,14 +177,14 @@ async def _create_simulation(
     request: Request,
     auth: Principal,
     slot: Slot,
+    trace: bool,
     policy: list[Policy] | None,
     window: str | None,
     seed: int,
     scaler: str | None,
 ) -> Response:
     body = await read_body(request, ctx.settings.max_body_bytes)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type in ("text/csv", "text/plain"):
+    if trace:
         text = body.decode("utf-8", errors="replace")
         window_s = None if window is None else parse_duration(window, "window")
         try:  # the job would fail on it later: refuse it now, with nothing stored
@@ -216,7 +228,7 @@ async def _create_simulation(
     status_code=202,
     operation_id="tune_scaler",
     openapi_extra=json_body_doc(TuneRequest),
-    responses=errors(400, 404, 413, described=_TOO_MANY),
+    responses=errors(400, 404, 413, 415, described=_TOO_MANY),
 )
 async def tune_scaler(
     ctx: Ctx,
@@ -249,7 +261,7 @@ async def tune_scaler(
     response_model=AppliedTune,
     openapi_extra=json_body_doc(ApplyTuneRequest, required=False),
     responses={
-        **errors(400, 404, 409),
+        **errors(400, 404, 409, 415),
         412: {"description": "The scaler's spec changed since the tune: tune again"},
     },
 )

@@ -81,7 +81,7 @@ def _time(us: int | None) -> datetime | None:
     operation_id="create_token",
     response_model=TokenCreated,
     openapi_extra=json_body_doc(TokenCreate),
-    responses=errors(400, 413, 422),
+    responses=errors(400, 413, 415, 422),
 )
 async def create_token(
     ctx: Ctx,

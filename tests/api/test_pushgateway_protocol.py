@@ -191,12 +191,6 @@ def test_gzip_bodies_are_accepted(server: LiveServer) -> None:
     [
         pytest.param({"Content-Encoding": "gzip"}, b"not gzip", "invalid_gzip", id="not-gzip"),
         pytest.param({"Content-Encoding": "br"}, b"x 1\n", "unsupported_encoding", id="brotli"),
-        pytest.param(
-            {"Content-Type": "application/vnd.google.protobuf; encoding=delimited"},
-            b"\x00",
-            "unsupported_format",
-            id="protobuf",
-        ),
         pytest.param({}, b"\xff\xfe x 1\n", "parse_error", id="not-utf8"),
     ],
 )

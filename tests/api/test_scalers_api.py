@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,62 @@ def test_unreadable_bodies(
 ) -> None:
     response = httpx.post(f"{server.url}/v1/scalers", content=body, headers=headers)
     assert response.status_code == status
+
+
+SPEC_JSON = yaml.safe_load(BRIEF) | {"name": "deepseek-service"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("POST", "/v1/scalers", id="create"),
+        pytest.param("PUT", "/v1/scalers/deepseek-service", id="put"),
+        pytest.param("POST", "/v1/scalers/validate", id="validate"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        # issue: each was read as JSON (a valid JSON spec was stored, whatever its type said)
+        pytest.param("text/plain", json.dumps(SPEC_JSON), id="text"),
+        # what `curl -d` and `curl --data-binary` send unless told otherwise
+        pytest.param("application/x-www-form-urlencoded", json.dumps(SPEC_JSON), id="form"),
+        pytest.param("application/xml", "<scaler><target>x</target></scaler>", id="xml"),
+    ],
+)
+def test_a_spec_that_is_neither_json_nor_yaml_by_its_type_is_415(
+    server: LiveServer, method: str, path: str, content_type: str, body: str
+) -> None:
+    response = httpx.request(
+        method, f"{server.url}{path}", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert content_type in error["message"]
+    assert "application/json or application/yaml" in error["message"]
+    assert ("curl -d sends a form" in error["message"]) == (content_type.endswith("urlencoded"))
+    assert error["details"]["content_type"] == content_type
+    assert {"application/json", "application/yaml"} <= set(error["details"]["supported"])
+    assert httpx.get(f"{server.url}/v1/scalers").json() == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-content-type"),  # read as JSON, as /v1/samples does
+        pytest.param({"Content-Type": "Application/JSON; charset=utf-8"}, id="json"),
+        pytest.param({"Content-Type": "TEXT/YAML"}, id="yaml-any-case"),
+    ],
+)
+def test_a_spec_without_a_type_is_json_and_types_are_read_in_any_case(
+    server: LiveServer, headers: dict[str, str]
+) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/scalers/validate", content=json.dumps(SPEC_JSON), headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "deepseek-service"
 
 
 def test_put_with_a_different_name_in_the_body_is_422(server: LiveServer) -> None:

@@ -1,6 +1,6 @@
 """Reading a Grafana request: the body under the size limit, the time range and the step, ad-hoc
 filters as label matchers, a target's selector and payload options. Every refusal is a 400
-or 422 naming what was wrong.
+or 422 naming what was wrong (a 415 for a body that is not JSON by its Content-Type).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from app.api.body import read_body
+from app.api.body import read_body, require_json
 from app.api.context import AppContext
 from app.api.errors import invalid_fields
 from app.api.grafana.schemas import Filter, Target, TimeRange
@@ -42,8 +42,10 @@ OPERATORS = ("=", "!=", "=~", "!~")
 
 
 async def body_of(ctx: AppContext, request: Request, model: type[M]) -> M:
+    """The JSON body as `model`: no body is `{}`; a body of another type than JSON is a 415."""
     raw = await read_body(request, ctx.settings.max_body_bytes)
     if raw.strip():
+        require_json(request)
         try:
             document = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -105,7 +105,7 @@ async def _all_targets(ctx: AppContext) -> tuple[list[str], list[str], list[str]
     return names, scaler_targets, forecast_metric_names(scalers)
 
 
-@router.post("/metrics", operation_id="grafana_metrics", responses=errors(400, 413, 422))
+@router.post("/metrics", operation_id="grafana_metrics", responses=errors(400, 413, 415, 422))
 async def metrics(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, Any]]:
     """Every queryable target. Stored metrics take a selector payload; scaler series none."""
     await body_of(ctx, request, MetricsIn)
@@ -120,7 +120,7 @@ async def metrics(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[s
 @router.post(
     "/metric-payload-options",
     operation_id="grafana_metric_payload_options",
-    responses=errors(400, 413, 422),
+    responses=errors(400, 413, 415, 422),
 )
 async def metric_payload_options(
     ctx: Ctx, request: Request, _auth: RequireRead
@@ -129,7 +129,7 @@ async def metric_payload_options(
     return _STATIC_OPTIONS.get(body.name, [])
 
 
-@router.post("/query", operation_id="grafana_query", responses=errors(400, 413, 422))
+@router.post("/query", operation_id="grafana_query", responses=errors(400, 413, 415, 422))
 async def query(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, Any]]:
     body = await body_of(ctx, request, QueryIn)
     start_ms, end_ms = range_ms(body.range)
@@ -228,14 +228,14 @@ async def _variable_values(ctx: AppContext, text: str) -> list[str]:
     )
 
 
-@router.post("/variable", operation_id="grafana_variable", responses=errors(400, 413, 422))
+@router.post("/variable", operation_id="grafana_variable", responses=errors(400, 413, 415, 422))
 async def variable(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, str]]:
     body = await body_of(ctx, request, VariableIn)
     values = await _variable_values(ctx, _variable_query(body))
     return [{"__text": v, "__value": v} for v in values]
 
 
-@router.post("/tag-keys", operation_id="grafana_tag_keys", responses=errors(400, 413, 422))
+@router.post("/tag-keys", operation_id="grafana_tag_keys", responses=errors(400, 413, 415, 422))
 async def tag_keys(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, str]]:
     await body_of(ctx, request, Loose)
     async with ctx.db.read() as conn:
@@ -244,7 +244,7 @@ async def tag_keys(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[
     return [{"type": "string", "text": k} for k in keys]
 
 
-@router.post("/tag-values", operation_id="grafana_tag_values", responses=errors(400, 413, 422))
+@router.post("/tag-values", operation_id="grafana_tag_values", responses=errors(400, 413, 415, 422))
 async def tag_values(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str, str]]:
     body = await body_of(ctx, request, TagValuesIn)
     if body.key == "scaler":
@@ -255,7 +255,7 @@ async def tag_values(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dic
     return [{"text": v} for v in values]
 
 
-@router.post("/search", operation_id="grafana_search", responses=errors(400, 413, 422))
+@router.post("/search", operation_id="grafana_search", responses=errors(400, 413, 415, 422))
 async def search(ctx: Ctx, request: Request, _auth: RequireRead) -> list[str]:
     """simple-json: the targets whose name contains the search text (all when empty)."""
     body = await body_of(ctx, request, SearchIn)
@@ -267,7 +267,9 @@ async def search(ctx: Ctx, request: Request, _auth: RequireRead) -> list[str]:
     return [t for t in everything if text in t] if text else everything
 
 
-@router.post("/annotations", operation_id="grafana_annotations", responses=errors(400, 413, 422))
+@router.post(
+    "/annotations", operation_id="grafana_annotations", responses=errors(400, 413, 415, 422)
+)
 async def simple_annotations(
     ctx: Ctx, request: Request, _auth: RequireRead
 ) -> list[dict[str, Any]]:

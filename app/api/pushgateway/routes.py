@@ -26,7 +26,7 @@ from app.api.pushgateway.exposition import (
 )
 from app.api.pushgateway.grouping import parse_grouping_key
 from app.api.responses import errors
-from app.errors import BadRequest
+from app.errors import BadRequest, UnsupportedMediaType
 from app.services.ingest import GroupPush, delete_group, ingest, push_failed
 from app.store import pushgroups
 from app.store.series import SampleRow, SeriesKey
@@ -67,10 +67,14 @@ def _grouping(request: Request) -> dict[str, str]:
 
 async def _push(ctx: Ctx, request: Request, *, replace_all: bool) -> Response:
     grouping = _grouping(request)
-    if request.headers.get("content-type", "").startswith(_PROTOBUF):
-        raise BadRequest(
-            "the protobuf exposition format is not supported; push the text format",
-            code="unsupported_format",
+    given = request.headers.get("content-type")
+    if (given or "").split(";")[0].strip().lower() == _PROTOBUF:
+        # The one type refused: any other is read as the text format, as the Pushgateway does
+        # (`curl --data-binary @-` sends a form's type; prometheus_client sends text/plain).
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {given!r}: the protobuf exposition format is not "
+            "supported; push the text format (text/plain; version=0.0.4)",
+            details={"content_type": given, "supported": ["text/plain"]},
         )
     body = await read_body(request, ctx.settings.max_body_bytes)
     try:
@@ -119,7 +123,7 @@ def _to_group(families: list[PushedFamily]) -> list[pushgroups.GroupFamily]:
     summary="Replace a group's metrics (Pushgateway PUT, prometheus_client push_to_gateway)",
     openapi_extra=_TEXT_BODY,
     response_class=Response,
-    responses={200: {"description": "Stored"}, **errors(400, 413, 429)},
+    responses={200: {"description": "Stored"}, **errors(400, 413, 415, 429)},
 )
 async def push_replace(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
     return await _push(ctx, request, replace_all=True)
@@ -131,7 +135,7 @@ async def push_replace(ctx: Ctx, request: Request, _auth: RequirePush, grouping:
     summary="Replace the families named in the body (Pushgateway POST, pushadd_to_gateway)",
     openapi_extra=_TEXT_BODY,
     response_class=Response,
-    responses={200: {"description": "Stored"}, **errors(400, 413, 429)},
+    responses={200: {"description": "Stored"}, **errors(400, 413, 415, 429)},
 )
 async def push_add(ctx: Ctx, request: Request, _auth: RequirePush, grouping: str) -> Response:
     return await _push(ctx, request, replace_all=False)
