@@ -186,6 +186,12 @@ BAD_SPECS = [
     (brief_with("cold_start", "forever"), "cold_start", ""),
     (brief_with("mode", "yolo"), "mode", ""),
     (brief_with("emergency.enabled", "yes"), "emergency.enabled", "boolean"),
+    # numbers given as text, as JSON "5": a 422 as booleans given as text are
+    (brief_with("max_replicas", "5"), "max_replicas", "integer"),
+    (brief_with("emergency.triggers.0.threshold", "50"), "emergency.triggers.0.threshold", "text"),
+    (brief_with("metrics.0.weight", "0.6"), "metrics.0.weight", "not text"),
+    (brief_with("metrics.1.target", "5"), "metrics.1.target", "is text"),
+    (brief_with("tolerance", "0.1"), "tolerance", "not text"),
     (brief_with("fractional", {"enabled": True, "step": 0.3}), "fractional.step", ""),
     (brief_with("capacity", {"request_rate": "fast"}), "capacity", ""),
 ]
@@ -281,6 +287,22 @@ def test_a_spec_without_a_type_is_json_and_types_are_read_in_any_case(
     )
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "deepseek-service"
+
+
+def test_numbers_quoted_in_yaml_are_422_naming_each_field(server: LiveServer) -> None:
+    """`max_replicas: "5"` is text in YAML: refused (as `enabled: "yes"` is), not read as 5;
+    the durations' text ('30s') stays what the spec reference documents."""
+    text = BRIEF.replace("threshold: 50", 'threshold: "50"') + 'max_replicas: "5"\n'
+    response = httpx.post(f"{server.url}/v1/scalers", content=text, headers=YAML)
+    assert response.status_code == 422, response.text
+    issues = {d["field"]: d for d in response.json()["error"]["details"]}
+    assert set(issues) == {"max_replicas", "emergency.triggers.0.threshold"}, issues
+    assert issues["max_replicas"]["value"] == "5"
+    assert issues["emergency.triggers.0.threshold"]["rule"] == "float_type"
+    assert "write 50 without quotes" in issues["emergency.triggers.0.threshold"]["message"]
+    assert httpx.get(f"{server.url}/v1/scalers").json() == []
+    assert "duration: 30s" in BRIEF  # and the brief as written is accepted
+    create_brief(server)
 
 
 def test_put_with_a_different_name_in_the_body_is_422(server: LiveServer) -> None:

@@ -82,7 +82,7 @@ def test_a_wild_metric_never_scales_down_or_past_max(
 ) -> None:
     s = two_metrics(metrics=[
         {"name": GPU, "target": "85%", "weight": 0.6},
-        {"name": QUEUE, "target": "0.001", "weight": 0.4},  # tiny target: 1e308 overflows
+        {"name": QUEUE, "target": 0.001, "weight": 0.4},  # tiny target: 1e308 overflows
     ]) if queue == 1e308 else two_metrics()  # fmt: skip
     d = run(s, obs(4, gpu=gpu, queue=queue))
     assert d.replicas == replicas

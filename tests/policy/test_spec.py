@@ -329,6 +329,26 @@ def test_yaml_booleans_are_booleans(written: str, enabled: bool) -> None:
     assert (s.preheat.enabled, s.emergency.enabled) == (enabled, enabled)
 
 
+def test_the_documented_text_forms_still_parse_beside_strict_numbers() -> None:
+    """Text is how the spec reference writes durations ('30s', or seconds as text in the
+    durations' grammar), targets ('85%', '<5'), rates ('30/min') and percentages ('80%'):
+    strict numbers leave them alone; an integer is a number wherever a number belongs."""
+    doc = with_("emergency.triggers.0.duration", "45")
+    doc["cold_start"] = "1m30s"
+    doc["reactive"] = {"window": "2m", "drain": "30s", "panic": 3}
+    doc["capacity"] = {"request_rate": "30/min", "utilization": "80%"}
+    doc["metrics"][0]["target"] = "85%"
+    doc["metrics"][1]["target"] = "<5"
+    doc["emergency"]["triggers"][0]["threshold"] = 50
+    doc["tolerance"] = 0
+    s = parse_spec(doc)
+    assert s.emergency.triggers[0].duration == 45.0 and s.cold_start == 90.0
+    assert (s.reactive.window, s.reactive.drain, s.reactive.panic) == (120.0, 30.0, 3.0)
+    assert (s.capacity.per_pod, s.capacity.utilization) == (0.5, 0.8)
+    assert [m.target.form for m in s.metrics] == ["percent", "below"]
+    assert s.emergency.triggers[0].threshold == 50.0 and s.tolerance == 0.0
+
+
 def test_a_zero_threshold_bursts_while_anything_waits() -> None:
     """0 is a threshold (a trigger is over while its reading is above it: any request
     waiting), unlike a negative one, which every reading exceeds."""
@@ -389,6 +409,84 @@ BAD: list[Any] = [
     ),
     pytest.param(
         with_("fractional.enabled", 1), "fractional.enabled", "bool_type", "valid boolean", id="one"
+    ),
+    # issue: a number is a number, not text that looks like one (JSON "5", YAML's quoted '5'),
+    # as booleans are: each was coerced before. Counts were strict already.
+    pytest.param(
+        with_("max_replicas", "5"), "max_replicas", "int_type", "valid integer", id="count-as-text"
+    ),
+    pytest.param(
+        with_("tolerance", "0.2"),
+        "tolerance",
+        "float_type",
+        "not text: write 0.2 without quotes",
+        id="number-as-text",
+    ),
+    pytest.param(
+        with_("metrics.0.weight", "0.6"),
+        "metrics.0.weight",
+        "float_type",
+        "not text",
+        id="weight-as-text",
+    ),
+    pytest.param(
+        with_("emergency.triggers.0.threshold", "50"),
+        "emergency.triggers.0.threshold",
+        "float_type",
+        "write 50 without quotes",
+        id="threshold-as-text",
+    ),
+    pytest.param(
+        with_("emergency.burst_multiplier", "3"),
+        "emergency.burst_multiplier",
+        "float_type",
+        "not text",
+        id="multiplier-as-text",
+    ),
+    pytest.param(
+        with_("forecast.quantile", "0.9"), "forecast.quantile", "float_type", "not text", id="q"
+    ),
+    pytest.param(with_("reactive.panic", "3"), "reactive.panic", "float_type", "not text", id="p"),
+    pytest.param(
+        with_("fractional.step", "0.1"), "fractional.step", "float_type", "not text", id="step"
+    ),
+    pytest.param(
+        with_("fractional.min_fraction", True),
+        "fractional.min_fraction",
+        "float_type",
+        "not a boolean",
+        id="bool-as-number",
+    ),
+    pytest.param(
+        with_("capacity", {"request_rate": "0.5/s", "utilization": "0.8"}),
+        "capacity.utilization",
+        "float_type",
+        "not text",
+        id="utilization-as-text",
+    ),
+    # text is a target's way to say '85%' or '<5'; a plain one is a number
+    pytest.param(
+        with_("metrics.1.target", "5"),
+        "metrics.1.target",
+        "target",
+        "'5' is text: a plain target is a number (write 5 without quotes), or write '5%' or '<5'",
+        id="target-as-text",
+    ),
+    # text is a rate's way to give its unit ('0.5/s'); without one it is a number
+    pytest.param(
+        with_("capacity", {"request_rate": "0.5"}),
+        "capacity.request_rate",
+        "rate",
+        "'0.5' is text without a unit",
+        id="rate-as-text",
+    ),
+    # YAML 1.1 reads 1e3 (no dot, no signed exponent) as text: the message says what to write
+    pytest.param(
+        yaml.safe_load(BRIEF_PATH.read_text() + "tolerance: 1e-1\n"),
+        "tolerance",
+        "float_type",
+        "write 0.1 (YAML reads an exponent such as 1e3 as text",
+        id="yaml-exponent",
     ),
     # weights cannot be negative
     pytest.param(

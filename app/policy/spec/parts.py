@@ -26,12 +26,15 @@ from app.policy.spec.units import (
     _DNS_SUBDOMAIN,
     _LABEL_NAME,
     _METRIC_NAME,
+    NOT_TEXT,
     Aggregation,
     Count,
     Duration,
     Flag,
+    Number,
     _check_percent,
     _format_percent,
+    _is_number,
     _Model,
     _parse_rate,
     _percent_fraction,
@@ -84,7 +87,7 @@ target near 1e308 overflows to infinity. A percent target is at most 100."""
 class MetricTarget(_Model):
     """A metric's target value per pod: "85%" (percent points), "<5" or a plain number."""
 
-    value: float = Field(gt=0, le=MAX_TARGET)
+    value: Number = Field(gt=0, le=MAX_TARGET)
     form: Literal["percent", "below", "plain"] = "plain"
 
     @model_validator(mode="before")
@@ -102,6 +105,12 @@ class MetricTarget(_Model):
                 form, text = "percent", text[:-1].strip()
             elif text.startswith("<") and not text.startswith("<="):
                 form, text = "below", text[1:].strip()
+            elif _is_number(text):  # '5' quoted: a number as text, as the spec's numbers refuse it
+                raise _fail(
+                    "target",
+                    f"{data!r} is text: a plain target is a number (write {text} without "
+                    f"quotes), or write '{text}%' or '<{text}'",
+                )
             else:
                 form = "plain"
         try:
@@ -164,14 +173,14 @@ class MetricSpec(_Model):
             {
                 "anyOf": [
                     {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TARGET},
-                    {"type": "string", "pattern": r"^\s*<?\s*\d+(\.\d+)?\s*%?\s*$"},
+                    {"type": "string", "pattern": r"^\s*(<\s*\d+(\.\d+)?|\d+(\.\d+)?\s*%)\s*$"},
                 ],
                 "description": "per-pod target: '85%' (percent points), '<5', or a number",
                 "examples": ["85%", "<5", 5],
             }
         ),
     ]
-    weight: float | None = Field(default=None, ge=0)
+    weight: Annotated[float, Field(ge=0), NOT_TEXT] | None = None
     selector: dict[str, str] = Field(default_factory=dict)
     aggregation: Aggregation = "avg"
     window: Duration = 60.0
@@ -324,7 +333,7 @@ class EmergencyTrigger(_Model):
     metric: str = Field(pattern=rf"^{_METRIC_NAME}$")
     # >= 0: the metrics are counts, rates and percentages, never below 0, so a negative
     # threshold is always exceeded (a burst that never ends); 0 bursts while anything waits.
-    threshold: float = Field(json_schema_extra={"minimum": 0})
+    threshold: Number = Field(json_schema_extra={"minimum": 0})
     duration: Duration = 30.0
     aggregation: Aggregation | None = None
 
@@ -344,7 +353,7 @@ class EmergencySpec(_Model):
     """Knative-style panic mode for load the forecast did not see."""
 
     enabled: Flag = False
-    burst_multiplier: float = Field(default=2.0, gt=1, le=100)  # the cap on a burst
+    burst_multiplier: Number = Field(default=2.0, gt=1, le=100)  # the cap on a burst
     triggers: tuple[EmergencyTrigger, ...] = ()
     stable_window: Duration = 0.0  # hold a burst this long after the last reading over
 
@@ -356,9 +365,9 @@ class CapacitySpec(_Model):
     `utilization` is the share of that capacity to plan for (default 100%)."""
 
     signal: str = Field(default="request_rate", pattern=rf"^{_METRIC_NAME}$")
-    per_pod: float | None = Field(default=None, gt=0)  # units/s; None: learned
+    per_pod: Annotated[float, Field(gt=0), NOT_TEXT] | None = None  # units/s; None: learned
     per_unit: Literal["s", "min", "h"] = "s"  # how it was written, for rendering back
-    utilization: float = Field(default=1.0, gt=0, le=1)
+    utilization: Number = Field(default=1.0, gt=0, le=1)
 
     @property
     def learned(self) -> bool:
@@ -416,7 +425,7 @@ class ReactiveSpec(_Model):
     (how long a queued request may wait: the clients' timeout)."""
 
     window: Duration = 60.0
-    panic: float = Field(default=2.0, gt=1, le=100)
+    panic: Number = Field(default=2.0, gt=1, le=100)
     drain: Duration = 30.0
 
     @field_validator("window", "drain")
@@ -433,7 +442,7 @@ class ForecastSpec(_Model):
     buffer: Duration = 60.0  # extra lead beyond the cold start
     # The band to provision for: 0.5 is the calibrated median (the forecast's own bias
     # removed); higher trades pods for fewer under-forecasts (the tune job searches it).
-    quantile: float = Field(default=0.5, ge=0.5, lt=1)
+    quantile: Number = Field(default=0.5, ge=0.5, lt=1)
     max_age: Duration = 1800.0  # older forecasts are ignored
 
     @field_validator("max_age")
@@ -448,8 +457,8 @@ class FractionalSpec(_Model):
     """Capacity in steps of a pod: 3.7 -> 3 full + 1 at 70%; remainders < min_fraction absorbed."""
 
     enabled: Flag = False
-    step: float = 0.1
-    min_fraction: float = Field(default=0.3, gt=0, lt=1)
+    step: Number = 0.1
+    min_fraction: Number = Field(default=0.3, gt=0, lt=1)
 
     @field_validator("step")
     @classmethod

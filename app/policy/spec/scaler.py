@@ -41,6 +41,7 @@ from app.policy.spec.units import (
     _DURATION_SCHEMA,
     Aggregation,
     Count,
+    Number,
     _format_cold_start,
     _Model,
     _parse_cold_start,
@@ -85,7 +86,7 @@ class ScalerSpec(_Model):
     mode: Literal["apply", "dry_run"] = "apply"
     metrics: tuple[MetricSpec, ...] = Field(min_length=1, max_length=20)
     combine: Literal["weighted", "max"] = "weighted"
-    tolerance: float = Field(default=0.1, ge=0, lt=1)
+    tolerance: Number = Field(default=0.1, ge=0, lt=1)
     min_replicas: Count = Field(default=1, ge=0, le=10000)
     max_replicas: Count = Field(default=10, ge=1, le=10000)
     algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)

@@ -18,10 +18,12 @@ from app.timetext import parse_duration as _duration
 
 __all__ = [
     "DEFAULT_COLD_START_S",
+    "NOT_TEXT",
     "Aggregation",
     "Count",
     "Duration",
     "Flag",
+    "Number",
     "format_duration",
     "parse_duration",
 ]
@@ -38,6 +40,13 @@ def parse_duration(value: object) -> float:
         return _duration(value)
     except TimeTextError as exc:
         raise _fail("duration", str(exc)) from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _number(value: object, what: str) -> float:
@@ -107,6 +116,37 @@ Count = Annotated[int, Field(strict=True)]
 """A whole number; `true` or 2.5 are rejected rather than coerced."""
 
 
+def _number_not_text(value: object) -> object:
+    """A number as the document wrote it: text ("5" in JSON, '5' quoted in YAML) or a boolean
+    is refused (rule float_type, as pydantic's strict mode names it), not coerced."""
+    if isinstance(value, bool):
+        raise _fail("float_type", f"Input should be a valid number, not a boolean ({value!r})")
+    if isinstance(value, str):
+        raise _fail("float_type", _text_for_a_number(value))
+    return value
+
+
+def _text_for_a_number(text: str) -> str:
+    if not _is_number(text):
+        return f"Input should be a valid number, not text ({text!r})"
+    if "e" in text.lower():
+        # PyYAML reads YAML 1.1, whose floats need a dot and a signed exponent: 1e3 is text
+        return (
+            f"Input should be a valid number, not text ({text!r}): write {float(text)!r} "
+            "(YAML reads an exponent such as 1e3 as text, 1.0e+3 as a number)"
+        )
+    return f"Input should be a valid number, not text: write {text.strip()} without quotes"
+
+
+NOT_TEXT = BeforeValidator(_number_not_text)
+Number = Annotated[float, NOT_TEXT]
+"""A number (an integer reads as one); "5", YAML's quoted '5' or true are rejected rather than
+coerced. Fields that take text on purpose (durations, targets, rates, percentages) parse it
+before this check. An optional one puts its bounds before the check, or its JSON schema
+shows them as pydantic's names (`ge`), not JSON Schema's: `Annotated[float, Field(ge=0),
+NOT_TEXT] | None`."""
+
+
 Flag = Annotated[bool, Field(strict=True)]
 """true or false (YAML's own booleans, yes/no and on/off included, are read as such by the
 YAML parser); "yes", "true" or 1 in JSON are rejected rather than coerced."""
@@ -136,6 +176,14 @@ def _parse_rate(value: object, signal: str) -> tuple[float, str]:
                 value=raw,
             )
         value = amount_text
+    elif isinstance(value, str):
+        # '0.5' quoted: a rate as text carries its unit; a bare number is a number
+        hint = (
+            "is text without a unit: write 0.5 (per second) or"
+            if _is_number(value)
+            else ("is not a rate: use e.g.")
+        )
+        raise _fail("rate", f"{raw!r} {hint} '0.5/s', '30/min', '1800/h'", sub=signal, value=raw)
     try:
         amount = _number(value, "capacity")
     except PydanticCustomError:
