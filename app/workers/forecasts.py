@@ -17,7 +17,7 @@ import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from app.clock import Clock
 from app.forecasting import (
@@ -32,7 +32,7 @@ from app.forecasting.base import Forecaster
 from app.forecasting.from_spec import forecaster_for, history_span, lead_steps, model_name
 from app.policy import ScalerSpec, SpecError
 from app.policy.types import LoadForecast
-from app.pools import ignore_sigint
+from app.pools import ignore_sigint, stop_workers
 from app.services.backfill import Backfilled, Backfiller, history_selector
 from app.services.forecasts import (
     GRID_STEP_S,
@@ -49,6 +49,8 @@ from app.store.db import Database, is_unavailable
 __all__ = ["fit_forecast", "forecast_loop", "refit_due"]
 
 log = logging.getLogger("ciuic.workers.forecasts")
+
+T = TypeVar("T")
 
 QUANTILES = (0.5, 0.9, 0.99)
 ACCURACY_MODELS = ("naive", "seasonal_naive", "robust_seasonal", "adaptive", "auto")
@@ -125,6 +127,31 @@ def accuracy(history: History, lead: int) -> dict[str, dict[str, float | int]]:
     return out
 
 
+class _Abandoned(Exception):
+    """The loop is stopping while a fit runs: its result is not waited for."""
+
+
+async def _off_loop(
+    executor: Executor | None, stop: asyncio.Event | None, fn: Callable[..., T], *args: object
+) -> T:
+    """`fn(*args)` in `executor`, given up on (`_Abandoned`) the moment `stop` is set: a
+    Prophet fit takes seconds, and a service told to stop must not wait for it. The worker
+    running it is stopped by its pool's owner (`forecast_loop`)."""
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    if stop is None:
+        return await future
+    stopping = asyncio.ensure_future(stop.wait())
+    either: list[asyncio.Future[Any]] = [future, stopping]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not future.done():
+        future.cancel()  # a queued call never starts; a running one is the pool owner's
+        raise _Abandoned
+    return future.result()
+
+
 async def refit_due(
     db: Database,
     cache: ForecastCache,
@@ -133,12 +160,17 @@ async def refit_due(
     executor: Executor | None = None,
     specs: SpecCache | None = None,
     backfiller: Backfiller | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
     """Refit every scaler whose forecast is due; returns how many were fitted. Fits run in
     `executor` (the service passes a process: see `forecast_loop`), else in a thread. A
     scaler whose load is read from Prometheus has its history backfilled first
-    (app.services.backfill), all of the pass's at once."""
-    loop = asyncio.get_running_loop()
+    (app.services.backfill), all of the pass's at once.
+
+    Once `stop` is set the pass ends without waiting for a fit in progress: the scalers
+    not fitted (that one included) write nothing, since each result is written here, after
+    its fit, in one transaction, and they are due again at once for the next loop (a new
+    leader's, in this process or another)."""
     specs = specs or SpecCache()
     async with db.read() as conn:
         scalers = await scaler_store.list_scalers(conn)
@@ -165,7 +197,10 @@ async def refit_due(
     backfilled: dict[str, Backfilled] = {}
     if backfiller is not None and due:
         backfilled = await backfiller.run([(n, s) for n, s, _ in due], clock.now())
-    for name, spec, wanted in due:
+    for i, (name, spec, wanted) in enumerate(due):
+        if stop is not None and stop.is_set():
+            _due_again(cache, due[i:])
+            break
         now = clock.now()
         async with db.read() as conn:
             # at zero no pod pushes: the spans it slept are no load, not gaps
@@ -182,9 +217,10 @@ async def refit_due(
                 await _no_history(db, cache, name, wanted, now, filled, backfiller)
             continue
         try:
-            forecast, details = await loop.run_in_executor(
-                executor, fit_forecast, spec, history, now
-            )
+            forecast, details = await _off_loop(executor, stop, fit_forecast, spec, history, now)
+        except _Abandoned:
+            _due_again(cache, due[i:])
+            break
         except Exception as exc:  # a model crashing must not stop the others
             log.exception("forecast fit failed for %s", name)
             forecast = LoadForecast(
@@ -201,9 +237,14 @@ async def refit_due(
         previous = cache.latest.get(name)
         if now >= cache.next_accuracy.get(name, 0.0):
             cache.next_accuracy[name] = now + settings.forecast_accuracy_s
-            details["accuracy"] = await loop.run_in_executor(
-                executor, accuracy, history, int(details.get("lead_steps", 1))
-            )
+            try:
+                details["accuracy"] = await _off_loop(
+                    executor, stop, accuracy, history, int(details.get("lead_steps", 1))
+                )
+            except _Abandoned:
+                cache.next_accuracy.pop(name, None)
+                _due_again(cache, due[i:])
+                break
             details["accuracy_at"] = now
         elif previous is not None and "accuracy" in previous.details:
             details["accuracy"] = previous.details["accuracy"]
@@ -213,6 +254,12 @@ async def refit_due(
         cache.latest[name] = store.StoredForecast(name, forecast, details)
         fitted += 1
     return fitted
+
+
+def _due_again(cache: ForecastCache, left: list[tuple[str, ScalerSpec, str]]) -> None:
+    """Scalers a stopping pass did not fit: due at once for the next loop."""
+    for name, _, _ in left:
+        cache.next_fit.pop(name, None)
 
 
 def _backfill_details(filled: Backfilled) -> dict[str, Any]:
@@ -276,11 +323,14 @@ def forecast_loop(
             # Started now, not at the first fit (minutes later, once a scaler has history): the
             # service's footprint is known from start-up, and a process that cannot start
             # fails here, visibly.
-            await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
+            try:
+                await _off_loop(pool, stop, os.getpid)
+            except _Abandoned:  # stopped while the process was starting
+                return
             while not stop.is_set():
                 cache.kick.clear()
                 try:
-                    await refit_due(db, cache, clock, settings, pool, specs, backfiller)
+                    await refit_due(db, cache, clock, settings, pool, specs, backfiller, stop)
                 except Exception as exc:
                     if not is_unavailable(exc):
                         raise
@@ -290,8 +340,11 @@ def forecast_loop(
                 if await clock.wait_for(stop, cache.kick, timeout_s=pause) and stop.is_set():
                     return
         finally:
-            # Waited for (off the loop), so the process and its semaphores are gone before
-            # the service exits, instead of leaking warnings from the resource tracker.
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            # The worker is terminated, a fit in progress included (refit_due gave up on it:
+            # its result, written by this process, is not needed), rather than waited for: a
+            # Prophet fit takes seconds, and Kubernetes' SIGTERM must stop the service
+            # promptly. Then the pool is shut down, off the loop, so the process and its
+            # semaphores are gone before the service exits (no resource-tracker warnings).
+            await asyncio.to_thread(stop_workers, pool)
 
     return loop

@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +27,7 @@ from app.store import forecasts as forecast_store
 from app.store import scalers as scaler_store
 from app.store.db import Database
 from app.store.series import SampleRow, SeriesKey, SeriesStore
-from app.workers.forecasts import _background_priority, fit_forecast, refit_due
+from app.workers.forecasts import _background_priority, fit_forecast, forecast_loop, refit_due
 from app.workers.reconciler import reconcile_once
 from testkit.clock import FakeClock
 from tests.conftest import LiveServer
@@ -239,6 +241,44 @@ async def test_refits_follow_their_cadence_and_persist(db: Database) -> None:
     path = np.array(stored.forecast.mean)
     times = stored.forecast.start + 300 * np.arange(len(path))
     assert np.max(np.abs(path - daily_load(times + 150))) < 0.5
+
+
+def slow_fit(started: Path, *_args: object) -> object:
+    """In the fitting process: a fit far longer than any stop may wait (a Prophet fit takes
+    seconds); it says it has started, and with which process."""
+    started.write_text(str(os.getpid()))
+    time.sleep(30)
+    raise AssertionError("the fit ran to its end: nobody stopped it")
+
+
+async def test_a_stop_during_a_fit_returns_at_once_and_writes_nothing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: `ciuic serve` told to stop (SIGTERM from Kubernetes) waited for the fit in
+    progress. The stop now abandons it: the worker is terminated, no forecast is written,
+    and the scaler is due again at once for the next loop."""
+    await push_history(db, NOW, days=3)
+    await add_scaler(db)
+    started = tmp_path / "fit-started"
+    # refit_due sends `fit_forecast` to the (spawned) process by name: a partial of a
+    # top-level function here is what the process runs instead.
+    monkeypatch.setattr("app.workers.forecasts.fit_forecast", partial(slow_fit, started))
+    cache = ForecastCache()
+    settings = Settings(forecast_refit_s=60, forecast_accuracy_s=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(forecast_loop(db, cache, settings, FakeClock(NOW))(stop))
+    deadline = time.monotonic() + 120  # a spawned process imports the app: slow on a busy CI
+    while not started.exists() or not started.read_text():
+        assert time.monotonic() < deadline and not task.done(), "the fit never started"
+        await asyncio.sleep(0.05)
+    worker = int(started.read_text())
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)  # the fit had 30 s to go
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # terminated and reaped, not left to finish
+    async with db.read() as conn:
+        assert await forecast_store.get_forecast(conn, "deepseek-service") is None
+    assert cache.latest == {} and "deepseek-service" not in cache.next_fit
 
 
 async def test_the_policy_scales_ahead_of_the_morning_ramp(db: Database) -> None:
