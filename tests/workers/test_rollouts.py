@@ -361,3 +361,23 @@ async def test_a_cluster_outage_at_a_steps_start_is_retried(database_url: str) -
         assert cluster.template_patches == [request["patch"]]
     finally:
         await db.dispose()
+
+
+def test_a_scaler_with_an_active_rollout_cannot_be_deleted(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    created = start(url, image="deepseek:7b-v2", stabilize_s=60)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    r = httpx.delete(f"{url}/v1/scalers/deepseek-service")
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "rollout_active"
+    assert r.json()["error"]["details"] == {"rollout": created["id"]}
+    # Nothing was deleted: the scaler, its rollout and its events are all there.
+    assert httpx.get(f"{url}/v1/scalers/deepseek-service").status_code == 200
+    assert httpx.get(f"{url}/v1/rollouts/{created['id']}").json()["status"] == "running"
+    assert httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel").status_code == 202
+    assert wait_for(url, created["id"], finished)["status"] == "cancelled"
+    assert image(cluster) == "deepseek-service:1"
+    assert httpx.delete(f"{url}/v1/scalers/deepseek-service").status_code == 204
