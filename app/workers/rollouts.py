@@ -97,11 +97,17 @@ class RolloutExecutor:
         if scaler is None:
             await self._finish(r, "failed", f"scaler {r.scaler!r} was deleted")
             return
-        try:
-            target = self.specs.spec_of(scaler).target
-        except SpecError as exc:
-            await self._finish(r, "failed", f"invalid spec: {exc}")
-            return
+        pinned = r.request.get("target")
+        if pinned is not None:
+            # The Deployment it started on, whatever the spec names now: a rollback restores
+            # the template it saved onto that one, never onto another.
+            target = TargetRef.model_validate(pinned)
+        else:  # a rollout recorded before targets were pinned
+            try:
+                target = self.specs.spec_of(scaler).target
+            except SpecError as exc:
+                await self._finish(r, "failed", f"invalid spec: {exc}")
+                return
         if r.dry_run:
             await self._dry_run(r, target)
             return

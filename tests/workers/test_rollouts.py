@@ -381,3 +381,25 @@ def test_a_scaler_with_an_active_rollout_cannot_be_deleted(
     assert wait_for(url, created["id"], finished)["status"] == "cancelled"
     assert image(cluster) == "deepseek-service:1"
     assert httpx.delete(f"{url}/v1/scalers/deepseek-service").status_code == 204
+
+
+def test_a_rollout_keeps_the_target_it_started_on(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    created = start(url, image="deepseek:7b-v2", stabilize_s=60)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    other = TargetRef(name="other-llm")
+    before = asyncio.run(cluster.template(other))
+    # The spec is pointed at another Deployment mid-rollout; the rollback restores the
+    # Deployment that was patched, and leaves the other one alone.
+    doc = httpx.get(f"{url}/v1/scalers/deepseek-service").json()["spec"]
+    r = httpx.put(f"{url}/v1/scalers/deepseek-service", json={**doc, "target": "other-llm"})
+    assert r.status_code == 200, r.text
+    assert httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel").status_code == 202
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "cancelled", body
+    assert image(cluster) == "deepseek-service:1"
+    assert asyncio.run(cluster.template(other)) == before
+    assert cluster.patches == 1
