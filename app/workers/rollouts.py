@@ -219,6 +219,8 @@ class RolloutExecutor:
             step["details"]["begun"] = True
             await self._save(r, "follow: waiting for every replica to run the new template")
         status = await self.cluster.rollout_status(target)
+        if name == "follow":
+            self._check_patched(r, target, status.generation)
         step["details"].update(
             generation=status.generation,
             observed_generation=status.observed_generation,
@@ -250,6 +252,7 @@ class RolloutExecutor:
             details.update(stable_since_us=now_us, restarts=0, wait_s=wait_s, begun=True)
             await self._save(r, f"stabilize: waiting {wait_s:g} s with every replica ready")
         status = await self.cluster.rollout_status(target)
+        self._check_patched(r, target, status.generation)
         if not status.complete:
             # A pod failed or restarted: stability is measured from when all are back.
             details["stable_since_us"] = now_us
@@ -311,6 +314,20 @@ class RolloutExecutor:
             replicas=after,
         )
         return True
+
+    def _check_patched(self, r: StoredRollout, target: TargetRef, generation: int) -> None:
+        """The workload still carries the patch: its generation never goes below the one the
+        patch made. Lower, it is another object (deleted and created again; on the built-in
+        simulated cluster, a restart of the service), whose complete rollout is not this one's
+        and must not be reported as succeeded."""
+        patched = next((s for s in r.steps if s["name"] == "patch"), None)
+        made = None if patched is None else patched["details"].get("generation")
+        if made is not None and generation < int(made):
+            raise _Fatal(
+                f"{target.kind} {target.name!r} is at generation {generation}, below the "
+                f"{made} the patch made: it was created again (on the built-in simulated "
+                "cluster: the service restarted), so the patch is not on the target"
+            )
 
     # ---- outcomes --------------------------------------------------------------------------
 

@@ -403,3 +403,32 @@ def test_a_rollout_keeps_the_target_it_started_on(
     assert image(cluster) == "deepseek-service:1"
     assert asyncio.run(cluster.template(other)) == before
     assert cluster.patches == 1
+
+
+def test_a_target_forgotten_mid_rollout_fails_it_instead_of_claiming_success(
+    database_url: str,
+) -> None:
+    # `make serve`'s simulated cluster lives in the service's memory: after a restart every
+    # target is back at its original template (as a Deployment deleted and created again is
+    # on a real cluster). The resumed rollout must not follow that template to "succeeded":
+    # the new image never ran.
+    asyncio.run(truncate_all(database_url))
+    first = serve(database_url, CountingCluster(initial_replicas=2, cold_start_s=(1.0, 1.0)))
+    try:
+        add_scaler(first.url)
+        created = start(first.url, image="deepseek:7b-v2", stabilize_s=0.2)
+        wait_for(first.url, created["id"], lambda b: b["step"] == "follow")
+    finally:
+        first.stop()
+    fresh = CountingCluster(initial_replicas=1, cold_start_s=(0.2, 0.3))
+    second = serve(database_url, fresh)
+    try:
+        after = wait_for(second.url, created["id"], finished)
+        messages = [e["message"] for e in events(second.url, "rollout")]
+    finally:
+        second.stop()
+    assert after["status"] == "failed", after
+    assert "generation" in after["error"] and "not on the target" in after["error"], after
+    assert image(fresh) == "deepseek-service:1"
+    assert fresh.patches == 0
+    assert any("failed" in m and "generation" in m for m in messages), messages
