@@ -772,6 +772,21 @@ def _valid_query() -> dict[str, Any]:
         ),
         ("/variable", {"payload": {"target": "drop table"}}, 400, "invalid_variable"),
         ("/annotations", {"annotation": {"name": "x"}}, 422, "invalid"),
+        (
+            "/query",  # a typo in a kind: not an empty panel that looks like a quiet day
+            {**_valid_query(), "targets": [{"refId": "Anno", "target": "kind:actions"}]},
+            400,
+            "invalid_annotation_query",
+        ),
+        (
+            "/annotations",
+            {
+                "range": _valid_query()["range"],
+                "annotation": {"name": "x", "query": "deepseek-service kind:scaled"},
+            },
+            400,
+            "invalid_annotation_query",
+        ),
         ("/metrics", b'"metrics"', 400, "invalid_body"),
     ],
     ids=[
@@ -787,6 +802,8 @@ def _valid_query() -> dict[str, Any]:
         "bad-scaler-field",
         "bad-variable",
         "annotations-no-range",
+        "annotation-unknown-kind",
+        "simple-json-annotation-unknown-kind",
         "metrics-string",
     ],
 )
