@@ -268,10 +268,10 @@ class RolloutExecutor:
 
         The reconcile comes first so the rollout is never seen finished without its outcome;
         repeated on a resume, it only decides again."""
-        if r.cancel_requested and r.status == "rolling_back":
-            outcome = "cancelled"
-        elif r.error:
+        if r.error:  # a step failed, the rollback of a cancel included: not what was asked
             outcome = "failed"
+        elif r.cancel_requested and r.status == "rolling_back":
+            outcome = "cancelled"
         else:
             outcome = "succeeded"
         state = await self.cluster.observe(target)

@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from app.clock import SystemClock
-from app.kube.cluster import ClusterUnavailable, DeploymentState, RecordingCluster
+from app.kube.cluster import (
+    ClusterForbidden,
+    ClusterUnavailable,
+    DeploymentState,
+    RecordingCluster,
+)
 from app.kube.simulated import SimulatedCluster
 from app.main import create_app
 from app.policy.spec import TargetRef
@@ -432,3 +437,55 @@ def test_a_target_forgotten_mid_rollout_fails_it_instead_of_claiming_success(
     assert image(fresh) == "deepseek-service:1"
     assert fresh.patches == 0
     assert any("failed" in m and "generation" in m for m in messages), messages
+
+
+class NoRollbackCluster(RecordingCluster):
+    """Takes the template patch, then refuses the rollback's write (a revoked grant)."""
+
+    refuse = False
+
+    async def set_template(self, target: TargetRef, template: dict[str, Any]) -> None:
+        if self.refuse:
+            raise ClusterForbidden(
+                "may not patch deployments: grant verb 'patch' on 'deployments'",
+                verb="patch",
+                resource="deployments",
+            )
+        await super().set_template(target, template)
+
+
+async def test_a_cancel_whose_rollback_fails_ends_failed_not_cancelled(
+    database_url: str,
+) -> None:
+    await truncate_all(database_url)
+    db = Database(database_url)
+    try:
+        doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
+        request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
+        request |= {"surge_percent": 50, "stabilize_s": 60, "timeout_s": 60}
+        async with db.transaction() as conn:
+            await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+            created = await rollout_store.create_rollout(
+                conn, "deepseek-service", request, dry_run=False, now_us=0
+            )
+        cluster = NoRollbackCluster(initial_replicas=2)
+        executor = RolloutExecutor(db, cluster, SystemClock())
+        await executor.tick_all()
+        async with db.read() as conn:
+            running = await rollout_store.get_rollout(conn, created.id)
+        assert running is not None and running.step == "stabilize", running
+        cluster.refuse = True
+        async with db.transaction() as conn:
+            await rollout_store.request_cancel(conn, created.id, now_us=1)
+        for _ in range(5):
+            if not await executor.tick_all():
+                break
+        async with db.read() as conn:
+            done = await rollout_store.get_rollout(conn, created.id)
+        assert done is not None
+        # The new template is still on the target: that is no cancelled rollout.
+        assert (await cluster.template(TARGET))["spec"]["containers"][0]["image"] == "v2"
+        assert done.status == "failed", (done.status, done.error)
+        assert done.error is not None and "may not patch deployments" in done.error
+    finally:
+        await db.dispose()
