@@ -549,6 +549,15 @@ BAD: list[Any] = [
         "min_ready (500) exceeds the scaler's max_replicas (3)",
         id="preheat-above-max",
     ),
+    # a cap above the ceiling never binds: a user raising the ceiling at peak hours this way
+    # would be silently capped at max_replicas all the same
+    pytest.param(
+        with_("schedule.0.max_replicas", 40),
+        "schedule.0.max_replicas",
+        "above_max",
+        "a schedule cap only lowers the ceiling",
+        id="schedule-cap-above-max",
+    ),
     # an entry's own max below its min
     pytest.param(
         with_("schedule.0.max_replicas", 2),
