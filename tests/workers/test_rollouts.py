@@ -294,6 +294,14 @@ def test_dry_run_records_what_it_would_do_and_changes_nothing(
         pytest.param({}, 422, "body", id="neither-image-nor-patch"),
         pytest.param({"image": "a", "template_patch": {"metadata": {}}}, 422, "body", id="both"),
         pytest.param({"template_patch": {}}, 422, "body", id="empty-patch"),
+        # A pod template has metadata and spec: the API server drops anything else with a
+        # warning, and the rollout would "succeed" having changed nothing.
+        pytest.param(
+            {"template_patch": {"replicas": 3}}, 422, "body.template_patch", id="not-a-template"
+        ),
+        pytest.param(
+            {"template_patch": {"spec": ["x"]}}, 422, "body.template_patch", id="spec-not-object"
+        ),
         pytest.param({"image": "a", "surge_percent": 0}, 422, "body.surge_percent", id="surge-0"),
         pytest.param(
             {"image": "a", "surge_percent": 201}, 422, "body.surge_percent", id="surge-201"
