@@ -27,7 +27,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.clock import Clock
-from app.kube.cluster import Cluster, ClusterError, ClusterForbidden, TargetNotFound
+from app.kube.cluster import (
+    Cluster,
+    ClusterError,
+    ClusterForbidden,
+    ClusterInvalid,
+    TargetNotFound,
+)
 from app.policy import SpecError
 from app.policy.spec import TargetRef
 from app.prometheus import PrometheusClient
@@ -54,7 +60,8 @@ def surge_target(current: int, surge_percent: float) -> int:
 
 
 class _Fatal(Exception):
-    """A failure no retry will fix (the target is gone, RBAC forbids the write)."""
+    """A failure no retry will fix (the target is gone, RBAC forbids the write, the API
+    server refuses the patch as invalid)."""
 
 
 class RolloutExecutor:
@@ -158,7 +165,7 @@ class RolloutExecutor:
                 return await self._stabilize(r, step, target, started)
             if name == "release":
                 return await self._release(r, step, target)
-        except (TargetNotFound, ClusterForbidden) as exc:
+        except (TargetNotFound, ClusterForbidden, ClusterInvalid) as exc:
             raise _Fatal(str(exc)) from exc
         raise AssertionError(f"unknown step {name!r}")
 
