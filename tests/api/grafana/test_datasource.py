@@ -759,6 +759,15 @@ def _valid_query() -> dict[str, Any]:
             "invalid_payload",
         ),
         (
+            "/query",  # a format the panel cannot have: not silently a time series
+            {
+                **_valid_query(),
+                "targets": [{"refId": "A", "target": "gpu", "payload": {"format": "pie"}}],
+            },
+            400,
+            "invalid_payload",
+        ),
+        (
             "/query",
             {**_valid_query(), "filters": [{"key": "pod", "operator": "<", "value": "3"}]},
             400,
@@ -798,6 +807,7 @@ def _valid_query() -> dict[str, Any]:
         "zero-points",
         "bad-selector",
         "bad-agg",
+        "bad-format",
         "bad-operator",
         "bad-scaler-field",
         "bad-variable",
