@@ -418,6 +418,14 @@ BAD: list[Any] = [
         "hour 25 is out of range 0-23",
         id="bad-cron",
     ),
+    # every field is valid alone, but no date has them together: the floor would never apply
+    pytest.param(
+        with_("schedule.0.time", "0 9 31 2 *"),
+        "schedule.0.time",
+        "cron",
+        "never fires",
+        id="cron-never-fires",
+    ),
     # a word where a month belongs
     pytest.param(
         with_("schedule.0.time", "0 9 * foo *"),
