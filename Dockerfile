@@ -1,4 +1,5 @@
-# Ciuic service image. Migrations run at start (`ciuic serve` applies them first).
+# Ciuic service image. Migrations run at start (`ciuic serve` applies them first, from the
+# alembic.ini and migrations/ copied into the WORKDIR: the installed package does not hold them).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api.auth import RequireAdmin, RequireRead
 from app.api.body import json_body, json_body_doc
@@ -35,13 +35,33 @@ class RolloutIn(BaseModel):
         None, min_length=1, max_length=253, description="Which container (default: the first)"
     )
     template_patch: dict[str, Any] | None = Field(
-        None, description="A strategic merge patch of spec.template (instead of `image`)"
+        None,
+        description="A strategic merge patch of spec.template (instead of `image`): its "
+        "`metadata` and/or `spec`",
     )
     surge_percent: float = Field(50, ge=1, le=200, description="Extra replicas before the patch")
     stabilize_s: float = Field(60, ge=0, le=86400, description="Stable this long before release")
     timeout_s: float = Field(
         900, gt=0, le=86400, description="Limit for each waiting step (surge, follow, rollback)"
     )
+
+    @field_validator("template_patch")
+    @classmethod
+    def _pod_template(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A pod template has `metadata` and `spec`, each an object: the API server drops any
+        # other key with a warning, and the rollout would "succeed" having changed nothing.
+        if value is None:
+            return value
+        other = sorted(set(value) - {"metadata", "spec"})
+        if other:
+            raise ValueError(
+                f"a patch of the pod template (spec.template) has only metadata and spec; "
+                f"got {', '.join(map(repr, other))}"
+            )
+        for key in ("metadata", "spec"):
+            if key in value and not isinstance(value[key], dict):
+                raise ValueError(f"`{key}` of the pod template patch must be an object")
+        return value
 
     @model_validator(mode="after")
     def _one_change(self) -> RolloutIn:

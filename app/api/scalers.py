@@ -350,7 +350,11 @@ async def get_scaler(ctx: Ctx, request: Request, name: str, _auth: RequireRead) 
     "/{name}",
     status_code=204,
     operation_id="delete_scaler",
-    responses={**errors(404), 412: {"description": "If-Match did not match"}},
+    responses={
+        **errors(404),
+        409: {"description": "A rollout of this scaler is active: cancel it first"},
+        412: {"description": "If-Match did not match"},
+    },
 )
 async def delete_scaler(
     ctx: Ctx,

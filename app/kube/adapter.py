@@ -343,6 +343,9 @@ class KubernetesCluster:
                 target.name,
                 target.namespace,
                 body,
+                # An unknown field is a 400, not a warning and an unchanged object that a
+                # rollout would follow to "succeeded".
+                field_validation="Strict",
                 _content_type=content_type,
                 _request_timeout=self.retry.timeout_s,
             ),

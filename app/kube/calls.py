@@ -28,6 +28,7 @@ from app.kube.cluster import (
     ClusterConflict,
     ClusterError,
     ClusterForbidden,
+    ClusterInvalid,
     ClusterUnavailable,
     TargetNotFound,
 )
@@ -118,6 +119,8 @@ def map_error(
             f"unauthorized: the API server rejected our credentials ({message}); "
             "check CIUIC_KUBECONFIG or the service account token"
         )
+    if status in (400, 422):
+        return ClusterInvalid(f"{verb} {target} in namespace {namespace}: HTTP {status}: {message}")
     return ClusterError(f"{verb} {target} in namespace {namespace}: HTTP {status}: {message}")
 
 

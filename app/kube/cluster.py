@@ -20,6 +20,7 @@ __all__ = [
     "ClusterConflict",
     "ClusterError",
     "ClusterForbidden",
+    "ClusterInvalid",
     "ClusterUnavailable",
     "DeploymentState",
     "RecordingCluster",
@@ -35,8 +36,9 @@ class ClusterError(Exception):
     """The cluster could not be read or changed (the scaler's status shows the message).
 
     The tree: `TargetNotFound` (404), `ClusterForbidden` (403, RBAC), `ClusterConflict` (409
-    that outlived its retries), `ClusterUnavailable` (5xx, 429, timeouts, refused connections
-    that outlived their retries). Anything else is a plain `ClusterError`.
+    that outlived its retries), `ClusterInvalid` (400, 422: the request itself is refused),
+    `ClusterUnavailable` (5xx, 429, timeouts, refused connections that outlived their
+    retries). Anything else is a plain `ClusterError`.
     """
 
 
@@ -58,6 +60,11 @@ class ClusterForbidden(ClusterError):
 
 class ClusterConflict(ClusterError):
     """Someone else kept changing the object between our read and our write."""
+
+
+class ClusterInvalid(ClusterError):
+    """The API server refused the request itself (400, 422): sending it again changes
+    nothing, e.g. a template patch naming a field the object does not have."""
 
 
 class ClusterUnavailable(ClusterError):

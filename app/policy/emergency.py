@@ -56,6 +56,13 @@ def _sized(base: int, multiplier: float, current: int, shortfall: float | None) 
     return min(cap, max(current, math.ceil(shortfall - 1e-9)))
 
 
+def _sized_by(base: int, multiplier: float, shortfall: float | None) -> str:
+    """What sized a burst, in words: the shortfall under its cap, or the multiplier alone."""
+    if shortfall is None or not math.isfinite(shortfall):
+        return f"{base} x {multiplier:g}: no per-pod capacity to size it by"
+    return f"the shortfall {shortfall:.1f} pods, at most {base} x {multiplier:g}"
+
+
 def trigger_key(index: int, metric: str) -> str:
     return f"{index}:{metric}"
 
@@ -113,8 +120,9 @@ def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState, now: 
             floor = _sized(base, em.burst_multiplier, obs.current_replicas, shortfall)
             values.update(base=float(base), floor=float(floor), until=until)
             msg = (
-                f"bursting: at least {floor} replicas (the shortfall, at most {base} x "
-                f"{em.burst_multiplier:g}), no scale-down until the queue drains"
+                f"bursting: at least {floor} replicas "
+                f"({_sized_by(base, em.burst_multiplier, shortfall)}), "
+                "no scale-down until the queue drains"
             )
             reason = Reason(Code.EMERGENCY_ACTIVE, msg, values)
             return EmergencyResult(floor, True, reason, since, until, base)
@@ -126,10 +134,9 @@ def emergency_step(spec: ScalerSpec, obs: Observation, state: ScalerState, now: 
         floor = _sized(base, em.burst_multiplier, obs.current_replicas, shortfall)
         until = now + em.stable_window
         values.update(base=float(base), floor=float(floor), until=until, held_s=held_max)
-        sized = "" if shortfall is None else f"the shortfall {shortfall:.1f} pods, "
         msg = (
             f"trigger held {held_max:.0f}s over threshold, {what}: burst to {floor} replicas "
-            f"({sized}at most {base} x {em.burst_multiplier:g})"
+            f"({_sized_by(base, em.burst_multiplier, shortfall)})"
         )
         reason = Reason(Code.EMERGENCY_START, msg, values)
         return EmergencyResult(floor, True, reason, since, until, base)

@@ -75,7 +75,10 @@ async def start(
                 code="invalid_rollout",
                 details=[{"field": "container", "message": str(exc)}],
             ) from exc
-    request = {**request, "patch": patch}
+    # The rollout is pinned to the workload it starts on: a spec pointed elsewhere meanwhile
+    # does not move it (its saved template is that workload's).
+    pinned = {"kind": spec.target.kind, "namespace": spec.target.namespace}
+    request = {**request, "patch": patch, "target": {**pinned, "name": spec.target.name}}
     now_us = shell.clock.stamp_us()
     async with shell.db.transaction() as conn:
         # The scaler row lock (PostgreSQL) serialises two concurrent requests for one scaler.

@@ -14,6 +14,7 @@ from app.services.audit import audit
 from app.services.errors import Conflict, NotFound, Stale
 from app.services.principals import Principal
 from app.services.shell import Shell
+from app.store import rollouts as rollout_store
 from app.store import scalers as store
 from app.store.audit import diff_documents
 
@@ -137,6 +138,16 @@ async def delete(shell: Shell, name: str, *, if_match: str | None, actor: Princi
         if existing is None:
             raise NotFound(f"no scaler named {name!r}")
         _check_match(if_match, existing, name)
+        active = (await rollout_store.active_for(conn)).get(name)
+        if active is not None:
+            # Deleting would drop the rollout mid-flight: the target left surged, its template
+            # patched (or half rolled out), and nothing left to restore or release it.
+            raise Conflict(
+                f"rollout {active} of scaler {name!r} is still active: cancel it (POST "
+                f"/v1/rollouts/{active}/cancel) and wait for it to end, then delete the scaler",
+                code="rollout_active",
+                details={"rollout": active},
+            )
         await store.delete_scaler(conn, name)
         await audit(
             conn,

@@ -121,16 +121,22 @@ async def _reconcile(
     if change:
         _log_action(name, spec, cluster_state.replicas, decision, action_error)
     # A fractional plan's partial pod gets its share of CPU and memory in place; where the
-    # cluster cannot, the plan stays rounded up (whole pods) and an event says why.
+    # cluster cannot, the plan stays rounded up (whole pods) and an event says why. A plan
+    # back to whole pods (or fractional pods turned off) restores the pod left partial.
     partial_note: str | None = None
     partial_changed = False
-    if spec.fractional.enabled and spec.mode == "apply" and not action_error and decision.valid:
-        previous = (scaler.last_decision or {}).get("plan", {}).get("partial")
+    previous = (scaler.last_decision or {}).get("plan", {}).get("partial")
+    if (
+        (spec.fractional.enabled or previous is not None)
+        and spec.mode == "apply"
+        and not action_error
+        and decision.valid
+    ):
         partial_changed = previous != decision.plan.partial
         try:
             partial_note = await cluster.resize_partial(spec.target, decision.plan.partial)
         except ClusterError as exc:
-            partial_note = f"cannot resize the partial pod: {exc}"
+            partial_note = f"{_CANNOT_RESIZE}{exc}"
 
     async def write(conn: AsyncConnection) -> None:
         # The state assumes the decision is applied; a failed action keeps the old state so
@@ -172,6 +178,23 @@ async def _reconcile(
                     **rendered,
                 },
             )
+        if partial_changed and decision.plan.partial is None:
+            whole = "its full CPU and memory"
+            if partial_note:
+                why = partial_note.removeprefix(_CANNOT_RESIZE)
+                left = f"it stays at {float(previous):.0%}"
+                restored = f"cannot restore the partial pod to {whole} ({left}): {why}"
+            else:
+                restored = f"partial pod restored to {whole}: {decision.plan.full} whole pods"
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="error" if partial_note else "action",
+                replicas=decision.replicas,
+                message=restored,
+                payload={"partial": None, "full": decision.plan.full},
+            )
         if partial_changed and decision.plan.partial is not None:
             share = f"{decision.plan.partial:.0%}"
             await store.add_event(
@@ -202,6 +225,8 @@ async def _reconcile(
 
     return write
 
+
+_CANNOT_RESIZE = "cannot resize the partial pod: "
 
 # Reasons that bind the count, latest pipeline step first (bounds over behaviour over hold
 # over the load): the one an operator asks about ("why 3?"). Preheat's spare pods come last:

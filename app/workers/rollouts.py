@@ -27,7 +27,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.clock import Clock
-from app.kube.cluster import Cluster, ClusterError, ClusterForbidden, TargetNotFound
+from app.kube.cluster import (
+    Cluster,
+    ClusterError,
+    ClusterForbidden,
+    ClusterInvalid,
+    TargetNotFound,
+)
 from app.policy import SpecError
 from app.policy.spec import TargetRef
 from app.prometheus import PrometheusClient
@@ -54,7 +60,8 @@ def surge_target(current: int, surge_percent: float) -> int:
 
 
 class _Fatal(Exception):
-    """A failure no retry will fix (the target is gone, RBAC forbids the write)."""
+    """A failure no retry will fix (the target is gone, RBAC forbids the write, the API
+    server refuses the patch as invalid)."""
 
 
 class RolloutExecutor:
@@ -97,11 +104,17 @@ class RolloutExecutor:
         if scaler is None:
             await self._finish(r, "failed", f"scaler {r.scaler!r} was deleted")
             return
-        try:
-            target = self.specs.spec_of(scaler).target
-        except SpecError as exc:
-            await self._finish(r, "failed", f"invalid spec: {exc}")
-            return
+        pinned = r.request.get("target")
+        if pinned is not None:
+            # The Deployment it started on, whatever the spec names now: a rollback restores
+            # the template it saved onto that one, never onto another.
+            target = TargetRef.model_validate(pinned)
+        else:  # a rollout recorded before targets were pinned
+            try:
+                target = self.specs.spec_of(scaler).target
+            except SpecError as exc:
+                await self._finish(r, "failed", f"invalid spec: {exc}")
+                return
         if r.dry_run:
             await self._dry_run(r, target)
             return
@@ -152,7 +165,7 @@ class RolloutExecutor:
                 return await self._stabilize(r, step, target, started)
             if name == "release":
                 return await self._release(r, step, target)
-        except (TargetNotFound, ClusterForbidden) as exc:
+        except (TargetNotFound, ClusterForbidden, ClusterInvalid) as exc:
             raise _Fatal(str(exc)) from exc
         raise AssertionError(f"unknown step {name!r}")
 
@@ -213,6 +226,8 @@ class RolloutExecutor:
             step["details"]["begun"] = True
             await self._save(r, "follow: waiting for every replica to run the new template")
         status = await self.cluster.rollout_status(target)
+        if name == "follow":
+            self._check_patched(r, target, status.generation)
         step["details"].update(
             generation=status.generation,
             observed_generation=status.observed_generation,
@@ -244,6 +259,7 @@ class RolloutExecutor:
             details.update(stable_since_us=now_us, restarts=0, wait_s=wait_s, begun=True)
             await self._save(r, f"stabilize: waiting {wait_s:g} s with every replica ready")
         status = await self.cluster.rollout_status(target)
+        self._check_patched(r, target, status.generation)
         if not status.complete:
             # A pod failed or restarted: stability is measured from when all are back.
             details["stable_since_us"] = now_us
@@ -259,10 +275,10 @@ class RolloutExecutor:
 
         The reconcile comes first so the rollout is never seen finished without its outcome;
         repeated on a resume, it only decides again."""
-        if r.cancel_requested and r.status == "rolling_back":
-            outcome = "cancelled"
-        elif r.error:
+        if r.error:  # a step failed, the rollback of a cancel included: not what was asked
             outcome = "failed"
+        elif r.cancel_requested and r.status == "rolling_back":
+            outcome = "cancelled"
         else:
             outcome = "succeeded"
         state = await self.cluster.observe(target)
@@ -305,6 +321,20 @@ class RolloutExecutor:
             replicas=after,
         )
         return True
+
+    def _check_patched(self, r: StoredRollout, target: TargetRef, generation: int) -> None:
+        """The workload still carries the patch: its generation never goes below the one the
+        patch made. Lower, it is another object (deleted and created again; on the built-in
+        simulated cluster, a restart of the service), whose complete rollout is not this one's
+        and must not be reported as succeeded."""
+        patched = next((s for s in r.steps if s["name"] == "patch"), None)
+        made = None if patched is None else patched["details"].get("generation")
+        if made is not None and generation < int(made):
+            raise _Fatal(
+                f"{target.kind} {target.name!r} is at generation {generation}, below the "
+                f"{made} the patch made: it was created again (on the built-in simulated "
+                "cluster: the service restarted), so the patch is not on the target"
+            )
 
     # ---- outcomes --------------------------------------------------------------------------
 

@@ -78,3 +78,48 @@ def test_a_cancelled_rollout_restores_the_template_exactly(
         for rs in admin.items("ReplicaSet", namespace, f"app={NAME}")
     }
     assert sets == {"deepseek:7b": 2, "deepseek:7b-v2": 0}
+
+
+def test_a_patch_the_api_server_would_drop_fails_the_rollout_at_once(
+    admin: Admin, namespace: str, service: Callable[..., LiveServer]
+) -> None:
+    """A misspelt field deep in the patch (`containerz`) is dropped by the API server with a
+    mere warning: the Deployment is 'patched (no change)', and a rollout that trusted it would
+    surge, follow an unchanged template and report success. Sent with strict field
+    validation, the patch is refused (400), and the rollout fails at its patch step, at once
+    rather than after its timeout, saying which field; the template is untouched."""
+    admin.create(deployment(NAME, namespace, replicas=1, ready_s=0.3, grace_s=1))
+    wait_until(lambda: admin.get("Deployment", namespace, NAME).get("status", {})
+               .get("readyReplicas") == 1, 20, "1 pod Ready")  # fmt: skip
+    before = admin.get("Deployment", namespace, NAME)
+    live = service()
+    scaler = {
+        "name": NAME,
+        "target": {"kind": "Deployment", "namespace": namespace, "name": NAME},
+        "scaler": "reactive",
+        "metrics": [{"name": "request_queue", "target": "<5", "aggregation": "sum"}],
+        "reactive": {"window": "1s"},
+    }
+    assert httpx.post(f"{live.url}/v1/scalers", json=scaler).status_code == 201
+    created = httpx.post(
+        f"{live.url}/v1/scalers/{NAME}/rollouts",
+        json={
+            "template_patch": {"spec": {"containerz": [{"name": "model", "image": "x:2"}]}},
+            "surge_percent": 100,
+            "stabilize_s": 0,
+            "timeout_s": 600,
+        },
+    )
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    body: dict[str, Any] = wait_until(
+        lambda: (r := rollout(live.url, rid))["status"] in ("succeeded", "failed") and r,
+        30,
+        "the rollout ended",
+    )
+    assert body["status"] == "failed", body
+    assert "containerz" in body["error"], body["error"]
+    patch = next(s for s in body["steps"] if s["name"] == "patch")
+    assert patch["status"] == "failed", patch
+    after = admin.get("Deployment", namespace, NAME)
+    assert after["spec"]["template"] == before["spec"]["template"]

@@ -21,6 +21,7 @@ from app.policy import (
     Observation,
     ScalerState,
 )
+from app.policy.emergency import emergency_step
 from app.policy.fractional import fractional_plan, pods_for
 from app.policy.predictive import bucket_range
 from app.policy.preheat import preheat_need, with_spares
@@ -374,6 +375,31 @@ def test_no_scale_down_while_bursting() -> None:
     assert d.replicas == 8
     assert code_of(d, "emergency") == Code.EMERGENCY_ACTIVE
     assert code_of(d, "bounds") == Code.BOUNDS_BURST_HOLD
+
+
+@pytest.mark.parametrize(
+    ("shortfall", "floor", "says"),
+    [
+        # no per-pod capacity: the multiplier's burst, 2 x 3; no shortfall was measured
+        pytest.param(None, 6, "(2 x 3: no per-pod capacity to size it by)", id="multiplier"),
+        # a capacity: sized to the shortfall the newest reading asks for, under the cap
+        pytest.param(4.2, 5, "(the shortfall 4.2 pods, at most 2 x 3)", id="shortfall"),
+    ],
+)
+def test_a_bursts_reasons_say_how_it_is_sized(
+    shortfall: float | None, floor: int, says: str
+) -> None:
+    """The start and every later decision of a burst say what sized it, as the README's
+    step 4 does: the shortfall once a capacity is known, else the multiplier's burst."""
+    s = spec(**EMERGENCY)
+    over = obs(2, gpu=85.0, queue=80.0)
+    start = emergency_step(s, over, running(trigger_since={f"0:{QUEUE}": T0 - 30}), T0, shortfall)
+    assert start.reason.code == Code.EMERGENCY_START and start.floor == floor
+    assert says in start.reason.message, start.reason.message
+    held = running(burst_until=start.burst_until, burst_base=start.burst_base)
+    active = emergency_step(s, over, held, T0 + 15, shortfall)
+    assert active.reason.code == Code.EMERGENCY_ACTIVE and active.floor == floor
+    assert says in active.reason.message, active.reason.message
 
 
 def test_trigger_clock_resets_when_under_or_missing() -> None:

@@ -516,6 +516,14 @@ BAD: list[Any] = [
         "hour 25 is out of range 0-23",
         id="bad-cron",
     ),
+    # every field is valid alone, but no date has them together: the floor would never apply
+    pytest.param(
+        with_("schedule.0.time", "0 9 31 2 *"),
+        "schedule.0.time",
+        "cron",
+        "never fires",
+        id="cron-never-fires",
+    ),
     # a word where a month belongs
     pytest.param(
         with_("schedule.0.time", "0 9 * foo *"),
@@ -646,6 +654,15 @@ BAD: list[Any] = [
         "above_max",
         "min_ready (500) exceeds the scaler's max_replicas (3)",
         id="preheat-above-max",
+    ),
+    # a cap above the ceiling never binds: a user raising the ceiling at peak hours this way
+    # would be silently capped at max_replicas all the same
+    pytest.param(
+        with_("schedule.0.max_replicas", 40),
+        "schedule.0.max_replicas",
+        "above_max",
+        "a schedule cap only lowers the ceiling",
+        id="schedule-cap-above-max",
     ),
     # an entry's own max below its min
     pytest.param(

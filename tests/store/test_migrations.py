@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -63,3 +68,36 @@ async def test_upgrade_downgrade_upgrade_round_trip(empty_db: str) -> None:
     assert await tables(empty_db) == set()
     await upgrade(empty_db)
     assert await tables(empty_db) == set(metadata.tables)
+
+
+def test_an_installed_package_migrates_from_the_images_working_directory(
+    tmp_path: Path,
+) -> None:
+    """The Dockerfile installs the package (`pip install .`: app/ lands in site-packages,
+    away from migrations/) and runs `ciuic serve` in its WORKDIR, where it copied
+    alembic.ini and migrations/. The migrations must be found there, or the image (docker
+    compose, the Kubernetes manifests) cannot start."""
+    repo = Path(__file__).resolve().parents[2]
+    site, work = tmp_path / "site-packages", tmp_path / "srv"
+    shutil.copytree(repo / "app", site / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    work.mkdir()
+    shutil.copy(repo / "alembic.ini", work / "alembic.ini")
+    shutil.copytree(
+        repo / "migrations", work / "migrations", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path}/image.db"
+    script = (
+        "import asyncio, app.store.migrate as m; "
+        f"assert m.__file__.startswith({str(site)!r}), m.__file__; "
+        f"asyncio.run(m.upgrade({url!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "scalers" in asyncio.run(tables(url))

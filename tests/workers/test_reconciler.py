@@ -204,6 +204,76 @@ async def test_a_fractional_plan_reaches_the_partial_pod(
     assert cluster.partial == (expected if cluster_type is RecordingCluster else {})
 
 
+class NoRestoreCluster(RecordingCluster):
+    """Resizes a pod down, but is refused putting it back to whole (RBAC, a 5xx)."""
+
+    async def resize_partial(self, target: TargetRef, fraction: float | None) -> str | None:
+        if fraction is None and self.partial:
+            raise ClusterForbidden("may not patch pods/resize: grant verb 'patch' on 'pods/resize'")
+        return await super().resize_partial(target, fraction)
+
+
+@pytest.mark.parametrize(
+    ("cluster_type", "fractional", "kind", "message", "partial"),
+    [
+        # The load grows to 4 whole pods: the partial pod gets its whole share back.
+        pytest.param(
+            RecordingCluster,
+            {"enabled": True, "step": 0.1, "min_fraction": 0.3},
+            "action",
+            "partial pod restored to its full CPU and memory: 4 whole pods",
+            {},
+            id="restored",
+        ),
+        # The operator turns fractional pods off: the pod left at 70 % is restored too.
+        pytest.param(
+            RecordingCluster,
+            {"enabled": False},
+            "action",
+            "partial pod restored to its full CPU and memory: 4 whole pods",
+            {},
+            id="fractional-turned-off",
+        ),
+        # The cluster refuses the restore: the pod stays at 70 %, and the events say so.
+        pytest.param(
+            NoRestoreCluster,
+            {"enabled": True, "step": 0.1, "min_fraction": 0.3},
+            "error",
+            "cannot restore the partial pod to its full CPU and memory (it stays at 70%): "
+            "may not patch pods/resize: grant verb 'patch' on 'pods/resize'",
+            {("Deployment", "default", "deepseek-service"): 0.7},
+            id="restore-refused",
+        ),
+    ],
+)
+async def test_a_partial_pod_back_to_whole_is_restored_and_said(
+    db: Database,
+    cluster_type: type[RecordingCluster],
+    fractional: dict[str, Any],
+    kind: str,
+    message: str,
+    partial: dict[tuple[str, str, str], float],
+) -> None:
+    window = {"window": "1s"}  # each decision on its own reading
+    await add_scaler(
+        db, reactive=window, fractional={"enabled": True, "step": 0.1, "min_fraction": 0.3}
+    )
+    for pod in ("p0", "p1"):  # 3.7 pods: 3 whole and one at 70 %
+        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    cluster = cluster_type(initial_replicas=2)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    assert cluster.partial == {("Deployment", "default", "deepseek-service"): 0.7}
+    await add_scaler(db, reactive=window, fractional=fractional)
+    for pod in ("p0", "p1", "p2", "p3"):  # 4 pods at their targets: 4 whole pods
+        await push(db, NOW + 8, util=85.0, queue=5.0, pod=pod)
+    await reconcile_once(db, cluster, FakeClock(NOW + 10))
+    assert (await cluster.observe(TargetRef(name="deepseek-service"))).replicas == 4
+    found = [e for e in await events(db) if e.message == message]
+    assert [e.kind for e in found] == [kind], [(e.kind, e.message) for e in await events(db)]
+    assert found[0].payload == {"partial": None, "full": 4}
+    assert cluster.partial == partial
+
+
 @pytest.mark.parametrize(
     ("aggregation", "replicas", "code"),
     [

@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from app.clock import SystemClock
-from app.kube.cluster import ClusterUnavailable, DeploymentState, RecordingCluster
+from app.kube.cluster import (
+    ClusterForbidden,
+    ClusterUnavailable,
+    DeploymentState,
+    RecordingCluster,
+)
 from app.kube.simulated import SimulatedCluster
 from app.main import create_app
 from app.policy.spec import TargetRef
@@ -289,6 +294,14 @@ def test_dry_run_records_what_it_would_do_and_changes_nothing(
         pytest.param({}, 422, "body", id="neither-image-nor-patch"),
         pytest.param({"image": "a", "template_patch": {"metadata": {}}}, 422, "body", id="both"),
         pytest.param({"template_patch": {}}, 422, "body", id="empty-patch"),
+        # A pod template has metadata and spec: the API server drops anything else with a
+        # warning, and the rollout would "succeed" having changed nothing.
+        pytest.param(
+            {"template_patch": {"replicas": 3}}, 422, "body.template_patch", id="not-a-template"
+        ),
+        pytest.param(
+            {"template_patch": {"spec": ["x"]}}, 422, "body.template_patch", id="spec-not-object"
+        ),
         pytest.param({"image": "a", "surge_percent": 0}, 422, "body.surge_percent", id="surge-0"),
         pytest.param(
             {"image": "a", "surge_percent": 201}, 422, "body.surge_percent", id="surge-201"
@@ -359,5 +372,128 @@ async def test_a_cluster_outage_at_a_steps_start_is_retried(database_url: str) -
         assert done is not None and done.status == "succeeded", done
         assert (done.steps[0]["details"]["from"], done.steps[0]["details"]["to"]) == (2, 3)
         assert cluster.template_patches == [request["patch"]]
+    finally:
+        await db.dispose()
+
+
+def test_a_scaler_with_an_active_rollout_cannot_be_deleted(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    created = start(url, image="deepseek:7b-v2", stabilize_s=60)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    r = httpx.delete(f"{url}/v1/scalers/deepseek-service")
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "rollout_active"
+    assert r.json()["error"]["details"] == {"rollout": created["id"]}
+    # Nothing was deleted: the scaler, its rollout and its events are all there.
+    assert httpx.get(f"{url}/v1/scalers/deepseek-service").status_code == 200
+    assert httpx.get(f"{url}/v1/rollouts/{created['id']}").json()["status"] == "running"
+    assert httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel").status_code == 202
+    assert wait_for(url, created["id"], finished)["status"] == "cancelled"
+    assert image(cluster) == "deepseek-service:1"
+    assert httpx.delete(f"{url}/v1/scalers/deepseek-service").status_code == 204
+
+
+def test_a_rollout_keeps_the_target_it_started_on(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    created = start(url, image="deepseek:7b-v2", stabilize_s=60)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    other = TargetRef(name="other-llm")
+    before = asyncio.run(cluster.template(other))
+    # The spec is pointed at another Deployment mid-rollout; the rollback restores the
+    # Deployment that was patched, and leaves the other one alone.
+    doc = httpx.get(f"{url}/v1/scalers/deepseek-service").json()["spec"]
+    r = httpx.put(f"{url}/v1/scalers/deepseek-service", json={**doc, "target": "other-llm"})
+    assert r.status_code == 200, r.text
+    assert httpx.post(f"{url}/v1/rollouts/{created['id']}/cancel").status_code == 202
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "cancelled", body
+    assert image(cluster) == "deepseek-service:1"
+    assert asyncio.run(cluster.template(other)) == before
+    assert cluster.patches == 1
+
+
+def test_a_target_forgotten_mid_rollout_fails_it_instead_of_claiming_success(
+    database_url: str,
+) -> None:
+    # `make serve`'s simulated cluster lives in the service's memory: after a restart every
+    # target is back at its original template (as a Deployment deleted and created again is
+    # on a real cluster). The resumed rollout must not follow that template to "succeeded":
+    # the new image never ran.
+    asyncio.run(truncate_all(database_url))
+    first = serve(database_url, CountingCluster(initial_replicas=2, cold_start_s=(1.0, 1.0)))
+    try:
+        add_scaler(first.url)
+        created = start(first.url, image="deepseek:7b-v2", stabilize_s=0.2)
+        wait_for(first.url, created["id"], lambda b: b["step"] == "follow")
+    finally:
+        first.stop()
+    fresh = CountingCluster(initial_replicas=1, cold_start_s=(0.2, 0.3))
+    second = serve(database_url, fresh)
+    try:
+        after = wait_for(second.url, created["id"], finished)
+        messages = [e["message"] for e in events(second.url, "rollout")]
+    finally:
+        second.stop()
+    assert after["status"] == "failed", after
+    assert "generation" in after["error"] and "not on the target" in after["error"], after
+    assert image(fresh) == "deepseek-service:1"
+    assert fresh.patches == 0
+    assert any("failed" in m and "generation" in m for m in messages), messages
+
+
+class NoRollbackCluster(RecordingCluster):
+    """Takes the template patch, then refuses the rollback's write (a revoked grant)."""
+
+    refuse = False
+
+    async def set_template(self, target: TargetRef, template: dict[str, Any]) -> None:
+        if self.refuse:
+            raise ClusterForbidden(
+                "may not patch deployments: grant verb 'patch' on 'deployments'",
+                verb="patch",
+                resource="deployments",
+            )
+        await super().set_template(target, template)
+
+
+async def test_a_cancel_whose_rollback_fails_ends_failed_not_cancelled(
+    database_url: str,
+) -> None:
+    await truncate_all(database_url)
+    db = Database(database_url)
+    try:
+        doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
+        request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
+        request |= {"surge_percent": 50, "stabilize_s": 60, "timeout_s": 60}
+        async with db.transaction() as conn:
+            await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+            created = await rollout_store.create_rollout(
+                conn, "deepseek-service", request, dry_run=False, now_us=0
+            )
+        cluster = NoRollbackCluster(initial_replicas=2)
+        executor = RolloutExecutor(db, cluster, SystemClock())
+        await executor.tick_all()
+        async with db.read() as conn:
+            running = await rollout_store.get_rollout(conn, created.id)
+        assert running is not None and running.step == "stabilize", running
+        cluster.refuse = True
+        async with db.transaction() as conn:
+            await rollout_store.request_cancel(conn, created.id, now_us=1)
+        for _ in range(5):
+            if not await executor.tick_all():
+                break
+        async with db.read() as conn:
+            done = await rollout_store.get_rollout(conn, created.id)
+        assert done is not None
+        # The new template is still on the target: that is no cancelled rollout.
+        assert (await cluster.template(TARGET))["spec"]["containers"][0]["image"] == "v2"
+        assert done.status == "failed", (done.status, done.error)
+        assert done.error is not None and "may not patch deployments" in done.error
     finally:
         await db.dispose()

@@ -7,18 +7,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from app.api.context import AppContext
 from app.api.grafana.frames import table
 from app.api.grafana.inputs import scaler_allowed
+from app.errors import BadRequest
 from app.store import catalog
-from app.store.scalers import StoredEvent
+from app.store.scalers import EventKind, StoredEvent
 from app.store.selector import Matcher
 
 __all__ = ["ANNOTATION_KINDS", "Annotation", "annotation_table", "find_annotations"]
 
-ANNOTATION_KINDS = ("action", "dry_run", "error", "spec")
+ANNOTATION_KINDS = ("action", "dry_run", "error", "spec")  # the default
+_KNOWN_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +48,22 @@ def _annotation(event: StoredEvent) -> Annotation:
 
 def _annotation_filter(query: str | None) -> tuple[list[str] | None, list[str]]:
     """An annotation query: scaler names and/or `kind:<k>` words, space or comma separated;
-    empty or `*` means every scaler and the default kinds."""
+    empty or `*` means every scaler and the default kinds. An unknown kind is a BadRequest."""
     scalers: list[str] = []
     kinds: list[str] = []
     for word in re.split(r"[\s,]+", (query or "").strip()):
         if not word or word == "*":
             continue
         if word.startswith("kind:"):
-            kinds.append(word.removeprefix("kind:"))
+            kind = word.removeprefix("kind:")
+            if kind not in _KNOWN_KINDS:  # a typo would read as a quiet day: say so
+                raise BadRequest(
+                    f"unknown event kind {kind!r} in the annotation query {query!r}; known: "
+                    + ", ".join(_KNOWN_KINDS),
+                    code="invalid_annotation_query",
+                    details={"kind": kind, "allowed": list(_KNOWN_KINDS)},
+                )
+            kinds.append(kind)
         else:
             scalers.append(word)
     return (scalers or None), (kinds or list(ANNOTATION_KINDS))

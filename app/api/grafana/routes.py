@@ -14,6 +14,7 @@ from app.api.grafana.forecast_series import forecast_metric_names, forecast_seri
 from app.api.grafana.frames import TimeSeries, Window, series_table
 from app.api.grafana.inputs import (
     body_of,
+    choice,
     choose_step_ms,
     matchers,
     payload_of,
@@ -61,6 +62,8 @@ async def health_slash(_auth: RequireRead) -> dict[str, str]:
     return await health(_auth)
 
 
+FORMATS = ("time_series", "table")
+
 _SELECTOR_PAYLOADS: list[dict[str, Any]] = [
     {
         "name": "agg",
@@ -82,7 +85,7 @@ _SELECTOR_PAYLOADS: list[dict[str, Any]] = [
         "label": "Format",
         "type": "select",
         "placeholder": "time_series",
-        "options": [{"value": "time_series"}, {"value": "table"}],
+        "options": [{"value": f} for f in FORMATS],
     },
 ]
 _STATIC_OPTIONS: dict[str, list[dict[str, str]]] = {
@@ -150,7 +153,8 @@ async def query(ctx: Ctx, request: Request, _auth: RequireRead) -> list[dict[str
         if not text:
             continue
         payload = payload_of(target)
-        as_table = target.type == "table" or payload.get("format") == "table"
+        shape = choice(payload, "format", FORMATS, "time_series")
+        as_table = target.type == "table" or shape == "table"
         series: list[TimeSeries]
         parts = text.split(":")
         if text.startswith("scaler:") and len(parts) == 3:

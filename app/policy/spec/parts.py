@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (
     Field,
     JsonValue,
@@ -248,6 +249,19 @@ _CRON_FIELDS = (
 )
 
 
+def _never_fires(value: str) -> str | None:
+    """Each field valid, but no date has them together (day 31 of February): a floor that
+    would never apply. croniter gives up after a few years' search (a few ms)."""
+    try:
+        croniter(value, datetime(2000, 1, 1, tzinfo=UTC)).get_next(float)
+    except CroniterBadDateError:
+        return (
+            "it never fires: no date has that day-of-month in that month "
+            "(day-of-month and month together)"
+        )
+    return None
+
+
 def _cron_problem(value: str) -> str | None:
     """What is wrong with a 5-field cron expression, field by field; None when it is valid.
 
@@ -260,7 +274,7 @@ def _cron_problem(value: str) -> str | None:
             f"this one has {len(fields)}"
         )
     if croniter.is_valid(value):
-        return None
+        return _never_fires(value)
     problems: list[str] = []
     for i, (name, low, high) in enumerate(_CRON_FIELDS):
         alone = ["*"] * len(_CRON_FIELDS)

@@ -259,6 +259,14 @@ def _cross_issues(spec: ScalerSpec) -> Iterable[SpecIssue]:
             )
         if entry.min_replicas > spec.max_replicas:
             yield _above_max(f"schedule.{i}.min_replicas", entry.min_replicas, spec.max_replicas)
+        if entry.max_replicas is not None and entry.max_replicas > spec.max_replicas:
+            # Caps win over floors and max_replicas over every cap: this one never binds.
+            issue = _above_max(f"schedule.{i}.max_replicas", entry.max_replicas, spec.max_replicas)
+            issue["message"] = (
+                f"{issue['message']}: a schedule cap only lowers the ceiling; to allow more "
+                "pods at these hours raise max_replicas and cap the other hours instead"
+            )
+            yield issue
     yield from _ambiguous_entries(spec.schedule)
     if spec.preheat.min_ready > spec.max_replicas:
         yield _above_max("preheat.min_ready", spec.preheat.min_ready, spec.max_replicas)

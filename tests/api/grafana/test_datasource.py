@@ -759,6 +759,15 @@ def _valid_query() -> dict[str, Any]:
             "invalid_payload",
         ),
         (
+            "/query",  # a format the panel cannot have: not silently a time series
+            {
+                **_valid_query(),
+                "targets": [{"refId": "A", "target": "gpu", "payload": {"format": "pie"}}],
+            },
+            400,
+            "invalid_payload",
+        ),
+        (
             "/query",
             {**_valid_query(), "filters": [{"key": "pod", "operator": "<", "value": "3"}]},
             400,
@@ -772,6 +781,21 @@ def _valid_query() -> dict[str, Any]:
         ),
         ("/variable", {"payload": {"target": "drop table"}}, 400, "invalid_variable"),
         ("/annotations", {"annotation": {"name": "x"}}, 422, "invalid"),
+        (
+            "/query",  # a typo in a kind: not an empty panel that looks like a quiet day
+            {**_valid_query(), "targets": [{"refId": "Anno", "target": "kind:actions"}]},
+            400,
+            "invalid_annotation_query",
+        ),
+        (
+            "/annotations",
+            {
+                "range": _valid_query()["range"],
+                "annotation": {"name": "x", "query": "deepseek-service kind:scaled"},
+            },
+            400,
+            "invalid_annotation_query",
+        ),
         ("/metrics", b'"metrics"', 400, "invalid_body"),
     ],
     ids=[
@@ -783,10 +807,13 @@ def _valid_query() -> dict[str, Any]:
         "zero-points",
         "bad-selector",
         "bad-agg",
+        "bad-format",
         "bad-operator",
         "bad-scaler-field",
         "bad-variable",
         "annotations-no-range",
+        "annotation-unknown-kind",
+        "simple-json-annotation-unknown-kind",
         "metrics-string",
     ],
 )
