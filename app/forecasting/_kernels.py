@@ -49,6 +49,10 @@ class SeasonalConfig:
     trend: bool = False
     clip: bool = False  # cap the profile's source at CLIP_FACTOR x its trailing season mean
     robust: bool = False  # level = median (not mean) of the window's differences; not ratio
+    # With damp > 0 the level is the window's (the series' usual level) plus the last point's
+    # departure from it, shrunk by damp per step ahead: a crowd or a noise excursion decays
+    # back instead of being carried whole over the horizon. No trend.
+    damp: float = 0.0
 
     def describe(self) -> str:
         parts = []
@@ -63,6 +67,8 @@ class SeasonalConfig:
             parts.append(f"{'median ' if self.robust else ''}{kind}={self.window}")
         if self.trend:
             parts.append("trend")
+        if self.damp:
+            parts.append(f"last point damped {self.damp:g}/step")
         return " ".join(parts) or "constant"
 
 
@@ -291,8 +297,8 @@ def _forecast_group(
     cy = cache.cy
     ratio = cfg.ratio and cfg.season > 0
 
-    def level(stop: IntArray) -> FloatArray:
-        if cfg.robust and not ratio:
+    def level(stop: IntArray, w: int = w) -> FloatArray:
+        if cfg.robust and not ratio and w > 1:
             med: FloatArray = cache.rolling_median(cfg, k0, stop - 1)
             return med
         # A one-point window is read directly: exact, where a cumsum difference would round.
@@ -310,7 +316,10 @@ def _forecast_group(
 
     stop = o + 1
     lev0 = level(stop)
-    slope = (lev0 - level(stop - w)) / w if cfg.trend else np.zeros(o.shape)
-    lev = lev0 + slope * ((w - 1) / 2.0 + h)
+    if cfg.damp:
+        lev = lev0 + np.power(cfg.damp, h) * (level(stop, 1) - lev0)
+    else:
+        slope = (lev0 - level(stop - w)) / w if cfg.trend else np.zeros(o.shape)
+        lev = lev0 + slope * ((w - 1) / 2.0 + h)
     res: FloatArray = target * np.maximum(lev, 0.0) if ratio else target + lev
     return res

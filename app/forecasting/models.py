@@ -59,6 +59,9 @@ __all__ = [
 
 DEFAULT_EVAL_POINTS = 1000
 LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+# The damped members' usual-level windows and decay factors per step (see `_damped`).
+DAMPED_WINDOWS: tuple[int, ...] = (32, 64)
+DAMP_FACTORS: tuple[float, ...] = (0.8, 0.9)
 # Median levels are offered from this window up (the median of 1 or 2 points is the mean).
 ROBUST_MIN_WINDOW = 4
 # A more complex candidate must beat the simplest near-best one by this much to lead the
@@ -73,6 +76,23 @@ MIN_SPLIT = 40  # eval windows shorter than this are not cross-validated (noted)
 TRIM = 0.05
 ENSEMBLE_POOL = 24  # members are picked among this many best single candidates
 ENSEMBLE_MIN_GAIN = 0.002  # a member joins the average only if it cuts the MAE by 0.2 %
+
+
+def _damped(season: int = 0, seasons: int = 1) -> list[SeasonalConfig]:
+    """The usual level over a long window (a mean, a median that a crowd inside it does not
+    move, or a ratio to the profile) plus the last point's departure from it, decaying by a
+    factor per step ahead: an excursion (a flash crowd, a noisy swing) relaxes back to the
+    usual level instead of being carried whole over the horizon."""
+    forms = ((False, False), (False, True)) + (((True, False),) if season else ())
+    return [
+        SeasonalConfig(
+            season=season, seasons=seasons, window=w, ratio=ratio, robust=robust, damp=damp
+        )
+        for w in DAMPED_WINDOWS
+        if not season or w < season
+        for ratio, robust in forms
+        for damp in DAMP_FACTORS
+    ]
 
 
 def eval_window(n: int, lead: int, eval_points: int) -> int:
@@ -443,6 +463,9 @@ class RobustSeasonalForecaster(_FastModel):
                                         robust=robust,
                                     )
                                 )
+            for k in ks:
+                out.extend(_damped(season=m, seasons=k))
+        out.extend(_damped())
         return [c for c in out if warmup(c, self.lead) <= limit]
 
     def _choose(
