@@ -115,20 +115,29 @@ async def start(
     return created
 
 
+def _finished(rollout_id: int, status: str) -> Conflict:
+    return Conflict(
+        f"rollout {rollout_id} is {status}; only an active rollout can be cancelled",
+        code="rollout_finished",
+        details={"status": status},
+    )
+
+
 async def cancel(shell: Shell, rollout_id: int, *, actor: Principal) -> store.StoredRollout:
     """Ask the executor to roll back (the original template restored when it was patched,
     then the target handed back to the policy); Conflict when the rollout already ended."""
     found = await get(shell, rollout_id)
     if not found.active:
-        raise Conflict(
-            f"rollout {rollout_id} is {found.status}; only an active rollout can be cancelled",
-            code="rollout_finished",
-            details={"status": found.status},
-        )
+        raise _finished(rollout_id, found.status)
     now_us = shell.clock.stamp_us()
     if not found.cancel_requested:
         async with shell.db.transaction() as conn:
-            await store.request_cancel(conn, rollout_id, now_us=now_us)
+            if not await store.request_cancel(conn, rollout_id, now_us=now_us):
+                # it ended (or was flagged) since it was read: no event, no audit entry
+                now = await store.get_rollout(conn, rollout_id)
+                if now is None or not now.active:
+                    raise _finished(rollout_id, "deleted" if now is None else now.status)
+                return now
             await scaler_store.add_event(
                 conn,
                 found.scaler,

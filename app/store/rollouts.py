@@ -156,9 +156,17 @@ async def save_rollout(conn: AsyncConnection, rollout: StoredRollout, *, now_us:
     )
 
 
-async def request_cancel(conn: AsyncConnection, rollout_id: int, *, now_us: int) -> None:
-    await conn.execute(
+async def request_cancel(conn: AsyncConnection, rollout_id: int, *, now_us: int) -> bool:
+    """Flag the rollout for the executor to roll back, in one statement that also checks it is
+    still active and not flagged yet: False (nothing written) where it has ended or was flagged
+    since it was read."""
+    result = await conn.execute(
         sa.update(rollouts)
-        .where(rollouts.c.id == rollout_id)
+        .where(
+            rollouts.c.id == rollout_id,
+            rollouts.c.status.in_(ACTIVE),
+            rollouts.c.cancel_requested.is_(False),
+        )
         .values(cancel_requested=True, updated_us=now_us)
     )
+    return result.rowcount == 1
