@@ -343,18 +343,23 @@ class FlakyCluster(RecordingCluster):
         return await super().observe(target)
 
 
+async def stored_rollout(db: Database, *, stabilize_s: float) -> rollout_store.StoredRollout:
+    """The brief's scaler (no schedule, no preheat) and a pending rollout of image v2 on it."""
+    doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
+    request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
+    request |= {"surge_percent": 50, "stabilize_s": stabilize_s, "timeout_s": 60}
+    async with db.transaction() as conn:
+        await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
+        return await rollout_store.create_rollout(
+            conn, "deepseek-service", request, dry_run=False, now_us=0
+        )
+
+
 async def test_a_cluster_outage_at_a_steps_start_is_retried(database_url: str) -> None:
     await truncate_all(database_url)
     db = Database(database_url)
     try:
-        doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
-        request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
-        request |= {"surge_percent": 50, "stabilize_s": 0, "timeout_s": 60}
-        async with db.transaction() as conn:
-            await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
-            created = await rollout_store.create_rollout(
-                conn, "deepseek-service", request, dry_run=False, now_us=0
-            )
+        created = await stored_rollout(db, stabilize_s=0)
         cluster = FlakyCluster(failures=1)
         executor = RolloutExecutor(db, cluster, SystemClock())
         assert await executor.tick_all() == 1
@@ -371,7 +376,7 @@ async def test_a_cluster_outage_at_a_steps_start_is_retried(database_url: str) -
             done = await rollout_store.get_rollout(conn, created.id)
         assert done is not None and done.status == "succeeded", done
         assert (done.steps[0]["details"]["from"], done.steps[0]["details"]["to"]) == (2, 3)
-        assert cluster.template_patches == [request["patch"]]
+        assert cluster.template_patches == [created.request["patch"]]
     finally:
         await db.dispose()
 
@@ -468,14 +473,7 @@ async def test_a_cancel_whose_rollback_fails_ends_failed_not_cancelled(
     await truncate_all(database_url)
     db = Database(database_url)
     try:
-        doc = {**BRIEF, "schedule": [], "preheat": {"enabled": False}}
-        request = {"patch": {"spec": {"containers": [{"name": "main", "image": "v2"}]}}}
-        request |= {"surge_percent": 50, "stabilize_s": 60, "timeout_s": 60}
-        async with db.transaction() as conn:
-            await scaler_store.upsert_scaler(conn, "deepseek-service", doc, now_us=0)
-            created = await rollout_store.create_rollout(
-                conn, "deepseek-service", request, dry_run=False, now_us=0
-            )
+        created = await stored_rollout(db, stabilize_s=60)
         cluster = NoRollbackCluster(initial_replicas=2)
         executor = RolloutExecutor(db, cluster, SystemClock())
         await executor.tick_all()
