@@ -9,6 +9,7 @@ its pool down).
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -46,10 +47,18 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
     warnings); now SIGTERM raises `Terminated`, and that or Ctrl-C (KeyboardInterrupt in the
     parent alone) terminates the workers and propagates."""
 
+    parent = os.getpid()
+
     def on_term(_signum: int, _frame: object) -> None:
         raise Terminated
 
+    def on_int(_signum: int, _frame: object) -> None:
+        # A worker forked with this handler, before its initializer ran, ignores Ctrl-C too.
+        if os.getpid() == parent:
+            raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, on_int)
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=ignore_sigint)
     try:
         yield pool
@@ -60,3 +69,4 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
         pool.shutdown(wait=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)

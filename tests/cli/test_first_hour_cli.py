@@ -137,6 +137,32 @@ def _started_workers(proc: subprocess.Popen[str]) -> list[int]:
     return workers
 
 
+def _sigint_state(pid: int) -> str:
+    """The process's SIGINT as the kernel has it (ignored, blocked, caught), for a failure."""
+    try:
+        fields = dict(
+            line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+    except OSError:
+        return f"{pid}: gone"
+    bit = 1 << (signal.SIGINT - 1)
+    says = [k for k in ("SigIgn", "SigBlk", "SigCgt") if int(fields[k], 16) & bit]
+    return f"{pid}: SIGINT {'/'.join(says) or 'default'}"
+
+
+def _stopped(proc: subprocess.Popen[str], workers: list[int]) -> str:
+    """The command's stderr once it has exited; if it has not within 30 s, it and its workers
+    are killed (never left running beside the rest of the suite) and the failure says how
+    each of them held SIGINT."""
+    try:
+        return proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        states = [_sigint_state(pid) for pid in [proc.pid, *workers]]
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        raise AssertionError(f"still running 30 s after the signal ({states}):\n{stderr}") from None
+
+
 def test_sigterm_stops_the_workers_with_the_command(tmp_path: Path) -> None:
     """Killed by SIGTERM, `ciuic simulate` died at once and left its pool's workers running
     their policies to the end (then "leaked semaphore" warnings): it now stops them."""
@@ -149,7 +175,7 @@ def test_sigterm_stops_the_workers_with_the_command(tmp_path: Path) -> None:
     )
     workers = _started_workers(proc)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
+    stderr = _stopped(proc, workers)
     assert proc.returncode == 128 + signal.SIGTERM
     assert "stopped (SIGTERM)" in stderr and "leaked" not in stderr
     time.sleep(0.5)
@@ -179,9 +205,9 @@ def test_ctrl_c_stops_the_workers_with_one_line(
         start_new_session=True,  # a terminal's process group of its own, workers included
     )
     workers = _started_workers(proc)
-    time.sleep(0.5)  # the workers' first step: ignore SIGINT (forked, it takes them a moment)
+    time.sleep(0.5)  # a Ctrl-C while the workers start: forked ones ignore it from the start
     os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    stderr = _stopped(proc, workers)
     assert proc.returncode == 128 + signal.SIGINT
     assert stderr.strip().splitlines()[-1:] == [f"{name}: stopped (Ctrl-C)"]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
