@@ -5,17 +5,25 @@ included: each then died on its own KeyboardInterrupt and printed a traceback (t
 `ciuic serve`, whose simulation and forecast workers sat idle), while the parent was already
 stopping. A worker started here ignores SIGINT; the parent stops it (terminates it, or shuts
 its pool down).
+
+A worker also ends when the process that started it is gone: a `ciuic serve` killed with
+SIGKILL (or OOM-killed) cannot stop its pool, and its spawned forecast and simulation workers
+sat idle for good, with the resource tracker beside them.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
-__all__ = ["Terminated", "ignore_sigint", "stop_workers", "worker_pool"]
+__all__ = ["Terminated", "exit_with_parent", "stop_workers", "worker_init", "worker_pool"]
+
+PARENT_CHECK_S = 1.0  # how often a worker looks for the process that started it
 
 
 class Terminated(BaseException):
@@ -23,12 +31,29 @@ class Terminated(BaseException):
     orphaned."""
 
 
-def ignore_sigint() -> None:
-    """A pool's initializer (top-level: a spawned worker imports it). SIGTERM is the
-    default's again: a forked worker inherits `worker_pool`'s handler, and terminated mid-task
-    it raised `Terminated` into the task and lingered until the pool shut down."""
+def worker_init() -> None:
+    """A pool's initializer (top-level: a spawned worker imports it): ignore Ctrl-C, and end
+    with the parent (`exit_with_parent`). SIGTERM is the default's again: a forked worker
+    inherits `worker_pool`'s handler, and terminated mid-task it raised `Terminated` into the
+    task and lingered until the pool shut down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    exit_with_parent()
+
+
+def exit_with_parent() -> None:
+    """Called in a worker (a pool's initializer, or from one): a daemon thread ends the
+    process once the process that started it has died (the worker is then re-parented, to
+    init or a subreaper). Polled, not `PR_SET_PDEATHSIG`: that fires when the *thread* that
+    started the worker ends, and a pool starts workers from whichever thread submits."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)  # no cleanup to run: the task's result has nowhere to go
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -59,7 +84,7 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     previous_int = signal.signal(signal.SIGINT, on_int)
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=worker_init)
     try:
         yield pool
     except BaseException:

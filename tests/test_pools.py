@@ -12,6 +12,8 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -100,3 +102,52 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"  # a zombie is gone
+
+
+# A parent that starts one of the pools, prints its worker's pid, and waits to be killed.
+_PARENT = """
+import sys, time
+from tests import test_pools
+with getattr(test_pools, sys.argv[1])() as executor:
+    print(executor.submit(test_pools.os.getpid).result(timeout=120), flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("pool", ["cli_pool", "simulation_jobs_pool", "forecast_pool"])
+def test_a_worker_ends_when_its_parent_is_killed(pool: str) -> None:
+    """`kill -9` (or the OOM killer) on `ciuic serve` left its idle forecast and simulation
+    workers running for good, and the resource tracker beside them."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, pool], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        children = _children(parent.pid)  # the worker, and the resource tracker if any
+        assert worker in children
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 15
+    while (left := [pid for pid in children if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running 15 s after their parent was killed: {left}"
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry))
+    return found

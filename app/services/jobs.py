@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from app.clock import Clock
 from app.policy import parse_spec
-from app.pools import ignore_sigint, stop_workers
+from app.pools import stop_workers, worker_init
 from app.services.errors import Busy
 from app.sim import (
     SCENARIOS,
@@ -240,7 +240,7 @@ class SimulationJobs:
             self.pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=ignore_sigint,
+                initializer=worker_init,
             )
         return self.pool
 

@@ -32,7 +32,7 @@ from app.forecasting.base import Forecaster
 from app.forecasting.from_spec import forecaster_for, history_span, lead_steps, model_name
 from app.policy import ScalerSpec, SpecError
 from app.policy.types import LoadForecast
-from app.pools import ignore_sigint, stop_workers
+from app.pools import stop_workers, worker_init
 from app.services.backfill import Backfilled, Backfiller, history_selector
 from app.services.forecasts import (
     GRID_STEP_S,
@@ -297,7 +297,7 @@ def _background_priority() -> None:
     """The fitting process yields the CPU to ingestion and reconciles: a refit may finish a
     little later, a push must not wait (bench/soak.py: p99 153 ms at normal priority). It
     leaves Ctrl-C to the service, which shuts the pool down."""
-    ignore_sigint()
+    worker_init()
     with contextlib.suppress(OSError, AttributeError):  # not on every platform
         os.nice(10)
 
