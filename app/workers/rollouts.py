@@ -7,7 +7,9 @@ then scale down to the optimal count. The steps:
 2. patch: save the current template (for a rollback), then apply the template patch;
 3. follow: until observedGeneration >= generation and every replica is updated and available;
 4. stabilize: the rollout stays complete for `stabilize_s` (a pod lost restarts the wait);
-5. release: the hold ends and the policy decides at once (one reconcile of the scaler).
+5. release: the hold ends and the policy decides at once (one reconcile of the scaler); a
+   paused scaler has no policy to decide, so its surge is given back instead (the count from
+   before the surge, unless someone set another since).
 
 The executor is a state machine over the stored row, ticked by the loop (every
 `rollout_poll_s`, or at once when the API creates or cancels one): each tick looks at the
@@ -270,6 +272,28 @@ class RolloutExecutor:
             return await self._done(r, step, f"stabilize: stable for {wait_s:g} s")
         return False
 
+    async def _give_surge_back(
+        self, r: StoredRollout, target: TargetRef, replicas: int, details: dict[str, Any]
+    ) -> int:
+        """A paused scaler's release: no policy decides, so the surge's pods would run until
+        someone resumed it. The count goes back to what it was before the surge, unless it is
+        no longer the surge's (someone scaled the target by hand meanwhile: theirs stands)."""
+        surge = next((s for s in r.steps if s["name"] == "surge"), None)
+        if (
+            surge is None
+            or not surge["details"].get("begun")
+            or replicas != int(surge["details"]["to"])
+        ):
+            details["handed_back"] = "scaler paused: the replicas stay as they are"
+            return replicas
+        before = int(surge["details"]["from"])
+        if before < replicas:
+            await self.cluster.scale(target, before)
+        details["handed_back"] = (
+            f"scaler paused: the surge given back, to the {before} replicas from before it"
+        )
+        return (await self.cluster.observe(target)).replicas
+
     async def _release(self, r: StoredRollout, step: dict[str, Any], target: TargetRef) -> bool:
         """Let the policy decide at once (one reconcile of the scaler), then end the hold.
 
@@ -287,8 +311,7 @@ class RolloutExecutor:
         async with self.db.read() as conn:
             scaler = await scaler_store.get_scaler(conn, r.scaler)
         if scaler is None or scaler.paused:
-            details["handed_back"] = "scaler paused: the replicas stay as they are"
-            after = state.replicas
+            after = await self._give_surge_back(r, target, state.replicas, details)
         else:
             now = self.clock.now()
             await reconcile_scaler(

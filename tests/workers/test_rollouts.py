@@ -182,6 +182,42 @@ def test_surge_patch_follow_stabilize_release(live: LiveServer, cluster: Countin
     assert [r["id"] for r in listed] == [created["id"]]
 
 
+def test_a_paused_scalers_rollout_gives_its_surge_back(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    """No policy decides for a paused scaler: the surge's pods used to run on, at 1.5 x the
+    cost, until someone resumed it. The count goes back to the one it found."""
+    url = live.url
+    add_scaler(url)
+    assert httpx.post(f"{url}/v1/scalers/deepseek-service/pause").status_code == 200
+    created = start(url, image="deepseek:7b-v2", surge_percent=50, stabilize_s=0.1)
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "succeeded", body
+    surge, release = body["steps"][0], body["steps"][-1]
+    assert (surge["details"]["from"], surge["details"]["to"]) == (2, 3)
+    assert (release["details"]["replicas_before"], release["details"]["replicas_after"]) == (3, 2)
+    assert "surge given back" in release["details"]["handed_back"]
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 2
+    assert image(cluster) == "deepseek:7b-v2"
+
+
+def test_a_paused_scalers_count_set_by_hand_mid_rollout_stands(
+    live: LiveServer, cluster: CountingCluster
+) -> None:
+    url = live.url
+    add_scaler(url)
+    assert httpx.post(f"{url}/v1/scalers/deepseek-service/pause").status_code == 200
+    created = start(url, image="deepseek:7b-v2", surge_percent=50, stabilize_s=1.0)
+    wait_for(url, created["id"], lambda b: b["step"] == "stabilize")
+    asyncio.run(cluster.scale(TARGET, 5))  # `kubectl scale` by its operator, while paused
+    body = wait_for(url, created["id"], finished)
+    assert body["status"] == "succeeded", body
+    release = body["steps"][-1]
+    assert release["details"]["replicas_after"] == 5
+    assert release["details"]["handed_back"] == "scaler paused: the replicas stay as they are"
+    assert asyncio.run(cluster.observe(TARGET)).replicas == 5
+
+
 def test_one_active_rollout_per_scaler_and_the_reconciler_holds_off(
     live: LiveServer, cluster: CountingCluster
 ) -> None:
