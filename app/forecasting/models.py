@@ -62,6 +62,8 @@ LEVEL_WINDOWS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 # The damped members' usual-level windows and decay factors per step (see `_damped`).
 DAMPED_WINDOWS: tuple[int, ...] = (32, 64)
 DAMP_FACTORS: tuple[float, ...] = (0.8, 0.9)
+# The windows of the levels that restart at a jump (`SeasonalConfig.reset`).
+RESET_WINDOWS: tuple[int, ...] = (16, 64)
 # Median levels are offered from this window up (the median of 1 or 2 points is the mean).
 ROBUST_MIN_WINDOW = 4
 # A more complex candidate must beat the simplest near-best one by this much to lead the
@@ -466,6 +468,7 @@ class RobustSeasonalForecaster(_FastModel):
             for k in ks:
                 out.extend(_damped(season=m, seasons=k))
         out.extend(_damped())
+        out.extend(SeasonalConfig(window=w, reset=True) for w in RESET_WINDOWS)
         return [c for c in out if warmup(c, self.lead) <= limit]
 
     def _choose(

@@ -192,6 +192,7 @@ _CFGS = st.builds(
     clip=st.booleans(),
     robust=st.booleans(),
     damp=st.sampled_from([0.0, 0.8, 0.9]),
+    reset=st.booleans(),
 )
 
 
@@ -271,6 +272,42 @@ def test_crowds_that_decay_are_forecast_by_a_damped_member() -> None:
     fitted = RobustSeasonalForecaster(lead=12).fit(hist(y))
     assert any(cfg.damp for cfg in fitted.config), fitted.config
     naive = NaiveForecaster(lead=12).fit(hist(y))
+    fc, base = fitted.backtest, naive.backtest
+    assert fc is not None and base is not None
+    assert fc.mae < 0.9 * base.mae
+
+
+def test_a_reset_level_averages_while_a_level_holds_and_restarts_at_a_step() -> None:
+    """A level that holds, then steps: the plain mean of the window lags the step for a whole
+    window; the reset level takes the new level at once and averages the noise after it."""
+    rng = np.random.default_rng(4)
+    y = np.concatenate([np.full(100, 500.0), np.full(6, 1000.0)]) * np.exp(
+        rng.normal(0.0, 0.04, 106)
+    )
+    cache = SeriesCache(causal_fill(y, 0), extra=4)
+    o = np.array([105])
+    reset = SeasonalConfig(window=16, reset=True)
+    assert lead_forecast(cache, o, 4, reset)[0] == pytest.approx(y[100:].mean())
+    assert lead_forecast(cache, o, 4, SeasonalConfig(window=16))[0] < 700.0  # ten old points
+    # Before the step it is the plain mean of the window (the noise set off no jump).
+    before = lead_forecast(cache, np.array([99]), 1, reset)[0]
+    assert before == pytest.approx(y[84:100].mean())
+    assert "since the last jump" in reset.describe()
+
+
+def test_levels_that_hold_for_hours_and_step_are_forecast_by_a_reset_member() -> None:
+    """15-minute counts holding a level for 2-20 hours and then stepping by half or more,
+    with 4 % noise: one step ahead the fit picks a level that restarts at each step, and
+    beats the last value by more than 10 % (the last value carries each point's noise)."""
+    rng = np.random.default_rng(7)
+    level, n, current = [], 8 * 96, 500.0
+    while len(level) < n:
+        level += [current] * int(rng.uniform(8, 80))
+        current *= float(rng.choice([0.6, 1.6]))  # a step worth the name, either way
+    y = np.array(level[:n]) * np.exp(rng.normal(0.0, 0.04, n))
+    fitted = RobustSeasonalForecaster(lead=1).fit(hist(y))
+    assert any(cfg.reset for cfg in fitted.config), fitted.config
+    naive = NaiveForecaster(lead=1).fit(hist(y))
     fc, base = fitted.backtest, naive.backtest
     assert fc is not None and base is not None
     assert fc.mae < 0.9 * base.mae
