@@ -1,7 +1,8 @@
 """Rolling updates with a surge plan: start one on a scaler's target, follow it, cancel it.
 
 Starting only records the request (app.services.rollouts checks it against the live template,
-so a container that does not exist is a 422 now, not a failed rollout later); the leader's
+so a container that does not exist, by `container` or named in `template_patch`, is a 422 now,
+not a failed rollout later, nor a new container added to every pod); the leader's
 executor (app.workers.rollouts) runs it. One active rollout per scaler: a second is a 409.
 """
 
@@ -37,7 +38,8 @@ class RolloutIn(BaseModel):
     template_patch: dict[str, Any] | None = Field(
         None,
         description="A strategic merge patch of spec.template (instead of `image`): its "
-        "`metadata` and/or `spec`",
+        "`metadata` and/or `spec`. Containers and initContainers merge by name: each one it "
+        "names must be one the target has (422 otherwise)",
     )
     surge_percent: float = Field(50, ge=1, le=200, description="Extra replicas before the patch")
     stabilize_s: float = Field(60, ge=0, le=86400, description="Stable this long before release")
@@ -172,7 +174,7 @@ def _details(stored: dict[str, Any]) -> dict[str, Any]:
         },
         422: {
             "description": "Invalid request (neither image nor patch, surge out of range, "
-            "unknown container)"
+            "a container the target does not have, by `container` or in `template_patch`)"
         },
     },
 )

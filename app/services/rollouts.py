@@ -2,7 +2,9 @@
 (app.workers.rollouts) carries them out; these record the request and kick it.
 
 Starting checks the request against the live template first, so a container that does not
-exist is refused now (Invalid), not a failed rollout later. One active rollout per scaler
+exist is refused now (Invalid), not a failed rollout later: `image` of an unknown `container`,
+and a `template_patch` naming a container or init container the template lacks (containers
+merge by name, so the API server would add it to every pod). One active rollout per scaler
 (Conflict): the scaler's row lock serialises two concurrent starts.
 """
 
@@ -19,7 +21,10 @@ from app.services.shell import Shell
 from app.store import rollouts as store
 from app.store import scalers as scaler_store
 
-__all__ = ["cancel", "get", "image_patch", "start"]
+__all__ = ["cancel", "get", "image_patch", "start", "unknown_containers"]
+
+# The pod spec's lists of containers that a strategic merge patch merges by name.
+_CONTAINER_LISTS = ("containers", "initContainers")
 
 
 def image_patch(template: dict[str, Any], image: str, container: str | None) -> dict[str, Any]:
@@ -32,6 +37,52 @@ def image_patch(template: dict[str, Any], image: str, container: str | None) -> 
     if name not in names:
         raise ValueError(f"no container {name!r} in the pod template (it has {names})")
     return {"spec": {"containers": [{"name": name, "image": image}]}}
+
+
+def _names_in(items: Any) -> list[str]:
+    """The names of a list of containers (a patch's directives, which have none, skipped)."""
+    if not isinstance(items, list):
+        return []
+    return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
+def _patched_lists(patch: dict[str, Any] | None) -> list[str]:
+    """The container lists of the pod spec that a template patch names containers in."""
+    spec = (patch or {}).get("spec")
+    if not isinstance(spec, dict):
+        return []
+    return [key for key in _CONTAINER_LISTS if _names_in(spec.get(key))]
+
+
+def unknown_containers(template: dict[str, Any], patch: dict[str, Any]) -> list[dict[str, Any]]:
+    """One problem per container list (containers, initContainers) in which `patch` names
+    containers the pod template does not have: its field, a message, the unknown names and
+    the template's own. Empty when every name is known."""
+    have = template.get("spec") or {}
+    problems: list[dict[str, Any]] = []
+    for key in _patched_lists(patch):
+        known = _names_in(have.get(key))
+        unknown = [n for n in dict.fromkeys(_names_in(patch["spec"][key])) if n not in known]
+        if not unknown:
+            continue
+        what = "container" if key == "containers" else "init container"
+        names = ", ".join(map(repr, unknown))
+        it_has = ", ".join(map(repr, known)) if known else "none"
+        message = (
+            f"no {what} {names} in the pod template (its {key}: {it_has}): {key} merge by "
+            f"name, so the patch would add {'it' if len(unknown) == 1 else 'them'} to every "
+            "pod; a rollout changes the containers the target has (add or remove one in its "
+            "manifest)"
+        )
+        problems.append(
+            {
+                "field": f"template_patch.spec.{key}",
+                "message": message,
+                "unknown": unknown,
+                "containers": known,
+            }
+        )
+    return problems
 
 
 async def get(shell: Shell, rollout_id: int) -> store.StoredRollout:
@@ -62,19 +113,29 @@ async def start(
     except SpecError as exc:
         raise Invalid(f"the scaler's spec is invalid: {exc}") from exc
     patch = request.get("template_patch")
-    if image is not None:
+    if image is not None or _patched_lists(patch):
         try:
             template = await shell.cluster.template(spec.target)
         except ClusterError as exc:
             raise Conflict(f"cannot read the target: {exc}", code="cluster_error") from exc
-        try:
-            patch = image_patch(template, image, container)
-        except ValueError as exc:
-            raise Invalid(
-                str(exc),
-                code="invalid_rollout",
-                details=[{"field": "container", "message": str(exc)}],
-            ) from exc
+        if image is None:
+            assert patch is not None  # the request has one or the other
+            problems = unknown_containers(template, patch)
+            if problems:
+                raise Invalid(
+                    "; ".join(p["message"] for p in problems),
+                    code="invalid_rollout",
+                    details=problems,
+                )
+        else:
+            try:
+                patch = image_patch(template, image, container)
+            except ValueError as exc:
+                raise Invalid(
+                    str(exc),
+                    code="invalid_rollout",
+                    details=[{"field": "container", "message": str(exc)}],
+                ) from exc
     # The rollout is pinned to the workload it starts on: a spec pointed elsewhere meanwhile
     # does not move it (its saved template is that workload's).
     pinned = {"kind": spec.target.kind, "namespace": spec.target.namespace}

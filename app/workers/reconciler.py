@@ -122,21 +122,19 @@ async def _reconcile(
         _log_action(name, spec, cluster_state.replicas, decision, action_error)
     # A fractional plan's partial pod gets its share of CPU and memory in place; where the
     # cluster cannot, the plan stays rounded up (whole pods) and an event says why. A plan
-    # back to whole pods (or fractional pods turned off) restores the pod left partial.
+    # back to whole pods (or fractional pods turned off) restores the pod left partial. In
+    # dry run nothing is resized, and the event says what would be.
     partial_note: str | None = None
     partial_changed = False
     previous = (scaler.last_decision or {}).get("plan", {}).get("partial")
-    if (
-        (spec.fractional.enabled or previous is not None)
-        and spec.mode == "apply"
-        and not action_error
-        and decision.valid
-    ):
+    if (spec.fractional.enabled or previous is not None) and not action_error and decision.valid:
         partial_changed = previous != decision.plan.partial
-        try:
-            partial_note = await cluster.resize_partial(spec.target, decision.plan.partial)
-        except ClusterError as exc:
-            partial_note = f"{_CANNOT_RESIZE}{exc}"
+        if spec.mode == "apply":
+            try:
+                partial_note = await cluster.resize_partial(spec.target, decision.plan.partial)
+            except ClusterError as exc:
+                partial_note = f"{_CANNOT_RESIZE}{exc}"
+    dry_run = spec.mode == "dry_run"
 
     async def write(conn: AsyncConnection) -> None:
         # The state assumes the decision is applied; a failed action keeps the old state so
@@ -164,7 +162,7 @@ async def _reconcile(
             elif spec.mode == "apply":
                 kind, message = "action", f"scaled {move}"
             else:
-                kind, message = "dry_run", f"would scale {move} (dry run: nothing changed)"
+                kind, message = "dry_run", f"would scale {move}{_NOTHING_CHANGED}"
             await store.add_event(
                 conn,
                 name,
@@ -180,7 +178,12 @@ async def _reconcile(
             )
         if partial_changed and decision.plan.partial is None:
             whole = "its full CPU and memory"
-            if partial_note:
+            if dry_run:
+                restored = (
+                    f"would restore the partial pod to {whole}: {decision.plan.full} whole "
+                    f"pods{_NOTHING_CHANGED}"
+                )
+            elif partial_note:
                 why = partial_note.removeprefix(_CANNOT_RESIZE)
                 left = f"it stays at {float(previous):.0%}"
                 restored = f"cannot restore the partial pod to {whole} ({left}): {why}"
@@ -190,25 +193,32 @@ async def _reconcile(
                 conn,
                 name,
                 ts_us=now_us,
-                kind="error" if partial_note else "action",
+                kind="dry_run" if dry_run else "error" if partial_note else "action",
                 replicas=decision.replicas,
                 message=restored,
                 payload={"partial": None, "full": decision.plan.full},
             )
         if partial_changed and decision.plan.partial is not None:
             share = f"{decision.plan.partial:.0%}"
+            if dry_run:
+                resized = (
+                    f"would resize the partial pod in place to {share} of its CPU and memory"
+                    f"{_NOTHING_CHANGED}"
+                )
+            elif partial_note:
+                resized = (
+                    f"plan rounded up to {decision.replicas} whole pods instead of one at "
+                    f"{share}: {partial_note}"
+                )
+            else:
+                resized = f"partial pod resized in place to {share} of its CPU and memory"
             await store.add_event(
                 conn,
                 name,
                 ts_us=now_us,
-                kind="action",
+                kind="dry_run" if dry_run else "action",
                 replicas=decision.replicas,
-                message=(
-                    f"plan rounded up to {decision.replicas} whole pods instead of one at "
-                    f"{share}: {partial_note}"
-                    if partial_note
-                    else f"partial pod resized in place to {share} of its CPU and memory"
-                ),
+                message=resized,
                 payload={"partial": decision.plan.partial, "full": decision.plan.full},
             )
         if deletion_note:
@@ -227,6 +237,7 @@ async def _reconcile(
 
 
 _CANNOT_RESIZE = "cannot resize the partial pod: "
+_NOTHING_CHANGED = " (dry run: nothing changed)"  # what each dry-run event's "would" ends with
 
 # Reasons that bind the count, latest pipeline step first (bounds over behaviour over hold
 # over the load): the one an operator asks about ("why 3?"). Preheat's spare pods come last:

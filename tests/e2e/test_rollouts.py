@@ -101,6 +101,17 @@ def test_a_patch_the_api_server_would_drop_fails_the_rollout_at_once(
         "reactive": {"window": "1s"},
     }
     assert httpx.post(f"{live.url}/v1/scalers", json=scaler).status_code == 201
+    # A misspelt container name is no field error: containers merge by name, and the API
+    # server would add a second container to every pod. Refused before anything is recorded,
+    # naming the containers the real Deployment has.
+    typo = httpx.post(
+        f"{live.url}/v1/scalers/{NAME}/rollouts",
+        json={"template_patch": {"spec": {"containers": [{"name": "modle", "image": "x:2"}]}}},
+    )
+    assert typo.status_code == 422, typo.text
+    [problem] = typo.json()["error"]["details"]
+    assert problem["unknown"] == ["modle"] and problem["containers"] == ["model"], problem
+    assert httpx.get(f"{live.url}/v1/scalers/{NAME}/rollouts").json()["rollouts"] == []
     created = httpx.post(
         f"{live.url}/v1/scalers/{NAME}/rollouts",
         json={

@@ -274,6 +274,42 @@ async def test_a_partial_pod_back_to_whole_is_restored_and_said(
     assert cluster.partial == partial
 
 
+async def test_dry_run_says_it_would_resize_and_restore_the_partial_pod(db: Database) -> None:
+    """In dry run the partial pod is neither resized nor restored, and the events say what a
+    live scaler would do, in the words of its dry-run scale ("would ..., dry run: nothing
+    changed"), with the same payload as the live event."""
+    window = {"window": "1s"}  # each decision on its own reading
+    fractional = {"enabled": True, "step": 0.1, "min_fraction": 0.3}
+    await add_scaler(db, mode="dry_run", reactive=window, fractional=fractional)
+    for pod in ("p0", "p1"):  # 3.7 pods: 3 whole and one at 70 %
+        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    cluster = RecordingCluster(initial_replicas=2)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    dry = [(e.message, e.payload.get("partial", "-")) for e in await events(db)]
+    assert (
+        "would resize the partial pod in place to 70% of its CPU and memory "
+        "(dry run: nothing changed)",
+        0.7,
+    ) in dry, dry
+    # The operator turns fractional pods off: a live scaler would restore the pod.
+    await add_scaler(db, mode="dry_run", reactive=window, fractional={"enabled": False})
+    for pod in ("p0", "p1"):
+        await push(db, NOW + 8, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    await reconcile_once(db, cluster, FakeClock(NOW + 10))
+    restore = [e for e in await events(db) if "restore" in e.message]
+    assert [(e.kind, e.message, e.payload) for e in restore] == [
+        (
+            "dry_run",
+            "would restore the partial pod to its full CPU and memory: 4 whole pods "
+            "(dry run: nothing changed)",
+            {"partial": None, "full": 4},
+        )
+    ]
+    resize = [e for e in await events(db) if "resize" in e.message]
+    assert [e.kind for e in resize] == ["dry_run"]
+    assert cluster.partial == {} and cluster.replicas == {}
+
+
 @pytest.mark.parametrize(
     ("aggregation", "replicas", "code"),
     [

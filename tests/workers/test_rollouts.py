@@ -356,6 +356,69 @@ def test_bad_requests(server: LiveServer, body: dict[str, Any], status: int, fie
     assert httpx.get(f"{url}/v1/scalers/deepseek-service/rollouts").json()["rollouts"] == []
 
 
+@pytest.mark.parametrize(
+    ("patch", "field", "unknown", "has"),
+    [
+        # A typo: containers merge by name, so the API server would add a second container,
+        # "modle", to every pod, beside the model server it meant to update.
+        pytest.param(
+            {"spec": {"containers": [{"name": "modle", "image": "deepseek:7b-v2"}]}},
+            "template_patch.spec.containers",
+            ["modle"],
+            ["model"],
+            id="misspelt-container",
+        ),
+        # The right container and a new one: refused whole, the right one is not updated alone.
+        pytest.param(
+            {
+                "spec": {
+                    "containers": [
+                        {"name": "model", "image": "deepseek:7b-v2"},
+                        {"name": "envoy", "image": "envoy:1.30"},
+                    ]
+                }
+            },
+            "template_patch.spec.containers",
+            ["envoy"],
+            ["model"],
+            id="one-of-two-unknown",
+        ),
+        # Init containers merge by name the same way; the pod template has none.
+        pytest.param(
+            {"spec": {"initContainers": [{"name": "fetch-weights", "image": "fetch:2"}]}},
+            "template_patch.spec.initContainers",
+            ["fetch-weights"],
+            [],
+            id="init-container",
+        ),
+    ],
+)
+def test_a_patch_naming_a_container_the_target_lacks_is_refused_and_writes_nothing(
+    server: LiveServer, patch: dict[str, Any], field: str, unknown: list[str], has: list[str]
+) -> None:
+    """A template_patch is checked against the live pod template before anything is
+    recorded: a container name the Deployment does not have is a 422 naming it and listing
+    the containers it has; no rollout, no event, no audit entry, the template untouched."""
+    url = server.url
+    add_scaler(url)
+    cluster: SimulatedCluster = server.app.state.ctx.cluster
+    template = asyncio.run(cluster.template(TARGET))
+    before = httpx.get(f"{url}/v1/scalers/deepseek-service/events").json()["events"]
+    audited = httpx.get(f"{url}/v1/audit").json()["entries"]
+    r = httpx.post(f"{url}/v1/scalers/deepseek-service/rollouts", json={"template_patch": patch})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_rollout"
+    assert all(repr(name) in error["message"] for name in unknown + has), error["message"]
+    [detail] = error["details"]
+    assert detail["field"] == field
+    assert detail["unknown"] == unknown and detail["containers"] == has
+    assert httpx.get(f"{url}/v1/scalers/deepseek-service/rollouts").json()["rollouts"] == []
+    assert httpx.get(f"{url}/v1/scalers/deepseek-service/events").json()["events"] == before
+    assert httpx.get(f"{url}/v1/audit").json()["entries"] == audited
+    assert asyncio.run(cluster.template(TARGET)) == template
+
+
 def test_unknown_scaler_and_rollout_are_404(server: LiveServer) -> None:
     url = server.url
     r = httpx.post(f"{url}/v1/scalers/nope/rollouts", json={"image": "a"})

@@ -116,6 +116,56 @@ def test_every_dashboard_query_is_answered(server: LiveServer) -> None:
         assert r.status_code == 200 and r.json(), variable["name"]
 
 
+def _annotation_texts(server: LiveServer, annotation: dict[str, Any]) -> set[str]:
+    """The texts of the annotations one of the dashboard's annotation queries draws (the last
+    hour), as Grafana asks for them."""
+    now = time.time()
+    rng = {"from": "now-1h", "to": "now"}
+    r = httpx.post(
+        f"{server.url}/grafana/query",
+        json={
+            "range": {
+                "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+                "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 1)),
+                "raw": rng,
+            },
+            "rangeRaw": rng,
+            "requestId": "AQ1",
+            "targets": [_substitute(annotation["target"])],
+        },
+    )
+    assert r.status_code == 200, r.text
+    (frame,) = r.json()
+    text = [c["text"] for c in frame["columns"]].index("text")
+    return {row[text] for row in frame["rows"]}
+
+
+def test_the_dashboard_marks_each_rollout_on_its_graphs(server: LiveServer) -> None:
+    """An SRE reading the replica graph sees why the count jumped by half and came back: every
+    rollout event (requested, each step, succeeded, failed, cancelled) is an annotation of
+    the shipped dashboard, enabled, beside the scaling actions."""
+    r = httpx.post(
+        f"{server.url}/v1/scalers", content=BRIEF, headers={"Content-Type": "application/yaml"}
+    )
+    assert r.status_code == 201, r.text
+    r = httpx.post(
+        f"{server.url}/v1/scalers/deepseek-service/rollouts", json={"image": "deepseek:7b-v2"}
+    )
+    assert r.status_code == 201, r.text
+    assert httpx.post(f"{server.url}/v1/rollouts/{r.json()['id']}/cancel").status_code == 202
+    page = httpx.get(
+        f"{server.url}/v1/scalers/deepseek-service/events", params={"kind": "rollout"}
+    ).json()
+    rollouts = {e["message"] for e in page["events"]}
+    assert len(rollouts) == 2, rollouts  # requested, cancel requested
+    drawn = {
+        a["name"]: _annotation_texts(server, a)
+        for a in DASHBOARD["annotations"]["list"][1:]
+        if a["enable"]
+    }
+    assert any(rollouts <= texts for texts in drawn.values()), drawn
+
+
 def _containers() -> dict[str, dict[str, Any]]:
     docs = list(yaml.safe_load_all((DEPLOY / "examples/inference-sidecars.yaml").read_text()))
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
