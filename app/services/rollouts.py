@@ -155,6 +155,8 @@ async def start(
             )
         dry_run = spec.mode == "dry_run"
         created = await store.create_rollout(conn, name, request, dry_run=dry_run, now_us=now_us)
+        if not dry_run:  # its surge moves the count on purpose: not a drift after it ends
+            await scaler_store.forget_applied(conn, name)
         await scaler_store.add_event(
             conn,
             name,

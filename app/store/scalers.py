@@ -18,12 +18,15 @@ from app.policy.types import Decision, ScalerState
 from app.store.tables import forecasts, rollouts, scaler_events, scalers
 
 __all__ = [
+    "UNCHANGED",
     "EventKind",
     "StoredEvent",
     "StoredScaler",
+    "Unchanged",
     "add_event",
     "decision_to_json",
     "delete_scaler",
+    "forget_applied",
     "get_scaler",
     "list_events",
     "list_scalers",
@@ -34,10 +37,12 @@ __all__ = [
 ]
 
 
-EventKind = Literal["decision", "action", "dry_run", "error", "spec", "backfill", "rollout", "skip"]
+EventKind = Literal[
+    "decision", "action", "dry_run", "error", "spec", "backfill", "rollout", "skip", "drift"
+]
 """What a scaler's event records: a decision, a scale applied (`action`) or only reported
 (`dry_run`), an error, a spec change, pause or resume (`spec`), a backfill, a rollout's step,
-a reconcile skipped."""
+a reconcile skipped, the target found at other replicas than Ciuic left it at (`drift`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,10 @@ class StoredScaler:
     last_decision_us: int | None
     last_error: str | None
     last_error_us: int | None
+    # The replicas Ciuic last left its target at in `apply` mode (set, or found and kept) and
+    # since when; None when it has none to stand by (see `record_outcome`).
+    applied_replicas: int | None = None
+    applied_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,13 @@ class StoredEvent:
     replicas: int | None
     message: str
     payload: dict[str, Any]
+
+
+class Unchanged:
+    """The type of UNCHANGED: a column `record_outcome` leaves as it is."""
+
+
+UNCHANGED = Unchanged()
 
 
 def state_to_json(state: ScalerState) -> str:
@@ -103,6 +119,8 @@ def _scaler(row: sa.Row[Any]) -> StoredScaler:
         last_decision_us=m["last_decision_us"],
         last_error=m["last_error"],
         last_error_us=m["last_error_us"],
+        applied_replicas=m["applied_replicas"],
+        applied_us=m["applied_us"],
     )
 
 
@@ -143,11 +161,15 @@ async def upsert_scaler(
             )
         )
     else:
-        await conn.execute(
-            sa.update(scalers)
-            .where(scalers.c.name == name)
-            .values(document=text, generation=existing.generation + 1, updated_us=now_us)
-        )
+        values: dict[str, Any] = {
+            "document": text,
+            "generation": existing.generation + 1,
+            "updated_us": now_us,
+        }
+        if existing.document.get("target") != document.get("target"):
+            # The count applied was another target's: the new one's is not drift.
+            values.update(applied_replicas=None, applied_us=None)
+        await conn.execute(sa.update(scalers).where(scalers.c.name == name).values(**values))
     stored = await get_scaler(conn, name)
     assert stored is not None
     return stored
@@ -161,8 +183,22 @@ async def delete_scaler(conn: AsyncConnection, name: str) -> None:
 
 
 async def set_paused(conn: AsyncConnection, name: str, paused: bool, now_us: int) -> None:
+    """A pause hands the target to the operator: the count Ciuic applied is forgotten, so
+    what they set meanwhile is found and kept on resume, not reported as drift."""
     await conn.execute(
-        sa.update(scalers).where(scalers.c.name == name).values(paused=paused, updated_us=now_us)
+        sa.update(scalers)
+        .where(scalers.c.name == name)
+        .values(paused=paused, updated_us=now_us, applied_replicas=None, applied_us=None)
+    )
+
+
+async def forget_applied(conn: AsyncConnection, name: str) -> None:
+    """Forget the count Ciuic applied (a rollout is about to surge the target on purpose):
+    the next pass records the count it finds, never a drift."""
+    await conn.execute(
+        sa.update(scalers)
+        .where(scalers.c.name == name)
+        .values(applied_replicas=None, applied_us=None)
     )
 
 
@@ -174,8 +210,14 @@ async def record_outcome(
     state: ScalerState | None = None,
     decision: dict[str, Any] | None = None,
     error: str | None = None,
+    applied: tuple[int, int] | Unchanged | None = UNCHANGED,
 ) -> None:
+    """`applied`: (replicas, since_us) the target was left at by an `apply` pass, None to
+    forget it (a dry run applies nothing), UNCHANGED to keep it (the target was not read)."""
     values: dict[str, Any] = {}
+    if not isinstance(applied, Unchanged):
+        values["applied_replicas"] = None if applied is None else applied[0]
+        values["applied_us"] = None if applied is None else applied[1]
     if state is not None:
         values["state"] = state_to_json(state)
     if decision is not None:

@@ -154,6 +154,11 @@ scalers = sa.Table(
     sa.Column("last_decision_us", sa.BigInteger, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("last_error_us", sa.BigInteger, nullable=True),
+    # The replicas Ciuic last left its target at in `apply` mode (set, or found and kept) and
+    # since when; NULL when it has none to stand by (never applied, a dry run, paused, another
+    # target). A pass that finds the target elsewhere records a `drift` event.
+    sa.Column("applied_replicas", sa.Integer, nullable=True),
+    sa.Column("applied_us", sa.BigInteger, nullable=True),
 )
 
 # What happened to each scaler: decisions, actions (or what a dry run would have done),

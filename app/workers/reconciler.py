@@ -4,6 +4,14 @@ in dry run, say what it would do), and record the decision, the carried state an
 An event is written when something happens (a scale action, a dry-run "would scale", an
 error, a change of error), not on every tick: the status always holds the latest decision.
 
+A pass in `apply` mode that finds the target at other replicas than Ciuic last left it at
+(`StoredScaler.applied_replicas`) records a `drift` event first: someone ran `kubectl scale`,
+another autoscaler (an HPA) scales the same target, or a leader died between scaling and
+recording it. Then the pass decides and acts as always, and the count it leaves becomes the
+one to compare with, so each drift is one event. There is nothing to compare with on a first
+pass, in a dry run (Ciuic applies nothing), after a pause (the target was the operator's) or a
+change of target; the rollout's hand-back does not compare either (its surge moved the count).
+
 A scaler whose target is being rolled out (app.workers.rollouts) is skipped: the rollout holds
 the replicas (its surge) until it hands back; the skip is an event once per rollout. The loop
 sleeps on the `Wakeup` event with its interval as the timeout, so a pushed burst or a held
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,8 +47,9 @@ from app.store.db import Database, is_unavailable
 from app.store.forecasts import StoredForecast
 from app.store.observations import MetricsView, load_catalog, read_metrics, read_metrics_many
 from app.telemetry import Telemetry
+from app.timetext import format_duration
 
-__all__ = ["reconcile_loop", "reconcile_once", "reconcile_scaler"]
+__all__ = ["drift_message", "reconcile_loop", "reconcile_once", "reconcile_scaler"]
 
 log = logging.getLogger("ciuic.workers.reconciler")
 
@@ -57,8 +67,12 @@ async def reconcile_scaler(
     wakeup: Wakeup | None = None,
     specs: SpecCache | None = None,
     prometheus: PrometheusClient | None = None,
+    *,
+    drift: bool = True,
 ) -> None:
-    """Reconcile one scaler now (the rollout executor's hand-back; a pass uses the batch)."""
+    """Reconcile one scaler now (the rollout executor's hand-back; a pass uses the batch).
+    `drift=False`: the count found is not compared with the one Ciuic applied (a rollout's
+    surge moved it on purpose); it is only recorded as the one to compare with next."""
     try:
         spec = (specs or SpecCache()).spec_of(scaler)
     except SpecError as exc:  # a spec stored by an older version that no longer validates
@@ -67,7 +81,17 @@ async def reconcile_scaler(
         view, stored = await read_inputs(db, forecasts, scaler.name, spec, now)
         latency = await measured_latency(db, spec, now)
         write = await _reconcile(
-            cluster, scaler, spec, view, stored, now, now_us, wakeup, prometheus, latency=latency
+            cluster,
+            scaler,
+            spec,
+            view,
+            stored,
+            now,
+            now_us,
+            wakeup,
+            prometheus,
+            latency=latency,
+            drift=drift,
         )
     async with db.transaction() as conn:
         await write(conn)
@@ -85,6 +109,7 @@ async def _reconcile(
     prometheus: PrometheusClient | None = None,
     sourced: Read | None = None,
     latency: Latency | None = None,
+    drift: bool = True,
 ) -> Write:
     """Observe, decide and act; returns the writes that record it (the caller batches them
     into one transaction per pass)."""
@@ -98,6 +123,26 @@ async def _reconcile(
     except ClusterError as exc:
         return _error(scaler, now_us, f"cannot read {spec.target.name}: {exc}")
     decision, cluster_state = decided.decision, decided.cluster
+    drifted: str | None = None
+    applied = scaler.applied_replicas
+    if drift and spec.mode == "apply" and applied is not None and cluster_state.replicas != applied:
+        drifted = drift_message(
+            f"{spec.target.kind} {spec.target.name}",
+            cluster_state.replicas,
+            applied,
+            scaler.applied_us,
+            now_us,
+        )
+        log.warning(
+            "%s",
+            drifted,
+            extra={
+                "scaler": name,
+                "target": spec.target.name,
+                "found_replicas": cluster_state.replicas,
+                "applied_replicas": applied,
+            },
+        )
     if wakeup is not None:
         wakeup.schedule(name, spec, decision.state, now)
     rendered = store.decision_to_json(decision)
@@ -136,11 +181,40 @@ async def _reconcile(
                 partial_note = f"{_CANNOT_RESIZE}{exc}"
     dry_run = spec.mode == "dry_run"
 
+    # The count the target is left at, to compare with at the next pass: the decision when it
+    # was applied, else the count found (kept, or a failed scale left it). Its time moves only
+    # when Ciuic set it, or found it elsewhere.
+    applied_now: tuple[int, int] | None = None
+    if spec.mode == "apply":
+        acted = change and not action_error
+        count = decision.replicas if acted else cluster_state.replicas
+        since = scaler.applied_us
+        if since is None or acted or count != applied:
+            since = now_us
+        applied_now = (count, since)
+
     async def write(conn: AsyncConnection) -> None:
+        if drifted is not None:
+            await store.add_event(
+                conn,
+                name,
+                ts_us=now_us,
+                kind="drift",
+                replicas=cluster_state.replicas,
+                message=drifted,
+                payload={
+                    "found": cluster_state.replicas,
+                    "applied": applied,
+                    "applied_us": scaler.applied_us,
+                    "ready": cluster_state.ready,
+                },
+            )
         # The state assumes the decision is applied; a failed action keeps the old state so
         # rate limits are not charged for a change that did not happen.
         state = scaler.state if action_error else decision.state
-        await store.record_outcome(conn, name, now_us=now_us, state=state, decision=rendered)
+        await store.record_outcome(
+            conn, name, now_us=now_us, state=state, decision=rendered, applied=applied_now
+        )
         if not change and _turn(rendered) != _turn(scaler.last_decision):
             # A decision that changes nothing but differs from the last one (its replicas or
             # its reasons' codes): recorded, so the history explains every turn; identical
@@ -238,6 +312,23 @@ async def _reconcile(
 
 _CANNOT_RESIZE = "cannot resize the partial pod: "
 _NOTHING_CHANGED = " (dry run: nothing changed)"  # what each dry-run event's "would" ends with
+
+
+def drift_message(
+    target: str, found: int, applied: int, applied_us: int | None, now_us: int
+) -> str:
+    """What a drift event says: both counts, when Ciuic set its own, and the likely causes."""
+    when = ""
+    if applied_us is not None:
+        stamp = datetime.fromtimestamp(applied_us // 1_000_000, tz=UTC)
+        ago = format_duration(max(0, (now_us - applied_us) // 1_000_000))
+        when = f" at {stamp.isoformat().replace('+00:00', 'Z')} ({ago} ago)"
+    return (
+        f"{target} had {found} replicas, not the {applied} Ciuic last set{when}: changed "
+        "outside Ciuic (kubectl scale, another autoscaler such as an HPA) or by a decision of "
+        "Ciuic's whose record was lost"
+    )
+
 
 # Reasons that bind the count, latest pipeline step first (bounds over behaviour over hold
 # over the load): the one an operator asks about ("why 3?"). Preheat's spare pods come last:

@@ -324,6 +324,7 @@ class RolloutExecutor:
                 self.wakeup,
                 self.specs,
                 self.prometheus,
+                drift=False,  # the surge moved the count on purpose: the rollout's events say so
             )
             after = (await self.cluster.observe(target)).replicas
             async with self.db.read() as conn:

@@ -397,7 +397,17 @@ def test_an_unknown_event_kind_is_422_naming_the_known_ones(
     error = response.json()["error"]
     [detail] = error["details"]
     assert detail["field"] == f"query.kind.{len(kinds) - 1}" and detail["value"] == kinds[-1]
-    for known in ("decision", "action", "dry_run", "error", "spec", "backfill", "rollout", "skip"):
+    for known in (
+        "decision",
+        "action",
+        "dry_run",
+        "error",
+        "spec",
+        "backfill",
+        "rollout",
+        "skip",
+        "drift",
+    ):
         assert f"'{known}'" in detail["message"]
     # the known kinds filter as before
     spec_only = httpx.get(url, params={"kind": ["spec", "action"]})

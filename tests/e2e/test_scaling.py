@@ -229,6 +229,7 @@ def test_kubectl_scale_is_seen_and_the_next_decision_starts_from_it(
 ) -> None:
     """Protects what the README promises of a manual change: someone's `kubectl scale` is
     seen through the watch and is the current count the next decision starts from; the
+    history says so first (one `drift` event naming kubectl's count and Ciuic's); the
     policy, not kubectl, has the last word (as with the HPA), in one write."""
     admin.create(deployment(NAME, namespace, replicas=2, ready_s=0.2))
     wait_until(lambda: stable(admin, namespace, 2), 20, "2 pods Ready")
@@ -244,6 +245,12 @@ def test_kubectl_scale_is_seen_and_the_next_decision_starts_from_it(
     wait_until(lambda: events(live, "action"), 10, "the policy acting")
     assert [e["message"] for e in events(live, "action")] == [f"scaled {NAME} from 5 to 2"]
     assert events(live, "action")[0]["payload"]["from"] == 5
+    [drift] = events(live, "drift")
+    assert drift["message"].startswith(
+        f"Deployment {NAME} had 5 replicas, not the 2 Ciuic last set at "
+    ), drift
+    assert (drift["replicas"], drift["payload"]["found"], drift["payload"]["applied"]) == (5, 5, 2)
+    assert drift["id"] < events(live, "action")[0]["id"]  # found 5, then scaled back
     deployment_now = admin.get("Deployment", namespace, NAME)
     assert deployment_now["spec"]["replicas"] == 2
     assert deployment_now["metadata"]["generation"] == generation + 2  # kubectl's, then ours

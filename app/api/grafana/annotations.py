@@ -1,5 +1,5 @@
-"""Annotations: a scaler's events (actions, dry runs, errors, spec changes) tagged for Grafana,
-filtered by a query of scaler names and `kind:<k>` words.
+"""Annotations: a scaler's events (actions, dry runs, drifts, errors, spec changes) tagged for
+Grafana, filtered by a query of scaler names and `kind:<k>` words.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from app.store.selector import Matcher
 
 __all__ = ["ANNOTATION_KINDS", "Annotation", "annotation_table", "find_annotations"]
 
-ANNOTATION_KINDS = ("action", "dry_run", "error", "spec")  # the default
+ANNOTATION_KINDS = ("action", "dry_run", "drift", "error", "spec")  # the default
 _KNOWN_KINDS: tuple[str, ...] = get_args(EventKind)
 
 

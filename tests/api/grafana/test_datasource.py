@@ -589,20 +589,23 @@ def test_scaler_series_and_annotations_follow_the_reconcilers_events(server: Liv
 @pytest.mark.parametrize(
     ("query", "kinds"),
     [
-        ("", {"action", "dry_run", "error"}),
-        ("*", {"action", "dry_run", "error"}),
+        # by default the events an operator looks for on a graph: a drift (someone else
+        # scaled the target) among them, a decision that changed nothing not
+        ("", {"action", "dry_run", "drift", "error"}),
+        ("*", {"action", "dry_run", "drift", "error"}),
         ("kind:error", {"error"}),
+        ("kind:decision", {"decision"}),
         ("deepseek-service kind:action", {"action"}),
         ("other-scaler", set()),
     ],
-    ids=["everything", "star", "kind-filter", "scaler-and-kind", "other-scaler"],
+    ids=["everything", "star", "kind-filter", "asked-kind", "scaler-and-kind", "other-scaler"],
 )
 def test_annotation_queries_filter_by_scaler_and_kind(
     server: LiveServer, query: str, kinds: set[str]
 ) -> None:
     start = base_ms()
     url = server.settings.database_url
-    for i, kind in enumerate(("action", "dry_run", "error")):
+    for i, kind in enumerate(("action", "dry_run", "error", "drift", "decision")):
         asyncio.run(
             _add_event(
                 url,
