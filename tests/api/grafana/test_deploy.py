@@ -12,6 +12,7 @@ import httpx
 import pytest
 import yaml
 
+from app.api.grafana.annotations import ANNOTATION_KINDS, _annotation_filter
 from ciuic_sdk import agent, warmup
 from tests.conftest import LiveServer
 
@@ -164,6 +165,20 @@ def test_the_dashboard_marks_each_rollout_on_its_graphs(server: LiveServer) -> N
         if a["enable"]
     }
     assert any(rollouts <= texts for texts in drawn.values()), drawn
+
+
+def test_the_dashboard_draws_each_event_once() -> None:
+    """The default annotation query drew errors too, so every error sat twice on each graph,
+    under "Scaling events" and under "Errors": the enabled queries select disjoint kinds."""
+    seen: dict[str, str] = {}
+    for annotation in DASHBOARD["annotations"]["list"][1:]:
+        if not annotation["enable"]:
+            continue
+        _, kinds = _annotation_filter(annotation["target"]["target"].replace("$scaler", ""))
+        for kind in kinds:
+            assert kind not in seen, (kind, seen[kind], annotation["name"])
+            seen[kind] = annotation["name"]
+    assert set(ANNOTATION_KINDS) | {"rollout"} <= set(seen), seen
 
 
 def _containers() -> dict[str, dict[str, Any]]:
