@@ -444,7 +444,9 @@ class RolloutExecutor:
             r.step = step["name"]
             await self._save(r, f"dry run: {would[step['name']]} (nothing changed)")
         r.status = "succeeded"
-        await self._save(r)
+        # the end as an event too, as a live rollout's: the history (and the dashboard's
+        # rollout annotations) show where the trial ended
+        await self._save(r, "dry run: succeeded (nothing changed)")
 
     async def _save(
         self, r: StoredRollout, message: str | None = None, replicas: int | None = None

@@ -321,7 +321,9 @@ def test_dry_run_records_what_it_would_do_and_changes_nothing(
     )
     assert cluster.patches == 0 and image(cluster) == "deepseek-service:1"
     assert asyncio.run(cluster.observe(TARGET)).replicas == 2
-    assert sum("nothing changed" in e["message"] for e in events(url, "rollout")) == 5
+    messages = [e["message"] for e in events(url, "rollout")]
+    assert sum("nothing changed" in m for m in messages) == 6  # each step, and the end
+    assert messages[-1].endswith("dry run: succeeded (nothing changed)")
 
 
 @pytest.mark.parametrize(
