@@ -174,6 +174,10 @@ async def _reconcile(
     previous = (scaler.last_decision or {}).get("plan", {}).get("partial")
     if (spec.fractional.enabled or previous is not None) and not action_error and decision.valid:
         partial_changed = previous != decision.plan.partial
+        if spec.mode == "apply" and scaler.applied_replicas is None:
+            # No pass applied anything since (a dry run, a pause): the share the last decision
+            # held may never have reached the pod, so this pass's resize is said again.
+            partial_changed = partial_changed or decision.plan.partial is not None
         if spec.mode == "apply":
             try:
                 partial_note = await cluster.resize_partial(spec.target, decision.plan.partial)

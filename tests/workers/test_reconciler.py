@@ -310,6 +310,25 @@ async def test_dry_run_says_it_would_resize_and_restore_the_partial_pod(db: Data
     assert cluster.partial == {} and cluster.replicas == {}
 
 
+async def test_the_first_real_resize_after_a_dry_run_is_said(db: Database) -> None:
+    """The dry run's decision held the same 70 % share, so the first live pass saw no change
+    of plan and resized the pod without a word."""
+    window = {"window": "1s"}  # each decision on its own reading
+    fractional = {"enabled": True, "step": 0.1, "min_fraction": 0.3}
+    await add_scaler(db, mode="dry_run", reactive=window, fractional=fractional)
+    for pod in ("p0", "p1"):  # 3.7 pods: 3 whole and one at 70 %
+        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    cluster = RecordingCluster(initial_replicas=2)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    await add_scaler(db, mode="apply", reactive=window, fractional=fractional)
+    for pod in ("p0", "p1"):
+        await push(db, NOW + 8, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    await reconcile_once(db, cluster, FakeClock(NOW + 10))
+    assert cluster.partial == {("Deployment", "default", "deepseek-service"): 0.7}
+    resized = [e for e in await events(db) if e.message.startswith("partial pod resized")]
+    assert [(e.kind, e.payload) for e in resized] == [("action", {"partial": 0.7, "full": 3})]
+
+
 @pytest.mark.parametrize(
     ("aggregation", "replicas", "code"),
     [
