@@ -20,7 +20,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.store.db import Database
-from app.store.tables import rollup_dirty, rollup_state, rollups_1h, rollups_1m, samples
+from app.store.tables import (
+    rollup_dirty,
+    rollup_state,
+    rollups_1h,
+    rollups_1m,
+    samples,
+    scaler_events,
+)
 
 __all__ = ["RetentionPolicy", "RollupReport", "apply_retention", "roll_up"]
 
@@ -35,6 +42,7 @@ class RetentionPolicy:
     raw_us: int
     rollup_1m_us: int
     rollup_1h_us: int
+    events_us: int | None = None  # scalers' events; None: kept
 
 
 @dataclass(slots=True)
@@ -210,4 +218,8 @@ async def apply_retention(db: Database, *, now_us: int, policy: RetentionPolicy)
         await conn.execute(
             sa.delete(rollups_1h).where(rollups_1h.c.bucket < now_us - policy.rollup_1h_us)
         )
+        if policy.events_us is not None:
+            await conn.execute(
+                sa.delete(scaler_events).where(scaler_events.c.ts_us < now_us - policy.events_us)
+            )
     return max(int(deleted.rowcount or 0), 0)

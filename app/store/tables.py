@@ -174,6 +174,7 @@ scaler_events = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),  # JSON
     sa.Index("ix_scaler_events_scaler_ts", "scaler", "ts_us"),
+    sa.Index("ix_scaler_events_ts", "ts_us"),  # retention, and annotations across scalers
 )
 
 # The latest forecast of each scaler's load: refit in the background, read by the reconciler

@@ -23,6 +23,7 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         raw_us=int(settings.raw_retention_days * DAY_US),
         rollup_1m_us=int(settings.rollup_1m_retention_days * DAY_US),
         rollup_1h_us=int(settings.rollup_1h_retention_days * DAY_US),
+        events_us=int(settings.event_retention_days * DAY_US),
     )
 
 

@@ -7,11 +7,14 @@ import random
 import pytest
 import sqlalchemy as sa
 
+from app.settings import Settings
 from app.store.db import Database
 from app.store.query import read_range
 from app.store.rollups import RetentionPolicy, apply_retention, roll_up
+from app.store.scalers import add_event
 from app.store.series import SampleRow, SeriesKey, SeriesStore
-from app.store.tables import rollup_dirty, rollups_1h, rollups_1m, samples
+from app.store.tables import rollup_dirty, rollups_1h, rollups_1m, samples, scaler_events
+from app.workers.rollups import retention_policy
 from tests.conftest import truncate_all
 
 MIN = 60_000_000
@@ -210,3 +213,21 @@ async def test_retention_drops_old_raw_samples_but_keeps_rollups(db: Database) -
         oldest_hour = await conn.scalar(sa.select(sa.func.min(rollups_1h.c.bucket)))
     assert oldest_raw >= NOW - 14 * DAY
     assert oldest_hour == NOW - 15 * DAY - 2 * HOUR
+
+
+async def test_retention_drops_events_past_their_days_and_keeps_the_rest(db: Database) -> None:
+    """A scaler acting every few minutes wrote events for good: the retention pass keeps
+    `CIUIC_EVENT_RETENTION_DAYS` of them, across every scaler, and deletes nothing else."""
+    async with db.transaction() as conn:
+        for scaler, days_ago in (("a", 91), ("a", 89), ("b", 120), ("b", 1)):
+            await add_event(
+                conn, scaler, ts_us=NOW - days_ago * DAY, kind="action", message=f"{days_ago}"
+            )
+    await write(db, rows_over(1, end=NOW))
+    policy = retention_policy(Settings(event_retention_days=90))
+    await apply_retention(db, now_us=NOW, policy=policy)
+    async with db.read() as conn:
+        left = await conn.execute(sa.select(scaler_events.c.scaler, scaler_events.c.message))
+        kept = sorted(tuple(row) for row in left)
+    assert kept == [("a", "89"), ("b", "1")]
+    assert await count(db, samples) == 3 * 240
