@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Scalers' events (actions, decisions, dry runs, drifts, errors, rollouts): without a
     # limit a scaler that acts every few minutes grows the table for good.
     event_retention_days: float = Field(90.0, gt=0)
+    # Finished simulation and tune jobs (their requests and reports), from when they finished.
+    simulation_retention_days: float = Field(30.0, gt=0)
     rollup_interval_s: float = Field(30.0, gt=0)
     rollup_lateness_s: float = Field(120.0, ge=0)  # re-aggregate this far behind the watermark
 

@@ -27,6 +27,7 @@ from app.store.tables import (
     rollups_1m,
     samples,
     scaler_events,
+    simulations,
 )
 
 __all__ = ["RetentionPolicy", "RollupReport", "apply_retention", "roll_up"]
@@ -43,6 +44,7 @@ class RetentionPolicy:
     rollup_1m_us: int
     rollup_1h_us: int
     events_us: int | None = None  # scalers' events; None: kept
+    simulations_us: int | None = None  # finished simulation and tune jobs; None: kept
 
 
 @dataclass(slots=True)
@@ -221,5 +223,12 @@ async def apply_retention(db: Database, *, now_us: int, policy: RetentionPolicy)
         if policy.events_us is not None:
             await conn.execute(
                 sa.delete(scaler_events).where(scaler_events.c.ts_us < now_us - policy.events_us)
+            )
+        if policy.simulations_us is not None:
+            await conn.execute(
+                sa.delete(simulations).where(
+                    simulations.c.status.in_(("done", "failed")),
+                    simulations.c.finished_us < now_us - policy.simulations_us,
+                )
             )
     return max(int(deleted.rowcount or 0), 0)

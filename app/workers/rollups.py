@@ -24,6 +24,7 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         rollup_1m_us=int(settings.rollup_1m_retention_days * DAY_US),
         rollup_1h_us=int(settings.rollup_1h_retention_days * DAY_US),
         events_us=int(settings.event_retention_days * DAY_US),
+        simulations_us=int(settings.simulation_retention_days * DAY_US),
     )
 
 

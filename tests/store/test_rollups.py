@@ -13,7 +13,14 @@ from app.store.query import read_range
 from app.store.rollups import RetentionPolicy, apply_retention, roll_up
 from app.store.scalers import add_event
 from app.store.series import SampleRow, SeriesKey, SeriesStore
-from app.store.tables import rollup_dirty, rollups_1h, rollups_1m, samples, scaler_events
+from app.store.tables import (
+    rollup_dirty,
+    rollups_1h,
+    rollups_1m,
+    samples,
+    scaler_events,
+    simulations,
+)
 from app.workers.rollups import retention_policy
 from tests.conftest import truncate_all
 
@@ -231,3 +238,32 @@ async def test_retention_drops_events_past_their_days_and_keeps_the_rest(db: Dat
         kept = sorted(tuple(row) for row in left)
     assert kept == [("a", "89"), ("b", "1")]
     assert await count(db, samples) == 3 * 240
+
+
+async def test_retention_drops_finished_jobs_past_their_days_never_a_running_one(
+    db: Database,
+) -> None:
+    async with db.transaction() as conn:
+        for ident, status, finished_days_ago in (
+            ("old-done", "done", 31),
+            ("old-failed", "failed", 40),
+            ("new-done", "done", 29),
+            ("running", "running", None),
+        ):
+            await conn.execute(
+                sa.insert(simulations).values(
+                    id=ident,
+                    kind="simulate",
+                    status=status,
+                    request="{}",
+                    created_us=NOW - 60 * DAY,
+                    finished_us=None
+                    if finished_days_ago is None
+                    else NOW - finished_days_ago * DAY,
+                )
+            )
+    policy = retention_policy(Settings(simulation_retention_days=30))
+    await apply_retention(db, now_us=NOW, policy=policy)
+    async with db.read() as conn:
+        left = sorted(await conn.scalars(sa.select(simulations.c.id)))
+    assert left == ["new-done", "running"]
