@@ -31,6 +31,7 @@ __all__ = [
     "list_events",
     "list_scalers",
     "record_outcome",
+    "repeat_recent_event",
     "state_from_json",
     "state_to_json",
     "upsert_scaler",
@@ -252,6 +253,35 @@ async def add_event(
             payload=json.dumps(payload or {}),
         )
     )
+
+
+async def repeat_recent_event(
+    conn: AsyncConnection, scaler: str, *, kind: str, now_us: int, within_us: int, **last: Any
+) -> bool:
+    """Count this as a repeat of the scaler's latest event of `kind` when that one is less than
+    `within_us` old (its payload's `repeats` and `last_us`, and `last`'s values as
+    `last_<key>`), as Kubernetes counts a repeated Event; False, changing nothing, when there
+    is none that recent."""
+    row = (
+        await conn.execute(
+            sa.select(scaler_events.c.id, scaler_events.c.ts_us, scaler_events.c.payload)
+            .where(scaler_events.c.scaler == scaler, scaler_events.c.kind == kind)
+            .order_by(scaler_events.c.ts_us.desc(), scaler_events.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or now_us - int(row.ts_us) >= within_us:
+        return False
+    payload = json.loads(row.payload)
+    payload["repeats"] = int(payload.get("repeats", 0)) + 1
+    payload["last_us"] = now_us
+    payload.update({f"last_{key}": value for key, value in last.items()})
+    await conn.execute(
+        sa.update(scaler_events)
+        .where(scaler_events.c.id == row.id)
+        .values(payload=json.dumps(payload))
+    )
+    return True
 
 
 async def list_events(

@@ -52,6 +52,9 @@ from app.timetext import format_duration
 __all__ = ["drift_message", "reconcile_loop", "reconcile_once", "reconcile_scaler"]
 
 log = logging.getLogger("ciuic.workers.reconciler")
+# A drift within this long of the last one recorded is counted on it, not recorded anew: an HPA
+# fighting over the target drifts at every pass (each is logged), one event per 5 minutes says so.
+DRIFT_REPEAT_US = 300_000_000
 
 
 Write = Callable[[AsyncConnection], Awaitable[None]]
@@ -198,7 +201,15 @@ async def _reconcile(
         applied_now = (count, since)
 
     async def write(conn: AsyncConnection) -> None:
-        if drifted is not None:
+        if drifted is not None and not await store.repeat_recent_event(
+            conn,
+            name,
+            kind="drift",
+            now_us=now_us,
+            within_us=DRIFT_REPEAT_US,
+            found=cluster_state.replicas,
+            applied=applied,
+        ):
             await store.add_event(
                 conn,
                 name,
