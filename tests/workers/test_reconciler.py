@@ -274,17 +274,26 @@ async def test_a_partial_pod_back_to_whole_is_restored_and_said(
     assert cluster.partial == partial
 
 
+WINDOW = {"window": "1s"}  # each decision on its own reading
+FRACTIONAL = {"enabled": True, "step": 0.1, "min_fraction": 0.3}
+
+
+async def _dry_run_at_3_7_pods(db: Database) -> RecordingCluster:
+    """A dry-run scaler with fractional pods has decided once on 3.7 pods' worth of load (3
+    whole and one at 70 %), on a cluster of 2."""
+    await add_scaler(db, mode="dry_run", reactive=WINDOW, fractional=FRACTIONAL)
+    for pod in ("p0", "p1"):
+        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
+    cluster = RecordingCluster(initial_replicas=2)
+    await reconcile_once(db, cluster, FakeClock(NOW))
+    return cluster
+
+
 async def test_dry_run_says_it_would_resize_and_restore_the_partial_pod(db: Database) -> None:
     """In dry run the partial pod is neither resized nor restored, and the events say what a
     live scaler would do, in the words of its dry-run scale ("would ..., dry run: nothing
     changed"), with the same payload as the live event."""
-    window = {"window": "1s"}  # each decision on its own reading
-    fractional = {"enabled": True, "step": 0.1, "min_fraction": 0.3}
-    await add_scaler(db, mode="dry_run", reactive=window, fractional=fractional)
-    for pod in ("p0", "p1"):  # 3.7 pods: 3 whole and one at 70 %
-        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
-    cluster = RecordingCluster(initial_replicas=2)
-    await reconcile_once(db, cluster, FakeClock(NOW))
+    cluster = await _dry_run_at_3_7_pods(db)
     dry = [(e.message, e.payload.get("partial", "-")) for e in await events(db)]
     assert (
         "would resize the partial pod in place to 70% of its CPU and memory "
@@ -292,7 +301,7 @@ async def test_dry_run_says_it_would_resize_and_restore_the_partial_pod(db: Data
         0.7,
     ) in dry, dry
     # The operator turns fractional pods off: a live scaler would restore the pod.
-    await add_scaler(db, mode="dry_run", reactive=window, fractional={"enabled": False})
+    await add_scaler(db, mode="dry_run", reactive=WINDOW, fractional={"enabled": False})
     for pod in ("p0", "p1"):
         await push(db, NOW + 8, util=85 * 1.85, queue=5 * 1.85, pod=pod)
     await reconcile_once(db, cluster, FakeClock(NOW + 10))
@@ -313,14 +322,8 @@ async def test_dry_run_says_it_would_resize_and_restore_the_partial_pod(db: Data
 async def test_the_first_real_resize_after_a_dry_run_is_said(db: Database) -> None:
     """The dry run's decision held the same 70 % share, so the first live pass saw no change
     of plan and resized the pod without a word."""
-    window = {"window": "1s"}  # each decision on its own reading
-    fractional = {"enabled": True, "step": 0.1, "min_fraction": 0.3}
-    await add_scaler(db, mode="dry_run", reactive=window, fractional=fractional)
-    for pod in ("p0", "p1"):  # 3.7 pods: 3 whole and one at 70 %
-        await push(db, NOW - 2, util=85 * 1.85, queue=5 * 1.85, pod=pod)
-    cluster = RecordingCluster(initial_replicas=2)
-    await reconcile_once(db, cluster, FakeClock(NOW))
-    await add_scaler(db, mode="apply", reactive=window, fractional=fractional)
+    cluster = await _dry_run_at_3_7_pods(db)
+    await add_scaler(db, mode="apply", reactive=WINDOW, fractional=FRACTIONAL)
     for pod in ("p0", "p1"):
         await push(db, NOW + 8, util=85 * 1.85, queue=5 * 1.85, pod=pod)
     await reconcile_once(db, cluster, FakeClock(NOW + 10))
